@@ -1,0 +1,64 @@
+"""Errors raised for expected faults in the input, each with a distinct command-line exit code.
+
+Every message says what was found, what was expected and how to fix it, on one line. The command line
+prints ``error: <message>`` and exits with :attr:`DosimetryError.exit_code`; library users catch the class
+(or the matching builtin it also inherits, e.g. ``ValueError``).
+"""
+
+from __future__ import annotations
+
+
+class DosimetryError(Exception):
+    """Base class of every expected fault (bad input, bad options)."""
+
+    exit_code: int = 10
+
+
+class InputFileError(DosimetryError, FileNotFoundError):
+    """An input file is missing, unreadable or not of the expected format."""
+
+    exit_code = 3
+
+
+class GeometryError(DosimetryError, ValueError):
+    """Grids that do not fit: an ROI outside the image, a bad affine, mismatched frames of reference."""
+
+    exit_code = 4
+
+
+class UnitsError(DosimetryError, ValueError):
+    """Image units, calibration or timing that cannot give an absolute activity."""
+
+    exit_code = 5
+
+
+class RoiError(DosimetryError, ValueError):
+    """An ROI specification that cannot be used: unknown role, empty mask, missing liver, ..."""
+
+    exit_code = 6
+
+
+class OptionsError(DosimetryError, ValueError):
+    """Options that contradict each other or are out of range."""
+
+    exit_code = 7
+
+
+class OutputError(DosimetryError, OSError):
+    """The output location cannot be written (exists already, no permission)."""
+
+    exit_code = 8
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "unexpected internal error (a bug: please report it with the traceback)",
+    2: "command-line usage error",
+    InputFileError.exit_code: "input file missing, unreadable or of the wrong format",
+    GeometryError.exit_code: "geometry: grids, orientations or ROIs that do not fit together",
+    UnitsError.exit_code: "units, calibration or timing cannot give activity",
+    RoiError.exit_code: "ROI specification (role, name, empty mask, missing liver)",
+    OptionsError.exit_code: "options out of range or contradicting each other",
+    OutputError.exit_code: "output cannot be written",
+    DosimetryError.exit_code: "other expected input fault",
+}
