@@ -1,0 +1,39 @@
+"""Absorbed dose from activity at implant time: one function per method, one dispatcher.
+
+Every method takes the activity per voxel at implant time (Bq, :class:`~dosimetry.image.Image`) and the
+mass density per voxel (g/mL, same grid) and returns the absorbed dose of the permanent implant
+(decayed to infinity) in Gy on the same grid.
+"""
+
+from __future__ import annotations
+
+from ..errors import GeometryError, OptionsError
+from ..image import Image
+from .ldm import ldm_dose
+
+METHODS: dict[str, object] = {"ldm": ldm_dose}
+"""Dose methods by their command-line name; issue 4 adds the kernel methods here."""
+
+
+def compute_dose(activity_bq: Image, density_g_ml: Image, *, method: str = "ldm") -> Image:
+    """Absorbed dose (Gy) of a permanent Y-90 implant by the named method.
+
+    Parameters
+    ----------
+    activity_bq : Image
+        Activity in each voxel at implant time (Bq).
+    density_g_ml : Image
+        Mass density of each voxel (g/mL), on the same grid.
+    method : str
+        One of :data:`METHODS`.
+    """
+    try:
+        function = METHODS[method]
+    except KeyError:
+        raise OptionsError(f"unknown dose method {method!r}; choose one of {', '.join(METHODS)}") from None
+    if not activity_bq.same_grid(density_g_ml):
+        raise GeometryError("activity and density must be on the same grid; resample the density first")
+    return function(activity_bq, density_g_ml)  # type: ignore[operator]
+
+
+__all__ = ["METHODS", "compute_dose", "ldm_dose"]

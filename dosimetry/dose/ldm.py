@@ -1,0 +1,42 @@
+"""Local deposition method (LDM): all beta energy absorbed in the voxel where the decay happens."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..constants import JOULE_PER_MEV, Y90_MEAN_BETA_ENERGY_MEV, Y90_MEAN_LIFE_S
+from ..image import Image
+
+
+def ldm_dose(activity_bq: Image, density_g_ml: Image) -> Image:
+    """Absorbed dose (Gy) by local deposition of the mean beta energy of a permanent Y-90 implant.
+
+    Parameters
+    ----------
+    activity_bq : Image
+        Activity in each voxel at implant time (Bq).
+    density_g_ml : Image
+        Mass density (g/mL) on the same grid.
+
+    Returns
+    -------
+    Image
+        Dose in Gy, float32, same grid. Voxels of zero density get zero dose.
+
+    Notes
+    -----
+    ``D = A0 * tau * E_mean / m`` with ``tau = T1/2 / ln 2`` (cumulated activity of a permanent implant),
+    ``E_mean = 0.93290 MeV`` (ICRP 107) and ``m = rho * V``; for a whole organ this is the MIRD formula
+    ``D[Gy] = 49.76 * A[GBq] / M[kg]``. The method ignores the beta range (mean 2.5 mm, maximum 11 mm):
+    it overestimates the dose at the edges of hot regions and in low-density lung, and underestimates it
+    next to them (see the kernel methods).
+
+    References
+    ----------
+    Gulec SA, Mesoloras G, Stabin M. J Nucl Med 2006;47:1209-11.
+    Pasciak AS, Bourgeois AC, Bradley YC. Front Oncol 2014;4:121 (LDM for Y-90 PET).
+    """
+    energy_j = activity_bq.array.astype(np.float64) * (Y90_MEAN_LIFE_S * Y90_MEAN_BETA_ENERGY_MEV * JOULE_PER_MEV)
+    mass_kg = density_g_ml.array.astype(np.float64) * (activity_bq.voxel_volume_ml / 1000.0)
+    dose = np.divide(energy_j, mass_kg, out=np.zeros_like(energy_j), where=mass_kg > 0)
+    return activity_bq.with_array(dose.astype(np.float32))
