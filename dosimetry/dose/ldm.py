@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import JOULE_PER_MEV, Y90_MEAN_BETA_ENERGY_MEV, Y90_MEAN_LIFE_S
+from ..constants import JOULE_PER_MEV, Y90_MEAN_BETA_ENERGY_MEV
+from ..decay import cumulated_activity_bq_s
 from ..image import Image
 
 
@@ -36,7 +37,7 @@ def ldm_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     Gulec SA, Mesoloras G, Stabin M. J Nucl Med 2006;47:1209-11.
     Pasciak AS, Bourgeois AC, Bradley YC. Front Oncol 2014;4:121 (LDM for Y-90 PET).
     """
-    energy_j = activity_bq.array.astype(np.float64) * (Y90_MEAN_LIFE_S * Y90_MEAN_BETA_ENERGY_MEV * JOULE_PER_MEV)
+    energy_j = cumulated_activity_bq_s(activity_bq.array.astype(np.float64)) * (Y90_MEAN_BETA_ENERGY_MEV * JOULE_PER_MEV)
     mass_kg = density_g_ml.array.astype(np.float64) * (activity_bq.voxel_volume_ml / 1000.0)
     dose = np.divide(energy_j, mass_kg, out=np.zeros_like(energy_j), where=mass_kg > 0)
     return activity_bq.with_array(dose.astype(np.float32))

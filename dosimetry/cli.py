@@ -1,0 +1,200 @@
+"""The ``dosimetry`` command: a thin layer that turns options into a call of the Python API.
+
+Exit codes are listed in :data:`dosimetry.errors.EXIT_CODES` (and README.md). Expected faults print one
+line, ``error: ...``, and no traceback; only bugs print a traceback (exit code 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from . import __version__
+from .dose import METHODS
+from .errors import EXIT_CODES, DosimetryError, OptionsError
+from .quantify import UNITS
+
+log = logging.getLogger("dosimetry")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {value} (a percentage? divide by 100)")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 date-time like 2026-03-01T10:30, got {text!r}") from None
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    name, sep, role = text.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=ROLE, got {text!r}")
+    return name, role
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dosimetry", description="Voxel dosimetry of Y-90 radioembolization (SIRT/TARE).",
+        epilog="Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v for progress, -vv for debugging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="compute dose maps and ROI statistics of one study",
+                         description="Compute the absorbed dose of one study and write dose.nii.gz, stats.json, "
+                                     "stats.csv and dvh.csv into --out.")
+    inp = run.add_argument_group("inputs")
+    inp.add_argument("--activity", required=True, metavar="IMG",
+                     help="activity image (NIfTI/NRRD/MHA), Bq/mL at scan time unless --activity-units says otherwise")
+    inp.add_argument("--activity-units", choices=UNITS, help="units of the activity image (default: Bq/mL, stated "
+                                                             "as assumed in the output)")
+    inp.add_argument("--ct", metavar="IMG", help="CT in HU on any grid, for voxel densities (Schneider 2000)")
+    inp.add_argument("--roi", action="append", default=[], metavar="ROLE[:NAME]=PATH",
+                     help="an ROI mask; ROLE is liver, tumor, lung, perfused or other (repeat for each ROI)")
+    inp.add_argument("--segmentation", action="append", default=[], metavar="FILE.seg.nrrd",
+                     help="a 3D Slicer segmentation; roles are inferred from segment names")
+    inp.add_argument("--segment-role", action="append", default=[], type=_key_value, metavar="SEGMENT=ROLE",
+                     help="set the role of a segment of --segmentation (overrides the inferred role)")
+    cal = run.add_argument_group("calibration and timing")
+    cal.add_argument("--calibration", choices=("absolute", "relative"), default="absolute",
+                     help="absolute: image values are Bq/mL; relative: scale the calibration ROI's activity to "
+                          "administered x (1 - residual) x (1 - lung shunt)")
+    cal.add_argument("--calibration-roi", metavar="NAME", help="ROI for relative calibration (default: the liver)")
+    cal.add_argument("--administered-gbq", type=_positive, metavar="GBQ", help="administered activity (GBq)")
+    cal.add_argument("--residual-fraction", type=_fraction, metavar="F", help="fraction left in the vial/catheter")
+    cal.add_argument("--lung-shunt", "--lung-shunt-fraction", dest="lung_shunt", type=_fraction, metavar="F",
+                     help="lung shunt fraction (0..1)")
+    cal.add_argument("--scan-delay-h", type=_non_negative, metavar="H",
+                     help="hours from implant to the time the image values hold (0: already decay-corrected to implant)")
+    cal.add_argument("--scan-time", type=_datetime, metavar="ISO", help="date-time of the scan (with --implant-time)")
+    cal.add_argument("--implant-time", type=_datetime, metavar="ISO", help="date-time of the implant")
+    dose = run.add_argument_group("dose")
+    dose.add_argument("--method", choices=tuple(METHODS), default="ldm", help="dose method (default: ldm)")
+    dose.add_argument("--density-g-ml", type=_positive, default=None, metavar="RHO",
+                      help="density where there is no CT (default 1.03 g/mL, ICRU 46)")
+    dose.add_argument("--lung-mass-kg", type=_positive, metavar="KG", help="lung mass for the lung-shunt estimate")
+    out = run.add_argument_group("output")
+    out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
+    out.add_argument("--overwrite", action="store_true", help="replace --out if it exists (after the new run completes)")
+    out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def _load_rois(args) -> tuple[list, list[str]]:
+    from .roi_io import parse_roi_spec, read_mask_roi, read_slicer_segmentation
+
+    rois, warnings = [], []
+    for spec in args.roi:
+        role, name, path = parse_roi_spec(spec)
+        rois.append(read_mask_roi(path, role, name))
+    overrides = dict(args.segment_role)
+    if overrides and not args.segmentation:
+        raise OptionsError("--segment-role needs --segmentation")
+    for seg in args.segmentation:
+        seg_rois, seg_warnings = read_slicer_segmentation(seg, role_overrides=overrides)
+        rois.extend(seg_rois)
+        warnings.extend(seg_warnings)
+    unused = {k.lower() for k in overrides} - {r.name.lower() for r in rois}
+    if unused:
+        raise OptionsError(f"--segment-role names no segment of the segmentation: {', '.join(sorted(unused))}; "
+                           f"segments are: {', '.join(r.name for r in rois)}")
+    return rois, warnings
+
+
+def _cmd_run(args) -> int:
+    from .constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML
+    from .outputs import write_results
+    from .pipeline import DosimetryOptions, run_dosimetry
+
+    out_dir = Path(args.out)
+    if out_dir.exists() and not args.overwrite:
+        raise OptionsError(f"{out_dir} exists already; choose another --out or add --overwrite")
+    rois, warnings = _load_rois(args)
+    options = DosimetryOptions(
+        method=args.method, calibration=args.calibration, activity_units=args.activity_units,
+        administered_activity_gbq=args.administered_gbq, residual_fraction=args.residual_fraction,
+        lung_shunt_fraction=args.lung_shunt, calibration_roi=args.calibration_roi,
+        scan_delay_h=args.scan_delay_h, scan_time=args.scan_time, implant_time=args.implant_time,
+        default_density_g_ml=args.density_g_ml or DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
+        lung_mass_kg=args.lung_mass_kg)
+    log.info("running %s dosimetry", args.method)
+    result = run_dosimetry(args.activity, rois, ct=args.ct, options=options, extra_warnings=warnings)
+    write_results(result, out_dir, overwrite=args.overwrite)
+    if not args.quiet:
+        print(format_summary(result.stats))
+        print(f"results: {out_dir.resolve()}")
+    return 0
+
+
+def format_summary(stats: dict) -> str:
+    """A short plain-text table of the ROI results for the terminal."""
+    lines = [f"{'ROI':<24}{'role':<14}{'volume mL':>10}{'mean Gy':>10}{'D70 Gy':>10}{'V100 %':>9}"]
+    for e in stats["rois"]:
+        lines.append(f"{e['name'][:23]:<24}{e['role']:<14}{e['volume_ml']:>10.1f}{e['mean_gy']:>10.1f}"
+                     f"{e['D70']:>10.1f}{e['V100']:>9.1f}")
+    tn = stats["tumor_to_normal"]
+    if tn["dose_ratio"] is not None:
+        lines.append(f"T:N dose ratio {tn['dose_ratio']:.2f}, activity ratio {tn['activity_ratio']:.2f}")
+    lung = stats["lung"]
+    if lung["voxel_mean_gy"] is not None:
+        lines.append(f"lung voxel mean {lung['voxel_mean_gy']:.1f} Gy")
+    if lung["lsf_estimate_gy"] is not None:
+        lines.append(f"lung dose from shunt fraction {lung['lsf_estimate_gy']:.1f} Gy")
+    for w in stats["warnings"]:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see :data:`~dosimetry.errors.EXIT_CODES`)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
+        return int(exc.code or 0)
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    try:
+        return {"run": _cmd_run}[args.command](args)
+    except DosimetryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; no output was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

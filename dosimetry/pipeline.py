@@ -1,0 +1,335 @@
+"""The dosimetry of one study, as a function: activity image + ROIs (+ CT) in, dose and statistics out.
+
+:func:`run_dosimetry` is the Python API; the command line only parses options into its arguments. A run
+has no global state: everything it needs comes in as arguments and everything it makes goes out in the
+:class:`DosimetryResult`, so many studies can run side by side (threads or processes).
+
+Data flow: load -> activity at implant (:mod:`.quantify`) -> density (:mod:`.density`) -> dose
+(:mod:`.dose`) -> ROI occupancy on the dose grid (:mod:`.resample`) -> statistics (:mod:`.stats`).
+Writing files is :mod:`.outputs`' job.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import __version__
+from .constants import (DEFAULT_LUNG_MASS_KG, DEFAULT_SOFT_TISSUE_DENSITY_G_ML, Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
+                        constants_record)
+from .density import density_on_grid
+from .dose import compute_dose
+from .errors import GeometryError, OptionsError, RoiError
+from .image import Image
+from .imageio import read_image
+from .quantify import Calibration, Timing, activity_at_implant, parse_units
+from .resample import occupancy_on_grid
+from .roi import Role, Roi
+from .stats import STAT_KEYS, SortedDose, dvh_table, roi_statistics
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class DosimetryOptions:
+    """Everything that decides a run besides the images. All numbers carry their units in their names.
+
+    Attributes
+    ----------
+    method : str
+        Dose method (``ldm``; the kernel methods of :mod:`dosimetry.dose`).
+    calibration : str
+        ``absolute`` (image in Bq/mL) or ``relative`` (scaled to the delivered liver activity).
+    activity_units : str or None
+        Units of the activity image; None means not stated, in which case Bq/mL is assumed and a warning
+        says so.
+    administered_activity_gbq, residual_fraction, lung_shunt_fraction : float
+        For relative calibration and the lung-shunt dose estimate. ``residual_fraction`` and
+        ``lung_shunt_fraction`` default to None = not given (0 is used for calibration and a warning says so).
+    calibration_roi : str or None
+        Name of the ROI whose activity is calibrated; default: the liver ROI.
+    scan_delay_h, scan_time, implant_time
+        When the image values hold, relative to implant (see :class:`~dosimetry.quantify.Timing`).
+    default_density_g_ml : float
+        Density where there is no CT.
+    lung_mass_kg : float or None
+        Lung mass for the lung-shunt estimate; None = conventional 1 kg, stated in the output.
+    """
+
+    method: str = "ldm"
+    calibration: str = "absolute"
+    activity_units: str | None = None
+    administered_activity_gbq: float | None = None
+    residual_fraction: float | None = None
+    lung_shunt_fraction: float | None = None
+    calibration_roi: str | None = None
+    scan_delay_h: float | None = None
+    scan_time: datetime | None = None
+    implant_time: datetime | None = None
+    default_density_g_ml: float = DEFAULT_SOFT_TISSUE_DENSITY_G_ML
+    lung_mass_kg: float | None = None
+
+
+@dataclass(frozen=True)
+class DosimetryResult:
+    """What one run produces, in memory.
+
+    Attributes
+    ----------
+    dose_gy : Image
+        Absorbed dose (Gy) on the activity grid.
+    activity_bq : Image
+        Activity per voxel at implant time (Bq).
+    density_g_ml : Image
+        Density used per voxel (g/mL).
+    stats : dict
+        The content of ``stats.json`` (see README for the schema).
+    dvh_dose_gy : ndarray
+        Dose axis of the cumulative DVHs (Gy).
+    dvh_volume_percent : dict of str to ndarray
+        Per ROI name, % of volume receiving at least each dose of ``dvh_dose_gy``.
+    """
+
+    dose_gy: Image
+    activity_bq: Image
+    density_g_ml: Image
+    stats: dict
+    dvh_dose_gy: np.ndarray
+    dvh_volume_percent: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.stats["warnings"])
+
+    def roi(self, name: str) -> dict:
+        """The statistics of the ROI called ``name``."""
+        for entry in self.stats["rois"]:
+            if entry["name"] == name:
+                return entry
+        raise KeyError(f"no ROI named {name!r}; ROIs are {[e['name'] for e in self.stats['rois']]}")
+
+
+def _as_image(value: Image | str | os.PathLike) -> tuple[Image, str | None]:
+    if isinstance(value, Image):
+        return value, None
+    return read_image(value), os.fspath(value)
+
+
+def _check_names(rois: Sequence[Roi]) -> None:
+    seen: set[str] = set()
+    for roi in rois:
+        if roi.name in seen:
+            raise RoiError(f"two ROIs are named {roi.name!r}; give each a unique name (--roi ROLE:NAME=PATH)")
+        seen.add(roi.name)
+    reserved = {"tumors_all", "normal_liver", "perfused_normal_liver", "lungs_all"} & seen
+    if reserved:
+        raise RoiError(f"ROI names {sorted(reserved)} are reserved for derived ROIs; rename them")
+
+
+def _union(weights: Iterable[np.ndarray], shape) -> np.ndarray:
+    total = np.zeros(shape, np.float32)
+    for w in weights:
+        total += w
+    return np.minimum(total, 1.0)
+
+
+def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
+                  ct: Image | str | os.PathLike | None = None,
+                  options: DosimetryOptions | None = None,
+                  inputs_record: dict | None = None,
+                  extra_warnings: Sequence[str] = ()) -> DosimetryResult:
+    """Absorbed dose and ROI statistics of one Y-90 radioembolization study.
+
+    Parameters
+    ----------
+    activity : Image or path
+        Emission image (Bq/mL at scan time for absolute calibration; any units for relative).
+    rois : sequence of Roi
+        At least one ROI; masks on any grid (mapped through world coordinates). A ``liver`` ROI is needed
+        for normal-liver statistics, T:N and relative calibration.
+    ct : Image or path, optional
+        CT in HU on any grid, for voxel densities; without it ``options.default_density_g_ml`` is used.
+    options : DosimetryOptions
+    inputs_record : dict, optional
+        Extra description of the inputs (files, series) merged into ``stats['inputs']``.
+    extra_warnings : sequence of str
+        Warnings from loading, carried into the result.
+
+    Returns
+    -------
+    DosimetryResult
+
+    Raises
+    ------
+    DosimetryError
+        Any expected fault of the inputs (subclasses say which).
+    """
+    options = options or DosimetryOptions()
+    warnings: list[str] = list(extra_warnings)
+    activity_image, activity_path = _as_image(activity)
+    ct_image, ct_path = _as_image(ct) if ct is not None else (None, None)
+    rois = list(rois)
+    if not rois:
+        raise RoiError("no ROI given; give at least a liver ROI (--roi liver=PATH or --segmentation FILE)")
+    _check_names(rois)
+
+    # ROI occupancy on the activity grid, in world coordinates
+    weights: dict[str, np.ndarray] = {}
+    for roi in rois:
+        try:
+            weights[roi.name] = occupancy_on_grid(roi.mask, activity_image).array
+        except GeometryError as err:
+            raise GeometryError(f"ROI {roi.name!r} ({roi.source or 'mask'}): {err}") from err
+    by_role: dict[Role, list[Roi]] = {}
+    for roi in rois:
+        by_role.setdefault(roi.role, []).append(roi)
+
+    # activity at implant
+    if options.activity_units is None:
+        units = "Bq/mL"
+        if options.calibration == "absolute":
+            warnings.append("activity units not stated: assumed Bq/mL (set --activity-units)")
+    else:
+        units = parse_units(options.activity_units)
+    for name in ("residual_fraction", "lung_shunt_fraction"):
+        if getattr(options, name) is None and options.calibration == "relative":
+            warnings.append(f"{name.replace('_', ' ')} not given: 0 used for the relative calibration")
+    calibration = Calibration(options.calibration, options.administered_activity_gbq,
+                              options.residual_fraction or 0.0, options.lung_shunt_fraction or 0.0)
+    timing = Timing(options.scan_delay_h, options.scan_time, options.implant_time)
+    calibration_name = None
+    calibration_weights = None
+    if options.calibration == "relative":
+        calibration_name = options.calibration_roi
+        if calibration_name is None:
+            livers = by_role.get(Role.LIVER, [])
+            if len(livers) != 1:
+                raise RoiError(f"relative calibration needs one liver ROI (found {len(livers)}); "
+                               "or name the calibration ROI with --calibration-roi")
+            calibration_name = livers[0].name
+        if calibration_name not in weights:
+            raise RoiError(f"--calibration-roi {calibration_name!r} is not among the ROIs: {', '.join(weights)}")
+        calibration_weights = weights[calibration_name]
+    activity_map = activity_at_implant(activity_image, units=units, calibration=calibration, timing=timing,
+                                       calibration_occupancy=calibration_weights,
+                                       calibration_roi_name=calibration_name)
+    warnings.extend(activity_map.warnings)
+    activity_bq = activity_map.activity_bq
+
+    # density and dose
+    density = density_on_grid(ct_image, activity_image, default_density_g_ml=options.default_density_g_ml)
+    warnings.extend(density.warnings)
+    dose = compute_dose(activity_bq, density.density_g_ml, method=options.method)
+
+    # statistics: given ROIs, then derived ones
+    shape = activity_image.shape
+    entries: list[tuple[str, str, np.ndarray, dict]] = [
+        (roi.name, roi.role.value, weights[roi.name], {"source": roi.source}) for roi in rois]
+    tumor_w = _union((weights[r.name] for r in by_role.get(Role.TUMOR, [])), shape)
+    liver_w = _union((weights[r.name] for r in by_role.get(Role.LIVER, [])), shape)
+    has_tumors = bool(by_role.get(Role.TUMOR))
+    has_liver = bool(by_role.get(Role.LIVER))
+    if has_tumors and len(by_role[Role.TUMOR]) > 1:
+        entries.append(("tumors_all", "tumor", tumor_w, {"derived": "union of all tumour ROIs"}))
+    tumors_all_name = "tumors_all" if has_tumors and len(by_role[Role.TUMOR]) > 1 else (
+        by_role[Role.TUMOR][0].name if has_tumors else None)
+    if has_liver:
+        normal_w = np.clip(liver_w - tumor_w, 0.0, 1.0)
+        if normal_w.any():
+            entries.append(("normal_liver", "normal_liver", normal_w, {"derived": "liver minus all tumours"}))
+        if by_role.get(Role.PERFUSED):
+            perfused_w = _union((weights[r.name] for r in by_role[Role.PERFUSED]), shape)
+            pn = np.clip(np.minimum(perfused_w, liver_w) - tumor_w, 0.0, 1.0)
+            if pn.any():
+                entries.append(("perfused_normal_liver", "normal_liver", pn,
+                                {"derived": "perfused liver minus all tumours"}))
+    else:
+        warnings.append("no liver ROI: normal-liver statistics and T:N ratios are not computed")
+    lung_rois = by_role.get(Role.LUNG, [])
+    if len(lung_rois) > 1:
+        entries.append(("lungs_all", "lung", _union((weights[r.name] for r in lung_rois), shape),
+                        {"derived": "union of all lung ROIs"}))
+
+    dose_a, act_a, rho_a = dose.array, activity_bq.array, density.density_g_ml.array
+    roi_entries: list[dict] = []
+    sorted_doses: dict[str, SortedDose] = {}
+    for name, role, w, extra in entries:
+        if not np.any(w > 0):
+            warnings.append(f"ROI {name!r} covers no voxel of the activity grid; skipped")
+            continue
+        values, sorted_dose = roi_statistics(dose_a, act_a, rho_a, w, activity_image.voxel_volume_ml)
+        entry = {"name": name, "role": role}
+        entry.update({key: values[key] for key in STAT_KEYS})
+        entry["voxel_mean_gy"] = values["voxel_mean_gy"]
+        entry.update(extra)
+        roi_entries.append(entry)
+        sorted_doses[name] = sorted_dose
+    by_name = {e["name"]: e for e in roi_entries}
+
+    tn = {"dose_ratio": None, "activity_ratio": None, "tumor": tumors_all_name, "normal": None}
+    if tumors_all_name in by_name and "normal_liver" in by_name:
+        t, n = by_name[tumors_all_name], by_name["normal_liver"]
+        tn.update({
+            "normal": "normal_liver",
+            "dose_ratio": t["mean_gy"] / n["mean_gy"] if n["mean_gy"] else None,
+            "activity_ratio": (t["activity_mbq"] / t["volume_ml"]) / (n["activity_mbq"] / n["volume_ml"])
+            if n["activity_mbq"] else None,
+        })
+
+    lung_name = "lungs_all" if len(lung_rois) > 1 else (lung_rois[0].name if lung_rois else None)
+    lung_mass_kg = options.lung_mass_kg if options.lung_mass_kg is not None else DEFAULT_LUNG_MASS_KG
+    lsf_estimate = None
+    if options.administered_activity_gbq is not None and options.lung_shunt_fraction is not None:
+        delivered_gbq = options.administered_activity_gbq * (1 - (options.residual_fraction or 0.0))
+        lsf_estimate = Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ * delivered_gbq * options.lung_shunt_fraction / lung_mass_kg
+        if options.lung_mass_kg is None:
+            warnings.append(f"lung mass not given: the lung-shunt dose estimate uses the conventional "
+                            f"{DEFAULT_LUNG_MASS_KG} kg (set --lung-mass-kg)")
+    lung = {
+        "roi": lung_name,
+        "voxel_mean_gy": by_name[lung_name]["voxel_mean_gy"] if lung_name in by_name else None,
+        "mean_gy": by_name[lung_name]["mean_gy"] if lung_name in by_name else None,
+        "lsf_estimate_gy": lsf_estimate,
+        "lsf_formula": "49.67 Gy kg/GBq x A_admin x (1 - residual) x LSF / M_lung",
+        "lung_mass_kg": lung_mass_kg if lsf_estimate is not None else None,
+        "lung_mass_source": None if lsf_estimate is None else ("given" if options.lung_mass_kg is not None
+                                                                else "default (conventional 1 kg)"),
+    }
+
+    inputs = {
+        "activity": {"file": activity_path, "shape": list(activity_image.shape),
+                     "spacing_mm": activity_image.spacing_mm.tolist(),
+                     "units": units, "units_source": "given" if options.activity_units else "default",
+                     **activity_map.record},
+        "ct": {"file": ct_path, **density.record},
+        "rois": [{"name": r.name, "role": r.role.value, "source": r.source} for r in rois],
+        "options": {
+            "administered_activity_gbq": options.administered_activity_gbq,
+            "residual_fraction": options.residual_fraction,
+            "lung_shunt_fraction": options.lung_shunt_fraction,
+            "scan_delay_h": options.scan_delay_h,
+            "scan_time": options.scan_time.isoformat() if options.scan_time else None,
+            "implant_time": options.implant_time.isoformat() if options.implant_time else None,
+            "lung_mass_kg": options.lung_mass_kg,
+        },
+    }
+    if inputs_record:
+        inputs.update(inputs_record)
+    dvh_axis, dvh_curves = dvh_table(sorted_doses)
+    stats = {
+        "schema_version": SCHEMA_VERSION,
+        "software": {"name": "y90-dosimetry", "version": __version__},
+        "method": options.method,
+        "density_source": density.source,
+        "constants": constants_record(),
+        "inputs": inputs,
+        "rois": roi_entries,
+        "tumor_to_normal": tn,
+        "lung": lung,
+        "warnings": warnings,
+    }
+    return DosimetryResult(dose, activity_bq, density.density_g_ml, stats, dvh_axis, dvh_curves)

@@ -1,0 +1,148 @@
+"""Reading ROIs from files: single masks (NIfTI, NRRD, MHA) and 3D Slicer segmentations (.seg.nrrd)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError, RoiError
+from .image import Image
+from .imageio import read_image
+from .roi import Role, Roi, infer_role
+
+_SPACES_TO_LPS = {
+    "left-posterior-superior": np.array([1.0, 1.0, 1.0]),
+    "right-anterior-superior": np.array([-1.0, -1.0, 1.0]),
+    "left-anterior-superior": np.array([1.0, -1.0, 1.0]),
+}
+"""NRRD 'space' values and the sign flips that take their world coordinates to LPS."""
+
+
+def parse_roi_spec(spec: str) -> tuple[Role, str | None, Path]:
+    """Parse ``ROLE[:NAME]=PATH`` (the ``--roi`` option) into role, name (or None) and path."""
+    if "=" not in spec:
+        raise RoiError(f"--roi {spec!r}: expected ROLE[:NAME]=PATH, e.g. liver=liver.nii.gz or tumor:T1=t1.nii.gz")
+    left, path = spec.split("=", 1)
+    role_text, _, name = left.partition(":")
+    if not path:
+        raise RoiError(f"--roi {spec!r}: the path after '=' is empty")
+    return Role.parse(role_text), (name.strip() or None), Path(path)
+
+
+def _default_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def read_mask_roi(path: str | os.PathLike, role: Role | str, name: str | None = None) -> Roi:
+    """An ROI from a single-mask image file (any nonzero value, or fractions in [0, 1]).
+
+    A file holding several different nonzero values (a label map) is refused: it is ambiguous which label
+    is meant. Use a Slicer segmentation (``--segmentation``) or one file per ROI.
+    """
+    path = Path(path)
+    image = read_image(path)
+    values = np.asarray(image.array)
+    nonzero = np.unique(values[values != 0]) if values.dtype.kind in "iub" else None
+    if values.dtype.kind == "f":
+        if values.min(initial=0) >= 0 and values.max(initial=0) <= 1:
+            mask = values.astype(np.float32)
+        else:
+            nonzero = np.unique(values[values != 0])
+    if nonzero is not None:
+        if nonzero.size > 1:
+            raise RoiError(
+                f"{path}: the mask holds {nonzero.size} different labels ({', '.join(map(str, nonzero[:6]))}); "
+                "give one mask per ROI (or a Slicer .seg.nrrd with --segmentation)")
+        mask = (values != 0).astype(np.float32)
+    name = name or _default_name(path)
+    return Roi(name, Role.parse(role) if isinstance(role, str) else role, image.with_array(mask), source=str(path))
+
+
+def _nrrd_geometry(header: dict, spatial_axes: list[int], path: Path) -> tuple[np.ndarray, np.ndarray]:
+    space = str(header.get("space", "left-posterior-superior")).lower()
+    if space not in _SPACES_TO_LPS:
+        raise InputFileError(f"{path}: NRRD space {space!r} is not supported; expected left-posterior-superior")
+    flip = _SPACES_TO_LPS[space]
+    directions = np.asarray(header["space directions"], dtype=object)
+    columns = np.array([np.asarray(directions[a], dtype=float) for a in spatial_axes]).T  # 3x3, column per axis
+    origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=float)
+    affine = np.eye(4)
+    affine[:3, :3] = flip[:, None] * columns
+    affine[:3, 3] = flip * origin
+    return affine, flip
+
+
+def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[str, str] | None = None
+                             ) -> tuple[list[Roi], list[str]]:
+    """ROIs from a 3D Slicer segmentation file (``.seg.nrrd``), one per segment, with roles from names.
+
+    Handles single-layer (3-D label map) and multi-layer (4-D, overlapping segments) files. Segment names,
+    label values and layers come from the ``SegmentN_*`` header fields. Roles are inferred from names
+    (:func:`~dosimetry.roi.infer_role`) unless ``role_overrides`` maps the segment name to a role; segments
+    with neither get the role ``other`` and a warning.
+
+    Returns
+    -------
+    rois : list of Roi
+    warnings : list of str
+
+    References
+    ----------
+    3D Slicer segmentation file format: https://slicer.readthedocs.io/en/latest/developer_guide/modules/segmentations.html
+    """
+    import nrrd  # pynrrd; imported here so that plain runs do not pay for it
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file; check the path")
+    try:
+        data, header = nrrd.read(str(path), index_order="F")
+    except Exception as err:
+        raise InputFileError(f"{path}: cannot read as NRRD ({type(err).__name__}: {err})") from err
+    kinds = [str(k).lower() for k in header.get("kinds", ["domain"] * data.ndim)]
+    if data.ndim == 3:
+        data = data[np.newaxis]
+        spatial = [0, 1, 2]
+    elif data.ndim == 4:
+        list_axes = [i for i, k in enumerate(kinds) if k not in ("domain", "space")]
+        if len(list_axes) != 1:
+            raise InputFileError(f"{path}: a 4-D segmentation needs exactly one non-spatial (list) axis; kinds {kinds}")
+        spatial = [i for i in range(4) if i != list_axes[0]]
+        data = np.moveaxis(data, list_axes[0], 0)
+    else:
+        raise InputFileError(f"{path}: expected a 3-D or 4-D segmentation, got {data.ndim} dimensions")
+    affine, _ = _nrrd_geometry(header, spatial, path)
+    overrides = {k.lower(): v for k, v in (role_overrides or {}).items()}
+
+    numbers = sorted({int(m.group(1)) for key in header for m in [re.match(r"Segment(\d+)_", key)] if m})
+    if not numbers:
+        raise InputFileError(f"{path}: no SegmentN_Name fields: not a 3D Slicer segmentation (use --roi for plain masks)")
+    rois: list[Roi] = []
+    warnings: list[str] = []
+    for number in numbers:
+        name = str(header.get(f"Segment{number}_Name", f"Segment_{number}"))
+        layer = int(header.get(f"Segment{number}_Layer", 0 if data.shape[0] == 1 else number))
+        label = int(header.get(f"Segment{number}_LabelValue", 1))
+        if layer >= data.shape[0]:
+            raise InputFileError(f"{path}: segment {name!r} is in layer {layer}, but the file has {data.shape[0]}")
+        mask = (data[layer] == label).astype(np.float32)
+        if name.lower() in overrides:
+            role = Role.parse(overrides[name.lower()])
+        else:
+            role = infer_role(name)
+            if role is None:
+                role = Role.OTHER
+                warnings.append(f"segment {name!r} in {path.name}: no role could be inferred from the name; "
+                                f"used 'other' (set one with --segment-role '{name}=ROLE')")
+        if not mask.any():
+            warnings.append(f"segment {name!r} in {path.name} is empty and was skipped")
+            continue
+        rois.append(Roi(name, role, Image.from_affine(mask, affine), source=f"{path}#{name}"))
+    return rois, warnings
