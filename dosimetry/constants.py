@@ -28,6 +28,20 @@ Y90_DECAY_CONSTANT_PER_S: float = math.log(2.0) / Y90_HALF_LIFE_S
 Y90_MEAN_LIFE_S: float = 1.0 / Y90_DECAY_CONSTANT_PER_S
 """Mean life tau = T1/2 / ln 2 (s): the cumulated activity of a permanent implant is A0 x tau."""
 
+NUCLIDE_HALF_LIVES_S: dict[str, float] = {
+    "Y-90": Y90_HALF_LIFE_S,
+    "F-18": 109.77 * 60.0,
+    "Ga-68": 67.629 * 60.0,
+    "Cu-64": 12.700 * 3600.0,
+    "Tc-99m": 6.015 * 3600.0,
+    "Ho-166": 26.80 * 3600.0,
+    "Lu-177": 6.647 * 86400.0,
+    "I-131": 8.0207 * 86400.0,
+    "Ge-68": 270.95 * 86400.0,
+}
+"""Half-lives (s) used only to name the nuclide a scanner was set to, from the Radionuclide Half Life of
+a DICOM header (within 1%); dosimetry itself uses only :data:`Y90_HALF_LIFE_S` [ICRP107]."""
+
 Y90_MEAN_BETA_ENERGY_MEV: float = 0.93290
 """Mean beta energy emitted per decay (MeV): 0.932991 x 0.999885 + 0.185079 x 1.15e-4 [ICRP107]."""
 
@@ -63,6 +77,7 @@ SOURCES: dict[str, str] = {
     "Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ": "Gulec, Mesoloras, Stabin, J Nucl Med 2006;47:1209 (MIRD formula)",
     "DEFAULT_SOFT_TISSUE_DENSITY_G_ML": "ICRU Report 46; MIRD and EANM 2022 SIRT guideline liver density",
     "DEFAULT_LUNG_MASS_KG": "conventional lung mass, Gulec 2006 / EANM 2022",
+    "NUCLIDE_HALF_LIVES_S": "ICRP Publication 107 (2008); for naming a nuclide from a DICOM header only",
     "HU_TO_DENSITY": "Schneider, Bortfeld, Schlegel, Phys Med Biol 2000;45:459 (kernels/hu_to_density_schneider2000.txt)",
 }
 

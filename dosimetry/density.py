@@ -36,6 +36,8 @@ class DensityMap:
     """'ct' or 'default'."""
     record: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    outside_ct: np.ndarray | None = None
+    """Voxels (bool, activity grid) not covered by the CT, which got the default density."""
 
 
 def density_on_grid(ct_hu: Image | None, reference: Image, *,
@@ -44,7 +46,8 @@ def density_on_grid(ct_hu: Image | None, reference: Image, *,
 
     The CT is converted to density on its own grid first (the HU -> density curve is not linear), then
     averaged over each reference voxel in world coordinates (:func:`~dosimetry.resample.mean_on_grid`).
-    Reference voxels outside the CT take ``default_density_g_ml``, and a warning gives their share.
+    Reference voxels outside the CT take ``default_density_g_ml``; ``outside_ct`` marks them, so that
+    the caller can say how much activity or ROI volume they hold.
     """
     if not np.isfinite(default_density_g_ml) or default_density_g_ml <= 0:
         raise GeometryError(f"default density must be a positive number of g/mL, got {default_density_g_ml}")
@@ -62,13 +65,7 @@ def density_on_grid(ct_hu: Image | None, reference: Image, *,
     values = mean.array
     outside = coverage < 0.5
     values = np.where(outside | ~np.isfinite(values), np.float32(default_density_g_ml), values).astype(np.float32)
-    warnings = []
-    frac = float(outside.mean())
-    if frac > 0:
-        warnings.append(
-            f"{100 * frac:.1f}% of the activity voxels lie outside the CT and were given the default density "
-            f"{default_density_g_ml} g/mL")
     record = {"source": "ct", "hu_to_density": SOURCES["HU_TO_DENSITY"],
               "resampling": "volume average over each activity voxel (supersampled, linear)",
-              "voxels_outside_ct_fraction": frac, "default_density_g_ml": default_density_g_ml}
-    return DensityMap(reference.with_array(values), "ct", record, tuple(warnings))
+              "voxels_outside_ct_fraction": float(outside.mean()), "default_density_g_ml": default_density_g_ml}
+    return DensityMap(reference.with_array(values), "ct", record, (), outside)

@@ -223,6 +223,16 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
     # density and dose
     density = density_on_grid(ct_image, activity_image, default_density_g_ml=options.default_density_g_ml)
     warnings.extend(density.warnings)
+    if density.outside_ct is not None and density.outside_ct.any():
+        outside = density.outside_ct
+        total = float(np.sum(np.abs(activity_bq.array)))
+        share = float(np.sum(np.abs(activity_bq.array[outside]))) / total if total > 0 else 0.0
+        in_rois = sorted(name for name, w in weights.items() if np.any(w[outside] > 0))
+        if share > 1e-3 or in_rois:
+            warnings.append(
+                f"{100 * share:.1f}% of the activity lies outside the CT"
+                + (f" (ROIs {', '.join(in_rois)} partly)" if in_rois else "")
+                + f"; those voxels were given the default density {options.default_density_g_ml} g/mL")
     dose = compute_dose(activity_bq, density.density_g_ml, method=options.method)
 
     # statistics: given ROIs, then derived ones

@@ -66,7 +66,8 @@ def _supersampled_mean(source: Image, target: Image, lower, upper, n: int, inter
         resampler.SetOutputOrigin(tuple(float(v) for v in target.index_to_world(first)))
         size = (int(upper[0] - lower[0]) * n, int(upper[1] - lower[1]) * n, (k1 - k0) * n)
         resampler.SetSize(size)
-        sub = sitk.GetArrayViewFromImage(resampler.Execute(src)).transpose(2, 1, 0)
+        resampled = resampler.Execute(src)  # keep a reference: the array view below borrows its buffer
+        sub = sitk.GetArrayViewFromImage(resampled).transpose(2, 1, 0)
         shape = (size[0] // n, n, size[1] // n, n, size[2] // n, n)
         out[:, :, k0 - int(lower[2]):k1 - int(lower[2])] = sub.reshape(shape).mean(axis=(1, 3, 5), dtype=np.float64)
     return out

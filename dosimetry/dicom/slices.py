@@ -1,0 +1,360 @@
+"""From 2-D DICOM frames (single-frame files or frames of an enhanced multi-frame) to one 3-D Image.
+
+Each frame carries its plane geometry (Image Position/Orientation (Patient), Pixel Spacing) and its own
+rescale. :func:`sort_frames` orders frames along the slice normal and refuses what would otherwise be
+silently averaged: mixed orientations or pixel spacings, duplicate positions, missing slices and uneven
+spacing. :func:`build_image` stacks them, and resamples a gantry-tilted (sheared) stack onto an
+orthogonal grid when asked to.
+
+Array convention: ``array[i, j, k]`` with ``i`` the column index (along the first direction cosine of
+Image Orientation (Patient)), ``j`` the row index and ``k`` the slice index (along the slice normal).
+
+References
+----------
+.. [PS3.3-C.7.6.2] DICOM PS3.3 section C.7.6.2 (Image Plane Module: Image Position (Patient), Image
+   Orientation (Patient), Pixel Spacing = [row spacing, column spacing]).
+.. [PS3.3-C.7.6.16] DICOM PS3.3 section C.7.6.16 (Multi-frame Functional Groups Module) and C.7.6.16.2
+   (Plane Position, Plane Orientation, Pixel Measures, Pixel Value Transformation, Frame Content).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydicom.dataset import Dataset
+from scipy import ndimage
+
+from ..errors import GeometryError, InputFileError
+from ..image import Image
+
+POSITION_TOL_MM: float = 0.01
+"""Absolute slack on slice positions (mm): scanners round positions to a few micrometres."""
+
+SPACING_REL_TOL: float = 0.02
+"""Slice gaps may differ from the median gap by this fraction before the stack is called uneven."""
+
+TILT_TOL: float = 1e-3
+"""Sine of the largest angle between the slice-to-slice step and the slice normal taken as no tilt."""
+
+
+@dataclass(eq=False)
+class Frame:
+    """One 2-D plane of a series with its geometry and rescale.
+
+    Attributes
+    ----------
+    position_mm : ndarray (3,)
+        Image Position (Patient): LPS centre of the first transmitted pixel, mm.
+    orientation : ndarray (6,)
+        Image Orientation (Patient): row direction then column direction cosines.
+    pixel_spacing_mm : ndarray (2,)
+        Pixel Spacing: distance between rows, then between columns, mm.
+    stored : ndarray (rows, cols)
+        Stored pixel values (before rescale).
+    slope, intercept : float
+        Rescale (or real-world value) slope and intercept of this frame.
+    source : str
+        File name and frame number, for messages.
+    meta : dict
+        Modality-specific per-frame values (acquisition time, decay factor, ...).
+    """
+
+    position_mm: np.ndarray
+    orientation: np.ndarray
+    pixel_spacing_mm: np.ndarray
+    stored: np.ndarray
+    slope: float = 1.0
+    intercept: float = 0.0
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def values(self) -> np.ndarray:
+        """Rescaled values in float64: stored x slope + intercept."""
+        return self.stored.astype(np.float64) * self.slope + self.intercept
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.orientation[:3], self.orientation[3:])
+
+
+def _floats(value, n: int, what: str, source: str) -> np.ndarray:
+    try:
+        arr = np.asarray([float(v) for v in value], dtype=float)
+    except (TypeError, ValueError):
+        arr = np.empty(0)
+    if arr.shape != (n,) or not np.all(np.isfinite(arr)):
+        raise GeometryError(f"{source}: {what} is {value!r}; expected {n} numbers; the file lacks plane geometry")
+    return arr
+
+
+def _scalar(value, default: float) -> float:
+    if value is None or value == "":
+        return default
+    return float(value)
+
+
+def frames_from_single_frame_files(datasets: list[tuple[str, Dataset]]) -> list[Frame]:
+    """One :class:`Frame` per classic single-frame image (CT Image, PET Image storage).
+
+    Parameters
+    ----------
+    datasets : list of (name, Dataset)
+        Datasets read with their pixel data; ``name`` is used in messages.
+    """
+    frames = []
+    for name, ds in datasets:
+        if "PixelData" not in ds:
+            raise InputFileError(f"{name}: image without pixel data; the series is incomplete, re-export it")
+        try:
+            stored = ds.pixel_array
+        except Exception as err:  # decoders raise many types
+            raise InputFileError(
+                f"{name}: pixel data cannot be decoded ({type(err).__name__}: {err}); install the decoder "
+                "for its transfer syntax (pylibjpeg, pyjpegls) or re-export uncompressed"
+            ) from err
+        if stored.ndim != 2:
+            raise InputFileError(f"{name}: expected one 2-D frame, got pixel data of shape {stored.shape}")
+        frames.append(
+            Frame(
+                position_mm=_floats(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", name),
+                orientation=_floats(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", name),
+                pixel_spacing_mm=_floats(ds.get("PixelSpacing"), 2, "PixelSpacing", name),
+                stored=stored,
+                slope=_scalar(ds.get("RescaleSlope"), 1.0),
+                intercept=_scalar(ds.get("RescaleIntercept"), 0.0),
+                source=name,
+            )
+        )
+    return frames
+
+
+def functional_group(ds: Dataset, frame_index: int, keyword: str) -> Dataset | None:
+    """The first item of functional-group sequence ``keyword`` for frame ``frame_index`` (0-based),
+    from the per-frame groups, else the shared groups; None when absent [PS3.3-C.7.6.16]."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    items = []
+    if per_frame and frame_index < len(per_frame):
+        items.append(per_frame[frame_index])
+    if shared:
+        items.append(shared[0])
+    for item in items:
+        seq = item.get(keyword)
+        if seq:
+            return seq[0]
+    return None
+
+
+def frames_from_enhanced(name: str, ds: Dataset) -> list[Frame]:
+    """One :class:`Frame` per frame of an enhanced multi-frame image (Enhanced PET, Enhanced CT).
+
+    The rescale is taken from the Pixel Value Transformation group, else the first Real World Value
+    Mapping item; ``meta`` holds the Frame Content and PET Frame Correction Factors items.
+    """
+    try:
+        pixels = ds.pixel_array
+    except Exception as err:
+        raise InputFileError(f"{name}: pixel data cannot be decoded ({type(err).__name__}: {err})") from err
+    n_frames = int(ds.get("NumberOfFrames", 1))
+    if pixels.ndim == 2:
+        pixels = pixels[np.newaxis]
+    if pixels.shape[0] != n_frames:
+        raise InputFileError(f"{name}: NumberOfFrames is {n_frames} but the pixel data has {pixels.shape[0]} frames")
+    frames = []
+    for f in range(n_frames):
+        src = f"{name} frame {f + 1}"
+        position = functional_group(ds, f, "PlanePositionSequence")
+        orientation = functional_group(ds, f, "PlaneOrientationSequence")
+        measures = functional_group(ds, f, "PixelMeasuresSequence")
+        if position is None or orientation is None or measures is None:
+            raise GeometryError(
+                f"{src}: no Plane Position/Plane Orientation/Pixel Measures functional group; the file "
+                "does not define where its frames lie"
+            )
+        transform = functional_group(ds, f, "PixelValueTransformationSequence")
+        rwvm = functional_group(ds, f, "RealWorldValueMappingSequence")
+        slope, intercept = 1.0, 0.0
+        if transform is not None:
+            slope = _scalar(transform.get("RescaleSlope"), 1.0)
+            intercept = _scalar(transform.get("RescaleIntercept"), 0.0)
+        elif rwvm is not None:
+            slope = _scalar(rwvm.get("RealWorldValueSlope"), 1.0)
+            intercept = _scalar(rwvm.get("RealWorldValueIntercept"), 0.0)
+        frames.append(
+            Frame(
+                position_mm=_floats(position.get("ImagePositionPatient"), 3, "ImagePositionPatient", src),
+                orientation=_floats(orientation.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", src),
+                pixel_spacing_mm=_floats(measures.get("PixelSpacing"), 2, "PixelSpacing", src),
+                stored=pixels[f],
+                slope=slope,
+                intercept=intercept,
+                source=src,
+                meta={
+                    "frame_content": functional_group(ds, f, "FrameContentSequence"),
+                    "pet_corrections": functional_group(ds, f, "PETFrameCorrectionFactorsSequence"),
+                    "rwvm": rwvm,
+                },
+            )
+        )
+    return frames
+
+
+@dataclass(frozen=True)
+class SortedFrames:
+    """Frames ordered along the slice normal, with the slice-to-slice step vector (mm, LPS)."""
+
+    frames: tuple[Frame, ...]
+    step_mm: np.ndarray
+    tilted: bool
+
+
+def sort_frames(frames: list[Frame], *, label: str) -> SortedFrames:
+    """Order frames along their common normal and check that they form one regular stack.
+
+    Raises
+    ------
+    GeometryError
+        Mixed orientations, pixel spacings or matrix sizes; two frames at one position; a missing slice;
+        uneven slice spacing. ``label`` (series description and UID) names the series in the message.
+    """
+    if not frames:
+        raise GeometryError(f"{label}: no image frames")
+    first = frames[0]
+    for fr in frames[1:]:
+        if not np.allclose(fr.orientation, first.orientation, atol=1e-4):
+            raise GeometryError(
+                f"{label}: frames have different ImageOrientationPatient ({fr.source}: "
+                f"{np.round(fr.orientation, 4).tolist()} vs {np.round(first.orientation, 4).tolist()}); "
+                "expected one orientation per series (a localizer or a mixed series?); select another series"
+            )
+        if not np.allclose(fr.pixel_spacing_mm, first.pixel_spacing_mm, rtol=1e-4, atol=1e-4):
+            raise GeometryError(
+                f"{label}: frames have different PixelSpacing ({fr.pixel_spacing_mm.tolist()} vs "
+                f"{first.pixel_spacing_mm.tolist()}); expected one pixel size per series"
+            )
+        if fr.stored.shape != first.stored.shape:
+            raise GeometryError(
+                f"{label}: frames have different matrix sizes ({fr.stored.shape} vs {first.stored.shape}); "
+                "expected one matrix per series"
+            )
+    normal = first.normal
+    if abs(np.linalg.norm(normal) - 1.0) > 1e-3:
+        raise GeometryError(f"{label}: ImageOrientationPatient {first.orientation.tolist()} is not two unit vectors")
+    depth = np.array([fr.position_mm @ normal for fr in frames])
+    order = np.argsort(depth, kind="stable")
+    frames = [frames[i] for i in order]
+    depth = depth[order]
+    if len(frames) == 1:
+        return SortedFrames(tuple(frames), normal.copy(), False)
+    gaps = np.diff(depth)
+    dup = np.flatnonzero(gaps < POSITION_TOL_MM)
+    if dup.size:
+        i = int(dup[0])
+        raise GeometryError(
+            f"{label}: two frames at the same slice position {depth[i]:.3f} mm ({frames[i].source}, "
+            f"{frames[i + 1].source}); expected one frame per position (several time points, gates or a "
+            "duplicated file?); select a single-volume series"
+        )
+    median = float(np.median(gaps))
+    tol = max(SPACING_REL_TOL * median, POSITION_TOL_MM)
+    bad = np.flatnonzero(np.abs(gaps - median) > tol)
+    if bad.size:
+        i = int(bad[0])
+        ratio = gaps[i] / median
+        if abs(ratio - round(ratio)) * median <= tol and round(ratio) >= 2:
+            raise GeometryError(
+                f"{label}: {int(round(ratio)) - 1} slice(s) missing between positions {depth[i]:.2f} and "
+                f"{depth[i + 1]:.2f} mm (gap {gaps[i]:.2f} mm, spacing {median:.2f} mm); expected a complete "
+                "series; copy all files of the series"
+            )
+        raise GeometryError(
+            f"{label}: uneven slice spacing ({gaps.min():.3f} to {gaps.max():.3f} mm, first at "
+            f"{depth[i]:.2f} mm); expected one spacing; resample the series to a regular grid first"
+        )
+    steps = np.diff(np.array([fr.position_mm for fr in frames]), axis=0)
+    step = steps.mean(axis=0)
+    if np.max(np.linalg.norm(steps - step, axis=1)) > max(tol, 0.05):
+        raise GeometryError(
+            f"{label}: slice positions do not lie on one straight line (variable table offset?); expected "
+            "a regular stack"
+        )
+    sine = np.linalg.norm(np.cross(step / np.linalg.norm(step), normal))
+    return SortedFrames(tuple(frames), step, bool(sine > TILT_TOL))
+
+
+def build_image(
+    sorted_frames: SortedFrames,
+    planes: list[np.ndarray],
+    *,
+    label: str,
+    tilt: str = "refuse",
+    fill_value: float = 0.0,
+    single_slice_thickness_mm: float | None = None,
+) -> tuple[Image, list[str]]:
+    """Stack 2-D planes (values of ``sorted_frames`` in the same order) into an :class:`Image`.
+
+    Parameters
+    ----------
+    sorted_frames : SortedFrames
+    planes : list of ndarray (rows, cols)
+        Final values of each frame (rescaled, decay-corrected, ...).
+    label : str
+        Series label for messages.
+    tilt : {'refuse', 'resample'}
+        What to do with a sheared stack (gantry tilt): raise, or resample trilinearly onto the orthogonal
+        grid with the same in-plane axes and the slice spacing measured along the normal.
+    fill_value : float
+        Value of resampled voxels outside the tilted stack (-1024 for CT).
+    single_slice_thickness_mm : float, optional
+        Thickness used as the third spacing of a one-slice series.
+
+    Returns
+    -------
+    image : Image
+    warnings : list of str
+    """
+    frames = sorted_frames.frames
+    first = frames[0]
+    row_dir, col_dir = first.orientation[:3], first.orientation[3:]
+    sx, sy = float(first.pixel_spacing_mm[1]), float(first.pixel_spacing_mm[0])
+    array = np.stack(planes, axis=-1).transpose(1, 0, 2)
+    warnings: list[str] = []
+    normal = first.normal
+    if len(frames) == 1:
+        thickness = single_slice_thickness_mm or 1.0
+        direction = np.column_stack([row_dir, col_dir, normal])
+        return Image(array, first.position_mm, (sx, sy, thickness), direction), warnings
+    step = sorted_frames.step_mm
+    if not sorted_frames.tilted:
+        dz = float(np.linalg.norm(step))
+        direction = np.column_stack([row_dir, col_dir, step / dz])
+        return Image(array, first.position_mm, (sx, sy, dz), direction), warnings
+    angle = float(np.degrees(np.arccos(np.clip(abs(step @ normal) / np.linalg.norm(step), -1, 1))))
+    if tilt != "resample":
+        raise GeometryError(
+            f"{label}: gantry tilt of {angle:.2f} deg (slices are sheared); expected an orthogonal stack; "
+            "resample the series, or load it with tilt='resample'"
+        )
+    src = np.column_stack([row_dir * sx, col_dir * sy, step])
+    dz = float(step @ normal)
+    dst_dir = np.column_stack([row_dir, col_dir, normal])
+    dst = dst_dir * np.array([sx, sy, dz])
+    shape = np.array(array.shape)
+    corners = np.array([[a, b, c] for a in (0, shape[0] - 1) for b in (0, shape[1] - 1) for c in (0, shape[2] - 1)])
+    corner_idx = (corners @ src.T) @ np.linalg.inv(dst).T
+    lo = np.floor(corner_idx.min(axis=0) + 1e-6)
+    hi = np.ceil(corner_idx.max(axis=0) - 1e-6)
+    out_shape = tuple(int(v) for v in (hi - lo + 1))
+    origin = first.position_mm + dst @ lo
+    matrix = np.linalg.inv(src) @ dst
+    offset = np.linalg.inv(src) @ (origin - first.position_mm)
+    resampled = ndimage.affine_transform(
+        array.astype(np.float64), matrix, offset, output_shape=out_shape, order=1, cval=fill_value
+    )
+    warnings.append(
+        f"{label}: gantry tilt of {angle:.2f} deg; resampled trilinearly onto an orthogonal grid of "
+        f"{out_shape} voxels, {sx:.3f} x {sy:.3f} x {dz:.3f} mm"
+    )
+    return Image(resampled, origin, (sx, sy, dz), dst_dir), warnings
