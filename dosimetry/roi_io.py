@@ -118,12 +118,13 @@ def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[st
         data = np.moveaxis(data, list_axes[0], 0)
     else:
         raise InputFileError(f"{path}: expected a 3-D or 4-D segmentation, got {data.ndim} dimensions")
-    affine, _ = _nrrd_geometry(header, spatial, path)
-    overrides = {k.lower(): v for k, v in (role_overrides or {}).items()}
-
     numbers = sorted({int(m.group(1)) for key in header for m in [re.match(r"Segment(\d+)_", key)] if m})
     if not numbers:
         raise InputFileError(f"{path}: no SegmentN_Name fields: not a 3D Slicer segmentation (use --roi for plain masks)")
+    if "space directions" not in header:
+        raise InputFileError(f"{path}: the NRRD header has no 'space directions'; cannot place it in world coordinates")
+    affine, _ = _nrrd_geometry(header, spatial, path)
+    overrides = {k.lower(): v for k, v in (role_overrides or {}).items()}
     rois: list[Roi] = []
     warnings: list[str] = []
     for number in numbers:

@@ -1,0 +1,7 @@
+"""``python -m dosimetry``: the same as the ``dosimetry`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
