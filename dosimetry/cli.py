@@ -12,7 +12,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .dose import METHODS
 from .errors import EXIT_CODES, DosimetryError, OptionsError
 from .quantify import UNITS
