@@ -87,3 +87,17 @@ def test_relative_calibration_puts_delivered_activity_in_liver(units):
     # the lung-shunt estimate: 49.67 x A x (1 - residual) x LSF / 1 kg
     assert result.stats["lung"]["lsf_estimate_gy"] == pytest.approx(49.67 * 2.4 * 0.96 * 0.08, rel=1e-9)
     assert any("lung mass not given" in w for w in result.warnings)
+
+
+def test_scan_and_implant_date_times_equal_the_delay():
+    from datetime import datetime
+
+    image = Image(np.full((5, 5, 5), 3e4, np.float32), spacing_mm=4.0)
+    roi = roi_on(image, np.ones(image.shape), "all", "other")
+    by_delay = run_dosimetry(image, [roi], options=DosimetryOptions(scan_delay_h=26.5, activity_units="kBq/mL"))
+    by_times = run_dosimetry(image, [roi], options=DosimetryOptions(
+        scan_time=datetime(2026, 3, 3, 0, 45), implant_time=datetime(2026, 3, 1, 22, 15), activity_units="kBq/mL"))
+    assert by_times.roi("all")["mean_gy"] == pytest.approx(by_delay.roi("all")["mean_gy"], rel=1e-9)
+    # kBq/mL is 1000 x Bq/mL
+    in_bq = run_dosimetry(image, [roi], options=DosimetryOptions(scan_delay_h=26.5, activity_units="Bq/mL"))
+    assert by_delay.roi("all")["mean_gy"] == pytest.approx(1000 * in_bq.roi("all")["mean_gy"], rel=1e-6)

@@ -72,3 +72,25 @@ def test_tumour_to_normal_and_normal_liver_subtraction():
     normal = result.roi("normal_liver")
     assert normal["volume_ml"] == pytest.approx((liver.sum() - tumour.sum()) * 0.064)
     assert normal["std_gy"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_perfused_normal_liver_and_single_tumour():
+    image = Image(np.zeros((20, 20, 20), np.float32), spacing_mm=4.0)
+    liver = np.zeros(image.shape, bool)
+    liver[2:18, 2:18, 2:18] = True
+    perfused = np.zeros(image.shape, bool)
+    perfused[2:10, 2:18, 2:18] = True  # the right lobe
+    tumour = np.zeros(image.shape, bool)
+    tumour[4:7, 4:7, 4:7] = True
+    activity = np.where(perfused, 2e5, 0.0) + np.where(liver & ~perfused, 1e4, 0.0)
+    activity[tumour] = 8e5
+    result = run_dosimetry(image.with_array(activity.astype(np.float32)),
+                           [roi_on(image, liver, "liver", "liver"), roi_on(image, perfused, "right lobe", "perfused"),
+                            roi_on(image, tumour, "T1", "tumor")],
+                           options=DosimetryOptions(scan_delay_h=0, activity_units="Bq/mL"))
+    pn = result.roi("perfused_normal_liver")
+    assert pn["volume_ml"] == pytest.approx((perfused.sum() - tumour.sum()) * 0.064)
+    assert pn["std_gy"] == pytest.approx(0.0, abs=1e-4)
+    names = [e["name"] for e in result.stats["rois"]]
+    assert "tumors_all" not in names and result.stats["tumor_to_normal"]["tumor"] == "T1"
+    assert result.roi("normal_liver")["mean_gy"] < pn["mean_gy"]
