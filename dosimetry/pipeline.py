@@ -92,6 +92,10 @@ class DosimetryResult:
         Dose axis of the cumulative DVHs (Gy).
     dvh_volume_percent : dict of str to ndarray
         Per ROI name, % of volume receiving at least each dose of ``dvh_dose_gy``.
+    roi_weights : dict of str to ndarray
+        Per ROI name, occupancy (0..1) on the dose grid.
+    ct_hu : Image or None
+        The CT as given.
     """
 
     dose_gy: Image
@@ -100,6 +104,10 @@ class DosimetryResult:
     stats: dict
     dvh_dose_gy: np.ndarray
     dvh_volume_percent: dict[str, np.ndarray] = field(default_factory=dict)
+    roi_weights: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per ROI name (given and derived), occupancy (0..1) on the dose grid."""
+    ct_hu: Image | None = None
+    """The CT as given (its own grid), for display and DICOM export."""
 
     @property
     def warnings(self) -> list[str]:
@@ -342,4 +350,5 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         "lung": lung,
         "warnings": warnings,
     }
-    return DosimetryResult(dose, activity_bq, density.density_g_ml, stats, dvh_axis, dvh_curves)
+    roi_weights = {name: w for name, _, w, _ in entries if name in by_name}
+    return DosimetryResult(dose, activity_bq, density.density_g_ml, stats, dvh_axis, dvh_curves, roi_weights, ct_image)
