@@ -13,6 +13,23 @@ References
 .. [Schneider2000] Schneider W, Bortfeld T, Schlegel W. Phys Med Biol 2000;45:459-78.
 .. [ICRU46] ICRU Report 46 (1992), soft tissue density 1.03-1.06 g/cm3; 1.03 g/cm3 is the density used
    for liver by the MIRD schema and by the EANM 2022 SIRT guideline (Weber et al., EJNMMI 2022;49:1682-99).
+.. [Graves2019] Graves SA, Flynn RT, Hyer DE. Dose point kernels for 2,174 radionuclides. Med Phys
+   2019;46:5284-93. doi:10.1002/mp.13789
+.. [Dale1985] Dale RG. Br J Radiol 1985;58:515-28 (BED of protracted / permanent-implant irradiation).
+.. [Strigari2010] Strigari L, Sciuto R, Rea S, et al. J Nucl Med 2010;51:1377-85 (Y-90 resin, HCC: BED,
+   alpha/beta 2.5 Gy and repair half-time 2.5 h for liver).
+.. [Cremonesi2014] Cremonesi M, Chiesa C, Strigari L, et al. Front Oncol 2014;4:210 (Y-90 radiobiology
+   review: alpha/beta 10 Gy tumour, 2.5 Gy liver; Trep 2.5 h).
+.. [DuBois1916] Du Bois D, Du Bois EF. A formula to estimate the approximate surface area if height and
+   weight be known. Arch Intern Med 1916;17:863-71.
+.. [SirtexIFU] SIR-Spheres microspheres Instructions for Use (Sirtex Medical), BSA method and lung-shunt
+   activity reduction; reviewed by Kao YH et al., Ann Nucl Med 2011;25:455-61.
+.. [Ho1996] Ho S, Lau WY, Leung TWT, et al. Partition model for estimating radiation doses from
+   yttrium-90 microspheres in treating hepatic tumours. Eur J Nucl Med 1996;23:947-52.
+.. [Lau1994] Lau WY, Leung WT, Ho S, et al. Br J Cancer 1994;70:994-9 (normal liver tolerance 70 Gy).
+.. [Ho1997] Ho S, Lau WY, Leung TWT, et al. Clinical evaluation of the partition model for estimating
+   radiation doses from yttrium-90 microspheres. Eur J Nucl Med 1997;24:293-8 (lung 30 Gy per
+   treatment, 50 Gy cumulative).
 """
 
 from __future__ import annotations
@@ -69,6 +86,86 @@ DEFAULT_SOFT_TISSUE_DENSITY_G_ML: float = 1.03
 DEFAULT_LUNG_MASS_KG: float = 1.0
 """Conventional lung mass for the lung-shunt dose estimate when it is not measured (kg) [Gulec2006]."""
 
+# --- dose voxel kernels (issue 4; see dosimetry/kernels.py) -------------------------------------------
+MGY_PER_MBQ_S_PER_MEV_PER_G: float = JOULE_PER_MEV * 1e3 * 1e6 * 1e3
+"""1 MeV/g per decay expressed in mGy/(MBq s) (= 0.1602177): J/MeV x g/kg x decays per MBq s x mGy/Gy.
+Exact [CODATA2018]. (Not 1.602e-4, which gives Gy/(MBq s).)"""
+
+GY_PER_DECAY_PER_MGY_PER_MBQ_S: float = 1e-3 / 1e6
+"""A voxel S value in mGy/(MBq s) times a number of decays gives Gy after this factor (exact)."""
+
+DPK_WATER_DENSITY_G_CM3: float = 1.0
+"""Density of the water in which the Graves 2019 kernel was computed (g/cm3): its shell masses are
+4/3 pi r^3 x 1.0 g/cm3 [Graves2019]; the reference density of the range scaling rho^2 D_w(rho r)."""
+
+Y90_DPK_MAX_RADIUS_WATER_MM: float = 12.0
+"""Outer radius of the tabulated Y-90 dose point kernel in water (mm) [Graves2019]; beyond it only the
+bremsstrahlung tail (0.32% of the energy) remains. The maximum Y-90 beta range in water is 11 mm."""
+
+Y90_DPK_ENERGY_0_12MM_MEV: float = 0.92991
+"""Energy per decay deposited within 12 mm in the published kernel file (MeV), the sum of its shells
+[Graves2019]; 0.32% below the ICRP 107 mean beta energy. Checked against the file by the tests."""
+
+Y90_KERNEL_ENERGY_PER_DECAY_MEV: float = Y90_MEAN_BETA_ENERGY_MEV
+"""Energy per decay every voxel kernel deposits (MeV): the kernel shells are renormalised from
+0.92991 to the ICRP 107 mean beta energy 0.93290 MeV, the LDM energy, so that all dose methods deposit
+the same energy and equal LDM in charged-particle equilibrium; the 0.3% bremsstrahlung that would
+escape is deposited within the beta range instead (EGSnrc: uniform-water dose 0.23% below LDM)."""
+
+KERNEL_REFERENCE_DENSITY_G_CM3: float = DEFAULT_SOFT_TISSUE_DENSITY_G_ML
+"""Density of the homogeneous medium of the ``kernel`` method and the reference density rho_ref of
+``kernel-density`` (g/cm3): soft tissue as in [ICRU46] / EANM 2022."""
+
+KERNEL_RANGE_MIN_DENSITY_G_CM3: float = 0.2
+"""Lowest density used for range scaling by ``kernel-range`` (g/cm3): lower densities (air, gas, the
+outside of the body) are treated as 0.2, which caps the kernel at 12 mm / 0.2 = 60 mm. Inflated lung is
+0.26 g/cm3 (ICRU 46); dose reported in air voxels is not meaningful."""
+
+KERNEL_RANGE_MAX_DENSITY_G_CM3: float = 3.0
+"""Highest density used for range scaling by ``kernel-range`` (g/cm3); cortical bone is 1.92 (ICRU 46).
+Denser voxels (metal, contrast artefacts) get the 3.0 g/cm3 kernel."""
+
+MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S: float = 1.61
+"""Published Y-90 voxel S value S(0,0,0) for 3 mm voxels in soft tissue, mGy/(MBq s) [MIRD17]."""
+
+MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S: float = 0.346
+"""Published Y-90 voxel S value S(0,0,0) for 6 mm voxels in soft tissue, mGy/(MBq s) [MIRD17]."""
+
+# --- radiobiology of the permanent Y-90 implant (issue 5; dosimetry/radiobiology.py) ---------------------
+Y90_REPAIR_HALF_TIME_H: float = 2.5
+"""Half-time of sublethal-damage repair used in the Y-90 BED (h), tumour and liver [Strigari2010],
+[Cremonesi2014]; configurable (``--repair-half-time-h``)."""
+
+ALPHA_BETA_TUMOR_GY: float = 10.0
+"""alpha/beta of liver tumours for the BED (Gy) [Cremonesi2014]; configurable."""
+
+ALPHA_BETA_LIVER_GY: float = 2.5
+"""alpha/beta of (normal) liver for the BED (Gy) [Strigari2010], [Cremonesi2014]; configurable."""
+
+# --- activity prescription models (issue 5; dosimetry/planning.py) -------------------------------------
+DU_BOIS_BSA_COEFFICIENT: float = 0.007184
+"""Body surface area (m2) = 0.007184 x weight[kg]^0.425 x height[cm]^0.725 [DuBois1916]."""
+
+DU_BOIS_WEIGHT_EXPONENT: float = 0.425
+"""Exponent of weight (kg) in the Du Bois formula [DuBois1916]."""
+
+DU_BOIS_HEIGHT_EXPONENT: float = 0.725
+"""Exponent of height (cm) in the Du Bois formula [DuBois1916]."""
+
+RESIN_BSA_OFFSET_M2: float = 0.2
+"""BSA method for resin microspheres: A[GBq] = (BSA[m2] - 0.2) + V_tumour / (V_tumour + V_normal liver)
+[SirtexIFU]."""
+
+RESIN_LSF_ACTIVITY_REDUCTION: tuple[tuple[float, float], ...] = ((0.10, 1.0), (0.15, 0.8), (0.20, 0.6))
+"""(upper lung shunt fraction, activity factor) of the BSA method: LSF < 10% full activity, 10-15% 80%,
+15-20% 60%, >= 20% resin treatment not recommended [SirtexIFU]."""
+
+PARTITION_NORMAL_LIVER_LIMIT_GY: float = 70.0
+"""Normal-liver dose limit of the partition model's maximum activity (Gy) [Ho1996], [Lau1994]."""
+
+PARTITION_LUNG_LIMIT_GY: float = 30.0
+"""Lung dose limit of the partition model's maximum activity (Gy, one treatment) [Ho1996], [Ho1997]."""
+
 SOURCES: dict[str, str] = {
     "Y90_HALF_LIFE_H": "ICRP Publication 107 (2008)",
     "Y90_MEAN_BETA_ENERGY_MEV": "ICRP Publication 107 (2008): 0.932991 MeV x 0.999885 + 0.185079 MeV x 1.15e-4",
@@ -78,7 +175,28 @@ SOURCES: dict[str, str] = {
     "DEFAULT_SOFT_TISSUE_DENSITY_G_ML": "ICRU Report 46; MIRD and EANM 2022 SIRT guideline liver density",
     "DEFAULT_LUNG_MASS_KG": "conventional lung mass, Gulec 2006 / EANM 2022",
     "NUCLIDE_HALF_LIVES_S": "ICRP Publication 107 (2008); for naming a nuclide from a DICOM header only",
+    "MGY_PER_MBQ_S_PER_MEV_PER_G": "derived, exact: JOULE_PER_MEV x 1e3 g/kg x 1e6 decays/(MBq s) x 1e3 mGy/Gy",
+    "GY_PER_DECAY_PER_MGY_PER_MBQ_S": "unit conversion (exact)",
+    "DPK_WATER_DENSITY_G_CM3": "Graves, Flynn, Hyer, Med Phys 2019;46:5284 (shell masses of the kernel file)",
+    "Y90_DPK_MAX_RADIUS_WATER_MM": "Graves, Flynn, Hyer, Med Phys 2019;46:5284 (kernels/y90_beta_dpk_water_graves2019_0-12mm.csv)",
+    "Y90_DPK_ENERGY_0_12MM_MEV": "derived: sum of the shells of kernels/y90_beta_dpk_water_graves2019_0-12mm.csv (Graves 2019)",
+    "Y90_KERNEL_ENERGY_PER_DECAY_MEV": "choice of this package: the ICRP 107 mean beta energy (kernel renormalised by 0.93290/0.92991)",
+    "KERNEL_REFERENCE_DENSITY_G_CM3": "ICRU Report 46 soft tissue; EANM 2022 SIRT guideline liver density",
+    "KERNEL_RANGE_MIN_DENSITY_G_CM3": "choice of this package (below ICRU 46 inflated lung, 0.26 g/cm3)",
+    "KERNEL_RANGE_MAX_DENSITY_G_CM3": "choice of this package (above ICRU 46 cortical bone, 1.92 g/cm3)",
+    "MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S": "Bolch et al., MIRD Pamphlet No. 17, J Nucl Med 1999;40:11S-36S",
+    "MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S": "Bolch et al., MIRD Pamphlet No. 17, J Nucl Med 1999;40:11S-36S",
     "HU_TO_DENSITY": "Schneider, Bortfeld, Schlegel, Phys Med Biol 2000;45:459 (kernels/hu_to_density_schneider2000.txt)",
+    "Y90_REPAIR_HALF_TIME_H": "Strigari et al., J Nucl Med 2010;51:1377; Cremonesi et al., Front Oncol 2014;4:210",
+    "ALPHA_BETA_TUMOR_GY": "Cremonesi et al., Front Oncol 2014;4:210 (Y-90 radioembolization radiobiology)",
+    "ALPHA_BETA_LIVER_GY": "Strigari et al., J Nucl Med 2010;51:1377; Cremonesi et al., Front Oncol 2014;4:210",
+    "DU_BOIS_BSA_COEFFICIENT": "Du Bois & Du Bois, Arch Intern Med 1916;17:863",
+    "DU_BOIS_WEIGHT_EXPONENT": "Du Bois & Du Bois, Arch Intern Med 1916;17:863",
+    "DU_BOIS_HEIGHT_EXPONENT": "Du Bois & Du Bois, Arch Intern Med 1916;17:863",
+    "RESIN_BSA_OFFSET_M2": "SIR-Spheres Instructions for Use (Sirtex); Kao et al., Ann Nucl Med 2011;25:455",
+    "RESIN_LSF_ACTIVITY_REDUCTION": "SIR-Spheres Instructions for Use (Sirtex); Kao et al., Ann Nucl Med 2011;25:455",
+    "PARTITION_NORMAL_LIVER_LIMIT_GY": "Ho et al., Eur J Nucl Med 1996;23:947; Lau et al., Br J Cancer 1994;70:994",
+    "PARTITION_LUNG_LIMIT_GY": "Ho et al., Eur J Nucl Med 1996;23:947 and 1997;24:293",
 }
 
 UNITS: dict[str, str] = {
@@ -89,6 +207,27 @@ UNITS: dict[str, str] = {
     "Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ": "Gy kg/GBq",
     "DEFAULT_SOFT_TISSUE_DENSITY_G_ML": "g/mL",
     "DEFAULT_LUNG_MASS_KG": "kg",
+    "MGY_PER_MBQ_S_PER_MEV_PER_G": "mGy/(MBq s) per MeV/g",
+    "GY_PER_DECAY_PER_MGY_PER_MBQ_S": "Gy per decay per mGy/(MBq s)",
+    "DPK_WATER_DENSITY_G_CM3": "g/cm3",
+    "Y90_DPK_MAX_RADIUS_WATER_MM": "mm",
+    "Y90_DPK_ENERGY_0_12MM_MEV": "MeV",
+    "Y90_KERNEL_ENERGY_PER_DECAY_MEV": "MeV",
+    "KERNEL_REFERENCE_DENSITY_G_CM3": "g/cm3",
+    "KERNEL_RANGE_MIN_DENSITY_G_CM3": "g/cm3",
+    "KERNEL_RANGE_MAX_DENSITY_G_CM3": "g/cm3",
+    "MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S": "mGy/(MBq s)",
+    "MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S": "mGy/(MBq s)",
+    "Y90_REPAIR_HALF_TIME_H": "h",
+    "ALPHA_BETA_TUMOR_GY": "Gy",
+    "ALPHA_BETA_LIVER_GY": "Gy",
+    "DU_BOIS_BSA_COEFFICIENT": "m2 kg^-0.425 cm^-0.725",
+    "DU_BOIS_WEIGHT_EXPONENT": "1",
+    "DU_BOIS_HEIGHT_EXPONENT": "1",
+    "RESIN_BSA_OFFSET_M2": "m2 (read as GBq)",
+    "RESIN_LSF_ACTIVITY_REDUCTION": "(LSF upper bound, activity factor)",
+    "PARTITION_NORMAL_LIVER_LIMIT_GY": "Gy",
+    "PARTITION_LUNG_LIMIT_GY": "Gy",
 }
 
 
@@ -102,6 +241,27 @@ def constants_record() -> dict[str, dict[str, object]]:
         "Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ": Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
         "DEFAULT_SOFT_TISSUE_DENSITY_G_ML": DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
         "DEFAULT_LUNG_MASS_KG": DEFAULT_LUNG_MASS_KG,
+        "MGY_PER_MBQ_S_PER_MEV_PER_G": MGY_PER_MBQ_S_PER_MEV_PER_G,
+        "GY_PER_DECAY_PER_MGY_PER_MBQ_S": GY_PER_DECAY_PER_MGY_PER_MBQ_S,
+        "DPK_WATER_DENSITY_G_CM3": DPK_WATER_DENSITY_G_CM3,
+        "Y90_DPK_MAX_RADIUS_WATER_MM": Y90_DPK_MAX_RADIUS_WATER_MM,
+        "Y90_DPK_ENERGY_0_12MM_MEV": Y90_DPK_ENERGY_0_12MM_MEV,
+        "Y90_KERNEL_ENERGY_PER_DECAY_MEV": Y90_KERNEL_ENERGY_PER_DECAY_MEV,
+        "KERNEL_REFERENCE_DENSITY_G_CM3": KERNEL_REFERENCE_DENSITY_G_CM3,
+        "KERNEL_RANGE_MIN_DENSITY_G_CM3": KERNEL_RANGE_MIN_DENSITY_G_CM3,
+        "KERNEL_RANGE_MAX_DENSITY_G_CM3": KERNEL_RANGE_MAX_DENSITY_G_CM3,
+        "MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S": MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S,
+        "MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S": MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S,
+        "Y90_REPAIR_HALF_TIME_H": Y90_REPAIR_HALF_TIME_H,
+        "ALPHA_BETA_TUMOR_GY": ALPHA_BETA_TUMOR_GY,
+        "ALPHA_BETA_LIVER_GY": ALPHA_BETA_LIVER_GY,
+        "DU_BOIS_BSA_COEFFICIENT": DU_BOIS_BSA_COEFFICIENT,
+        "DU_BOIS_WEIGHT_EXPONENT": DU_BOIS_WEIGHT_EXPONENT,
+        "DU_BOIS_HEIGHT_EXPONENT": DU_BOIS_HEIGHT_EXPONENT,
+        "RESIN_BSA_OFFSET_M2": RESIN_BSA_OFFSET_M2,
+        "RESIN_LSF_ACTIVITY_REDUCTION": [list(pair) for pair in RESIN_LSF_ACTIVITY_REDUCTION],
+        "PARTITION_NORMAL_LIVER_LIMIT_GY": PARTITION_NORMAL_LIVER_LIMIT_GY,
+        "PARTITION_LUNG_LIMIT_GY": PARTITION_LUNG_LIMIT_GY,
     }
     return {
         name: {"value": value, "unit": UNITS[name], "source": SOURCES[name]}

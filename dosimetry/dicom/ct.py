@@ -1,0 +1,93 @@
+"""CT series (classic CT Image or Enhanced CT storage) to Hounsfield units in float32.
+
+Each slice is rescaled with its own Rescale Slope/Intercept. Slices must form one regular stack (see
+:func:`dosimetry.dicom.slices.sort_frames`); a gantry-tilted stack is resampled trilinearly onto the
+orthogonal grid with the same in-plane axes (voxels outside the acquired slab get -1024 HU) and a warning
+says so, or refused when ``tilt='refuse'``.
+
+References
+----------
+.. [PS3.3-C.8.2.1] DICOM PS3.3 C.8.2.1 CT Image Module (Rescale Slope/Intercept to HU, Gantry/Detector
+   Tilt) and C.7.6.2 Image Plane Module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from ..errors import InputFileError
+from ..image import Image
+from . import slices
+
+AIR_HU: float = -1024.0
+"""Fill value (HU) for voxels outside a resampled tilted CT."""
+
+
+@dataclass(frozen=True)
+class CtVolume:
+    """A CT in HU (float32) with warnings and a record of how it was read."""
+
+    image: Image
+    warnings: tuple[str, ...] = ()
+    provenance: dict = field(default_factory=dict)
+
+
+def load_ct(files, *, tilt: str = "resample", label: str = "CT series") -> CtVolume:
+    """Read a CT series as HU.
+
+    Parameters
+    ----------
+    files : sequence of path
+        Files of one series (single-frame CT images, or one Enhanced CT file).
+    tilt : {'resample', 'refuse'}
+        Handling of gantry tilt (sheared stacks).
+    label : str
+        Series label for messages.
+
+    Raises
+    ------
+    InputFileError
+        Unreadable files or pixel data.
+    GeometryError
+        Irregular stacks, or tilt with ``tilt='refuse'``.
+    """
+    datasets = []
+    for path in files:
+        try:
+            datasets.append((Path(path).name, pydicom.dcmread(path)))
+        except Exception as err:
+            raise InputFileError(f"{path}: cannot read as DICOM ({type(err).__name__}: {err})") from err
+    first = datasets[0][1]
+    if "PerFrameFunctionalGroupsSequence" in first:
+        frames = [fr for name, ds in datasets for fr in slices.frames_from_enhanced(name, ds)]
+    else:
+        frames = slices.frames_from_single_frame_files(datasets)
+    ordered = slices.sort_frames(frames, label=label)
+    planes = [fr.values for fr in ordered.frames]
+    thickness = first.get("SliceThickness")
+    warnings: list[str] = []
+    if len(frames) == 1:
+        warnings.append(f"{label}: a single CT slice; its SliceThickness is used as the slice spacing")
+    image, geo_warnings = slices.build_image(
+        ordered,
+        planes,
+        label=label,
+        tilt=tilt,
+        fill_value=AIR_HU,
+        single_slice_thickness_mm=float(thickness) if thickness not in (None, "") else None,
+    )
+    warnings += geo_warnings
+    provenance = {
+        "modality": "CT",
+        "series_uid": str(first.get("SeriesInstanceUID", "")),
+        "series_description": str(first.get("SeriesDescription", "")),
+        "n_files": len(datasets),
+        "n_frames": len(frames),
+        "gantry_tilt_resampled": bool(ordered.tilted),
+        "header_gantry_tilt_deg": float(first.GantryDetectorTilt) if first.get("GantryDetectorTilt") not in (None, "") else None,
+    }
+    return CtVolume(image.with_array(image.array.astype(np.float32)), tuple(warnings), provenance)

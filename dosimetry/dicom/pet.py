@@ -1,0 +1,311 @@
+"""Y-90 PET (classic PET Image and Enhanced PET Image storage) to activity concentration at scan start.
+
+The loader returns Bq/mL that is true at the acquisition start of the series (``activity_time``), whatever
+decay correction the scanner applied: for every frame (slice or bed) the scanner's Decay Factor is divided
+out, which gives the mean activity concentration over that frame (PS3.3 C.8.9.4.1.9: the factor "used to
+scale this image"), and the Y-90 decay is then put back from the frame to the series start:
+
+    A(t_scan) = v / DF x lambda T / (1 - exp(-lambda T)) x exp(lambda (t_frame - t_scan))
+
+with v = stored x RescaleSlope + RescaleIntercept of that slice (float64), T the frame duration,
+t_frame the frame start and lambda the Y-90 decay constant. For the usual header (START correction, Y-90
+half-life) the product is 1 to within 1e-6; for a scanner set to another nuclide (F-18 for example) it
+removes the wrong decay correction. This needs no Series Time (which post-processing rewrites) and no
+Frame Reference Time.
+
+References
+----------
+.. [PS3.3-C.8.9.1] DICOM PS3.3 C.8.9.1 PET Series Module: Units (0054,1001), Decay Correction (0054,1102)
+   with the defined terms NONE, START, ADMIN.
+.. [PS3.3-C.8.9.2] DICOM PS3.3 C.8.9.2 PET Isotope Module: Radiopharmaceutical Information Sequence,
+   Radionuclide Half Life (s), Radionuclide Total Dose (Bq), Radiopharmaceutical Start (Date)Time.
+.. [PS3.3-C.8.9.4] DICOM PS3.3 C.8.9.4 PET Image Module: Acquisition Date/Time, Actual Frame Duration
+   (ms), Frame Reference Time, Decay Factor.
+.. [PS3.3-C.8.22] DICOM PS3.3 C.8.22 Enhanced PET modules: Real World Value Mapping with UCUM units,
+   PET Frame Correction Factors (Decay Factor), Decay Corrected (0018,9758), Decay Correction DateTime.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from ..constants import Y90_HALF_LIFE_S
+from ..errors import InputFileError, UnitsError
+from ..image import Image
+from . import slices
+from .timing import (
+    TimeSource,
+    acquisition_start,
+    combine,
+    decay_constant_per_s,
+    frame_average_to_start,
+    header_implant_time,
+    identify_nuclide,
+    parse_date,
+    parse_datetime,
+    parse_time,
+    seconds_between,
+)
+
+ABSOLUTE_UNITS = {"BQML": "Bq/mL"}
+"""PET Units that give absolute activity concentration, and our name for them."""
+
+UCUM_TO_UNITS = {"bq/ml": "BQML", "{counts}": "CNTS", "cnts": "CNTS", "{propcps}": "PROPCPS", "g/ml": "GML"}
+"""Units code values of Enhanced PET Real World Value Mapping (UCUM) and the classic PET Units term."""
+
+ADMINISTERED_BQ_RANGE = (1e7, 1e11)
+"""Plausible Y-90 administered activities (Bq): 10 MBq to 100 GBq."""
+
+
+@dataclass(frozen=True)
+class EmissionVolume:
+    """An emission image with its units, times and the notes of how it was read."""
+
+    image: Image
+    units: str
+    activity_time: datetime | None
+    implant_time: TimeSource | None
+    administered_activity_bq: float | None
+    warnings: tuple[str, ...] = ()
+    provenance: dict = field(default_factory=dict)
+
+
+def _read_all(files, label: str) -> list[tuple[str, pydicom.Dataset]]:
+    out = []
+    for path in files:
+        try:
+            out.append((Path(path).name, pydicom.dcmread(path)))
+        except Exception as err:
+            raise InputFileError(f"{path}: cannot read as DICOM ({type(err).__name__}: {err}); {label}") from err
+    return out
+
+
+def check_administered_activity(value, warnings: list[str]) -> float | None:
+    """Radionuclide Total Dose (Bq by the standard) after the Bq/MBq magnitude check.
+
+    Values from 1e7 to 1e11 Bq are taken as they are; values from 1 to 1e5 are taken as MBq (a common
+    vendor fault) and converted, with a warning; anything else is dropped with a warning.
+    """
+    if value in (None, ""):
+        return None
+    dose = float(value)
+    lo, hi = ADMINISTERED_BQ_RANGE
+    if lo <= dose <= hi:
+        return dose
+    if 1.0 <= dose < 1e5 and lo <= dose * 1e6 <= hi:
+        warnings.append(
+            f"RadionuclideTotalDose is {dose:g}, too small for Bq: read as {dose:g} MBq "
+            f"(= {dose * 1e6:.4g} Bq); check the administered activity"
+        )
+        return dose * 1e6
+    warnings.append(
+        f"RadionuclideTotalDose {dose:g} Bq is outside the plausible Y-90 range {lo:g}-{hi:g} Bq; ignored"
+    )
+    return None
+
+
+def _header_half_life(ds, warnings: list[str], label: str) -> float | None:
+    seq = ds.get("RadiopharmaceuticalInformationSequence")
+    value = seq[0].get("RadionuclideHalfLife") if seq else None
+    if value in (None, ""):
+        return None
+    half_life_s = float(value)
+    nuclide = identify_nuclide(half_life_s)
+    if nuclide != "Y-90":
+        warnings.append(
+            f"{label}: the header half-life is {half_life_s:g} s ({nuclide or 'unknown nuclide'}), not Y-90 "
+            f"({Y90_HALF_LIFE_S:g} s): the scanner's decay correction was undone from its Decay Factors and "
+            "redone with Y-90; check also that the scanner applied the Y-90 positron branching ratio "
+            "(3.2e-5), or use relative calibration"
+        )
+    return half_life_s
+
+
+def _units(ds, frames, label: str) -> str:
+    units = str(ds.get("Units", "")).strip().upper()
+    if not units:
+        rwvm = frames[0].meta.get("rwvm") if frames else None
+        codes = rwvm.get("MeasurementUnitsCodeSequence") if rwvm is not None else None
+        if codes:
+            code = str(codes[0].get("CodeValue", "")).strip().lower()
+            units = UCUM_TO_UNITS.get(code, code.upper())
+    return units
+
+
+def _frame_times(entries, ds, enhanced: bool):
+    """(start datetime or None, duration s) for each (name, dataset) or frame."""
+    if not enhanced:
+        out = []
+        for _, item in entries:
+            start = parse_datetime(item.get("AcquisitionDateTime")) or combine(
+                parse_date(item.get("AcquisitionDate")), parse_time(item.get("AcquisitionTime"))
+            )
+            duration = item.get("ActualFrameDuration")
+            out.append((start, float(duration) / 1000.0 if duration not in (None, "") else 0.0))
+        return out
+    out = []
+    for fr in entries:
+        content = fr.meta.get("frame_content")
+        start = parse_datetime(content.get("FrameAcquisitionDateTime")) if content is not None else None
+        duration = content.get("FrameAcquisitionDuration") if content is not None else None
+        out.append((start, float(duration) / 1000.0 if duration not in (None, "") else 0.0))
+    return out
+
+
+def load_pet(files, *, calibration: str = "absolute", label: str = "PET series") -> EmissionVolume:
+    """Read a PET series as activity concentration true at its acquisition start.
+
+    Parameters
+    ----------
+    files : sequence of path
+        The files of one series (classic single-frame files, or one Enhanced PET file).
+    calibration : {'absolute', 'relative'}
+        'absolute' requires Units BQML; 'relative' accepts any units (the result is then labelled
+        'counts', a relative scale to be normalised by the pipeline).
+    label : str
+        Series label (UID and description) used in messages.
+
+    Returns
+    -------
+    EmissionVolume
+        ``image`` in Bq/mL (or relative units) at ``activity_time``; ``implant_time`` from the header.
+
+    Raises
+    ------
+    UnitsError
+        Units other than BQML with absolute calibration; a Decay Correction that cannot be undone.
+    GeometryError
+        Missing slices, uneven spacing, mixed orientations (see :func:`slices.sort_frames`).
+    """
+    if calibration not in ("absolute", "relative"):
+        raise UnitsError(f"calibration must be 'absolute' or 'relative', got {calibration!r}")
+    warnings: list[str] = []
+    datasets = _read_all(files, label)
+    first = datasets[0][1]
+    enhanced = "PerFrameFunctionalGroupsSequence" in first
+    if enhanced:
+        if len(datasets) != 1:
+            raise InputFileError(f"{label}: {len(datasets)} Enhanced PET files in one series; expected one")
+        frames = slices.frames_from_enhanced(*datasets[0])
+        times = _frame_times(frames, first, True)
+    else:
+        frames = slices.frames_from_single_frame_files(datasets)
+        times = _frame_times(datasets, first, False)
+    for fr, (start, duration), entry in zip(frames, times, datasets if not enhanced else frames):
+        fr.meta["start"] = start
+        fr.meta["duration_s"] = duration
+        if enhanced:
+            corr = fr.meta.get("pet_corrections")
+            fr.meta["decay_factor"] = corr.get("DecayFactor") if corr is not None else None
+        else:
+            fr.meta["decay_factor"] = entry[1].get("DecayFactor")
+
+    units = _units(first, frames, label)
+    if units not in ABSOLUTE_UNITS and calibration == "absolute":
+        raise UnitsError(
+            f"{label}: Units is {units or '(absent)'}; expected BQML for absolute calibration; use relative "
+            "calibration (scale to the administered activity) or export the series in Bq/mL"
+        )
+    out_units = ABSOLUTE_UNITS.get(units, "counts")
+
+    # times
+    starts = [fr.meta["start"] for fr in frames if fr.meta["start"] is not None]
+    if starts:
+        scan = TimeSource(min(starts), "AcquisitionDateTime" if enhanced else acquisition_start([d for _, d in datasets]).source)
+    else:
+        scan = acquisition_start([first])
+        if scan is not None:
+            warnings.append(f"{label}: no acquisition time in the header; scan time taken from {scan.source}")
+    implant = header_implant_time(first, scan.time if scan else None)
+    header_half_life_s = _header_half_life(first, warnings, label)
+
+    # decay correction: which one, and to what reference (only needed when Decay Factors are missing)
+    if enhanced:
+        corrected = str(first.get("DecayCorrected", "NO")).upper() == "YES"
+        mode = "DATETIME" if corrected else "NONE"
+        reference = parse_datetime(first.get("DecayCorrectionDateTime")) if corrected else None
+    else:
+        mode = str(first.get("DecayCorrection", "NONE")).strip().upper() or "NONE"
+        if mode not in ("NONE", "START", "ADMIN"):
+            raise UnitsError(f"{label}: DecayCorrection is {mode!r}; expected NONE, START or ADMIN; fix the header")
+        reference = None
+        if mode == "START":
+            reference = combine(parse_date(first.get("SeriesDate")), parse_time(first.get("SeriesTime")))
+        elif mode == "ADMIN":
+            reference = implant.time if implant else None
+
+    y90_lambda = decay_constant_per_s(Y90_HALF_LIFE_S)
+    factors = []
+    fallback_used = False
+    for fr in frames:
+        start = fr.meta["start"] or (scan.time if scan else None)
+        duration = fr.meta["duration_s"]
+        if mode == "NONE":
+            scanner_df = 1.0
+        elif fr.meta["decay_factor"] not in (None, ""):
+            scanner_df = float(fr.meta["decay_factor"])
+        else:
+            if reference is None or start is None:
+                raise UnitsError(
+                    f"{label}: DecayCorrection {mode} but no DecayFactor and no reference time in "
+                    f"{fr.source}; expected per-image DecayFactor; the decay correction cannot be undone, "
+                    "re-export the series with Decay Correction NONE or START"
+                )
+            half_life = header_half_life_s or Y90_HALF_LIFE_S
+            scanner_df = math.exp(decay_constant_per_s(half_life) * seconds_between(start, reference))
+            scanner_df *= frame_average_to_start(duration, half_life)
+            fallback_used = True
+        if not (scanner_df > 0 and math.isfinite(scanner_df)):
+            raise UnitsError(f"{label}: DecayFactor {scanner_df!r} in {fr.source}; expected a positive number")
+        offset_s = seconds_between(start, scan.time) if (start is not None and scan is not None) else 0.0
+        factor = frame_average_to_start(duration) * math.exp(y90_lambda * offset_s) / scanner_df
+        factors.append(factor)
+    if fallback_used:
+        warnings.append(
+            f"{label}: no DecayFactor in the header; the scanner's {mode} decay correction was recomputed "
+            f"from the header half-life and reference time {reference}"
+        )
+
+    for fr, factor in zip(frames, factors):
+        fr.meta["factor"] = factor
+    ordered = slices.sort_frames(frames, label=label)
+    planes = [fr.values * fr.meta["factor"] for fr in ordered.frames]
+    image, geo_warnings = slices.build_image(ordered, planes, label=label, tilt="refuse")
+    warnings += geo_warnings
+
+    seq = first.get("RadiopharmaceuticalInformationSequence")
+    administered = check_administered_activity(seq[0].get("RadionuclideTotalDose") if seq else None, warnings)
+    slopes = [fr.slope for fr in frames]
+    provenance = {
+        "modality": "PT",
+        "sop_class_uid": str(first.get("SOPClassUID", "")),
+        "series_uid": str(first.get("SeriesInstanceUID", "")),
+        "series_description": str(first.get("SeriesDescription", "")),
+        "n_files": len(datasets),
+        "n_frames": len(frames),
+        "units_header": units,
+        "decay_correction": mode,
+        "decay_reference_time": reference.isoformat() if reference else None,
+        "decay_factors_from_header": not fallback_used and mode != "NONE",
+        "header_half_life_s": header_half_life_s,
+        "header_nuclide": identify_nuclide(header_half_life_s),
+        "scan_time_source": scan.source if scan else None,
+        "implant_time_source": implant.source if implant else None,
+        "rescale_slope_range": [float(min(slopes)), float(max(slopes))],
+        "correction_factor_range": [float(min(factors)), float(max(factors))],
+    }
+    return EmissionVolume(
+        image=image.with_array(image.array.astype(np.float32)),
+        units=out_units,
+        activity_time=scan.time if scan else None,
+        implant_time=implant,
+        administered_activity_bq=administered,
+        warnings=tuple(warnings),
+        provenance=provenance,
+    )

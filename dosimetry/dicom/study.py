@@ -1,0 +1,236 @@
+"""One call from a DICOM folder to the inputs of a dosimetry: :func:`load_study`.
+
+It scans the folder (:mod:`.discovery`), picks the series, reads the emission image as activity at its
+scan time (:mod:`.pet`, :mod:`.spect`), the CT (:mod:`.ct`) and the structures (:mod:`.rtstruct`,
+:mod:`.seg`), and settles the implant time. Nothing is printed: every warning is returned in
+:attr:`StudyInputs.warnings` and every choice in :attr:`StudyInputs.provenance` (which holds no patient
+name, ID or birth date).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..constants import Y90_HALF_LIFE_S
+from ..errors import OptionsError, UnitsError
+from ..image import Image
+from ..roi import Roi
+from .ct import load_ct
+from .discovery import Kind, inventory, select_series
+from .pet import load_pet
+from .rtstruct import rtstruct_to_rois
+from .seg import seg_to_rois
+from .spect import load_spect
+from .timing import parse_datetime, seconds_between
+
+IMPLANT_TIME_DISAGREEMENT_S: float = 60.0
+"""A ``--implant-time`` that differs from the header by more than this (s) is reported in a warning."""
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """What a DICOM study gives the dosimetry pipeline.
+
+    Attributes
+    ----------
+    activity : Image
+        Emission image. PET: activity concentration (Bq/mL) true at ``activity_time`` (the scanner's
+        decay correction undone); SPECT: counts, or Bq/mL at ``activity_time`` with a calibration factor.
+    activity_units : str
+        'Bq/mL' or 'counts' (a relative scale that the pipeline normalises).
+    activity_time : datetime or None
+        Acquisition start of the emission series (local scanner time).
+    implant_time : datetime or None
+        Y-90 administration time (``--implant-time``, else the header).
+    ct : Image or None
+        CT in HU (float32) on the emission Frame of Reference.
+    rois : tuple of Roi
+        Occupancy masks (on the emission grid for RTSTRUCT, on their own grid for SEG).
+    administered_activity_bq : float or None
+        Radionuclide Total Dose after the Bq/MBq magnitude check.
+    warnings : tuple of str
+    provenance : dict
+        Series UIDs, descriptions, file counts, decay correction, time sources; no patient identifiers.
+    """
+
+    activity: Image
+    activity_units: str
+    activity_time: datetime | None
+    implant_time: datetime | None
+    ct: Image | None
+    rois: tuple[Roi, ...]
+    administered_activity_bq: float | None
+    warnings: tuple[str, ...] = ()
+    provenance: dict = field(default_factory=dict)
+
+
+def _parse_implant_time(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    text = str(value).strip()
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    parsed = parse_datetime(text) if text.replace(".", "").isdigit() else None
+    if parsed is None:
+        raise OptionsError(
+            f"--implant-time {value!r} is not a date and time; give ISO 8601 like 2024-03-01T09:30 "
+            "(local scanner time)"
+        )
+    return parsed
+
+
+def load_study(
+    folder: str | os.PathLike,
+    *,
+    series_uid=None,
+    implant_time=None,
+    calibration: str = "absolute",
+    calibration_factor_cps_per_mbq: float | None = None,
+    role_overrides: dict | None = None,
+) -> StudyInputs:
+    """Find, choose and read the series of a Y-90 post-treatment study in a DICOM folder.
+
+    Parameters
+    ----------
+    folder : path
+        Folder scanned recursively (any file names; DICOMDIR optional).
+    series_uid : str or sequence of str, optional
+        Series Instance UID(s) that settle an ambiguous choice (``--series``).
+    implant_time : datetime or str, optional
+        Administration time (local scanner time, ISO 8601); overrides the header.
+    calibration : {'absolute', 'relative'}
+        'absolute' needs PET in Bq/mL or SPECT with a calibration factor; 'relative' accepts any scale.
+    calibration_factor_cps_per_mbq : float, optional
+        SPECT tomographic calibration factor (counts per second per MBq).
+    role_overrides : dict, optional
+        Structure name -> role ('liver', 'tumor', 'lung', 'perfused', 'other' or 'ignore').
+
+    Returns
+    -------
+    StudyInputs
+
+    Raises
+    ------
+    InputFileError, GeometryError, UnitsError, OptionsError, RoiError
+        See the loaders; :class:`~dosimetry.dicom.discovery.AmbiguousSeriesError` (an OptionsError)
+        lists the candidates when the series choice is ambiguous.
+    """
+    if calibration not in ("absolute", "relative"):
+        raise OptionsError(f"calibration must be 'absolute' or 'relative', got {calibration!r}")
+    user_implant = _parse_implant_time(implant_time)
+    records = inventory(folder)
+    selection = select_series(records, series_uids=series_uid or ())
+    warnings: list[str] = list(selection.notes)
+    em_rec = selection.emission
+    if em_rec.modality == "NM":
+        if calibration == "absolute" and calibration_factor_cps_per_mbq is None:
+            raise UnitsError(
+                f"SPECT series {em_rec.series_uid}: bremsstrahlung SPECT counts give no absolute activity; "
+                "expected a calibration factor (counts/s/MBq) for absolute calibration; give one, or use "
+                "relative calibration"
+            )
+        emission = load_spect(em_rec.files, calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq,
+                              label=f"SPECT series {em_rec.series_uid}")
+    else:
+        if calibration_factor_cps_per_mbq is not None:
+            warnings.append("a SPECT calibration factor was given for a PET series and was not used")
+        emission = load_pet(em_rec.files, calibration=calibration, label=f"PET series {em_rec.series_uid}")
+    warnings += emission.warnings
+
+    header_implant = emission.implant_time
+    if user_implant is not None:
+        implant = user_implant
+        implant_source = "--implant-time"
+        if header_implant and abs(seconds_between(user_implant, header_implant.time)) > IMPLANT_TIME_DISAGREEMENT_S:
+            warnings.append(
+                f"--implant-time {user_implant.isoformat()} differs from the header "
+                f"({header_implant.source}: {header_implant.time.isoformat()}); the option is used"
+            )
+    elif header_implant is not None:
+        implant = header_implant.time
+        implant_source = header_implant.source
+    else:
+        implant, implant_source = None, None
+        message = (
+            f"emission series {em_rec.series_uid}: no RadiopharmaceuticalInformationSequence start time and "
+            "no --implant-time; expected the Y-90 administration time; give --implant-time"
+        )
+        if calibration == "absolute":
+            raise UnitsError(message)
+        warnings.append(message + " (relative calibration: not needed for the dose)")
+    if calibration == "absolute" and emission.activity_time is None:
+        raise UnitsError(
+            f"emission series {em_rec.series_uid}: no acquisition, series or frame time in the header; expected "
+            "the scan time to correct decay; re-export the series with its acquisition time"
+        )
+    if implant is not None and emission.activity_time is not None:
+        delay_s = seconds_between(emission.activity_time, implant)
+        if delay_s < 0:
+            raise UnitsError(
+                f"the scan ({emission.activity_time.isoformat()}) starts before the implant "
+                f"({implant.isoformat()}, from {implant_source}); expected the implant first; check --implant-time"
+            )
+        if delay_s > 5 * Y90_HALF_LIFE_S:
+            warnings.append(
+                f"the scan is {delay_s / 3600:.1f} h after the implant (over 5 Y-90 half-lives): check the dates"
+            )
+
+    ct_image = None
+    ct_prov = None
+    if selection.ct is not None:
+        ct = load_ct(selection.ct.files, label=f"CT series {selection.ct.series_uid}")
+        ct_image = ct.image
+        ct_prov = ct.provenance
+        warnings += ct.warnings
+    else:
+        warnings.append("no CT on the emission Frame of Reference: the density will not come from a CT")
+
+    rois: tuple[Roi, ...] = ()
+    structures_prov = None
+    st_rec = selection.structures
+    if st_rec is not None:
+        for_uid = em_rec.frame_of_reference_uid or None
+        if st_rec.kind is Kind.RTSTRUCT:
+            rois, st_warnings = rtstruct_to_rois(st_rec.files[0], emission.image, frame_of_reference_uid=for_uid,
+                                                 role_overrides=role_overrides)
+        else:
+            rois, st_warnings = seg_to_rois(st_rec.files[0], frame_of_reference_uid=for_uid,
+                                            role_overrides=role_overrides)
+        warnings += st_warnings
+        structures_prov = {
+            "modality": st_rec.modality,
+            "series_uid": st_rec.series_uid,
+            "series_description": st_rec.description,
+            "n_files": st_rec.n_files,
+            "rois": {roi.name: roi.role.value for roi in rois},
+        }
+        if len(st_rec.files) > 1:
+            warnings.append(f"{st_rec.modality} series {st_rec.series_uid} has {len(st_rec.files)} files; the first was used")
+
+    provenance = {
+        "folder_series": len(records),
+        "selection_notes": list(selection.notes),
+        "emission": {**emission.provenance, "frame_of_reference_uid": em_rec.frame_of_reference_uid},
+        "ct": ct_prov,
+        "structures": structures_prov,
+        "activity_time": emission.activity_time.isoformat() if emission.activity_time else None,
+        "implant_time": implant.isoformat() if implant else None,
+        "implant_time_source": implant_source,
+        "header_implant_time": header_implant.time.isoformat() if header_implant else None,
+        "calibration": calibration,
+    }
+    return StudyInputs(
+        activity=emission.image,
+        activity_units=emission.units,
+        activity_time=emission.activity_time,
+        implant_time=implant,
+        ct=ct_image,
+        rois=rois,
+        administered_activity_bq=emission.administered_activity_bq,
+        warnings=tuple(warnings),
+        provenance=provenance,
+    )
