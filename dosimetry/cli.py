@@ -73,11 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="compute dose maps and ROI statistics of one study",
-                         description="Compute the absorbed dose of one study and write dose.nii.gz, stats.json, "
-                                     "stats.csv and dvh.csv into --out.")
+                         description="Compute the absorbed dose of one study (a DICOM folder, or image files "
+                                     "given with --activity) and write the results into --out.")
     inp = run.add_argument_group("inputs")
-    inp.add_argument("--activity", required=True, metavar="IMG",
-                     help="activity image (NIfTI/NRRD/MHA), Bq/mL at scan time unless --activity-units says otherwise")
+    inp.add_argument("study", nargs="?", metavar="STUDY_DIR",
+                     help="folder of DICOM files (PET or SPECT, CT, RTSTRUCT/SEG), searched recursively")
+    inp.add_argument("--activity", metavar="IMG",
+                     help="instead of STUDY_DIR: activity image (NIfTI/NRRD/MHA), Bq/mL at scan time unless "
+                          "--activity-units says otherwise")
+    inp.add_argument("--series", action="append", default=[], metavar="UID",
+                     help="with STUDY_DIR: the Series Instance UID to use where the choice is ambiguous (repeatable)")
+    inp.add_argument("--spect-cps-per-mbq", type=_positive, metavar="CF",
+                     help="with STUDY_DIR: SPECT calibration factor (counts per second per MBq) for absolute calibration")
     inp.add_argument("--activity-units", choices=UNITS, help="units of the activity image (default: Bq/mL, stated "
                                                              "as assumed in the output)")
     inp.add_argument("--ct", metavar="IMG", help="CT in HU on any grid, for voxel densities (Schneider 2000)")
@@ -86,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     inp.add_argument("--segmentation", action="append", default=[], metavar="FILE.seg.nrrd",
                      help="a 3D Slicer segmentation; roles are inferred from segment names")
     inp.add_argument("--segment-role", action="append", default=[], type=_key_value, metavar="SEGMENT=ROLE",
-                     help="set the role of a segment of --segmentation (overrides the inferred role)")
+                     help="set the role of a segment of --segmentation or a structure of the study's RTSTRUCT/SEG "
+                          "(overrides the role inferred from its name; 'ignore' drops a DICOM structure)")
     cal = run.add_argument_group("calibration and timing")
     cal.add_argument("--calibration", choices=("absolute", "relative"), default="absolute",
                      help="absolute: image values are Bq/mL; relative: scale the calibration ROI's activity to "
@@ -99,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--scan-delay-h", type=_non_negative, metavar="H",
                      help="hours from implant to the time the image values hold (0: already decay-corrected to implant)")
     cal.add_argument("--scan-time", type=_datetime, metavar="ISO", help="date-time of the scan (with --implant-time)")
-    cal.add_argument("--implant-time", type=_datetime, metavar="ISO", help="date-time of the implant")
+    cal.add_argument("--implant-time", type=_datetime, metavar="ISO",
+                     help="date-time of the implant (for DICOM: overrides the header; local scanner time)")
     dose = run.add_argument_group("dose")
     dose.add_argument("--method", choices=tuple(METHODS), default="ldm", help="dose method (default: ldm)")
     dose.add_argument("--density-g-ml", type=_positive, default=None, metavar="RHO",
@@ -109,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
     out.add_argument("--overwrite", action="store_true", help="replace --out if it exists (after the new run completes)")
     out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    inspect = sub.add_parser("inspect", help="list the DICOM series of a folder and what each is",
+                             description="Scan a folder recursively and print its studies and series: kind, "
+                                         "modality, date, number of images, description, nuclide and UID.")
+    inspect.add_argument("folder", metavar="DIR")
     return parser
 
 
@@ -119,28 +133,37 @@ def _load_rois(args) -> tuple[list, list[str]]:
     for spec in args.roi:
         role, name, path = parse_roi_spec(spec)
         rois.append(read_mask_roi(path, role, name))
-    overrides = dict(args.segment_role)
-    if overrides and not args.segmentation:
-        raise OptionsError("--segment-role needs --segmentation")
     for seg in args.segmentation:
-        seg_rois, seg_warnings = read_slicer_segmentation(seg, role_overrides=overrides)
+        seg_rois, seg_warnings = read_slicer_segmentation(seg, role_overrides=dict(args.segment_role))
         rois.extend(seg_rois)
         warnings.extend(seg_warnings)
-    unused = {k.lower() for k in overrides} - {r.name.lower() for r in rois}
-    if unused:
-        raise OptionsError(f"--segment-role names no segment of the segmentation: {', '.join(sorted(unused))}; "
-                           f"segments are: {', '.join(r.name for r in rois)}")
     return rois, warnings
+
+
+def _check_overrides_used(overrides: dict[str, str], result) -> None:
+    names = {entry["name"].lower() for entry in result.stats["inputs"]["rois"]}
+    dicom = (result.stats["inputs"].get("dicom") or {}).get("structures") or {}
+    names |= {name.lower() for name in dicom.get("rois", {})}
+    unused = sorted({k.lower() for k in overrides if overrides[k] != "ignore"} - names)
+    if unused:
+        raise OptionsError(f"--segment-role names no segment or structure: {', '.join(unused)}; "
+                           f"the ROIs are: {', '.join(sorted(names))}")
 
 
 def _cmd_run(args) -> int:
     from .constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML
     from .outputs import write_results
-    from .pipeline import DosimetryOptions, run_dosimetry
+    from .pipeline import DosimetryOptions, run_dicom_study, run_dosimetry
 
+    if (args.study is None) == (args.activity is None):
+        raise OptionsError("give either a DICOM study folder (STUDY_DIR) or an image (--activity IMG), not both or neither")
+    if args.study is None and (args.series or args.spect_cps_per_mbq):
+        raise OptionsError("--series and --spect-cps-per-mbq apply to a DICOM STUDY_DIR only")
     out_dir = Path(args.out)
     if out_dir.exists() and not args.overwrite:
         raise OptionsError(f"{out_dir} exists already; choose another --out or add --overwrite")
+    if args.segment_role and not (args.segmentation or args.study):
+        raise OptionsError("--segment-role needs --segmentation or a DICOM STUDY_DIR")
     rois, warnings = _load_rois(args)
     options = DosimetryOptions(
         method=args.method, calibration=args.calibration, activity_units=args.activity_units,
@@ -150,11 +173,24 @@ def _cmd_run(args) -> int:
         default_density_g_ml=args.density_g_ml or DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
         lung_mass_kg=args.lung_mass_kg)
     log.info("running %s dosimetry", args.method)
-    result = run_dosimetry(args.activity, rois, ct=args.ct, options=options, extra_warnings=warnings)
+    if args.study is not None:
+        result = run_dicom_study(args.study, options=options, series_uid=args.series, extra_rois=rois,
+                                 role_overrides=dict(args.segment_role), extra_warnings=warnings,
+                                 calibration_factor_cps_per_mbq=args.spect_cps_per_mbq)
+    else:
+        result = run_dosimetry(args.activity, rois, ct=args.ct, options=options, extra_warnings=warnings)
+    _check_overrides_used(dict(args.segment_role), result)
     write_results(result, out_dir, overwrite=args.overwrite)
     if not args.quiet:
         print(format_summary(result.stats))
         print(f"results: {out_dir.resolve()}")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from .dicom import format_inventory, inventory
+
+    print(format_inventory(inventory(args.folder)))
     return 0
 
 
@@ -187,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     try:
-        return {"run": _cmd_run}[args.command](args)
+        return {"run": _cmd_run, "inspect": _cmd_inspect}[args.command](args)
     except DosimetryError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

@@ -21,6 +21,7 @@ import numpy as np
 from ._version import __version__
 from .constants import (DEFAULT_LUNG_MASS_KG, DEFAULT_SOFT_TISSUE_DENSITY_G_ML, Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
                         constants_record)
+from .clinical import ClinicalOptions, clinical_sections
 from .density import density_on_grid
 from .dose import compute_dose
 from .errors import GeometryError, OptionsError, RoiError
@@ -58,6 +59,8 @@ class DosimetryOptions:
         Density where there is no CT.
     lung_mass_kg : float or None
         Lung mass for the lung-shunt estimate; None = conventional 1 kg, stated in the output.
+    clinical : ClinicalOptions
+        Radiobiology, planning-model and threshold-flag settings (:mod:`dosimetry.clinical`).
     """
 
     method: str = "ldm"
@@ -72,6 +75,7 @@ class DosimetryOptions:
     implant_time: datetime | None = None
     default_density_g_ml: float = DEFAULT_SOFT_TISSUE_DENSITY_G_ML
     lung_mass_kg: float | None = None
+    clinical: ClinicalOptions = field(default_factory=ClinicalOptions)
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,7 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
     ct_image, ct_path = _as_image(ct) if ct is not None else (None, None)
     rois = list(rois)
     if not rois:
-        raise RoiError("no ROI given; give at least a liver ROI (--roi liver=PATH or --segmentation FILE)")
+        raise RoiError("no ROI given; give at least a liver ROI (an RTSTRUCT or SEG in the DICOM study, --roi liver=PATH or --segmentation FILE)")
     _check_names(rois)
 
     # ROI occupancy on the activity grid, in world coordinates
@@ -335,8 +339,11 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
             "lung_mass_kg": options.lung_mass_kg,
         },
     }
-    if inputs_record:
-        inputs.update(inputs_record)
+    for key, value in (inputs_record or {}).items():
+        if isinstance(value, dict) and isinstance(inputs.get(key), dict):
+            inputs[key] = {**inputs[key], **value}
+        else:
+            inputs[key] = value
     dvh_axis, dvh_curves = dvh_table(sorted_doses)
     stats = {
         "schema_version": SCHEMA_VERSION,
@@ -351,4 +358,60 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         "warnings": warnings,
     }
     roi_weights = {name: w for name, _, w, _ in entries if name in by_name}
+    stats.update(clinical_sections(stats, dose_gy=dose.array, roi_weights=roi_weights, options=options.clinical))
     return DosimetryResult(dose, activity_bq, density.density_g_ml, stats, dvh_axis, dvh_curves, roi_weights, ct_image)
+
+
+def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | None = None,
+                    series_uid: str | Sequence[str] | None = None, extra_rois: Sequence[Roi] = (),
+                    role_overrides: dict[str, str] | None = None,
+                    calibration_factor_cps_per_mbq: float | None = None,
+                    extra_warnings: Sequence[str] = ()) -> DosimetryResult:
+    """:func:`run_dosimetry` on a DICOM folder: find and load the study, then compute as for images.
+
+    Units, the scan time and the implant time come from the DICOM headers (``options.implant_time``
+    overrides the implant time); the administered activity comes from ``options`` or else from the
+    header's RadionuclideTotalDose, and ``stats['inputs']`` says which. ROIs come from the study's
+    RTSTRUCT or SEG, plus ``extra_rois`` (e.g. NIfTI masks drawn on the same scan).
+
+    Parameters
+    ----------
+    folder : path
+        Folder scanned recursively for DICOM files.
+    options : DosimetryOptions
+        ``scan_delay_h``, ``scan_time`` and ``activity_units`` must be left unset: the headers give them.
+    series_uid : str or sequence of str, optional
+        Series Instance UID(s) that settle an ambiguous choice of series.
+    role_overrides : dict, optional
+        Structure name -> role (or 'ignore') for the study's RTSTRUCT/SEG.
+    calibration_factor_cps_per_mbq : float, optional
+        SPECT calibration factor for absolute calibration of counts.
+    """
+    from dataclasses import replace
+
+    from .dicom import load_study
+
+    options = options or DosimetryOptions()
+    if options.scan_delay_h is not None or options.scan_time is not None:
+        raise OptionsError("for a DICOM study the scan time comes from the headers: drop --scan-delay-h/--scan-time "
+                           "(use --implant-time to override the implant time)")
+    study = load_study(folder, series_uid=series_uid, implant_time=options.implant_time,
+                       calibration=options.calibration, calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq,
+                       role_overrides=role_overrides)
+    if options.activity_units is not None and parse_units(options.activity_units) != parse_units(study.activity_units):
+        raise OptionsError(f"--activity-units {options.activity_units} contradicts the DICOM header "
+                           f"({study.activity_units}); drop the option")
+    administered_gbq, administered_source = options.administered_activity_gbq, "given"
+    if administered_gbq is None and study.administered_activity_bq:
+        administered_gbq, administered_source = study.administered_activity_bq / 1e9, "DICOM RadionuclideTotalDose"
+    elif administered_gbq is None:
+        administered_source = None
+    timed = study.activity_time is not None and study.implant_time is not None
+    run_options = replace(options, activity_units=study.activity_units, administered_activity_gbq=administered_gbq,
+                          scan_time=study.activity_time if timed else None,
+                          implant_time=study.implant_time if timed else None)
+    record = {"dicom": {**study.provenance, "folder": os.fspath(folder)},
+              "activity": {"units_source": "DICOM header"},
+              "administered_activity_source": administered_source}
+    return run_dosimetry(study.activity, [*study.rois, *extra_rois], ct=study.ct, options=run_options,
+                         inputs_record=record, extra_warnings=[*study.warnings, *extra_warnings])
