@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ._version import __version__
+from .accumulate_cli import add_accumulate_parser, cmd_accumulate
+from .clinical import add_clinical_arguments, clinical_options_from_args
 from .dose import METHODS
 from .errors import EXIT_CODES, DosimetryError, OptionsError
 from .quantify import UNITS
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     dose.add_argument("--density-g-ml", type=_positive, default=None, metavar="RHO",
                       help="density where there is no CT (default 1.03 g/mL, ICRU 46)")
     dose.add_argument("--lung-mass-kg", type=_positive, metavar="KG", help="lung mass for the lung-shunt estimate")
+    add_clinical_arguments(run)
     out = run.add_argument_group("output")
     out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
     out.add_argument("--overwrite", action="store_true", help="replace --out if it exists (after the new run completes)")
@@ -123,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Scan a folder recursively and print its studies and series: kind, "
                                          "modality, date, number of images, description, nuclide and UID.")
     inspect.add_argument("folder", metavar="DIR")
+    add_accumulate_parser(sub)
     return parser
 
 
@@ -171,7 +175,7 @@ def _cmd_run(args) -> int:
         lung_shunt_fraction=args.lung_shunt, calibration_roi=args.calibration_roi,
         scan_delay_h=args.scan_delay_h, scan_time=args.scan_time, implant_time=args.implant_time,
         default_density_g_ml=args.density_g_ml or DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
-        lung_mass_kg=args.lung_mass_kg)
+        lung_mass_kg=args.lung_mass_kg, clinical=clinical_options_from_args(args))
     log.info("running %s dosimetry", args.method)
     if args.study is not None:
         result = run_dicom_study(args.study, options=options, series_uid=args.series, extra_rois=rois,
@@ -223,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     try:
-        return {"run": _cmd_run, "inspect": _cmd_inspect}[args.command](args)
+        return {"run": _cmd_run, "inspect": _cmd_inspect, "accumulate": cmd_accumulate}[args.command](args)
     except DosimetryError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

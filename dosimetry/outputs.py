@@ -1,7 +1,8 @@
 """Writing a run's results: all files into a temporary folder, renamed into place only when complete.
 
 Files: ``dose.nii.gz`` (Gy, activity grid), ``stats.json`` (schema in README), ``stats.csv`` (one row per
-ROI), ``dvh.csv`` (cumulative DVHs, one column per ROI). An interrupted or failed run leaves no output
+ROI), ``dvh.csv`` (cumulative DVHs, one column per ROI), ``report.html`` (the study report,
+:mod:`dosimetry.report`). An interrupted or failed run leaves no output
 folder behind (and never a half-written one).
 """
 
@@ -20,9 +21,10 @@ import numpy as np
 from .errors import OutputError
 from .imageio import write_nifti
 from .pipeline import DosimetryResult
+from .report import write_report
 from .stats import STAT_KEYS
 
-OUTPUT_FILES = ("dose.nii.gz", "stats.json", "stats.csv", "dvh.csv")
+OUTPUT_FILES = ("dose.nii.gz", "stats.json", "stats.csv", "dvh.csv", "report.html")
 
 
 def _json_safe(value):
@@ -86,6 +88,11 @@ def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwr
         write_stats_json(result.stats, tmp / "stats.json")
         write_stats_csv(result.stats, tmp / "stats.csv")
         write_dvh_csv(result.dvh_dose_gy, result.dvh_volume_percent, tmp / "dvh.csv")
+        if result.dicom_sources:
+            from .export.study import write_dicom_outputs  # DICOM runs only: RT Dose, SR (and SEG)
+
+            write_dicom_outputs(result, tmp)
+        write_report(result, tmp / "report.html")
         os.chmod(tmp, 0o755)
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))

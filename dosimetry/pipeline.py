@@ -112,6 +112,9 @@ class DosimetryResult:
     """Per ROI name (given and derived), occupancy (0..1) on the dose grid."""
     ct_hu: Image | None = None
     """The CT as given (its own grid), for display and DICOM export."""
+    dicom_sources: dict | None = None
+    """For runs from a DICOM study: the files of the chosen series ('emission', 'ct', 'structures') and
+    the names of the ROIs that did not come from the study ('added_rois'), for the DICOM exports."""
 
     @property
     def warnings(self) -> list[str]:
@@ -413,5 +416,7 @@ def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | No
     record = {"dicom": {**study.provenance, "folder": os.fspath(folder)},
               "activity": {"units_source": "DICOM header"},
               "administered_activity_source": administered_source}
-    return run_dosimetry(study.activity, [*study.rois, *extra_rois], ct=study.ct, options=run_options,
-                         inputs_record=record, extra_warnings=[*study.warnings, *extra_warnings])
+    result = run_dosimetry(study.activity, [*study.rois, *extra_rois], ct=study.ct, options=run_options,
+                           inputs_record=record, extra_warnings=[*study.warnings, *extra_warnings])
+    sources = {**study.series_files, "added_rois": tuple(r.name for r in extra_rois)}
+    return replace(result, dicom_sources=sources)

@@ -604,7 +604,8 @@ def generate(out: Path, blur_fwhm_mm: float = 0.0, noise_fraction: float = 0.0, 
         "rois.seg.nrrd": "3D Slicer segmentation (2 layers: Liver/Lung left/Lung right; Tumor 1-3), activity grid",
         "truth.json": "this file",
     }
-    truth["constants"] = constants_record()
+    used = ("Y90_HALF_LIFE_H", "Y90_MEAN_BETA_ENERGY_MEV", "JOULE_PER_MEV", "Y90_LDM_GY_KG_PER_GBQ")
+    truth["constants"] = {name: entry for name, entry in constants_record().items() if name in used}
     write_json(out / "truth.json", truth)
     return truth
 

@@ -26,7 +26,7 @@ def test_run_writes_all_outputs_with_the_schema(tmp_path, capsys):
             "--segmentation", str(SAMPLE / "rois.seg.nrrd"), "--scan-delay-h", "20", "--activity-units", "Bq/mL",
             "--administered-gbq", "2.0", "--residual-fraction", "0.03", "--lung-shunt", "0.05", "--out", str(out)]
     assert main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["dose.nii.gz", "dvh.csv", "stats.csv", "stats.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["dose.nii.gz", "dvh.csv", "report.html", "stats.csv", "stats.json"]
     stats = json.loads((out / "stats.json").read_text())
     for key in ("schema_version", "method", "constants", "inputs", "rois", "tumor_to_normal", "lung", "warnings"):
         assert key in stats

@@ -142,3 +142,46 @@ def test_cli_inspect_lists_the_series(tmp_path):
     assert "BQML" in proc.stdout and "RTSTRUCT" in proc.stdout and "74" in proc.stdout
     proc = cli(["inspect", str(tmp_path / "absent")], tmp_path)
     assert proc.returncode == 3 and proc.stderr.startswith("error: ")
+
+
+def test_dicom_run_writes_rt_dose_seg_and_sr_that_read_back(tmp_path):
+    """A DICOM run also writes RT Dose (on the CT's study and frame), SEG of the added NIfTI ROI and SR."""
+    import highdicom as hd
+    import pydicom
+
+    from dosimetry.export import read_measurement_report, read_rt_dose
+    from dosimetry.image import Image
+    from dosimetry.imageio import read_image, write_nifti
+
+    _, uids = b.write_phantom_study(tmp_path / "s", orientation="FFS", study_key="export")
+    study = load_study(tmp_path / "s")
+    extra = study.activity.with_array(np.zeros(study.activity.shape, np.uint8))
+    extra.array[8:12, 7:10, 4:7] = 1
+    write_nifti(extra, tmp_path / "extra.nii.gz")
+    out = tmp_path / "out"
+    assert main(["run", str(tmp_path / "s"), "--roi", f"perfused:segment 8={tmp_path / 'extra.nii.gz'}",
+                 "--out", str(out), "-q"]) == 0
+    nifti = read_image(out / "dose.nii.gz")
+    rtdose = read_rt_dose(out / "rtdose.dcm")
+    # same values on the same world positions
+    for ijk in [(0, 0, 0), (9, 8, 5), (19, 17, 11)]:
+        world = nifti.index_to_world(ijk)
+        other = tuple(int(v) for v in np.round(rtdose.world_to_index(world)))
+        assert rtdose.array[other] == pytest.approx(nifti.array[ijk], rel=1e-3, abs=1e-3 * float(nifti.array.max()))
+    assert rtdose.array.sum() == pytest.approx(nifti.array.sum(), rel=1e-3)
+    header = pydicom.dcmread(out / "rtdose.dcm", stop_before_pixels=True)
+    assert header.StudyInstanceUID == uids["study"] and header.FrameOfReferenceUID == uids["for"]
+    assert header.DoseUnits == "GY" and header.DoseType == "PHYSICAL"
+    # the SR carries the numbers of stats.json
+    stats = json.loads((out / "stats.json").read_text())
+    numbers = read_measurement_report(out / "sr.dcm")
+    for entry in stats["rois"]:
+        assert numbers[entry["name"]]["mean_gy"] == pytest.approx(entry["mean_gy"], rel=1e-6)
+        assert numbers[entry["name"]]["volume_ml"] == pytest.approx(entry["volume_ml"], rel=1e-6)
+    # the SEG holds the added ROI only, voxel for voxel on the PET grid
+    seg = hd.seg.segread(out / "seg.dcm")
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["segment 8"]
+    assert seg.StudyInstanceUID == uids["study"]
+    volume = seg.get_volume(combine_segments=False)
+    mask = np.asarray(volume.array)[..., 0]
+    assert int(mask.sum()) == int(extra.array.sum())

@@ -53,6 +53,8 @@ class StudyInputs:
     warnings : tuple of str
     provenance : dict
         Series UIDs, descriptions, file counts, decay correction, time sources; no patient identifiers.
+    series_files : dict
+        Paths of the chosen series' files: 'emission', 'ct', 'structures'.
     """
 
     activity: Image
@@ -64,6 +66,9 @@ class StudyInputs:
     administered_activity_bq: float | None
     warnings: tuple[str, ...] = ()
     provenance: dict = field(default_factory=dict)
+    series_files: dict = field(default_factory=dict)
+    """Paths of the files of the chosen series by role ('emission', 'ct', 'structures'), for DICOM exports
+    (RT Dose, SEG and SR refer to them)."""
 
 
 def _parse_implant_time(value) -> datetime | None:
@@ -233,4 +238,6 @@ def load_study(
         administered_activity_bq=emission.administered_activity_bq,
         warnings=tuple(warnings),
         provenance=provenance,
+        series_files={"emission": tuple(em_rec.files), "ct": tuple(selection.ct.files) if selection.ct else (),
+                      "structures": tuple(st_rec.files) if st_rec else ()},
     )

@@ -1,0 +1,251 @@
+"""The ``dosimetry accumulate`` command: cumulative dose of the current and earlier treatments.
+
+Hooked into :mod:`dosimetry.cli` by :func:`add_accumulate_parser` and :func:`cmd_accumulate`; a thin layer
+over :func:`dosimetry.accumulate.accumulate_doses`.
+
+Outputs (in ``--out``, written to a temporary folder and renamed when complete):
+
+=================================  ==================================================================
+``cumulative_dose.nii.gz``         cumulative dose (Gy, float32) on the current dose grid
+``previous_<n>_on_current.nii.gz`` each earlier dose after alignment, on the current grid (for review)
+``accumulate.json``                treatments, alignment and registration checks, per-ROI statistics
+``accumulate.csv``                 one row per ROI: current, earlier and cumulative mean doses, D70, V100
+=================================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError, OptionsError, OutputError
+
+OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv")
+
+
+def _fraction_0_1(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    name, sep, role = text.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=ROLE, got {text!r}")
+    return name, role
+
+
+def add_accumulate_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``accumulate`` subcommand to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    parser = subparsers.add_parser(
+        "accumulate", help="add the doses of earlier treatments to the current dose",
+        description="Bring earlier dose maps onto the current dose grid (rigid registration of their CTs to "
+                    "the current CT, checked), add them and report cumulative normal-liver and lung doses. "
+                    "The sum is of physical dose: no radiobiological correction between treatments.")
+    inp = parser.add_argument_group("inputs")
+    inp.add_argument("--current", required=True, metavar="RUN_DIR|DOSE",
+                     help="the current dose: a 'dosimetry run' output folder (its dose.nii.gz) or a dose image "
+                          "(NIfTI/NRRD/MHA, or DICOM RT Dose .dcm), in Gy")
+    inp.add_argument("--ct", metavar="CT", help="the current CT in HU (NIfTI/NRRD/MHA); default for a run folder: "
+                                               "the CT recorded in its stats.json")
+    inp.add_argument("--previous", action="append", default=[], required=True, metavar="DOSE[:CT]",
+                     help="an earlier dose map (Gy; image or RT Dose), optionally with its CT for registration "
+                          "to the current CT (repeat for each earlier treatment)")
+    inp.add_argument("--roi", action="append", default=[], metavar="ROLE[:NAME]=PATH",
+                     help="an ROI mask (liver, tumor, lung, perfused, other) of the current study")
+    inp.add_argument("--segmentation", action="append", default=[], metavar="FILE.seg.nrrd",
+                     help="a 3D Slicer segmentation of the current study")
+    inp.add_argument("--segment-role", action="append", default=[], type=_key_value, metavar="SEGMENT=ROLE",
+                     help="set the role of a segment of --segmentation")
+    reg = parser.add_argument_group("registration check")
+    reg.add_argument("--min-ncc", type=_fraction_0_1, default=0.7, metavar="R",
+                     help="smallest accepted HU cross-correlation in the body after registration (default 0.7)")
+    reg.add_argument("--min-overlap", type=_fraction_0_1, default=0.5, metavar="F",
+                     help="smallest accepted fraction of the current body covered by the earlier CT (default 0.5)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
+    out.add_argument("--overwrite", action="store_true", help="replace --out if it exists (after the new results "
+                                                              "are complete)")
+    out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def _read_dose(path: str | os.PathLike):
+    from .export.rtdose import read_rt_dose
+    from .imageio import read_image
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file; check the path")
+    if path.suffix.lower() == ".dcm":
+        return read_rt_dose(path)
+    return read_image(path)
+
+
+def _split_previous(text: str) -> tuple[Path, Path | None]:
+    """``DOSE[:CT]``; a path that exists as written is taken whole (it may contain ':')."""
+    if Path(text).exists():
+        return Path(text), None
+    dose, sep, ct = text.rpartition(":")
+    if not sep or not dose or not ct:
+        raise InputFileError(f"--previous {text!r}: no such file; give an existing DOSE or DOSE:CT")
+    return Path(dose), Path(ct)
+
+
+def _current_inputs(args) -> tuple[Path, Path | None, list[str]]:
+    current = Path(args.current)
+    notes: list[str] = []
+    ct = Path(args.ct) if args.ct else None
+    if current.is_dir():
+        dose = current / "dose.nii.gz"
+        if not dose.is_file():
+            raise InputFileError(f"{current}: no dose.nii.gz in this folder; give a 'dosimetry run' output folder "
+                                 "or a dose file")
+        if ct is None and (current / "stats.json").is_file():
+            try:
+                recorded = json.loads((current / "stats.json").read_text())["inputs"]["ct"]["file"]
+            except (ValueError, KeyError, TypeError):
+                recorded = None
+            if recorded and Path(recorded).is_file():
+                ct = Path(recorded)
+                notes.append("current CT taken from the run's stats.json")
+        return dose, ct, notes
+    return current, ct, notes
+
+
+def _load_rois(args):
+    from .roi_io import parse_roi_spec, read_mask_roi, read_slicer_segmentation
+
+    rois, warnings = [], []
+    for spec in args.roi:
+        role, name, path = parse_roi_spec(spec)
+        rois.append(read_mask_roi(path, role, name))
+    overrides = dict(args.segment_role)
+    if overrides and not args.segmentation:
+        raise OptionsError("--segment-role needs --segmentation")
+    for seg in args.segmentation:
+        seg_rois, seg_warnings = read_slicer_segmentation(seg, role_overrides=overrides)
+        rois.extend(seg_rois)
+        warnings.extend(seg_warnings)
+    return rois, warnings
+
+
+def _write_csv(stats: dict, labels: list[str], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "role", "volume_ml", "current_mean_gy"] + [f"{label}_mean_gy" for label in labels]
+                        + ["cumulative_mean_gy", "cumulative_D70", "cumulative_V100", "cumulative_max_gy"])
+        for e in stats["rois"]:
+            c = e["cumulative"]
+            writer.writerow([e["name"], e["role"], f"{e['volume_ml']:.6g}", f"{e['current_mean_gy']:.6g}"]
+                            + [f"{v:.6g}" for v in e["previous_mean_gy"]]
+                            + [f"{c['mean_gy']:.6g}", f"{c['D70']:.6g}", f"{c['V100']:.6g}", f"{c['max_gy']:.6g}"])
+
+
+def write_accumulation(result, out_dir: str | os.PathLike, *, labels: list[str], inputs: dict,
+                       overwrite: bool = False) -> Path:
+    """Write the files of an :class:`~dosimetry.accumulate.AccumulationResult` atomically (see module doc).
+
+    Raises
+    ------
+    OutputError
+        ``out_dir`` exists (without ``overwrite``) or cannot be written.
+    """
+    from .imageio import write_nifti
+    from .outputs import _json_safe
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise OutputError(f"{out_dir} exists already; choose another --out or add --overwrite")
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+    except OSError as err:
+        raise OutputError(f"cannot create the output folder {out_dir}: {err.strerror}") from err
+    try:
+        write_nifti(result.dose_gy, tmp / "cumulative_dose.nii.gz")
+        for label, dose in zip(labels, result.previous_on_current):
+            write_nifti(dose, tmp / f"{label}_on_current.nii.gz")
+        record = {**result.stats, "inputs": inputs}
+        (tmp / "accumulate.json").write_text(json.dumps(_json_safe(record), indent=2) + "\n")
+        _write_csv(result.stats, labels, tmp / "accumulate.csv")
+        os.chmod(tmp, 0o755)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
+            os.replace(out_dir, old / "previous")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write {out_dir}: {err.strerror or err}") from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def format_accumulation(stats: dict) -> str:
+    """A short plain-text table of the cumulative ROI doses."""
+    lines = [f"{'ROI':<24}{'role':<14}{'current Gy':>11}{'earlier Gy':>11}{'total Gy':>10}{'total D70':>10}"]
+    for e in stats["rois"]:
+        earlier = sum(e["previous_mean_gy"])
+        lines.append(f"{e['name'][:23]:<24}{e['role']:<14}{e['current_mean_gy']:>11.1f}{earlier:>11.1f}"
+                     f"{e['cumulative']['mean_gy']:>10.1f}{e['cumulative']['D70']:>10.1f}")
+    for t in stats["treatments"][1:]:
+        reg = t.get("registration")
+        if reg:
+            lines.append(f"{t['label']}: registered (NCC {reg['ncc']:.2f}, rotation {reg['rotation_deg']:.1f} deg, "
+                         f"translation {np.linalg.norm(reg['translation_mm']):.1f} mm)")
+        else:
+            lines.append(f"{t['label']}: {t['alignment']}")
+    lines.append(f"note: {stats['note']}")
+    for w in stats["warnings"]:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
+
+
+def cmd_accumulate(args) -> int:
+    """Run ``dosimetry accumulate`` with parsed ``args``; returns the exit code (errors are raised)."""
+    from .accumulate import PreviousDose, accumulate_doses
+    from .imageio import read_image
+
+    out_dir = Path(args.out)
+    if out_dir.exists() and not args.overwrite:
+        raise OptionsError(f"{out_dir} exists already; choose another --out or add --overwrite")
+    dose_path, ct_path, notes = _current_inputs(args)
+    current = _read_dose(dose_path)
+    current_ct = read_image(ct_path) if ct_path is not None else None
+    previous, labels, inputs_previous = [], [], []
+    for n, text in enumerate(args.previous, start=1):
+        dose_file, ct_file = _split_previous(text)
+        label = f"previous_{n}"
+        previous.append(PreviousDose(_read_dose(dose_file), read_image(ct_file) if ct_file else None, None, label))
+        labels.append(label)
+        inputs_previous.append({"label": label, "dose": str(dose_file), "ct": str(ct_file) if ct_file else None})
+    rois, warnings = _load_rois(args)
+    result = accumulate_doses(current, previous, current_ct=current_ct, rois=rois, min_ncc=args.min_ncc,
+                              min_overlap=args.min_overlap)
+    result.stats["warnings"] = warnings + notes + result.stats["warnings"]
+    inputs = {"current_dose": str(dose_path), "current_ct": str(ct_path) if ct_path else None,
+              "previous": inputs_previous, "rois": [{"name": r.name, "role": r.role.value, "source": r.source}
+                                                    for r in rois]}
+    write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite)
+    if not args.quiet:
+        print(format_accumulation(result.stats))
+        print(f"results: {out_dir.resolve()}")
+    return 0

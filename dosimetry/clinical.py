@@ -1,0 +1,197 @@
+"""Clinical sections of a run: radiobiology (BED, EUD), planning-model comparison and threshold flags.
+
+:func:`clinical_sections` is the one call the pipeline makes; it returns the ``radiobiology``,
+``planning`` and ``flags`` sections of ``stats.json``. Its settings are a :class:`ClinicalOptions`, which
+the command line builds with :func:`add_clinical_arguments` / :func:`clinical_options_from_args`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .constants import (ALPHA_BETA_LIVER_GY, ALPHA_BETA_TUMOR_GY, PARTITION_LUNG_LIMIT_GY,
+                        PARTITION_NORMAL_LIVER_LIMIT_GY, Y90_REPAIR_HALF_TIME_H)
+from .errors import OptionsError
+from .planning import planning_section
+from .radiobiology import radiobiology_section
+from .thresholds import DEVICES, evaluate_thresholds, select_threshold_sets
+
+__all__ = ["ClinicalOptions", "clinical_sections", "add_clinical_arguments", "clinical_options_from_args"]
+
+_HEIGHT_RANGE_CM = (50.0, 250.0)
+_WEIGHT_RANGE_KG = (10.0, 350.0)
+
+
+@dataclass(frozen=True)
+class ClinicalOptions:
+    """Settings of the clinical sections. Units are in the names; None means "not given".
+
+    Attributes
+    ----------
+    alpha_beta_tumor_gy, alpha_beta_liver_gy : float
+        alpha/beta for BED (Gy); liver is used for the liver, normal-liver and perfused ROIs.
+    alpha_beta_lung_gy, alpha_beta_other_gy : float or None
+        alpha/beta for lung and other ROIs; None = no BED there.
+    repair_half_time_h : float
+        Repair half-time for BED (h).
+    eud_alpha_per_gy : float or None
+        Radiosensitivity for EUD (1/Gy); None = no EUD (there is no consensus default).
+    threshold_sets : tuple of str or None
+        Names of bundled sets or paths of .toml files; None = all bundled sets for ``device``.
+    device : {"resin", "glass"} or None
+    height_cm, weight_kg : float or None
+        The patient's height and weight, for the BSA method; never guessed.
+    planning_tn_ratio : float or None
+        Pre-treatment T:N for the partition model; None = the measured post-treatment ratio.
+    mird_target_gy : float or None
+        Target dose of the MIRD prescription; None = no prescribed activity.
+    partition_normal_liver_limit_gy, partition_lung_limit_gy : float
+        Limits for the partition model's maximum activity.
+    previous_lung_dose_gy : float or None
+        Lung dose of earlier treatments, for the cumulative lung limit.
+    """
+
+    alpha_beta_tumor_gy: float = ALPHA_BETA_TUMOR_GY
+    alpha_beta_liver_gy: float = ALPHA_BETA_LIVER_GY
+    alpha_beta_lung_gy: float | None = None
+    alpha_beta_other_gy: float | None = None
+    repair_half_time_h: float = Y90_REPAIR_HALF_TIME_H
+    eud_alpha_per_gy: float | None = None
+    threshold_sets: tuple[str, ...] | None = None
+    device: str | None = None
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    planning_tn_ratio: float | None = None
+    mird_target_gy: float | None = None
+    partition_normal_liver_limit_gy: float = PARTITION_NORMAL_LIVER_LIMIT_GY
+    partition_lung_limit_gy: float = PARTITION_LUNG_LIMIT_GY
+    previous_lung_dose_gy: float | None = None
+
+    def __post_init__(self):
+        positive = ("alpha_beta_tumor_gy", "alpha_beta_liver_gy", "alpha_beta_lung_gy", "alpha_beta_other_gy",
+                    "repair_half_time_h", "eud_alpha_per_gy", "planning_tn_ratio", "mird_target_gy",
+                    "partition_normal_liver_limit_gy", "partition_lung_limit_gy")
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise OptionsError(f"{name} must be a positive number, got {value!r}")
+        if self.previous_lung_dose_gy is not None and not self.previous_lung_dose_gy >= 0:
+            raise OptionsError(f"previous_lung_dose_gy must be >= 0, got {self.previous_lung_dose_gy}")
+        if self.device is not None and self.device not in DEVICES:
+            raise OptionsError(f"device must be resin, glass or None, got {self.device!r}")
+        for name, (lo, hi), hint in (("height_cm", _HEIGHT_RANGE_CM, "give centimetres, e.g. 172"),
+                                     ("weight_kg", _WEIGHT_RANGE_KG, "give kilograms, e.g. 70")):
+            value = getattr(self, name)
+            if value is not None and not lo <= value <= hi:
+                raise OptionsError(f"{name} {value} is outside {lo:g}..{hi:g}; {hint}")
+        if isinstance(self.threshold_sets, str):
+            object.__setattr__(self, "threshold_sets", (self.threshold_sets,))
+        elif self.threshold_sets is not None:
+            object.__setattr__(self, "threshold_sets", tuple(self.threshold_sets))
+        select_threshold_sets(self.threshold_sets, device=self.device)   # unknown names fail here, early
+
+    def alpha_beta_by_role(self) -> dict[str, float | None]:
+        """alpha/beta (Gy) per ROI role (given roles and the derived ``normal_liver``)."""
+        liver = self.alpha_beta_liver_gy
+        return {"tumor": self.alpha_beta_tumor_gy, "liver": liver, "normal_liver": liver, "perfused": liver,
+                "lung": self.alpha_beta_lung_gy, "other": self.alpha_beta_other_gy}
+
+
+def clinical_sections(stats: dict, *, dose_gy: np.ndarray, roi_weights: Mapping[str, np.ndarray],
+                      options: ClinicalOptions | None = None) -> dict:
+    """The ``radiobiology``, ``planning`` and ``flags`` sections of ``stats.json``.
+
+    Parameters
+    ----------
+    stats : dict
+        The statistics of the run so far (``rois``, ``tumor_to_normal``, ``lung``, ``inputs``).
+    dose_gy : ndarray
+        The dose array (Gy) on the grid of ``roi_weights``.
+    roi_weights : mapping of str to ndarray
+        Occupancy (0..1) of every ROI of ``stats['rois']`` on the dose grid.
+    options : ClinicalOptions
+
+    Raises
+    ------
+    OptionsError
+        An unknown threshold set or invalid option.
+    """
+    options = options or ClinicalOptions()
+    sets = select_threshold_sets(options.threshold_sets, device=options.device)
+    radiobiology = radiobiology_section(stats, np.asarray(dose_gy), roi_weights,
+                                        alpha_beta_by_role=options.alpha_beta_by_role(),
+                                        repair_half_time_h=options.repair_half_time_h,
+                                        eud_alpha_per_gy=options.eud_alpha_per_gy)
+    planning = planning_section(stats, height_cm=options.height_cm, weight_kg=options.weight_kg,
+                                planning_tn_ratio=options.planning_tn_ratio, mird_target_gy=options.mird_target_gy,
+                                normal_liver_limit_gy=options.partition_normal_liver_limit_gy,
+                                lung_limit_gy=options.partition_lung_limit_gy)
+    planning["device"] = options.device
+    flags = evaluate_thresholds(stats, sets, previous_lung_dose_gy=options.previous_lung_dose_gy)
+    flags["device"] = options.device
+    flags["selection"] = list(options.threshold_sets) if options.threshold_sets is not None else (
+        f"all bundled sets for {options.device} microspheres" if options.device else "all bundled sets")
+    return {"radiobiology": radiobiology, "planning": planning, "flags": flags}
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+def _number(kind: str, check, message: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and check(value)):
+            raise argparse.ArgumentTypeError(f"expected {message}, got {value}")
+        return value
+    parse.__name__ = kind
+    return parse
+
+
+_pos = _number("positive", lambda v: v > 0, "a positive number")
+_nonneg = _number("non_negative", lambda v: v >= 0, "a number >= 0")
+
+
+def add_clinical_arguments(parser) -> None:
+    """Add the clinical options (radiobiology, planning, thresholds) to an argparse parser, in a group."""
+    group = parser.add_argument_group("radiobiology, planning models and threshold flags")
+    group.add_argument("--alpha-beta-tumor-gy", type=_pos, default=ALPHA_BETA_TUMOR_GY, metavar="GY",
+                       help=f"alpha/beta of tumours for BED (default {ALPHA_BETA_TUMOR_GY} Gy, Cremonesi 2014)")
+    group.add_argument("--alpha-beta-liver-gy", type=_pos, default=ALPHA_BETA_LIVER_GY, metavar="GY",
+                       help=f"alpha/beta of liver for BED (default {ALPHA_BETA_LIVER_GY} Gy, Strigari 2010)")
+    group.add_argument("--alpha-beta-lung-gy", type=_pos, metavar="GY", help="alpha/beta of lung (default: no lung BED)")
+    group.add_argument("--alpha-beta-other-gy", type=_pos, metavar="GY",
+                       help="alpha/beta of 'other' ROIs (default: no BED)")
+    group.add_argument("--repair-half-time-h", type=_pos, default=Y90_REPAIR_HALF_TIME_H, metavar="H",
+                       help=f"repair half-time for BED (default {Y90_REPAIR_HALF_TIME_H} h)")
+    group.add_argument("--eud-alpha-per-gy", type=_pos, metavar="ALPHA",
+                       help="radiosensitivity alpha (1/Gy) for the EUD (default: no EUD; no consensus value)")
+    group.add_argument("--threshold-set", action="append", dest="threshold_sets", metavar="NAME|FILE.toml",
+                       help="threshold set to evaluate (repeat); default: all bundled sets for --device")
+    group.add_argument("--device", choices=DEVICES, help="microsphere type (selects threshold sets)")
+    group.add_argument("--height-cm", type=_pos, metavar="CM", help="patient height, for the BSA method")
+    group.add_argument("--weight-kg", type=_pos, metavar="KG", help="patient weight, for the BSA method")
+    group.add_argument("--planning-tn", type=_pos, metavar="RATIO",
+                       help="pre-treatment T:N (e.g. MAA) for the partition model (default: the measured ratio)")
+    group.add_argument("--mird-target-gy", type=_pos, metavar="GY",
+                       help="target dose for the MIRD single-compartment prescription")
+    group.add_argument("--previous-lung-dose-gy", type=_nonneg, metavar="GY",
+                       help="lung dose of earlier treatments, for the cumulative lung limit")
+
+
+def clinical_options_from_args(args: argparse.Namespace) -> ClinicalOptions:
+    """The :class:`ClinicalOptions` of parsed command-line arguments (see :func:`add_clinical_arguments`)."""
+    return ClinicalOptions(
+        alpha_beta_tumor_gy=args.alpha_beta_tumor_gy, alpha_beta_liver_gy=args.alpha_beta_liver_gy,
+        alpha_beta_lung_gy=args.alpha_beta_lung_gy, alpha_beta_other_gy=args.alpha_beta_other_gy,
+        repair_half_time_h=args.repair_half_time_h, eud_alpha_per_gy=args.eud_alpha_per_gy,
+        threshold_sets=tuple(args.threshold_sets) if args.threshold_sets else None, device=args.device,
+        height_cm=args.height_cm, weight_kg=args.weight_kg, planning_tn_ratio=args.planning_tn,
+        mird_target_gy=args.mird_target_gy, previous_lung_dose_gy=args.previous_lung_dose_gy)
+

@@ -1,0 +1,31 @@
+"""DICOM exports of a run: the dose map as RT Dose, the ROIs as Segmentation, the results as a TID 1500 SR.
+
+:mod:`.rtdose`
+    :func:`~.rtdose.write_rt_dose` (and :func:`~.rtdose.read_rt_dose` for round trips): the dose grid
+    in the Frame of Reference and study of a reference CT or PET series.
+:mod:`.seg`
+    :func:`~.seg.build_segmentation` / :func:`~.seg.write_segmentation`: ROI masks (from NIfTI/NRRD) as
+    a DICOM Segmentation on the grid of the source images (highdicom).
+:mod:`.sr`
+    :func:`~.sr.build_measurement_report` / :func:`~.sr.write_measurement_report`: per-ROI mean dose,
+    D70, V100, volume and T:N as a TID 1500 Measurement Report (highdicom), and
+    :func:`~.sr.read_measurement_report` to read the numbers back.
+
+Nothing here configures logging; messages never contain patient identifiers.
+"""
+
+from .rtdose import DOSE_SUMMATION_TYPE, read_rt_dose, write_rt_dose
+from .seg import build_segmentation, write_segmentation
+from .sr import PRIVATE_CODING_SCHEME, build_measurement_report, read_measurement_report, write_measurement_report
+
+__all__ = [
+    "DOSE_SUMMATION_TYPE",
+    "PRIVATE_CODING_SCHEME",
+    "build_measurement_report",
+    "build_segmentation",
+    "read_measurement_report",
+    "read_rt_dose",
+    "write_measurement_report",
+    "write_rt_dose",
+    "write_segmentation",
+]
