@@ -58,7 +58,8 @@ def add_accumulate_parser(subparsers) -> argparse.ArgumentParser:
     inp.add_argument("--current", required=True, metavar="RUN_DIR|DOSE",
                      help="the current dose: a 'dosimetry run' output folder (its dose.nii.gz) or a dose image "
                           "(NIfTI/NRRD/MHA, or DICOM RT Dose .dcm), in Gy")
-    inp.add_argument("--ct", metavar="CT", help="the current CT in HU (NIfTI/NRRD/MHA); default for a run folder: "
+    inp.add_argument("--ct", metavar="CT", help="the current CT in HU (NIfTI/NRRD/MHA, or a DICOM folder with one CT "
+                          "series); default for a run folder: "
                                                "the CT recorded in its stats.json")
     inp.add_argument("--previous", action="append", default=[], required=True, metavar="DOSE[:CT]",
                      help="an earlier dose map (Gy; image or RT Dose), optionally with its CT for registration "
@@ -104,6 +105,17 @@ def _split_previous(text: str) -> tuple[Path, Path | None]:
     return Path(dose), Path(ct)
 
 
+def _read_ct(path: Path):
+    """A CT in HU from an image file, or from a DICOM folder holding one CT series."""
+    from .imageio import read_image
+
+    if path.is_dir():
+        from .dicom.study import load_ct_from_folder
+
+        return load_ct_from_folder(path)
+    return read_image(path)
+
+
 def _current_inputs(args) -> tuple[Path, Path | None, list[str]]:
     current = Path(args.current)
     notes: list[str] = []
@@ -115,14 +127,40 @@ def _current_inputs(args) -> tuple[Path, Path | None, list[str]]:
                                  "or a dose file")
         if ct is None and (current / "stats.json").is_file():
             try:
-                recorded = json.loads((current / "stats.json").read_text())["inputs"]["ct"]["file"]
+                inputs = json.loads((current / "stats.json").read_text())["inputs"]
             except (ValueError, KeyError, TypeError):
-                recorded = None
+                inputs = {}
+            recorded = (inputs.get("ct") or {}).get("file")
+            dicom_folder = (inputs.get("dicom") or {}).get("folder")
             if recorded and Path(recorded).is_file():
                 ct = Path(recorded)
                 notes.append("current CT taken from the run's stats.json")
+            elif dicom_folder and Path(dicom_folder).is_dir() and (inputs.get("dicom") or {}).get("ct"):
+                ct = Path(dicom_folder)
+                notes.append("current CT: the CT series of the DICOM study recorded in the run's stats.json")
         return dose, ct, notes
     return current, ct, notes
+
+
+def _rois_of_dicom_run(current: Path) -> tuple[list, list[str]]:
+    """The RTSTRUCT/SEG ROIs of the DICOM study a run folder came from (none for other runs)."""
+    stats_path = current / "stats.json"
+    if not (current.is_dir() and stats_path.is_file()):
+        return [], []
+    try:
+        dicom = json.loads(stats_path.read_text())["inputs"].get("dicom") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return [], []
+    folder = dicom.get("folder")
+    if not folder or not dicom.get("structures") or not Path(folder).is_dir():
+        return [], []
+    from .dicom import load_study
+
+    uids = [part["series_uid"] for part in (dicom.get("emission"), dicom.get("ct"), dicom.get("structures"))
+            if part and part.get("series_uid")]
+    # only the structures are needed: relative calibration accepts any emission units and timing
+    study = load_study(folder, series_uid=uids, calibration="relative")
+    return list(study.rois), ["ROIs: the structures of the DICOM study recorded in the run's stats.json"]
 
 
 def _load_rois(args):
@@ -222,22 +260,24 @@ def format_accumulation(stats: dict) -> str:
 def cmd_accumulate(args) -> int:
     """Run ``dosimetry accumulate`` with parsed ``args``; returns the exit code (errors are raised)."""
     from .accumulate import PreviousDose, accumulate_doses
-    from .imageio import read_image
 
     out_dir = Path(args.out)
     if out_dir.exists() and not args.overwrite:
         raise OptionsError(f"{out_dir} exists already; choose another --out or add --overwrite")
     dose_path, ct_path, notes = _current_inputs(args)
     current = _read_dose(dose_path)
-    current_ct = read_image(ct_path) if ct_path is not None else None
+    current_ct = _read_ct(ct_path) if ct_path is not None else None
     previous, labels, inputs_previous = [], [], []
     for n, text in enumerate(args.previous, start=1):
         dose_file, ct_file = _split_previous(text)
         label = f"previous_{n}"
-        previous.append(PreviousDose(_read_dose(dose_file), read_image(ct_file) if ct_file else None, None, label))
+        previous.append(PreviousDose(_read_dose(dose_file), _read_ct(ct_file) if ct_file else None, None, label))
         labels.append(label)
         inputs_previous.append({"label": label, "dose": str(dose_file), "ct": str(ct_file) if ct_file else None})
     rois, warnings = _load_rois(args)
+    if not rois:
+        rois, study_notes = _rois_of_dicom_run(Path(args.current))
+        notes += study_notes
     result = accumulate_doses(current, previous, current_ct=current_ct, rois=rois, min_ncc=args.min_ncc,
                               min_overlap=args.min_overlap)
     result.stats["warnings"] = warnings + notes + result.stats["warnings"]

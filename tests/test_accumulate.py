@@ -136,3 +136,25 @@ def test_accumulate_command_line(phantom, tmp_path):
     # the output folder exists now: refused without --overwrite, nothing changed
     assert main(["accumulate", "--current", str(paths["current_dose"]), "--previous", str(paths["previous_dose"]),
                  "--out", str(out), "-q"]) == 7
+
+
+def test_accumulate_a_dicom_run_with_its_own_rt_dose(tmp_path):
+    """A run from a DICOM study: its CT comes from the study folder; RT Dose + DICOM CT folder as 'previous'."""
+    import json
+
+    import dicom_builders as b
+    from dosimetry.cli import main
+
+    b.write_phantom_study(tmp_path / "s", study_key="accumulate")
+    assert main(["run", str(tmp_path / "s"), "--out", str(tmp_path / "run"), "-q"]) == 0
+    assert main(["accumulate", "--current", str(tmp_path / "run"),
+                 "--previous", f"{tmp_path / 'run' / 'rtdose.dcm'}:{tmp_path / 's' / 'ct'}",
+                 "--out", str(tmp_path / "acc"), "-q"]) == 0
+    run = {e["name"]: e for e in json.loads((tmp_path / "run" / "stats.json").read_text())["rois"]}
+    acc = json.loads((tmp_path / "acc" / "accumulate.json").read_text())
+    text = json.dumps(acc)
+    assert "Liver" in text
+    total = read_image(tmp_path / "acc" / "cumulative_dose.nii.gz").array
+    single = read_image(tmp_path / "run" / "dose.nii.gz").array
+    assert total.sum() == pytest.approx(2 * single.sum(), rel=0.02)
+    assert run["Liver"]["mean_gy"] > 0

@@ -241,3 +241,29 @@ def load_study(
         series_files={"emission": tuple(em_rec.files), "ct": tuple(selection.ct.files) if selection.ct else (),
                       "structures": tuple(st_rec.files) if st_rec else ()},
     )
+
+
+def load_ct_from_folder(folder: str | os.PathLike, *, series_uid: str | None = None) -> Image:
+    """The CT series (HU) of a DICOM folder: the only CT there, or the one with ``series_uid``.
+
+    Raises
+    ------
+    InputFileError
+        No CT series in the folder, or no series with ``series_uid``.
+    AmbiguousSeriesError
+        Several CT series and no ``series_uid``; the message lists them.
+    """
+    from .discovery import AmbiguousSeriesError
+
+    records = [r for r in inventory(folder) if r.kind is Kind.CT]
+    if series_uid is not None:
+        records = [r for r in records if r.series_uid == series_uid]
+    if not records:
+        from ..errors import InputFileError
+
+        raise InputFileError(f"{folder}: no CT series{' ' + series_uid if series_uid else ''} in this folder")
+    if len(records) > 1:
+        raise AmbiguousSeriesError(
+            f"{folder}: {len(records)} CT series: " + "; ".join(r.label() for r in records)
+            + "; choose one with its series UID")
+    return load_ct(records[0].files, label=f"CT series {records[0].series_uid}").image
