@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = run.add_argument_group("output")
     out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
     out.add_argument("--overwrite", action="store_true", help="replace --out if it exists (after the new run completes)")
+    out.add_argument("--pdf", action="store_true", help="also print the report to report.pdf (needs Chromium)")
     out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
     inspect = sub.add_parser("inspect", help="list the DICOM series of a folder and what each is",
@@ -184,7 +185,7 @@ def _cmd_run(args) -> int:
     else:
         result = run_dosimetry(args.activity, rois, ct=args.ct, options=options, extra_warnings=warnings)
     _check_overrides_used(dict(args.segment_role), result)
-    write_results(result, out_dir, overwrite=args.overwrite)
+    write_results(result, out_dir, overwrite=args.overwrite, pdf=args.pdf)
     if not args.quiet:
         print(format_summary(result.stats))
         print(f"results: {out_dir.resolve()}")

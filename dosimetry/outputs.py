@@ -62,12 +62,14 @@ def write_dvh_csv(dose_axis_gy: np.ndarray, curves: dict[str, np.ndarray], path:
             writer.writerow([f"{dose:.6g}"] + [f"{curves[n][i]:.6g}" for n in names])
 
 
-def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwrite: bool = False,
+                  pdf: bool = False) -> Path:
     """Write every output file of ``result`` into ``out_dir``, atomically.
 
     The files are written into a hidden temporary folder beside ``out_dir`` and the folder is renamed to
     ``out_dir`` at the end. An existing ``out_dir`` is an error unless ``overwrite`` is true, in which
-    case it is replaced only after the new results are complete.
+    case it is replaced only after the new results are complete. With ``pdf``, the report is also printed
+    to ``report.pdf`` by headless Chromium.
 
     Raises
     ------
@@ -93,6 +95,10 @@ def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwr
 
             write_dicom_outputs(result, tmp)
         write_report(result, tmp / "report.html")
+        if pdf:
+            from .report.html import html_to_pdf  # needs headless Chromium
+
+            html_to_pdf(tmp / "report.html", tmp / "report.pdf")
         os.chmod(tmp, 0o755)
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))

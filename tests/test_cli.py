@@ -128,3 +128,10 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).parent / ("dosimetry.exe" if os.name == "nt" else "dosimetry")
     proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and "dosimetry" in proc.stdout
+
+
+def test_pdf_report_option(tmp_path):
+    out = tmp_path / "out"
+    assert main(BASE + ["--out", str(out), "--pdf", "-q"]) == 0
+    pdf = (out / "report.pdf").read_bytes()
+    assert pdf[:5] == b"%PDF-" and b"/Type /Page" in pdf or b"/Type/Page" in pdf
