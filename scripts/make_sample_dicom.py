@@ -12,6 +12,10 @@ Bq/mL at scan time, ``ct_hu.nii.gz``, ``rois/*.nii.gz``, ``truth.json``) and wri
   administered activity in Bq; Series Time set 2 h after the scan, as post-processing rewrites it;
 * ``RTSTRUCT.dcm``: one structure per ROI mask, traced along the voxel edges.
 
+The files carry every attribute their IODs require, so ``dciodvfy`` (dicom3tools) reports no error:
+De-identification Method (Patient Identity Removed is YES: the data are synthetic), Image Laterality U
+(the liver is unpaired), the NM/PET Patient Orientation codes of a head-first supine patient, Image Index,
+and in the RT Structure Set its Frame of Reference and the CT images it refers to.
 UIDs derive from a fixed root and a hash of their role, so repeated runs give identical files.
 Usage: ``python scripts/make_sample_dicom.py [--phantom DIR] [--out DIR]``.
 """
@@ -56,6 +60,14 @@ def uid(*parts) -> str:
 
 STUDY, FOR = uid("study"), uid("frame of reference")
 SERIES = {"CT": uid("series", "CT"), "PT": uid("series", "PT"), "RTSTRUCT": uid("series", "RTSTRUCT")}
+DEIDENTIFICATION_METHOD = "SYNTHETIC PHANTOM: contains no patient data"
+"""(0012,0063); no code of CID 7050 (de-identification profiles and options) describes synthetic data."""
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
 
 
 def _da_tm(value: datetime) -> tuple[str, str]:
@@ -81,6 +93,7 @@ def _dataset(modality: str, number: int, when: datetime) -> Dataset:
     ds.PatientBirthDate = ""
     ds.PatientSex = "O"
     ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = DEIDENTIFICATION_METHOD
     ds.StudyDate, ds.StudyTime = _da_tm(IMPLANT + timedelta(hours=20))
     ds.SeriesDate, ds.SeriesTime = _da_tm(when)
     ds.StudyID = "SYNTH1"
@@ -90,13 +103,14 @@ def _dataset(modality: str, number: int, when: datetime) -> Dataset:
     ds.Manufacturer = "y90-dosimetry sample generator (synthetic)"
     ds.SeriesNumber = {"CT": 1, "PT": 2, "RTSTRUCT": 3}[modality]
     ds.InstanceNumber = number + 1
+    if modality != "RTSTRUCT":
+        ds.ImageLaterality = "U"  # unpaired body part: General Series Laterality (Type 2C) is then not required
     return ds
 
 
 def _geometry(ds: Dataset, image: Image, k: int) -> None:
     ds.FrameOfReferenceUID = FOR
     ds.PositionReferenceIndicator = ""
-    ds.PatientPosition = "HFS"
     ds.ImagePositionPatient = [f"{v:.4f}" for v in image.index_to_world((0, 0, k))]
     ds.ImageOrientationPatient = [f"{v:.6f}" for v in np.concatenate([image.direction[:, 0], image.direction[:, 1]])]
     ds.PixelSpacing = [f"{image.spacing_mm[1]:.4f}", f"{image.spacing_mm[0]:.4f}"]
@@ -120,8 +134,10 @@ def write_ct(ct: Image, out: Path, when: datetime) -> int:
         ds.SeriesDescription = "CT low dose (SYNTHETIC)"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         _geometry(ds, ct, k)
+        ds.PatientPosition = "HFS"  # PET says it with the Patient Orientation codes instead (PS3.3 C.7.3.1)
         ds.AcquisitionDate, ds.AcquisitionTime = _da_tm(when)
         ds.KVP = "120"
+        ds.AcquisitionNumber = 1
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
         _pixels(ds, np.round(ct.array[:, :, k].T.astype(float) + 1024.0))
         ds.save_as(out / f"CT{k + 1:04d}.dcm", enforce_file_format=True)
@@ -135,6 +151,11 @@ def write_pet(activity: Image, out: Path, scan: datetime, administered_bq: float
     in_frame = lam * BED_DURATION_S / -math.expm1(-lam * BED_DURATION_S)
     n = activity.shape[2]
     per_bed = math.ceil(n / N_BEDS)
+    # Image Index (PS3.3 C.8.9.4.1.9): for WHOLE BODY\IMAGE, the Slice Index, 1 to n in increasing position
+    # along the normal (row direction x column direction)
+    normal = np.cross(activity.direction[:, 0], activity.direction[:, 1])
+    along = [float(np.dot(activity.index_to_world((0, 0, k)), normal)) for k in range(n)]
+    image_index = {int(k): i for i, k in enumerate(np.argsort(along, kind="stable"), start=1)}
     for k in range(n):
         bed = k // per_bed
         start_s = bed * BED_DURATION_S
@@ -150,11 +171,13 @@ def write_pet(activity: Image, out: Path, scan: datetime, administered_bq: float
         ds.Units = "BQML"
         ds.CountsSource = "EMISSION"
         ds.SeriesType = ["WHOLE BODY", "IMAGE"]
+        ds.CollimatorType = "NONE"  # 3D PET, no septa
         ds.CorrectedImage = ["NORM", "DTIM", "ATTN", "SCAT", "DECY", "RAN"]
         ds.DecayCorrection = "START"
         ds.RandomsCorrectionMethod = "DLYD"
         ds.ReconstructionMethod = "OSEM"
         ds.NumberOfSlices = n
+        ds.ImageIndex = image_index[k]
         ds.AcquisitionDate, ds.AcquisitionTime = _da_tm(scan + timedelta(seconds=start_s))
         ds.ActualFrameDuration = int(BED_DURATION_S * 1000)
         ds.FrameReferenceTime = f"{1000.0 * (start_s + math.log(in_frame) / lam):.3f}"
@@ -167,23 +190,36 @@ def write_pet(activity: Image, out: Path, scan: datetime, administered_bq: float
         item.RadionuclideTotalDose = f"{administered_bq:.6g}"
         item.RadionuclideHalfLife = f"{Y90_HALF_LIFE_S:.1f}"
         item.RadionuclidePositronFraction = "3.186e-05"
-        code = Dataset()
-        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "C-162F9", "SRT", "^90^Yttrium"
-        item.RadionuclideCodeSequence = Sequence([code])
+        item.RadionuclideCodeSequence = Sequence([_code("14691008", "SCT", "^90^Yttrium")])  # CID 4020
         ds.RadiopharmaceuticalInformationSequence = Sequence([item])
+        # NM/PET Patient Orientation module, head-first supine as the CT: recumbent (CID 19), supine (CID 20),
+        # headfirst (CID 21); Patient Position (0018,5100) shall then be absent
+        orientation = _code("102538003", "SCT", "recumbent")
+        orientation.PatientOrientationModifierCodeSequence = Sequence([_code("40199007", "SCT", "supine")])
+        ds.PatientOrientationCodeSequence = Sequence([orientation])
+        ds.PatientGantryRelationshipCodeSequence = Sequence([_code("102540008", "SCT", "headfirst")])
         _pixels(ds, np.clip(np.round(values / slope), -32768, 32767))
         ds.save_as(out / f"PT{k + 1:04d}.dcm", enforce_file_format=True)
     return n
 
 
-def write_rtstruct(masks: dict[str, Image], path: Path, when: datetime) -> int:
+def write_rtstruct(masks: dict[str, Image], path: Path, when: datetime, n_ct: int) -> int:
+    """The structures on the Frame of Reference of the study, referring to the ``n_ct`` CT images."""
     ds = _dataset("RTSTRUCT", 0, when)
     ds.SeriesDescription = "ROIs (SYNTHETIC)"
+    ds.OperatorsName = ""
+    ds.FrameOfReferenceUID = FOR
+    ds.PositionReferenceIndicator = ""
     ds.StructureSetLabel = "ROIs"
     ds.StructureSetDate, ds.StructureSetTime = _da_tm(when)
     ser = Dataset()
     ser.SeriesInstanceUID = SERIES["CT"]
-    ser.ContourImageSequence = Sequence([])
+    images = []
+    for k in range(n_ct):
+        image = Dataset()
+        image.ReferencedSOPClassUID, image.ReferencedSOPInstanceUID = SOP["CT"], uid("instance", "CT", k)
+        images.append(image)
+    ser.ContourImageSequence = Sequence(images)
     study = Dataset()
     study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
     study.ReferencedSOPInstanceUID = STUDY
@@ -243,7 +279,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     n_ct = write_ct(ct, args.out / "CT", scan - timedelta(minutes=3))
     n_pt = write_pet(activity, args.out / "PET", scan, administered_bq)
-    n_roi = write_rtstruct(masks, args.out / "RTSTRUCT.dcm", scan)
+    n_roi = write_rtstruct(masks, args.out / "RTSTRUCT.dcm", scan, n_ct)
     (args.out / "README.md").write_text(
         "# SYNTHETIC sample DICOM study (not patient data)\n\n"
         "Written by `scripts/make_sample_dicom.py` from `data/samples/phantom/` (see its README and "
@@ -254,7 +290,9 @@ def main(argv=None) -> int:
         f"{scan.isoformat()} = implant {IMPLANT.isoformat()} + {truth['scan_delay_h']} h; Series Time "
         "deliberately 2 h after the scan (as post-processing rewrites it).\n"
         f"- `RTSTRUCT.dcm`: {n_roi} structures traced along the voxel edges of `rois/*.nii.gz`.\n\n"
-        "Loaded with `dosimetry.dicom.load_study`, it gives the NIfTI activity image at the scan start.\n"
+        "Loaded with `dosimetry.dicom.load_study`, it gives the NIfTI activity image at the scan start.\n\n"
+        "Every file passes `dciodvfy` (dicom3tools) without error; the data are synthetic (Patient Identity "
+        f"Removed YES, De-identification Method \"{DEIDENTIFICATION_METHOD}\").\n"
     )
     print(f"wrote {n_ct} CT, {n_pt} PET slices and {n_roi} structures to {args.out}")
     return 0

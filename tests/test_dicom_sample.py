@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -33,3 +36,21 @@ def test_sample_dicom_study_equals_its_nifti_twin():
         assert np.array_equal(roi.mask.array, mask.array.astype(np.float32)), roi.name
     ct = read_image(NIFTI / "ct_hu.nii.gz")
     assert study.ct.same_grid(ct) and np.array_equal(study.ct.array, ct.array.astype(np.float32))
+
+
+def test_sample_dicom_files_pass_dciodvfy():
+    """One CT, one PET slice and the RTSTRUCT conform to their IODs: dciodvfy (dicom3tools) reports no Error.
+
+    CI installs dicom3tools (.ci/run), so a missing dciodvfy fails the test unless Y90_ALLOW_NO_DCIODVFY=1.
+    """
+    if shutil.which("dciodvfy") is None:
+        if os.environ.get("Y90_ALLOW_NO_DCIODVFY") == "1":
+            pytest.skip("dciodvfy not found and Y90_ALLOW_NO_DCIODVFY=1")
+        pytest.fail("dciodvfy not found: install dicom3tools (apt-get install dicom3tools), "
+                    "or set Y90_ALLOW_NO_DCIODVFY=1 to skip this check")
+    files = [sorted((DICOM / "CT").glob("*.dcm"))[0], sorted((DICOM / "PET").glob("*.dcm"))[0], DICOM / "RTSTRUCT.dcm"]
+    for path in files:
+        run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
+        output = run.stdout + run.stderr
+        errors = [line for line in output.splitlines() if line.startswith("Error")]
+        assert not errors, f"dciodvfy {path.relative_to(ROOT)}:\n{output}"

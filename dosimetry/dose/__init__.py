@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from ..errors import GeometryError, OptionsError
 from ..image import Image
+from .kernel_methods import kernel_density_dose, kernel_dose, kernel_range_dose
 from .ldm import ldm_dose
 
-METHODS: dict[str, object] = {"ldm": ldm_dose}
-"""Dose methods by their command-line name; issue 4 adds the kernel methods here."""
+METHODS: dict[str, object] = {
+    "ldm": ldm_dose,
+    "kernel": kernel_dose,
+    "kernel-density": kernel_density_dose,
+    "kernel-range": kernel_range_dose,
+}
+"""Dose methods by their command-line name (see :mod:`dosimetry.dose.kernel_methods` for the kernels)."""
 
 
 def compute_dose(activity_bq: Image, density_g_ml: Image, *, method: str = "ldm") -> Image:
@@ -36,4 +42,4 @@ def compute_dose(activity_bq: Image, density_g_ml: Image, *, method: str = "ldm"
     return function(activity_bq, density_g_ml)  # type: ignore[operator]
 
 
-__all__ = ["METHODS", "compute_dose", "ldm_dose"]
+__all__ = ["METHODS", "compute_dose", "kernel_density_dose", "kernel_dose", "kernel_range_dose", "ldm_dose"]
