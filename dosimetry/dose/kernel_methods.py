@@ -1,0 +1,449 @@
+"""Dose voxel kernel methods: ``kernel``, ``kernel-density`` and ``kernel-range``.
+
+Each takes the activity at implant time (Bq per voxel) and the mass density (g/mL = g/cm3) on the same
+grid, and returns the absorbed dose of the permanent implant (Gy, float32, same grid), like
+:func:`~dosimetry.dose.ldm.ldm_dose`. The number of decays in a voxel is ``A0 * tau`` (``tau`` the Y-90
+mean life); the voxel S values come from :mod:`dosimetry.kernels` (Graves 2019 water kernel, integrated
+over source and target voxels, renormalised to the ICRP 107 mean beta energy 0.93290 MeV, the LDM
+energy). All three methods deposit the same total energy as LDM when the activity lies more than the beta
+range inside the volume (energy that would leave the volume is lost, as in a patient).
+
+=================  ==================================================  ====================================
+method             what it computes                                    where it is wrong
+=================  ==================================================  ====================================
+``kernel``         convolution with the soft-tissue kernel             ignores the CT: wrong in lung (dose to
+                   (1.03 g/cm3): MIRD 17 voxel S value method          lung about 70% low), bone, air
+``kernel-density`` ``kernel`` x rho_ref / rho of the target voxel      right in uniform tissue of any density
+                   (energy of the soft-tissue kernel redistributed     (charged-particle equilibrium); near a
+                   to the real mass)                                   liver-lung interface the range is not
+                                                                       scaled: about 2x high in the first
+                                                                       2 mm of lung, too low deeper in lung
+``kernel-range``   a range-scaled kernel for every source-target       straight-line transport: no
+                   pair, from the mean density along the straight      backscatter or lateral spread change
+                   line between them (numba, parallel)                 at interfaces (see its Notes)
+=================  ==================================================  ====================================
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numba
+import numpy as np
+
+from ..constants import (
+    DPK_WATER_DENSITY_G_CM3,
+    GY_PER_DECAY_PER_MGY_PER_MBQ_S,
+    KERNEL_RANGE_MAX_DENSITY_G_CM3,
+    KERNEL_RANGE_MIN_DENSITY_G_CM3,
+    KERNEL_REFERENCE_DENSITY_G_CM3,
+    Y90_DPK_MAX_RADIUS_WATER_MM,
+    Y90_MEAN_LIFE_S,
+)
+from ..errors import GeometryError, UnitsError
+from ..image import Image
+from ..kernels import DENSITY_NODES_PER_DOUBLING, DensityKernelTable, density_kernel_table, voxel_s_values
+from .convolution import convolve
+
+
+def _check_inputs(activity_bq: Image, density_g_ml: Image) -> tuple[np.ndarray, np.ndarray]:
+    if not activity_bq.same_grid(density_g_ml):
+        raise GeometryError("activity and density must be on the same grid; resample the density first")
+    activity = np.asarray(activity_bq.array)
+    density = np.asarray(density_g_ml.array)
+    bad = np.count_nonzero(~np.isfinite(activity))
+    if bad:
+        raise UnitsError(f"the activity image has {bad} NaN or infinite voxels; set them to 0 before dose")
+    bad = np.count_nonzero(~np.isfinite(density) | (density < 0))
+    if bad:
+        raise UnitsError(
+            f"the density image has {bad} negative, NaN or infinite voxels; density must be >= 0 g/mL"
+        )
+    return activity, density
+
+
+def _scaled_decays(activity: np.ndarray) -> np.ndarray:
+    """Decays per voxel of the permanent implant x 1e-9, so that (this x S in mGy/(MBq s)) is Gy."""
+    return activity.astype(np.float64) * (Y90_MEAN_LIFE_S * GY_PER_DECAY_PER_MGY_PER_MBQ_S)
+
+
+# --- kernel ----------------------------------------------------------------------------------------------
+def kernel_dose(activity_bq: Image, density_g_ml: Image) -> Image:
+    """Absorbed dose (Gy) by convolution with the Y-90 voxel S values of homogeneous soft tissue.
+
+    Parameters
+    ----------
+    activity_bq : Image
+        Activity in each voxel at implant time (Bq).
+    density_g_ml : Image
+        Mass density (g/mL), same grid; checked but not used by this method.
+
+    Returns
+    -------
+    Image
+        Dose in Gy, float32, same grid.
+
+    Notes
+    -----
+    ``D(t) = sum_s A0(s) tau S(t - s)`` with ``S`` the voxel S values for the voxel size of the image in
+    soft tissue of 1.03 g/cm3 (:data:`~dosimetry.constants.KERNEL_REFERENCE_DENSITY_G_CM3`), from
+    :func:`dosimetry.kernels.voxel_s_values`, by FFT or direct convolution
+    (:func:`~dosimetry.dose.convolution.convolve`). This is the MIRD Pamphlet 17 voxel S value method, as in
+    most commercial software.
+
+    Assumptions: the whole body is homogeneous soft tissue. Where it is wrong: the dose is the dose to
+    1.03 g/cm3 tissue whatever the CT says: in lung (0.26-0.3 g/cm3) the dose is about 70% low, in denser
+    liver (1.06) 3% high; in uniform tissue of density 1.03 it equals LDM in the interior.
+
+    References
+    ----------
+    Bolch WE et al. MIRD Pamphlet No. 17. J Nucl Med 1999;40:11S-36S.
+    Graves SA, Flynn RT, Hyer DE. Med Phys 2019;46:5284-93. doi:10.1002/mp.13789
+    """
+    activity, _ = _check_inputs(activity_bq, density_g_ml)
+    kernel = voxel_s_values(activity_bq.spacing_mm, KERNEL_REFERENCE_DENSITY_G_CM3)
+    dose = convolve(_scaled_decays(activity).astype(np.float32), kernel)
+    return activity_bq.with_array(np.ascontiguousarray(dose, dtype=np.float32))
+
+
+# --- kernel-density --------------------------------------------------------------------------------------
+def kernel_density_dose(activity_bq: Image, density_g_ml: Image) -> Image:
+    """Absorbed dose (Gy): soft-tissue kernel dose scaled by ``rho_ref / rho`` of the target voxel.
+
+    Parameters
+    ----------
+    activity_bq : Image
+        Activity in each voxel at implant time (Bq).
+    density_g_ml : Image
+        Mass density (g/mL) from the CT, same grid.
+
+    Returns
+    -------
+    Image
+        Dose in Gy, float32, same grid; 0 where the density is 0.
+
+    Notes
+    -----
+    ``D(t) = D_kernel(t) * rho_ref / rho(t)``, ``rho_ref = 1.03 g/cm3``: the energy that the soft-tissue
+    kernel deposits in the voxel is divided by the voxel's real mass (Dieudonne 2013). In uniform tissue of
+    any density this equals LDM in the interior (all the energy is deposited locally on average), and the
+    total energy (sum of dose x mass) equals that of ``kernel`` whatever the density.
+
+    Assumptions: the spatial spread of the energy is that of soft tissue. Where it is wrong: the range is
+    not scaled with density, so across a liver-lung interface too much energy stays in the first
+    millimetres of lung (about 2x the Monte Carlo dose in the first 2 mm) and none reaches deeper lung
+    beyond 11 mm; in air voxels (rho -> 0) the dose diverges and is meaningless.
+
+    References
+    ----------
+    Dieudonne A, Hobbs RF, Lebtahi R, et al. Study of the impact of tissue density heterogeneities on
+    3-dimensional abdominal dosimetry: comparison between dose kernel convolution and direct Monte Carlo
+    methods. J Nucl Med 2013;54:236-43. doi:10.2967/jnumed.112.105825
+    """
+    activity, density = _check_inputs(activity_bq, density_g_ml)
+    kernel = voxel_s_values(activity_bq.spacing_mm, KERNEL_REFERENCE_DENSITY_G_CM3)
+    dose = convolve(_scaled_decays(activity).astype(np.float32), kernel)
+    rho = density.astype(np.float32)
+    np.multiply(dose, np.float32(KERNEL_REFERENCE_DENSITY_G_CM3), out=dose)
+    np.divide(dose, rho, out=dose, where=rho > 0)
+    dose[rho <= 0] = 0.0
+    return activity_bq.with_array(np.ascontiguousarray(dose, dtype=np.float32))
+
+
+# --- kernel-range ----------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _ray_order(row_of_offset_bytes: bytes, shape: tuple[int, int, int]):
+    """Signed offsets in Chebyshev shells, each with up to 4 weighted parents one step back on its line.
+
+    The straight line from the source (offset 0) to an offset ``d`` of Chebyshev number ``m`` (the number
+    of unit steps along its dominant axis) passes, one step earlier, through the point ``d (m - 1) / m``
+    of shell ``m - 1``; its parents are the (up to 4) voxels around that point, with bilinear weights.
+    Interpolating the accumulated density of the parents removes the drift of a one-parent digital
+    line (which sends rays sideways by up to a voxel and biases the path density near interfaces).
+
+    Returns read-only arrays: offsets (n, 3) int64, parents (n, 4) int64, weights (n, 4) float64,
+    octant row (n,) int64, shell_start (m_max + 2,) int64.
+    """
+    rows = np.frombuffer(row_of_offset_bytes, dtype=np.int32).reshape(shape)
+    ext = np.array(shape) - 1
+    grids = np.meshgrid(*[np.arange(-n, n + 1) for n in ext], indexing="ij")
+    offsets = np.stack([g.ravel() for g in grids], axis=1)
+    row = rows[np.abs(offsets[:, 0]), np.abs(offsets[:, 1]), np.abs(offsets[:, 2])].astype(np.int64)
+    offsets, row = offsets[row >= 0], row[row >= 0]
+    cheb = np.abs(offsets).max(axis=1)
+    order = np.lexsort((np.abs(offsets).sum(axis=1), cheb))
+    offsets, row, cheb = offsets[order], row[order], cheb[order]
+    lookup = np.full(tuple(2 * ext + 1), -1, dtype=np.int64)
+    lookup[offsets[:, 0] + ext[0], offsets[:, 1] + ext[1], offsets[:, 2] + ext[2]] = np.arange(len(offsets))
+    m = np.maximum(cheb, 1)[:, None].astype(float)
+    point = offsets * (m - 1.0) / m  # one step back on the line, in index units
+    low = np.floor(point + 1e-9).astype(np.int64)
+    frac = np.clip(point - low, 0.0, 1.0)
+    frac[frac < 1e-9] = 0.0
+    parents = np.zeros((len(offsets), 4), dtype=np.int64)
+    weights = np.zeros((len(offsets), 4))
+    # the corners of the unit cell around `point`; weight 0 for corners of a zero fractional part
+    for corner in range(8):
+        bits = np.array([(corner >> a) & 1 for a in range(3)])
+        w = np.prod(np.where(bits == 1, frac, 1.0 - frac), axis=1)
+        use = w > 0
+        idx = low + bits
+        inside = np.all(np.abs(idx) <= ext, axis=1)
+        if np.any(use & ~inside):
+            raise RuntimeError("ray parent outside the offset table")  # pragma: no cover - a bug
+        p = np.where(use, lookup[np.clip(idx[:, 0] + ext[0], 0, 2 * ext[0]), np.clip(idx[:, 1] + ext[1], 0, 2 * ext[1]),
+                                 np.clip(idx[:, 2] + ext[2], 0, 2 * ext[2])], -1)
+        for k in np.flatnonzero(use):
+            s = int(np.count_nonzero(weights[k] > 0))
+            parents[k, s] = p[k]
+            weights[k, s] = w[k]
+    parents[cheb == 0] = 0
+    weights[cheb == 0] = 0.0
+    used = weights > 0
+    bad = used & ((parents < 0) | (np.abs(offsets[parents]).max(axis=2) != (cheb[:, None] - 1)))
+    if np.any(bad) or np.any(np.abs(weights.sum(axis=1)[cheb > 0] - 1.0) > 1e-9):
+        raise RuntimeError("ray parent table is inconsistent")  # pragma: no cover - a bug, not an input fault
+    shell_start = np.searchsorted(cheb, np.arange(cheb.max() + 2)).astype(np.int64)
+    result = (offsets.astype(np.int64), parents, weights, row, shell_start)
+    for arr in result:
+        arr.flags.writeable = False
+    return result
+
+
+@numba.njit(cache=True)
+def _lookup_s(table, row, nodes, log_base, inv_log_step, rho):
+    """S (mGy/(MBq s)) at mean density rho: energy density interpolated linearly in rho, divided by rho."""
+    nk = nodes.shape[0]
+    u = (math.log(rho) - log_base) * inv_log_step
+    k = int(math.floor(u))
+    if k < 0:
+        k = 0
+    elif k > nk - 2:
+        k = nk - 2
+    w = (rho - nodes[k]) / (nodes[k + 1] - nodes[k])
+    if w < 0.0:
+        w = 0.0
+    elif w > 1.0:
+        w = 1.0
+    e0 = table[row, k]
+    e1 = table[row, k + 1]
+    return ((1.0 - w) * e0 + w * e1) / rho, (e0 == 0.0 and e1 == 0.0)
+
+
+@numba.njit(cache=True, parallel=True)
+def _range_scatter(decays, rho, sources, offsets, parents, weights, row, shell_start, table, nodes,
+                   log_base, inv_log_step, n_chunks):
+    n0, n1, n2 = decays.shape
+    n_off = offsets.shape[0]
+    n_shell = shell_start.shape[0] - 1
+    out = np.zeros((n_chunks, n0, n1, n2))
+    for chunk in numba.prange(n_chunks):
+        dens_sum = np.empty(n_off)  # density summed over the unit steps from the source; < 0: ray ended
+        rho_here = np.empty(n_off)
+        acc = out[chunk]
+        for si in range(chunk, sources.shape[0], n_chunks):
+            flat = sources[si]
+            i0 = flat // (n1 * n2)
+            j0 = (flat // n2) % n1
+            k0 = flat % n2
+            a = decays[i0, j0, k0]
+            rs = rho[i0, j0, k0]
+            dens_sum[0] = 0.0
+            rho_here[0] = rs
+            s, _ = _lookup_s(table, row[0], nodes, log_base, inv_log_step, rs)
+            acc[i0, j0, k0] += a * s
+            for m in range(1, n_shell):
+                alive = False
+                inv_m = 1.0 / m
+                for o in range(shell_start[m], shell_start[m + 1]):
+                    i = i0 + offsets[o, 0]
+                    j = j0 + offsets[o, 1]
+                    k = k0 + offsets[o, 2]
+                    if i < 0 or i >= n0 or j < 0 or j >= n1 or k < 0 or k >= n2:
+                        dens_sum[o] = -1.0
+                        continue
+                    wsum = 0.0
+                    prev_sum = 0.0
+                    prev_rho = 0.0
+                    for q in range(4):
+                        w = weights[o, q]
+                        if w == 0.0:
+                            break
+                        p = parents[o, q]
+                        if dens_sum[p] >= 0.0:
+                            wsum += w
+                            prev_sum += w * dens_sum[p]
+                            prev_rho += w * rho_here[p]
+                    if wsum == 0.0:
+                        dens_sum[o] = -1.0
+                        continue
+                    rt = rho[i, j, k]
+                    total = (prev_sum + 0.5 * (prev_rho + rt)) / wsum if wsum != 1.0 else prev_sum + 0.5 * (prev_rho + rt)
+                    s, dead = _lookup_s(table, row[o], nodes, log_base, inv_log_step, total * inv_m)
+                    if dead:
+                        dens_sum[o] = -1.0
+                        continue
+                    dens_sum[o] = total
+                    rho_here[o] = rt
+                    alive = True
+                    acc[i, j, k] += a * s
+                if not alive:
+                    break
+    return out
+
+
+HOMOGENEOUS_TOLERANCE = 0.10
+"""A source whose whole reach (12 mm / rho) has densities within +-10% of its own is treated as lying in a
+homogeneous medium of its density and handled by FFT convolution (see :func:`kernel_range_dose`)."""
+
+
+def _node_kernel(table: DensityKernelTable, k: int) -> np.ndarray:
+    """Full (signed-offset) array of the energy-density kernel rho_k S_k of density node ``k``."""
+    column = np.asarray(table.energy_density[:, k], dtype=np.float64)
+    offsets = np.asarray(table.offsets)
+    nonzero = column > 0
+    ext = offsets[nonzero].max(axis=0)
+    full = np.zeros(tuple(2 * ext + 1))
+    for signs in np.array(np.meshgrid([1, -1], [1, -1], [1, -1], indexing="ij")).reshape(3, -1).T:
+        idx = offsets[nonzero] * signs + ext
+        full[idx[:, 0], idx[:, 1], idx[:, 2]] = column[nonzero]
+    return full
+
+
+def _homogeneous_sources(rho: np.ndarray, sources: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Boolean mask: sources whose reach holds only densities within the tolerance of their own."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    homogeneous = np.zeros(rho.shape, dtype=bool)
+    reach_mm = Y90_DPK_MAX_RADIUS_WATER_MM * DPK_WATER_DENSITY_G_CM3 / rho
+    # reach buckets of doubling size, each source tested with the bucket that covers its reach
+    bucket = np.ceil(np.log2(np.maximum(reach_mm, 1e-3))).astype(int)
+    for b in np.unique(bucket[sources]):
+        sel = sources & (bucket == b)
+        size = tuple(2 * int(math.ceil(2.0 ** b / h)) + 1 for h in spacing)
+        hi = maximum_filter(rho, size=size, mode="nearest")
+        lo = minimum_filter(rho, size=size, mode="nearest")
+        ok = (hi <= rho * (1.0 + HOMOGENEOUS_TOLERANCE)) & (lo >= rho * (1.0 - HOMOGENEOUS_TOLERANCE))
+        homogeneous |= sel & ok
+    return homogeneous
+
+
+def _range_kernel_dose(decays: np.ndarray, density: np.ndarray, table: DensityKernelTable, spacing,
+                       n_chunks: int, *, split_homogeneous: bool = True) -> np.ndarray:
+    nodes = np.asarray(table.densities_g_cm3, dtype=np.float64)
+    rho = np.clip(density.astype(np.float64), nodes[0], nodes[-1])
+    active = decays != 0
+    dose = np.zeros(decays.shape)
+    if split_homogeneous:
+        homogeneous = _homogeneous_sources(rho, active, np.asarray(spacing, dtype=float))
+        # homogeneous sources: D = sum_k conv(A w_k(rho_s) / rho_s, rho_k S_k), w_k linear in rho
+        u = np.log(rho / nodes[0]) * (DENSITY_NODES_PER_DOUBLING / math.log(2.0))
+        k_low = np.clip(np.floor(u).astype(int), 0, len(nodes) - 2)
+        w_high = np.clip((rho - nodes[k_low]) / (nodes[k_low + 1] - nodes[k_low]), 0.0, 1.0)
+        for k in np.unique(k_low[homogeneous]):
+            sel = homogeneous & (k_low == k)
+            for node, weight in ((k, 1.0 - w_high), (k + 1, w_high)):
+                part = np.where(sel, decays * weight / rho, 0.0)
+                if np.any(part):
+                    dose += convolve(part.astype(np.float32), _node_kernel(table, int(node)))
+        active &= ~homogeneous
+    if np.any(active):
+        rows = np.ascontiguousarray(table.row_of_offset)
+        offsets, parents, weights, row, shell_start = _ray_order(rows.tobytes(), rows.shape)
+        out = _range_scatter(
+            np.ascontiguousarray(decays, dtype=np.float64), rho, np.flatnonzero(active).astype(np.int64), offsets,
+            parents, weights, row, shell_start, np.ascontiguousarray(table.energy_density), nodes,
+            math.log(nodes[0]), DENSITY_NODES_PER_DOUBLING / math.log(2.0), n_chunks,
+        )
+        dose += out.sum(axis=0)
+    return dose
+
+
+def kernel_range_dose(activity_bq: Image, density_g_ml: Image) -> Image:
+    """Absorbed dose (Gy) with a range-scaled kernel for every source-target pair (heterogeneous tissue).
+
+    Parameters
+    ----------
+    activity_bq : Image
+        Activity in each voxel at implant time (Bq).
+    density_g_ml : Image
+        Mass density (g/mL) from the CT, same grid.
+
+    Returns
+    -------
+    Image
+        Dose in Gy, float32, same grid.
+
+    Notes
+    -----
+    In a homogeneous medium the Y-90 point kernel is ``rho^2 D_w(rho r)`` (O'Connor's theorem). For
+    straight-line electron transport through a heterogeneous medium the energy a point source deposits
+    per unit path length depends only on the radiological depth ``r_eff = integral rho dl`` along the
+    ray, so the energy deposited per unit mass at a point at distance ``r`` is
+
+        ``D(r) = D_w(r_eff) * (r_eff / r)^2 = rho_bar^2 D_w(rho_bar r)``,  ``rho_bar = r_eff / r``,
+
+    the homogeneous kernel of the mean density along the ray, independent of the target density; the
+    energy along every ray is conserved exactly. Voxelised:
+
+        ``D(t) = sum_s A0(s) tau S_{rho_bar(s,t)}(t - s)``
+
+    with ``S_rho`` the voxel S values of the homogeneous medium of density ``rho``
+    (:func:`dosimetry.kernels.density_kernel_table`, 32 density nodes per doubling from 0.2 to 3.1
+    g/cm3; ``rho S_rho`` is interpolated linearly in ``rho``, so at every density the kernel deposits
+    exactly the LDM energy). ``r_eff`` is accumulated from the source outwards along a digital line (each
+    voxel's parent is the voxel one step back along the dominant axis towards the source), with the
+    trapezoid rule on the voxel densities; the source voxel uses its own density. A ray stops where the
+    kernel is zero (``rho_bar * r_min >= 12 mm``) or at the edge of the volume (that energy is lost).
+    Densities are clamped to [0.2, 3.0] g/cm3 for the range only
+    (:data:`~dosimetry.constants.KERNEL_RANGE_MIN_DENSITY_G_CM3`).
+
+    The density sum along the line is accumulated from the source outwards, shell by shell of the
+    Chebyshev (dominant-axis) step number ``m``: the density sum at ``d`` is the bilinear interpolation
+    of the sums at the 4 voxels around ``d (m - 1) / m`` plus the trapezoid of the last step, and
+    ``rho_bar = sum / m`` (every step is the same length along the line). Sources whose whole reach
+    (12 mm / rho) has densities within +-10% of their own (:data:`HOMOGENEOUS_TOLERANCE`) are treated
+    as sitting in homogeneous tissue of their density and computed by FFT convolution with the node
+    kernels (``sum_k conv(A w_k(rho_s) / rho_s, rho_k S_k)``); only the others are ray-traced.
+
+    In uniform tissue of any density this is the homogeneous kernel of that density: it equals LDM in
+    the interior and conserves the energy exactly. Against EGSnrc for a liver/lung slab (1 mm voxels
+    across the interface) it is within 6.0% of the Monte Carlo depth dose in every 2 mm bin from -10
+    to +20 mm (tests/test_dose_methods.py); with 2 mm voxels the deviation reaches -10% at 2-6 mm in
+    lung (the voxel kernel of one mean density cannot represent a voxel pair whose source is dense
+    and whose target is light).
+
+    Assumptions and where it is wrong: straight-line (rectilinear, continuous slowing down) transport.
+    It ignores that backscatter and lateral scattering differ on each side of an interface (the dose in
+    the first millimetres of liver next to lung is slightly too high, since backscatter from lung is
+    less than from tissue), treats every medium as water of another density (no atomic-number effects:
+    bone dose is a few % off), and its voxel kernels at a voxel of mixed densities are those of one
+    homogeneous medium. The total energy in strongly heterogeneous geometry is conserved only
+    approximately (the path density differs from ray to ray through one voxel pair): 0.3% lost at a
+    liver-lung interface with 4 mm voxels. Dose in air voxels (density below 0.2) is not meaningful. The range in lung is
+    up to 4x longer, so the cost grows with the lung volume reached by activity: O(sources x voxels
+    within range).
+
+    References
+    ----------
+    O'Connor JE. Phys Med Biol 1957;1:352-69. doi:10.1088/0031-9155/1/4/305
+    Sanchez-Garcia M, Gardin I, Lebtahi R, Dieudonne A. A new approach for dose calculation in targeted
+    radionuclide therapy (TRT) based on collapsed cone superposition: validation with 90Y. Phys Med Biol
+    2014;59:4769-84. doi:10.1088/0031-9155/59/17/4769
+    Graves SA, Flynn RT, Hyer DE. Med Phys 2019;46:5284-93. doi:10.1002/mp.13789
+    """
+    activity, density = _check_inputs(activity_bq, density_g_ml)
+    positive = density[density > 0]
+    lowest = float(positive.min()) if positive.size else KERNEL_RANGE_MIN_DENSITY_G_CM3
+    lowest = min(max(lowest, KERNEL_RANGE_MIN_DENSITY_G_CM3), KERNEL_RANGE_MAX_DENSITY_G_CM3)
+    if np.any(density == 0):
+        lowest = KERNEL_RANGE_MIN_DENSITY_G_CM3
+    table = density_kernel_table(activity_bq.spacing_mm, lowest)
+    dose = _range_kernel_dose(
+        _scaled_decays(activity), density, table, activity_bq.spacing_mm, numba.get_num_threads()
+    )
+    return activity_bq.with_array(dose.astype(np.float32))
+
+
+__all__ = ["kernel_density_dose", "kernel_dose", "kernel_range_dose"]
