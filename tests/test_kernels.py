@@ -138,3 +138,15 @@ def test_invalid_spacing_is_rejected(bad):
 def test_invalid_density_is_rejected():
     with pytest.raises(OptionsError, match="density_g_cm3"):
         kernels.voxel_s_values(4.0, 0.0)
+
+
+def test_fft_convolution_of_non_negative_inputs_has_no_negative_round_off():
+    from dosimetry.dose.convolution import fft_convolve
+
+    rng = np.random.default_rng(5)
+    volume = np.zeros((40, 36, 30), np.float32)
+    volume[10:20, 8:20, 5:15] = rng.random((10, 12, 10)) * 1e6
+    kernel = rng.random((9, 9, 9)).astype(np.float32)
+    out = fft_convolve(volume, kernel)
+    assert out.min() >= 0.0
+    assert out[35:, 30:, 25:].max() < 1e-6 * out.max()  # beyond the kernel's reach: round-off only

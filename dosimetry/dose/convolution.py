@@ -149,7 +149,12 @@ def fft_convolve(volume, kernel, *, workers: int | None = None) -> np.ndarray:
     a = scipy.fft.ifft(a, axis=1, workers=workers, overwrite_x=True)[:, : n[1]]
     out = scipy.fft.irfft(a, n=shape[2], axis=2, workers=workers, overwrite_x=True)
     del a
-    return out[:, :, : n[2]]
+    out = out[:, :, : n[2]]
+    if x.min(initial=0.0) >= 0 and kernel.min(initial=0.0) >= 0:
+        # The exact result is then >= 0: negatives are float32 round-off (about 1e-7 of the maximum),
+        # and they would show as spurious negative doses far from any activity.
+        np.maximum(out, 0.0, out=out)
+    return out
 
 
 # --- direct path ---------------------------------------------------------------------------------------

@@ -288,11 +288,11 @@ def write_rt_dose(dose_gy: Image, reference: Dataset, path: str | os.PathLike, *
     ds.DoseGridScaling = scaling
     comment = dose_comment or ""
     if negative:
-        note = f"{negative} voxels with negative dose were written as 0"
+        note = f"{negative} negative voxels set to 0"
         comment = f"{comment}; {note}" if comment else note
         log.warning("RT Dose export: %s (PHYSICAL dose is stored unsigned)", note)
     if comment:
-        ds.DoseComment = comment[:1024]
+        ds.DoseComment = comment[:64]  # VR LO: 64 characters at most (PS3.5 6.2)
     if tissue_heterogeneity_correction:
         ds.TissueHeterogeneityCorrection = tissue_heterogeneity_correction
     ds.PixelData = frames.tobytes()

@@ -53,7 +53,7 @@ def write_dicom_outputs(result: DosimetryResult, folder: str | Path) -> list[Pat
         return []
     reference = _read(reference_files[0], pixels=False)
     written = [write_rt_dose(result.dose_gy, reference, folder / "rtdose.dcm",
-                             dose_comment=f"Y-90 {result.stats['method']} dose, permanent implant")]
+                             dose_comment=f"Y-90 {result.stats['method']} dose")]
     evidence = [reference]
     segmentation = None
     added = [name for name in sources.get("added_rois", ()) if name in result.roi_weights]
