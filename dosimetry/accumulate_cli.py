@@ -19,13 +19,11 @@ import argparse
 import csv
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError, OptionsError, OutputError
+from .errors import InputFileError, OptionsError
 
 OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv")
 
@@ -40,14 +38,9 @@ def _fraction_0_1(text: str) -> float:
     return value
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    name, sep, role = text.rpartition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=ROLE, got {text!r}")
-    return name, role
-
-
 def add_accumulate_parser(subparsers) -> argparse.ArgumentParser:
+    from .cli import _key_value  # the run command's NAME=ROLE type (cli.py is loaded: it calls us)
+
     """Add the ``accumulate`` subcommand to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     parser = subparsers.add_parser(
         "accumulate", help="add the doses of earlier treatments to the current dose",
@@ -164,20 +157,11 @@ def _rois_of_dicom_run(current: Path) -> tuple[list, list[str]]:
 
 
 def _load_rois(args):
-    from .roi_io import parse_roi_spec, read_mask_roi, read_slicer_segmentation
+    from .cli import load_roi_arguments
 
-    rois, warnings = [], []
-    for spec in args.roi:
-        role, name, path = parse_roi_spec(spec)
-        rois.append(read_mask_roi(path, role, name))
-    overrides = dict(args.segment_role)
-    if overrides and not args.segmentation:
+    if args.segment_role and not args.segmentation:
         raise OptionsError("--segment-role needs --segmentation")
-    for seg in args.segmentation:
-        seg_rois, seg_warnings = read_slicer_segmentation(seg, role_overrides=overrides)
-        rois.extend(seg_rois)
-        warnings.extend(seg_warnings)
-    return rois, warnings
+    return load_roi_arguments(args)
 
 
 def _write_csv(stats: dict, labels: list[str], path: Path) -> None:
@@ -202,39 +186,16 @@ def write_accumulation(result, out_dir: str | os.PathLike, *, labels: list[str],
         ``out_dir`` exists (without ``overwrite``) or cannot be written.
     """
     from .imageio import write_nifti
-    from .outputs import _json_safe
+    from .outputs import _json_safe, atomic_output_dir
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise OutputError(f"{out_dir} exists already; choose another --out or add --overwrite")
-    parent = out_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
-    except OSError as err:
-        raise OutputError(f"cannot create the output folder {out_dir}: {err.strerror}") from err
-    try:
+    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         write_nifti(result.dose_gy, tmp / "cumulative_dose.nii.gz")
         for label, dose in zip(labels, result.previous_on_current):
             write_nifti(dose, tmp / f"{label}_on_current.nii.gz")
         record = {**result.stats, "inputs": inputs}
         (tmp / "accumulate.json").write_text(json.dumps(_json_safe(record), indent=2) + "\n")
         _write_csv(result.stats, labels, tmp / "accumulate.csv")
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
-            os.replace(out_dir, old / "previous")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"cannot write {out_dir}: {err.strerror or err}") from err
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)
 
 
 def format_accumulation(stats: dict) -> str:

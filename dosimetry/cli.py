@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_rois(args) -> tuple[list, list[str]]:
+def load_roi_arguments(args) -> tuple[list, list[str]]:
+    """ROIs of ``--roi`` and ``--segmentation`` (with ``--segment-role``), shared by run and accumulate."""
     from .roi_io import parse_roi_spec, read_mask_roi, read_slicer_segmentation
 
     rois, warnings = [], []
@@ -169,7 +170,7 @@ def _cmd_run(args) -> int:
         raise OptionsError(f"{out_dir} exists already; choose another --out or add --overwrite")
     if args.segment_role and not (args.segmentation or args.study):
         raise OptionsError("--segment-role needs --segmentation or a DICOM STUDY_DIR")
-    rois, warnings = _load_rois(args)
+    rois, warnings = load_roi_arguments(args)
     options = DosimetryOptions(
         method=args.method, calibration=args.calibration, activity_units=args.activity_units,
         administered_activity_gbq=args.administered_gbq, residual_fraction=args.residual_fraction,

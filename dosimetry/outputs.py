@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,47 @@ def write_dvh_csv(dose_axis_gy: np.ndarray, curves: dict[str, np.ndarray], path:
             writer.writerow([f"{dose:.6g}"] + [f"{curves[n][i]:.6g}" for n in names])
 
 
+@contextmanager
+def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False):
+    """A temporary folder beside ``out_dir`` that becomes ``out_dir`` when the ``with`` block succeeds.
+
+    On any exception the temporary folder is removed and ``out_dir`` is left as it was; an existing
+    ``out_dir`` is replaced (only with ``overwrite``) after the new content is complete.
+
+    Raises
+    ------
+    OutputError
+        ``out_dir`` exists (without ``overwrite``), or the folder cannot be created or renamed.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise OutputError(f"{out_dir} exists already; choose another --out or add --overwrite")
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+    except OSError as err:
+        raise OutputError(f"cannot create the output folder {out_dir}: {err.strerror}") from err
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
+            os.replace(out_dir, old / "previous")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OutputError):
+            raise
+        raise OutputError(f"cannot write {out_dir}: {err.strerror or err}") from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwrite: bool = False,
                   pdf: bool = False) -> Path:
     """Write every output file of ``result`` into ``out_dir``, atomically.
@@ -76,16 +118,7 @@ def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwr
     OutputError
         ``out_dir`` exists (without ``overwrite``) or cannot be created.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise OutputError(f"{out_dir} exists already; choose another --out or add --overwrite")
-    parent = out_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
-    except OSError as err:
-        raise OutputError(f"cannot create the output folder {out_dir}: {err.strerror}") from err
-    try:
+    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         write_nifti(result.dose_gy.with_array(result.dose_gy.array.astype(np.float32)), tmp / "dose.nii.gz")
         write_stats_json(result.stats, tmp / "stats.json")
         write_stats_csv(result.stats, tmp / "stats.csv")
@@ -99,15 +132,4 @@ def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwr
             from .report.html import html_to_pdf  # needs headless Chromium
 
             html_to_pdf(tmp / "report.html", tmp / "report.pdf")
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
-            os.replace(out_dir, old / "previous")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)

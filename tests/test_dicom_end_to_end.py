@@ -150,7 +150,6 @@ def test_dicom_run_writes_rt_dose_seg_and_sr_that_read_back(tmp_path):
     import pydicom
 
     from dosimetry.export import read_measurement_report, read_rt_dose
-    from dosimetry.image import Image
     from dosimetry.imageio import read_image, write_nifti
 
     _, uids = b.write_phantom_study(tmp_path / "s", orientation="FFS", study_key="export")
