@@ -428,3 +428,234 @@ def write_phantom_study(folder, *, orientation: str = "HFS", correction: str = "
         write_rtstruct(folder / "rtstruct.dcm", phantom_structures(), study_uid=study_uid, for_uid=for_uid,
                        referenced_series_uid=uids.get("ct", pet_uid))
     return truth, uids
+
+
+# --- Enhanced and Legacy Converted Enhanced images ------------------------------------------------------------
+ENHANCED_PET_SOP = "1.2.840.10008.5.1.4.1.1.130"
+LEGACY_PET_SOP = "1.2.840.10008.5.1.4.1.1.128.1"
+LEGACY_CT_SOP = "1.2.840.10008.5.1.4.1.1.2.2"
+
+BQML_UCUM = ("Bq/ml", "UCUM", "Becquerels/milliliter")
+SUVBW_UCUM = ("{SUVbw}g/ml", "UCUM", "Standardized Uptake Value body weight")
+COUNTS_UCUM = ("{counts}", "UCUM", "Counts")
+
+
+def write_legacy_converted(files, path, *, series_uid: str | None = None, series_number: int = 100) -> Path:
+    """Convert a classic single-frame PET or CT series into one Legacy Converted Enhanced PET/CT file
+    with highdicom (PS3.3 A.70/A.72); classic attributes with no place in the IOD go to the Unassigned
+    Shared/Per-Frame Converted Attributes."""
+    import highdicom as hd
+    import pydicom
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets = [pydicom.dcmread(f) for f in files]
+    modality = str(datasets[0].Modality)
+    cls = {"PT": hd.legacy.LegacyConvertedEnhancedPETImage, "CT": hd.legacy.LegacyConvertedEnhancedCTImage}[modality]
+    series_uid = series_uid or uid(datasets[0].SeriesInstanceUID, "legacy converted")
+    image = cls(datasets, series_instance_uid=series_uid, series_number=series_number,
+                sop_instance_uid=uid(series_uid, 0), instance_number=1)
+    image.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _code(value, scheme, meaning) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def _rwvm_item(slope: float, units, first: int = -32768, last: int = 32767) -> Dataset:
+    item = Dataset()
+    item.add_new(0x00409216, "SS", first)  # Real World Value First Value Mapped (signed stored values)
+    item.add_new(0x00409211, "SS", last)  # Real World Value Last Value Mapped
+    item.RealWorldValueIntercept = 0.0
+    item.RealWorldValueSlope = float(slope)
+    item.LUTExplanation = units[2]
+    item.LUTLabel = units[0][:16]
+    item.MeasurementUnitsCodeSequence = Sequence([_code(*units)])
+    return item
+
+
+def write_enhanced_pet(
+    path,
+    activity: Image,
+    *,
+    study_uid: str,
+    for_uid: str,
+    series_uid: str | None = None,
+    description: str = "PET Y90 AC enhanced",
+    decay_reference: datetime | None = IMPLANT,
+    slope_ratio: float = 100.0,
+    header_half_life_s: float = Y90_HALF_LIFE_S,
+    units=BQML_UCUM,
+    value_mapping: str = "both",
+    implant: datetime = IMPLANT,
+    scan: datetime = SCAN,
+    total_dose: float | None = 2.1e9,
+    frame_duration_s: float = 900.0,
+    slices_per_bed: int | None = None,
+    reverse: bool = False,
+    skip_frames=(),
+    decay_factors: bool = True,
+) -> Path:
+    """An Enhanced PET Image (PS3.3 A.56) of ``activity`` (Bq/mL at ``scan``): one multi-frame file.
+
+    Frames are slices (``reverse`` stores them from the last slice to the first; ``skip_frames`` leaves
+    slice indices out). Beds of ``slices_per_bed`` slices start ``frame_duration_s`` apart (Frame Content:
+    Frame Acquisition DateTime, Frame Reference DateTime, Frame Acquisition Duration in ms). With
+    ``decay_reference`` the values are decay corrected to that date-time (Decay Corrected YES, Decay
+    Correction DateTime, per-frame Decay Factor in PET Frame Correction Factors unless ``decay_factors`` is
+    False); with None they are the frame means (Decay Corrected NO). Stored int16 values use per-frame
+    slopes ``slope_ratio`` apart. ``value_mapping``: 'both' puts the slope in the Pixel Value
+    Transformation and in one Real World Value Mapping item in ``units``; 'rwvm' leaves the Pixel Value
+    Transformation at identity and gives two Real World Value Mapping items, SUVbw first, then ``units``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    series_uid = series_uid or uid(study_uid, "enhanced pet", description, decay_reference)
+    n = activity.shape[2]
+    slices_per_bed = slices_per_bed or n
+    order = [k for k in (range(n - 1, -1, -1) if reverse else range(n)) if k not in skip_frames]
+    corrected = decay_reference is not None
+    ref_offset_s = (scan - decay_reference).total_seconds() if corrected else 0.0
+    lam = math.log(2) / Y90_HALF_LIFE_S
+    values, factors, starts = {}, {}, {}
+    for k in range(n):
+        start_s = (k // slices_per_bed) * frame_duration_s
+        v, df = pet_stored_values(activity.array[:, :, k].T, start_s, frame_duration_s,
+                                  correction="ADMIN" if corrected else "NONE",
+                                  header_half_life_s=header_half_life_s, implant_to_scan_s=ref_offset_s)
+        values[k], factors[k], starts[k] = v, df, scan + timedelta(seconds=start_s)
+    vmax = max(float(np.max(np.abs(v))) for v in values.values()) or 1.0
+    base = vmax / 32000.0 / min(1.0, slope_ratio)
+    slopes = {k: base * slope_ratio ** (k / max(n - 1, 1)) for k in range(n)}
+
+    ds = base_dataset(ENHANCED_PET_SOP, uid(series_uid, 0), "PT", study_uid, series_uid, when=scan)
+    ds.SeriesDate, ds.SeriesTime = _dt(scan + timedelta(hours=2))
+    ds.SeriesNumber = 7
+    ds.InstanceNumber = 1
+    ds.ContentDate, ds.ContentTime = _dt(scan + timedelta(hours=1))
+    ds.FrameOfReferenceUID = for_uid
+    ds.PositionReferenceIndicator = ""
+    ds.SeriesDescription = description
+    # Enhanced PET Image and Corrections modules
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
+    ds.PixelPresentation = "MONOCHROME"
+    ds.VolumetricProperties = "VOLUME"
+    ds.VolumeBasedCalculationTechnique = "NONE"
+    ds.AcquisitionNumber = 1
+    ds.AcquisitionDateTime = scan.strftime("%Y%m%d%H%M%S.%f")
+    ds.AcquisitionDuration = (max(starts.values()) - scan).total_seconds() + frame_duration_s
+    ds.CountsSource = "EMISSION"
+    ds.DecayCorrected = "YES" if corrected else "NO"
+    if corrected:
+        ds.DecayCorrectionDateTime = decay_reference.strftime("%Y%m%d%H%M%S.%f")
+    for keyword in ("AttenuationCorrected", "ScatterCorrected", "DeadTimeCorrected", "RandomsCorrected",
+                    "SensitivityCalibrated", "DetectorNormalizationCorrection"):
+        setattr(ds, keyword, "YES")
+    for keyword in ("GantryMotionCorrected", "PatientMotionCorrected", "CountLossNormalizationCorrected",
+                    "NonUniformRadialSamplingCorrected"):
+        setattr(ds, keyword, "NO")
+    ds.RandomsCorrectionMethod = "DLYD"
+    ds.AttenuationCorrectionSource = "CT"
+    ds.ScatterCorrectionMethod = "model based"
+    ds.ContentQualification = "RESEARCH"
+    ds.BurnedInAnnotation = "NO"
+    ds.LossyImageCompression = "00"
+    ds.PresentationLUTShape = "IDENTITY"
+    # Enhanced PET Acquisition module (the parts that are plain values)
+    ds.AcquisitionStartCondition = "MANU"
+    ds.AcquisitionTerminationCondition = "TIME"
+    ds.TypeOfDetectorMotion = "STATIONARY"
+    ds.DetectorGeometry = "CYLINDRICAL_RING"
+    ds.CollimatorType = "NONE"
+    ds.TableMotion = "STEP" if slices_per_bed < n else "STATIC"
+    ds.TimeOfFlightInformationUsed = "TRUE"
+    # Enhanced PET Isotope module
+    item = Dataset()
+    item.RadiopharmaceuticalAgentNumber = 1
+    item.RadionuclideCodeSequence = Sequence([_code("C-162F9", "SRT", "^90^Yttrium")])
+    item.AdministrationRouteCodeSequence = Sequence([_code("58100008", "SCT", "Intra-arterial route")])
+    item.RadiopharmaceuticalStartDateTime = implant.strftime("%Y%m%d%H%M%S.%f")
+    item.RadionuclideTotalDose = f"{total_dose:g}" if total_dose is not None else ""
+    item.RadionuclideHalfLife = f"{header_half_life_s:g}"
+    item.RadionuclidePositronFraction = 3.186e-5
+    item.RadiopharmaceuticalCodeSequence = Sequence([_code("Y90MS", "99TEST", "Y-90 microspheres")])
+    ds.RadiopharmaceuticalInformationSequence = Sequence([item])
+    # Multi-frame Dimension module: one stack ordered by Image Position (Patient)
+    dim_org_uid = uid(series_uid, "dimension organization")
+    org = Dataset()
+    org.DimensionOrganizationUID = dim_org_uid
+    ds.DimensionOrganizationSequence = Sequence([org])
+    ds.DimensionOrganizationType = "3D"
+    dim = Dataset()
+    dim.DimensionOrganizationUID = dim_org_uid
+    dim.DimensionIndexPointer = 0x00200032
+    dim.FunctionalGroupPointer = 0x00209113
+    dim.DimensionDescriptionLabel = "Image Position"
+    ds.DimensionIndexSequence = Sequence([dim])
+
+    shared = Dataset()
+    measures = Dataset()
+    measures.PixelSpacing = [float(activity.spacing_mm[1]), float(activity.spacing_mm[0])]
+    measures.SliceThickness = float(activity.spacing_mm[2])
+    shared.PixelMeasuresSequence = Sequence([measures])
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = [round(float(v), 6) for v in
+                                           np.concatenate([activity.direction[:, 0], activity.direction[:, 1]])]
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    frame_type = Dataset()
+    frame_type.FrameType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
+    frame_type.PixelPresentation = "MONOCHROME"
+    frame_type.VolumetricProperties = "VOLUME"
+    frame_type.VolumeBasedCalculationTechnique = "NONE"
+    shared.PETFrameTypeSequence = Sequence([frame_type])
+    anatomy = Dataset()
+    anatomy.FrameLaterality = "U"
+    anatomy.AnatomicRegionSequence = Sequence([_code("10200004", "SCT", "Liver")])
+    shared.FrameAnatomySequence = Sequence([anatomy])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+
+    per_frame, planes = [], []
+    for index, k in enumerate(order):
+        group = Dataset()
+        content = Dataset()
+        start = starts[k]
+        content.FrameAcquisitionDateTime = start.strftime("%Y%m%d%H%M%S.%f")
+        # the time at which the activity equals the frame mean (classic Frame Reference Time definition)
+        ref_s = math.log(lam * frame_duration_s / -math.expm1(-lam * frame_duration_s)) / lam
+        content.FrameReferenceDateTime = (start + timedelta(seconds=ref_s)).strftime("%Y%m%d%H%M%S.%f")
+        content.FrameAcquisitionDuration = frame_duration_s * 1000.0
+        content.StackID = "1"
+        content.InStackPositionNumber = index + 1
+        content.DimensionIndexValues = [index + 1]
+        group.FrameContentSequence = Sequence([content])
+        position = Dataset()
+        position.ImagePositionPatient = [round(float(v), 4) for v in activity.index_to_world((0, 0, k))]
+        group.PlanePositionSequence = Sequence([position])
+        transform = Dataset()
+        transform.RescaleIntercept = 0
+        transform.RescaleSlope = 1 if value_mapping == "rwvm" else f"{slopes[k]:.10g}"[:16]
+        transform.RescaleType = "US"
+        group.PixelValueTransformationSequence = Sequence([transform])
+        slope = float(f"{slopes[k]:.10g}"[:16])
+        items = [_rwvm_item(slope, units)]
+        if value_mapping == "rwvm":
+            items.insert(0, _rwvm_item(slope * 70000.0 / 2.1e9, SUVBW_UCUM))
+        group.RealWorldValueMappingSequence = Sequence(items)
+        corrections = Dataset()
+        corrections.PrimaryPromptsCountsAccumulated = 1000000
+        corrections.SliceSensitivityFactor = 1.0
+        corrections.ScatterFractionFactor = 0.3
+        corrections.DeadTimeFactor = 1.01
+        if corrected and decay_factors:
+            corrections.DecayFactor = f"{factors[k]:.10g}"[:16]
+        group.PETFrameCorrectionFactorsSequence = Sequence([corrections])
+        per_frame.append(group)
+        planes.append(np.clip(np.round(values[k] / slope), -32768, 32767))
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    ds.NumberOfFrames = len(order)
+    _image_pixels(ds, np.stack(planes))
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -9,6 +9,8 @@ References
 ----------
 .. [PS3.3-C.8.2.1] DICOM PS3.3 C.8.2.1 CT Image Module (Rescale Slope/Intercept to HU, Gantry/Detector
    Tilt) and C.7.6.2 Image Plane Module.
+.. [PS3.3-C.7.6.16] Enhanced and Legacy Converted Enhanced CT: per-frame Plane Position, Plane Orientation,
+   Pixel Measures (Pixel Spacing, Slice Thickness) and Pixel Value Transformation (Rescale to HU).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ def load_ct(files, *, tilt: str = "resample", label: str = "CT series") -> CtVol
     ordered = slices.sort_frames(frames, label=label)
     planes = [fr.values for fr in ordered.frames]
     thickness = first.get("SliceThickness")
+    if thickness in (None, "") and "PerFrameFunctionalGroupsSequence" in first:  # Enhanced CT: Pixel Measures
+        measures = slices.functional_group(first, 0, "PixelMeasuresSequence")
+        thickness = measures.get("SliceThickness") if measures is not None else None
     warnings: list[str] = []
     if len(frames) == 1:
         warnings.append(f"{label}: a single CT slice; its SliceThickness is used as the slice spacing")

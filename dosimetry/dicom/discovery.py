@@ -25,6 +25,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from ..errors import InputFileError, OptionsError
+from .slices import functional_group, with_converted_attributes
 from .timing import identify_nuclide
 
 
@@ -206,8 +207,21 @@ def _record(series_uid: str, items: list) -> SeriesRecord:
         f, s = _references(item)
         fors |= f
         series_refs |= s
-    nuclide, half_life_s = _nuclide(ds) if kind is Kind.EMISSION else (None, None)
-    corrected = tuple(str(v).upper() for v in (ds.get("CorrectedImage") or []))
+    # a Legacy Converted Enhanced image keeps the classic PET Units, Corrected Image and isotope among its
+    # unassigned converted attributes; an Enhanced PET states its units in Real World Value Mapping and its
+    # attenuation correction in Attenuation Corrected (0018,9759)
+    header = with_converted_attributes(ds) if kind is Kind.EMISSION else ds
+    nuclide, half_life_s = _nuclide(header) if kind is Kind.EMISSION else (None, None)
+    corrected = tuple(str(v).upper() for v in (header.get("CorrectedImage") or []))
+    attenuation = ("ATTN" in corrected) if corrected else None
+    flag = str(header.get("AttenuationCorrected", "") or "").strip().upper()
+    if flag in ("YES", "NO"):
+        attenuation = flag == "YES"
+    units = str(header.get("Units", "") or "")
+    if not units and kind is Kind.EMISSION:
+        rwvm = functional_group(ds, 0, "RealWorldValueMappingSequence")
+        codes = rwvm.get("MeasurementUnitsCodeSequence") if rwvm is not None else None
+        units = str(codes[0].get("CodeValue", "")) if codes else ""
     n_images = sum(int(item.get("NumberOfFrames") or 1) for _, item in items)
     date = _format_date(ds.get("SeriesDate") or ds.get("AcquisitionDate") or ds.get("StudyDate"))
     return SeriesRecord(
@@ -227,8 +241,8 @@ def _record(series_uid: str, items: list) -> SeriesRecord:
         image_type=image_type,
         nuclide=nuclide,
         half_life_s=half_life_s,
-        units=str(ds.get("Units", "")),
-        attenuation_corrected=("ATTN" in corrected) if corrected else None,
+        units=units,
+        attenuation_corrected=attenuation,
     )
 
 

@@ -13,6 +13,14 @@ half-life) the product is 1 to within 1e-6; for a scanner set to another nuclide
 removes the wrong decay correction. This needs no Series Time (which post-processing rewrites) and no
 Frame Reference Time.
 
+Enhanced PET Image storage (one multi-frame file): v is the stored value through the frame's Real World
+Value Mapping in Bq/ml (else its Pixel Value Transformation), T and t_frame come from Frame Acquisition
+Duration and Frame Acquisition DateTime (Frame Content), DF from PET Frame Correction Factors, and Decay
+Corrected / Decay Correction DateTime say whether and to when the scanner corrected. Legacy Converted
+Enhanced PET (converted from classic files) has no Enhanced PET Isotope or Corrections module: the
+classic Units, Decay Correction, Decay Factor and Radiopharmaceutical Information Sequence are read from
+its Unassigned Shared / Per-Frame Converted Attributes.
+
 References
 ----------
 .. [PS3.3-C.8.9.1] DICOM PS3.3 C.8.9.1 PET Series Module: Units (0054,1001), Decay Correction (0054,1102)
@@ -21,8 +29,14 @@ References
    Radionuclide Half Life (s), Radionuclide Total Dose (Bq), Radiopharmaceutical Start (Date)Time.
 .. [PS3.3-C.8.9.4] DICOM PS3.3 C.8.9.4 PET Image Module: Acquisition Date/Time, Actual Frame Duration
    (ms), Frame Reference Time, Decay Factor.
-.. [PS3.3-C.8.22] DICOM PS3.3 C.8.22 Enhanced PET modules: Real World Value Mapping with UCUM units,
-   PET Frame Correction Factors (Decay Factor), Decay Corrected (0018,9758), Decay Correction DateTime.
+.. [PS3.3-C.8.22] DICOM PS3.3 C.8.22 Enhanced PET modules: Enhanced PET Isotope (Radiopharmaceutical Start
+   DateTime, Radionuclide Half Life, Total Dose), Enhanced PET Corrections (Decay Corrected (0018,9758),
+   Decay Correction DateTime (0018,9701), required when corrected), PET Frame Correction Factors (Decay
+   Factor, required when decay corrected).
+.. [PS3.3-A.56] DICOM PS3.3 A.56.4 Enhanced PET functional groups: Real World Value Mapping (M, units
+   from CID 84 "PET Units", UCUM "Bq/ml"), Pixel Value Transformation (M), Frame Content (M, per frame).
+.. [PS3.3-A.72] DICOM PS3.3 A.72 Legacy Converted Enhanced PET Image IOD (no Enhanced PET Isotope or
+   Corrections module) and C.7.6.16.2.25 Unassigned Shared / Per-Frame Converted Attributes.
 """
 
 from __future__ import annotations
@@ -127,18 +141,86 @@ def _header_half_life(ds, warnings: list[str], label: str) -> float | None:
     return half_life_s
 
 
-def _units(ds, frames, label: str) -> str:
-    units = str(ds.get("Units", "")).strip().upper()
-    if not units:
-        rwvm = frames[0].meta.get("rwvm") if frames else None
-        codes = rwvm.get("MeasurementUnitsCodeSequence") if rwvm is not None else None
-        if codes:
-            code = str(codes[0].get("CodeValue", "")).strip().lower()
-            units = UCUM_TO_UNITS.get(code, code.upper())
-    return units
+def _rwvm_units(item) -> str:
+    """The classic Units term of a Real World Value Mapping item (from its UCUM code), or ''."""
+    codes = item.get("MeasurementUnitsCodeSequence")
+    if not codes:
+        return ""
+    code = str(codes[0].get("CodeValue", "")).strip().lower()
+    return UCUM_TO_UNITS.get(code, code.upper())
 
 
-def _frame_times(entries, ds, enhanced: bool):
+def _enhanced_value_mapping(frames, header_units: str, label: str) -> tuple[str, str]:
+    """Set the stored-to-activity mapping of each Enhanced PET frame; return (units, where they came from).
+
+    The Real World Value Mapping functional group is where an Enhanced PET image states its units
+    (PS3.3 A.56.4: Measurement Units Code Sequence from CID 84 "PET Units"; C.7.6.16.2.11: the mapping
+    applies to the stored values). The item in Bq/ml is used when there is one (a frame may also carry
+    SUV or counts mappings, and its Pixel Value Transformation may be the identity). Otherwise the Pixel
+    Value Transformation applies with the classic Units attribute (which a Legacy Converted image keeps
+    among its unassigned converted attributes), and failing that the first mapping item with its units.
+    """
+    units_found: set[str] = set()
+    sources: set[str] = set()
+    for fr in frames:
+        items = fr.meta.get("rwvm_items") or []
+        chosen = next((item for item in items if _rwvm_units(item) in ABSOLUTE_UNITS), None)
+        if chosen is None and not header_units and items:
+            chosen = items[0]
+        if chosen is None:
+            units_found.add(header_units)
+            sources.add("PixelValueTransformation+Units")
+            continue
+        if chosen.get("RealWorldValueSlope") in (None, ""):
+            raise UnitsError(
+                f"{label}: {fr.source}: Real World Value Mapping in {_rwvm_units(chosen) or 'unstated units'} "
+                "has no RealWorldValueSlope (a lookup table?); expected a linear mapping; re-export the series "
+                "with a linear mapping or as classic PET images"
+            )
+        fr.slope = float(chosen.RealWorldValueSlope)
+        fr.intercept = float(chosen.get("RealWorldValueIntercept") or 0.0)
+        units_found.add(_rwvm_units(chosen))
+        sources.add("RealWorldValueMapping")
+    if len(units_found) > 1:
+        raise UnitsError(
+            f"{label}: frames are in different units ({', '.join(sorted(u or '(absent)' for u in units_found))}); "
+            "expected one unit for the whole series"
+        )
+    return (units_found.pop() if units_found else ""), "+".join(sorted(sources))
+
+
+def _decay_mode(header, enhanced: bool, implant: TimeSource | None, label: str) -> tuple[str, datetime | None]:
+    """(mode, reference time) of the scanner's decay correction.
+
+    Enhanced PET: Decay Corrected (0018,9758) YES/NO with Decay Correction DateTime (0018,9701) (PS3.3
+    C.8.22, Enhanced PET Corrections), mode 'DATETIME' or 'NONE'. Classic PET, and Legacy Converted
+    Enhanced PET, whose IOD has no Decay Corrected but keeps the classic Decay Correction (0054,1102)
+    among its converted attributes: NONE, START (reference Series Date/Time) or ADMIN (reference the
+    administration time). 'UNSTATED' for an enhanced image that states neither.
+    """
+    flag = str(header.get("DecayCorrected", "") or "").strip().upper() if enhanced else ""
+    if flag:
+        if flag not in ("YES", "NO"):
+            raise UnitsError(f"{label}: DecayCorrected is {flag!r}; expected YES or NO; fix the header")
+        if flag == "NO":
+            return "NONE", None
+        return "DATETIME", parse_datetime(header.get("DecayCorrectionDateTime"))
+    mode = str(header.get("DecayCorrection", "") or "").strip().upper()
+    if not mode:
+        if enhanced:
+            return "UNSTATED", None
+        mode = "NONE"
+    if mode not in ("NONE", "START", "ADMIN"):
+        raise UnitsError(f"{label}: DecayCorrection is {mode!r}; expected NONE, START or ADMIN; fix the header")
+    reference = None
+    if mode == "START":
+        reference = combine(parse_date(header.get("SeriesDate")), parse_time(header.get("SeriesTime")))
+    elif mode == "ADMIN":
+        reference = implant.time if implant else None
+    return mode, reference
+
+
+def _frame_times(entries, enhanced: bool):
     """(start datetime or None, duration s) for each (name, dataset) or frame."""
     if not enhanced:
         out = []
@@ -153,7 +235,7 @@ def _frame_times(entries, ds, enhanced: bool):
     for fr in entries:
         content = fr.meta.get("frame_content")
         start = parse_datetime(content.get("FrameAcquisitionDateTime")) if content is not None else None
-        duration = content.get("FrameAcquisitionDuration") if content is not None else None
+        duration = content.get("FrameAcquisitionDuration") if content is not None else None  # ms
         out.append((start, float(duration) / 1000.0 if duration not in (None, "") else 0.0))
     return out
 
@@ -193,20 +275,29 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
         if len(datasets) != 1:
             raise InputFileError(f"{label}: {len(datasets)} Enhanced PET files in one series; expected one")
         frames = slices.frames_from_enhanced(*datasets[0])
-        times = _frame_times(frames, first, True)
+        header = slices.with_converted_attributes(first)
+        times = _frame_times(frames, True)
     else:
         frames = slices.frames_from_single_frame_files(datasets)
-        times = _frame_times(datasets, first, False)
+        header = first
+        times = _frame_times(datasets, False)
     for fr, (start, duration), entry in zip(frames, times, datasets if not enhanced else frames):
         fr.meta["start"] = start
         fr.meta["duration_s"] = duration
         if enhanced:
             corr = fr.meta.get("pet_corrections")
-            fr.meta["decay_factor"] = corr.get("DecayFactor") if corr is not None else None
+            factor = corr.get("DecayFactor") if corr is not None else None
+            if factor in (None, ""):  # Legacy Converted: the classic Decay Factor, unassigned
+                factor = slices.first_present(fr.meta.get("converted", ()), "DecayFactor")
+            fr.meta["decay_factor"] = factor
         else:
             fr.meta["decay_factor"] = entry[1].get("DecayFactor")
 
-    units = _units(first, frames, label)
+    header_units = str(header.get("Units", "") or "").strip().upper()
+    if enhanced:
+        units, value_mapping = _enhanced_value_mapping(frames, header_units, label)
+    else:
+        units, value_mapping = header_units, "RescaleSlope/Intercept+Units"
     if units not in ABSOLUTE_UNITS and calibration == "absolute":
         raise UnitsError(
             f"{label}: Units is {units or '(absent)'}; expected BQML for absolute calibration; use relative "
@@ -217,28 +308,20 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
     # times
     starts = [fr.meta["start"] for fr in frames if fr.meta["start"] is not None]
     if starts:
-        scan = TimeSource(min(starts), "AcquisitionDateTime" if enhanced else acquisition_start([d for _, d in datasets]).source)
+        scan = TimeSource(
+            min(starts),
+            "FrameAcquisitionDateTime" if enhanced else acquisition_start([d for _, d in datasets]).source,
+        )
     else:
-        scan = acquisition_start([first])
+        scan = acquisition_start([header])
         if scan is not None:
             warnings.append(f"{label}: no acquisition time in the header; scan time taken from {scan.source}")
-    implant = header_implant_time(first, scan.time if scan else None)
-    header_half_life_s = _header_half_life(first, warnings, label)
+    implant = header_implant_time(header, scan.time if scan else None)
+    header_half_life_s = _header_half_life(header, warnings, label)
 
     # decay correction: which one, and to what reference (only needed when Decay Factors are missing)
-    if enhanced:
-        corrected = str(first.get("DecayCorrected", "NO")).upper() == "YES"
-        mode = "DATETIME" if corrected else "NONE"
-        reference = parse_datetime(first.get("DecayCorrectionDateTime")) if corrected else None
-    else:
-        mode = str(first.get("DecayCorrection", "NONE")).strip().upper() or "NONE"
-        if mode not in ("NONE", "START", "ADMIN"):
-            raise UnitsError(f"{label}: DecayCorrection is {mode!r}; expected NONE, START or ADMIN; fix the header")
-        reference = None
-        if mode == "START":
-            reference = combine(parse_date(first.get("SeriesDate")), parse_time(first.get("SeriesTime")))
-        elif mode == "ADMIN":
-            reference = implant.time if implant else None
+    mode, reference = _decay_mode(header, enhanced, implant, label)
+    stated = "Decay Corrected YES" if mode == "DATETIME" else f"DecayCorrection {mode}"
 
     y90_lambda = decay_constant_per_s(Y90_HALF_LIFE_S)
     factors = []
@@ -250,10 +333,16 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
             scanner_df = 1.0
         elif fr.meta["decay_factor"] not in (None, ""):
             scanner_df = float(fr.meta["decay_factor"])
+        elif mode == "UNSTATED":
+            raise UnitsError(
+                f"{label}: neither Decay Corrected (0018,9758) nor Decay Correction (0054,1102) in the header "
+                f"and no DecayFactor in {fr.source}; expected the decay correction to be stated; fix the header "
+                "or re-export the series"
+            )
         else:
             if reference is None or start is None:
                 raise UnitsError(
-                    f"{label}: DecayCorrection {mode} but no DecayFactor and no reference time in "
+                    f"{label}: {stated} but no DecayFactor and no reference time in "
                     f"{fr.source}; expected per-image DecayFactor; the decay correction cannot be undone, "
                     "re-export the series with Decay Correction NONE or START"
                 )
@@ -268,8 +357,13 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
         factors.append(factor)
     if fallback_used:
         warnings.append(
-            f"{label}: no DecayFactor in the header; the scanner's {mode} decay correction was recomputed "
+            f"{label}: no DecayFactor in the header; the scanner's {stated} decay correction was recomputed "
             f"from the header half-life and reference time {reference}"
+        )
+    if mode == "UNSTATED":
+        warnings.append(
+            f"{label}: the header does not say whether the image is decay corrected (no Decay Corrected nor "
+            "Decay Correction); its per-frame DecayFactor was divided out"
         )
 
     for fr, factor in zip(frames, factors):
@@ -279,7 +373,7 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
     image, geo_warnings = slices.build_image(ordered, planes, label=label, tilt="refuse")
     warnings += geo_warnings
 
-    seq = first.get("RadiopharmaceuticalInformationSequence")
+    seq = header.get("RadiopharmaceuticalInformationSequence")
     administered = check_administered_activity(seq[0].get("RadionuclideTotalDose") if seq else None, warnings)
     slopes = [fr.slope for fr in frames]
     provenance = {
@@ -290,6 +384,7 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
         "n_files": len(datasets),
         "n_frames": len(frames),
         "units_header": units,
+        "value_mapping": value_mapping,
         "decay_correction": mode,
         "decay_reference_time": reference.isoformat() if reference else None,
         "decay_factors_from_header": not fallback_used and mode != "NONE",

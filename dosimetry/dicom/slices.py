@@ -14,7 +14,11 @@ References
 .. [PS3.3-C.7.6.2] DICOM PS3.3 section C.7.6.2 (Image Plane Module: Image Position (Patient), Image
    Orientation (Patient), Pixel Spacing = [row spacing, column spacing]).
 .. [PS3.3-C.7.6.16] DICOM PS3.3 section C.7.6.16 (Multi-frame Functional Groups Module) and C.7.6.16.2
-   (Plane Position, Plane Orientation, Pixel Measures, Pixel Value Transformation, Frame Content).
+   (Plane Position, Plane Orientation, Pixel Measures, Pixel Value Transformation, Frame Content, Real
+   World Value Mapping (C.7.6.16.2.11: stored values to real-world values in the units of its Measurement
+   Units Code Sequence), Unassigned Shared / Per-Frame Converted Attributes (C.7.6.16.2.25, where a Legacy
+   Converted Enhanced image keeps the classic attributes that have no place in its IOD, e.g. the PET Units,
+   Decay Correction, Decay Factor and Radiopharmaceutical Information Sequence)).
 """
 
 from __future__ import annotations
@@ -147,11 +151,67 @@ def functional_group(ds: Dataset, frame_index: int, keyword: str) -> Dataset | N
     return None
 
 
+def functional_group_items(ds: Dataset, frame_index: int, keyword: str) -> list[Dataset]:
+    """All items of functional-group sequence ``keyword`` for frame ``frame_index`` (0-based): those of
+    the per-frame group when it has the sequence, else those of the shared group; [] when absent."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    for group in ([per_frame[frame_index]] if per_frame and frame_index < len(per_frame) else []) + (
+        [shared[0]] if shared else []
+    ):
+        seq = group.get(keyword)
+        if seq:
+            return list(seq)
+    return []
+
+
+def converted_attribute_items(ds: Dataset, frame_index: int) -> tuple[Dataset, ...]:
+    """The Unassigned Per-Frame then Shared Converted Attributes items of a frame [PS3.3-C.7.6.16]."""
+    items = []
+    for keyword in ("UnassignedPerFrameConvertedAttributesSequence", "UnassignedSharedConvertedAttributesSequence"):
+        item = functional_group(ds, frame_index, keyword)
+        if item is not None:
+            items.append(item)
+    return tuple(items)
+
+
+def first_present(items, keyword: str):
+    """The value of ``keyword`` in the first of ``items`` (datasets) that holds a non-empty one, else None."""
+    for item in items:
+        value = item.get(keyword) if item is not None else None
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def with_converted_attributes(ds: Dataset) -> Dataset:
+    """The top-level attributes of ``ds`` completed by its Unassigned Shared Converted Attributes.
+
+    A Legacy Converted Enhanced image keeps the classic series attributes that its IOD has no place for
+    (PET Units, Decay Correction, Radiopharmaceutical Information Sequence, ...) in that functional group
+    [PS3.3-C.7.6.16]; this view lets them be read like the attributes of a classic image. Top-level
+    attributes win. ``ds`` itself is returned when it has no such group.
+    """
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    converted = shared[0].get("UnassignedSharedConvertedAttributesSequence") if shared else None
+    if not converted:
+        return ds
+    view = Dataset()
+    for elem in converted[0]:
+        view.add(elem)
+    for elem in ds:
+        if elem.tag != 0x7FE00010:  # no pixel data in the view
+            view.add(elem)
+    return view
+
+
 def frames_from_enhanced(name: str, ds: Dataset) -> list[Frame]:
     """One :class:`Frame` per frame of an enhanced multi-frame image (Enhanced PET, Enhanced CT).
 
     The rescale is taken from the Pixel Value Transformation group, else the first Real World Value
-    Mapping item; ``meta`` holds the Frame Content and PET Frame Correction Factors items.
+    Mapping item. ``meta`` holds the Frame Content and PET Frame Correction Factors items, all Real World
+    Value Mapping items (``rwvm_items``) and the Unassigned Per-Frame/Shared Converted Attributes items
+    (``converted``) of the frame.
     """
     try:
         pixels = ds.pixel_array
@@ -162,6 +222,12 @@ def frames_from_enhanced(name: str, ds: Dataset) -> list[Frame]:
         pixels = pixels[np.newaxis]
     if pixels.shape[0] != n_frames:
         raise InputFileError(f"{name}: NumberOfFrames is {n_frames} but the pixel data has {pixels.shape[0]} frames")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and len(per_frame) != n_frames:
+        raise GeometryError(
+            f"{name}: PerFrameFunctionalGroupsSequence has {len(per_frame)} items for {n_frames} frames; "
+            "frame descriptions are missing (expected one item per frame); re-export the image"
+        )
     frames = []
     for f in range(n_frames):
         src = f"{name} frame {f + 1}"
@@ -174,7 +240,8 @@ def frames_from_enhanced(name: str, ds: Dataset) -> list[Frame]:
                 "does not define where its frames lie"
             )
         transform = functional_group(ds, f, "PixelValueTransformationSequence")
-        rwvm = functional_group(ds, f, "RealWorldValueMappingSequence")
+        rwvm_items = functional_group_items(ds, f, "RealWorldValueMappingSequence")
+        rwvm = rwvm_items[0] if rwvm_items else None
         slope, intercept = 1.0, 0.0
         if transform is not None:
             slope = _scalar(transform.get("RescaleSlope"), 1.0)
@@ -195,6 +262,8 @@ def frames_from_enhanced(name: str, ds: Dataset) -> list[Frame]:
                     "frame_content": functional_group(ds, f, "FrameContentSequence"),
                     "pet_corrections": functional_group(ds, f, "PETFrameCorrectionFactorsSequence"),
                     "rwvm": rwvm,
+                    "rwvm_items": rwvm_items,
+                    "converted": converted_attribute_items(ds, f),
                 },
             )
         )
