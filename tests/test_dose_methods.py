@@ -141,16 +141,17 @@ def test_total_energy_equals_emitted_energy():
     density[:, 17:, :] = 0.95
     emitted_j = activity.sum() * Y90_MEAN_LIFE_S * Y90_MEAN_BETA_ENERGY_MEV * JOULE_PER_MEV
     mass_kg = density * np.prod(spacing) * 1e-6
-    for method, rho in (("kernel", density), ("kernel-density", density), ("kernel-range", 1.03)):
-        deposited = np.sum(_dose(method, activity, rho, spacing) * (mass_kg if rho is density else 1.03 * np.prod(spacing) * 1e-6))
+    for method in KERNEL_METHODS:
+        deposited = np.sum(_dose(method, activity, density, spacing) * mass_kg)
         if method == "kernel":  # dose to 1.03 g/cm3 tissue: its energy is dose x soft-tissue mass
-            deposited = np.sum(_dose(method, activity, rho, spacing) * 1.03 * np.prod(spacing) * 1e-6)
+            deposited = np.sum(_dose(method, activity, density, spacing) * 1.03 * np.prod(spacing) * 1e-6)
         print(f"{method}: deposited / emitted = {deposited / emitted_j:.5f}")
         assert deposited == pytest.approx(emitted_j, rel=0.005)
 
 
 def test_kernel_range_energy_in_heterogeneous_tissue():
-    """Energy is conserved exactly only in homogeneous media; measured here at a liver-lung interface."""
+    """Energy is conserved exactly only in homogeneous media; at a liver-lung plane within 0.1% (measured;
+    3.6% lost for a 20 mm liver sphere in lung with 4 mm voxels before the sub-voxel correction, 2.4% after)."""
     spacing = (4.0, 4.0, 4.0)
     n = 40
     activity = np.zeros((n, n, n))
@@ -160,7 +161,7 @@ def test_kernel_range_energy_in_heterogeneous_tissue():
     emitted_j = activity.sum() * Y90_MEAN_LIFE_S * Y90_MEAN_BETA_ENERGY_MEV * JOULE_PER_MEV
     deposited = np.sum(_dose("kernel-range", activity, density, spacing) * density * np.prod(spacing) * 1e-6)
     print(f"kernel-range liver/lung: deposited / emitted = {deposited / emitted_j:.4f}")
-    assert deposited == pytest.approx(emitted_j, rel=0.03)
+    assert deposited == pytest.approx(emitted_j, rel=0.005)
 
 
 def test_homogeneous_split_matches_per_pair_rays():
@@ -203,24 +204,97 @@ def test_anisotropic_grid_gives_the_same_roi_mean_dose():
 
 
 # --- Monte Carlo references -----------------------------------------------------------------------------
-def test_mc_slab_liver_lung_profile():
+def _mc_slab():
+    """EGSnrc liver/lung slab: 0.5 mm bin edges, dose normalised to the deep-liver plateau, bin density."""
     rows = _mc_csv("c_slab_liver_only.csv")
-    x_mc = np.array([float(r["x_center_mm"]) for r in rows])
-    d_mc = np.array([float(r["D_over_LDM_liver"]) for r in rows])
-    d_mc /= d_mc[x_mc < -12].mean()
-    spacing = (1.0, 4.0, 4.0)  # 1 mm across the interface; the slab is laterally uniform
-    nx, ny = 100, 25
-    x = (np.arange(nx) + 0.5) * spacing[0] - 50.0
-    density = np.broadcast_to(np.where(x < 0, 1.06, 0.26)[:, None, None], (nx, ny, ny)).copy()
-    activity = np.broadcast_to(np.where(x < 0, 1e6, 0.0)[:, None, None], (nx, ny, ny)).copy()
-    c = slice(ny // 2 - 1, ny // 2 + 2)
-    edges = np.arange(-10, 21, 2)
-    mc_bins = np.array([d_mc[(x_mc > lo) & (x_mc < lo + 2)].mean() for lo in edges[:-1]])
+    lo = np.array([float(r["x_lo_mm"]) for r in rows])
+    hi = np.array([float(r["x_hi_mm"]) for r in rows])
+    dose = np.array([float(r["D_over_LDM_liver"]) for r in rows])
+    dose /= dose[hi <= -12].mean()
+    return lo, hi, dose, np.array([float(r["rho_g_cm3"]) for r in rows])
+
+
+def _mc_mean(lo_mm: float, hi_mm: float) -> float:
+    """The MC dose averaged over [lo, hi] (energy over mass), clipped to the MC range -20..20 mm."""
+    x_lo, x_hi, dose, rho = _mc_slab()
+    overlap = np.clip(np.minimum(x_hi, min(hi_mm, 20.0)) - np.maximum(x_lo, max(lo_mm, -20.0)), 0.0, None) * rho
+    return float(np.sum(overlap * dose) / np.sum(overlap))
+
+
+def _slab_profile(method: str, spacing, axis: int = 0, interface_in_voxel: float = 0.0,
+                  x_range=(-34.0, 24.0), lateral_mm: float = 30.0):
+    """Voxel dose across a liver (x < 0, active) / lung (x > 0) slab along ``axis``, normalised to the
+    deep-liver plateau (-20..-12 mm). ``interface_in_voxel``: where the interface cuts its voxel (0: on a
+    voxel boundary; 0.5: through the middle, the voxel then holds the mixture). Returns the voxel lower
+    edges (mm), the voxel size along ``axis`` and the normalised profile."""
+    h = float(spacing[axis])
+    shift = interface_in_voxel * h
+    lo = (np.arange(int(np.floor((x_range[0] - shift) / h)), int(np.ceil((x_range[1] - shift) / h)))) * h + shift
+    liver = np.clip(-lo / h, 0.0, 1.0)  # liver fraction of every voxel
+    shape = [2 * int(np.ceil(lateral_mm / s)) + 1 for s in spacing]
+    shape[axis] = len(lo)
+    along = [1, 1, 1]
+    along[axis] = len(lo)
+    density = np.broadcast_to((1.06 * liver + 0.26 * (1.0 - liver)).reshape(along), shape)
+    activity = np.broadcast_to((1e6 * liver).reshape(along), shape)
+    dose = _dose(method, np.ascontiguousarray(activity), np.ascontiguousarray(density), tuple(spacing))
+    centre = [slice(n // 2 - 1, n // 2 + 2) for n in shape]
+    centre[axis] = slice(None)
+    profile = dose[tuple(centre)].mean(axis=tuple(a for a in range(3) if a != axis))
+    return lo, h, profile / profile[(lo >= -20 - 1e-9) & (lo + h <= -12 + 1e-9)].mean()
+
+
+def _slab_bins(lo, h, profile):
+    """(bin lo, bin hi, model / MC - 1) from -10 to +20 mm: 2 mm bins for voxels that tile them (voxel doses
+    averaged in each bin), else the voxels themselves (the MC averaged over the voxel's extent)."""
+    out = []
+    per_bin = 2.0 / h
+    tiles = abs(per_bin - round(per_bin)) < 1e-9 and np.allclose((lo + 10.0) / h, np.round((lo + 10.0) / h))
+    if tiles:
+        for b in range(-10, 20, 2):
+            inside = (lo >= b - 1e-9) & (lo + h <= b + 2 + 1e-9)
+            out.append((b, b + 2.0, profile[inside].mean() / _mc_mean(b, b + 2) - 1))
+    else:
+        for x, value in zip(lo, profile):
+            if x + h > -10 + 1e-9 and x < 20 - 1e-9:
+                out.append((x, x + h, value / _mc_mean(x, x + h) - 1))
+    return out
+
+
+def _straight_line_slab(lo, h, points_per_voxel: int = 20):
+    """The straight-line transport model of kernel-range in the continuum for the voxelised slab (the voxels
+    of ``lo`` with their mixed densities and activities), averaged over every voxel, normalised to the
+    plateau. For layers, the dose at depth b is ``integral A(a) P(|integral_a^b rho|) da`` with ``P`` the
+    planar kernel of water at radiological depth: no voxel S values, rays or density tables involved."""
+    s = np.linspace(0.0, 12.0, 12001)
+    de_ds = np.gradient(kernels.water_cumulative_energy_mev(s), s)
+    integrand = np.where(s > 0, de_ds / (2.0 * np.maximum(s, 1e-12)), 0.0)
+    planar = np.cumsum(integrand[::-1])[::-1] * (s[1] - s[0])
+    liver = np.clip(-lo / h, 0.0, 1.0)
+    step = 0.02
+    a = np.arange(lo[0] - 30.0, lo[-1] + h + 30.0, step) + step / 2
+    cell = np.clip(np.searchsorted(lo, a, side="right") - 1, 0, len(lo) - 1)
+    inside = (a >= lo[0]) & (a < lo[-1] + h)
+    frac = np.where(inside, liver[cell], np.where(a < lo[0], 1.0, 0.0))
+    path = np.concatenate([[0.0], np.cumsum((1.06 * frac + 0.26 * (1.0 - frac)) * step)])
+    edges = np.concatenate([[a[0] - step / 2], a + step / 2])
+
+    def dose_at(b):
+        depth = np.abs(np.interp(b, edges, path) - np.interp(a, edges, path))
+        return np.sum(frac * np.interp(depth, s, planar, right=0.0)) * step
+
+    sub = (np.arange(points_per_voxel) + 0.5) / points_per_voxel
+    voxel = np.array([np.mean([dose_at(x + t * h) for t in sub]) for x in lo])
+    return voxel / voxel[(lo >= -20 - 1e-9) & (lo + h <= -12 + 1e-9)].mean()
+
+
+def test_mc_slab_liver_lung_profile():
+    """1 mm across the interface: all methods against EGSnrc (2 mm bins)."""
     results = {}
     for method in ("ldm",) + KERNEL_METHODS:
-        profile = _dose(method, activity, density, spacing)[:, c, c].mean(axis=(1, 2))
-        profile /= profile[(x > -20) & (x < -12)].mean()
-        results[method] = np.array([profile[(x > lo) & (x < lo + 2)].mean() for lo in edges[:-1]]) / mc_bins - 1
+        lo, h, profile = _slab_profile(method, (1.0, 4.0, 4.0))
+        results[method] = np.array([d for _, _, d in _slab_bins(lo, h, profile)])
+    edges = np.arange(-10, 21, 2)
     print("bin (mm)  " + "  ".join(f"{m:>14s}" for m in results))
     for i, lo in enumerate(edges[:-1]):
         print(f"{lo:+3d}..{lo + 2:+3d}  " + "  ".join(f"{results[m][i]:+14.1%}" for m in results))
@@ -229,6 +303,44 @@ def test_mc_slab_liver_lung_profile():
     lung = edges[:-1] >= 0
     assert np.all(results["kernel"][lung][1:4] < -0.6)  # soft-tissue kernel: far too low in lung
     assert results["kernel-density"][lung][0] > 0.5  # density-scaled: about 2x high in the first 2 mm
+
+
+@pytest.mark.parametrize(
+    ("spacing", "axis"),
+    [((2.0, 2.0, 2.0), 0), ((4.0, 4.0, 4.0), 0), ((4.07, 4.07, 3.0), 0), ((4.07, 4.07, 3.0), 1),
+     ((4.07, 4.07, 3.0), 2)],
+    ids=["2mm", "4mm", "4.07x4.07x3-normal0", "4.07x4.07x3-normal1", "4.07x4.07x3-normal2"],
+)
+def test_mc_slab_kernel_range_at_clinical_voxel_sizes(spacing, axis):
+    """kernel-range within 10% of EGSnrc at PET voxel sizes, the interface on a voxel boundary; 2 mm bins
+    for 2 mm voxels, the voxel extents (MC averaged over the same extent) for 3-4.07 mm voxels. And within
+    3% of the exact straight-line solution for the same voxels (the voxelisation error of the method; before
+    the sub-voxel correction it was -10% with 2 mm and -34% with 4 mm voxels)."""
+    lo, h, profile = _slab_profile("kernel-range", spacing, axis)
+    bins = _slab_bins(lo, h, profile)
+    window = (lo + h > -10 + 1e-9) & (lo < 20 - 1e-9)
+    vs_model = profile[window] / _straight_line_slab(lo, h)[window] - 1
+    print(f"{spacing} normal along axis {axis}: " + "  ".join(f"[{a:+.1f},{b:+.1f}] {d:+.1%}" for a, b, d in bins))
+    print("  vs the straight-line solution, per voxel: " + " ".join(f"{d:+.1%}" for d in vs_model))
+    assert max(abs(d) for _, _, d in bins) <= 0.10
+    assert np.all(np.abs(vs_model) <= 0.03)
+
+
+def test_mc_slab_interface_inside_a_voxel_is_a_voxelisation_error():
+    """The liver/lung interface through the middle of 4 mm voxels: the mixed voxel (0.66 g/cm3, half the
+    activity, spread uniformly) is a different object from the MC geometry, and lung dose is then 12-30%
+    above the MC; kernel-range still computes that object right: within 5% of the straight-line model of
+    the voxelised slab in every voxel, the bound tested here."""
+    lo, h, profile = _slab_profile("kernel-range", (4.0, 4.0, 4.0), interface_in_voxel=0.5)
+    model = _straight_line_slab(lo, h)
+    window = (lo + h > -10 + 1e-9) & (lo < 20 - 1e-9)
+    vs_model = profile[window] / model[window] - 1
+    vs_mc = np.array([d for _, _, d in _slab_bins(lo, h, profile)])
+    print("voxel lo (mm) " + " ".join(f"{x:+7.1f}" for x in lo[window]))
+    print("vs MC         " + " ".join(f"{d:+7.1%}" for d in vs_mc))
+    print("vs model      " + " ".join(f"{d:+7.1%}" for d in vs_model))
+    assert np.all(np.abs(vs_model) <= 0.05)
+    assert np.all(vs_mc[lo[window] > 0] > 0.05)  # the partial-volume error the docstring states
 
 
 def test_mc_sphere_absorbed_fraction():

@@ -7,9 +7,12 @@ kernel centre is exactly the voxel itself, and voxels outside the volume contrib
 * :func:`fft_convolve`: real FFTs (``scipy.fft``, float32/complex64, all cores), transform sizes from
   ``scipy.fft.next_fast_len`` of ``n + c`` per axis (the "same" output only needs padding by the kernel
   half-width ``c``, with the kernel stored wrapped around index 0). The transforms are done one axis at a
-  time, cropping as early as possible, which keeps the peak memory near 3x the float32 volume. The kernel
-  transform is cached per (kernel, transform size); for a kernel symmetric in every axis (all voxel S
-  value kernels) it is real and stored as float32.
+  time in one padded complex64 buffer: axes 2 and 1 in blocks of planes, axis 0 in place, the inverse
+  cropped block by block into the output. Peak resident memory on top of the input: 3.0x the float32
+  volume at 256^3 (including the output and the cached kernel spectrum; scipy.signal.fftconvolve 5.9x),
+  measured in a fresh process by scripts/bench_convolution.py. The kernel transform is cached per
+  (kernel, transform size); for a kernel symmetric in every axis (all voxel S value kernels) it is real
+  and stored as float32.
 * :func:`direct_convolve`: a numba loop over the non-zero kernel entries, parallel over the first axis,
   accumulating in float64; exact, and faster than the FFT for small kernels.
 * :func:`convolve`: picks the cheaper path from an operation count (see :func:`choose_path`).
@@ -119,6 +122,11 @@ def fft_shape_for(volume_shape, kernel_shape) -> tuple[int, int, int]:
     )  # type: ignore[return-value]
 
 
+_CHUNK_BYTES = 8 << 20
+"""Planes along the first axis are transformed (and written out) this many bytes of complex64 at a time:
+cache-sized blocks, no full-size temporaries (the axis-0 transforms work in place on one buffer)."""
+
+
 def fft_convolve(volume, kernel, *, workers: int | None = None) -> np.ndarray:
     """Linear 3-D convolution by real FFTs in single precision ("same" size, zero padding, exact centring).
 
@@ -133,28 +141,55 @@ def fft_convolve(volume, kernel, *, workers: int | None = None) -> np.ndarray:
 
     Returns
     -------
-    ndarray of float32, shape (n0, n1, n2)
+    ndarray of float32, shape (n0, n1, n2), C-contiguous
+
+    Notes
+    -----
+    One complex64 buffer of the padded half spectrum ``(s0, s1, s2 // 2 + 1)`` (about 1.2x the float32
+    volume) holds every stage: the real FFT along axis 2 and the FFT along axis 1 are done in blocks of
+    planes along axis 0 and written into it, the FFT along axis 0, the product with the kernel spectrum
+    and the inverse along axis 0 are done in place, and the inverse along axes 1 and 2 is again done in
+    blocks, each block cropped and written into the output. Peak resident memory on top of the input is
+    that buffer, the output, the cached kernel spectrum (0.6x, real for symmetric kernels) and one block
+    (measured with scripts/bench_convolution.py).
     """
     volume, kernel = _validate(volume, kernel)
     workers = workers or _default_workers()
-    n = volume.shape
-    shape = fft_shape_for(n, kernel.shape)
-    spectrum = _kernel_spectrum(_KernelKey(kernel), shape, workers)
+    n0, n1, n2 = volume.shape
+    s0, s1, s2 = fft_shape_for(volume.shape, kernel.shape)
+    spectrum = _kernel_spectrum(_KernelKey(kernel), (s0, s1, s2), workers)
     x = volume.astype(np.float32, copy=False)
-    a = scipy.fft.rfft(x, n=shape[2], axis=2, workers=workers)
-    a = scipy.fft.fft(a, n=shape[1], axis=1, workers=workers, overwrite_x=True)
-    a = scipy.fft.fft(a, n=shape[0], axis=0, workers=workers, overwrite_x=True)
-    a *= spectrum
-    a = scipy.fft.ifft(a, axis=0, workers=workers, overwrite_x=True)[: n[0]]
-    a = scipy.fft.ifft(a, axis=1, workers=workers, overwrite_x=True)[:, : n[1]]
-    out = scipy.fft.irfft(a, n=shape[2], axis=2, workers=workers, overwrite_x=True)
-    del a
-    out = out[:, :, : n[2]]
-    if x.min(initial=0.0) >= 0 and kernel.min(initial=0.0) >= 0:
-        # The exact result is then >= 0: negatives are float32 round-off (about 1e-7 of the maximum),
-        # and they would show as spurious negative doses far from any activity.
-        np.maximum(out, 0.0, out=out)
+    half = s2 // 2 + 1
+    step = max(1, min(n0, _CHUNK_BYTES // (s1 * half * 8)))
+    buf = np.empty((s0, s1, half), dtype=np.complex64)
+    for lo in range(0, n0, step):
+        hi = min(n0, lo + step)
+        buf[lo:hi, :n1] = scipy.fft.rfft(x[lo:hi], n=s2, axis=2, workers=workers)
+        buf[lo:hi, n1:] = 0
+        _in_place(scipy.fft.fft(buf[lo:hi], axis=1, workers=workers, overwrite_x=True), buf[lo:hi])
+    buf[n0:] = 0
+    _in_place(scipy.fft.fft(buf, axis=0, workers=workers, overwrite_x=True), buf)
+    buf *= spectrum
+    _in_place(scipy.fft.ifft(buf, axis=0, workers=workers, overwrite_x=True), buf)
+    # the exact result is >= 0 for non-negative inputs: negatives are then float32 round-off (about 1e-7
+    # of the maximum), and they would show as spurious negative doses far from any activity
+    clip = x.min(initial=0.0) >= 0 and kernel.min(initial=0.0) >= 0
+    out = np.empty((n0, n1, n2), dtype=np.float32)
+    for lo in range(0, n0, step):
+        hi = min(n0, lo + step)
+        block = scipy.fft.ifft(buf[lo:hi], axis=1, workers=workers, overwrite_x=True)
+        part = scipy.fft.irfft(block[:, :n1], n=s2, axis=2, workers=workers)[:, :, :n2]
+        if clip:
+            np.maximum(part, 0.0, out=out[lo:hi])
+        else:
+            out[lo:hi] = part
     return out
+
+
+def _in_place(result: np.ndarray, target: np.ndarray) -> None:
+    """``overwrite_x`` lets scipy.fft transform in place; copy back if this scipy returned a new array."""
+    if not np.may_share_memory(result, target):
+        target[...] = result
 
 
 # --- direct path ---------------------------------------------------------------------------------------
