@@ -7,7 +7,6 @@ against; the measured deviations are printed (``pytest -s``) for the record.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +27,6 @@ MC_MEAN_ENERGY_MEV = 0.935516  # mean emitted energy of the EGSnrc Y-90 source (
 KERNEL_METHODS = ("kernel", "kernel-density", "kernel-range")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel_cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("kernel_cache")
-    old = os.environ.get(kernels.CACHE_ENV_VAR)
-    os.environ[kernels.CACHE_ENV_VAR] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop(kernels.CACHE_ENV_VAR, None)
-    else:
-        os.environ[kernels.CACHE_ENV_VAR] = old
 
 
 def _mc_csv(name: str) -> list[dict[str, str]]:

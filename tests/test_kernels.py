@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -17,17 +16,6 @@ from dosimetry.constants import (
 from dosimetry.errors import OptionsError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel_cache(tmp_path_factory):
-    """One disk cache for the module, so no test writes to the user's home directory."""
-    path = tmp_path_factory.mktemp("kernel_cache")
-    old = os.environ.get(kernels.CACHE_ENV_VAR)
-    os.environ[kernels.CACHE_ENV_VAR] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop(kernels.CACHE_ENV_VAR, None)
-    else:
-        os.environ[kernels.CACHE_ENV_VAR] = old
 
 
 def test_point_kernel_energy_is_the_published_sum():
