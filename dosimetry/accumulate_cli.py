@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError, OptionsError
+from .output_guard import OVERWRITE_HELP, accumulate_input_paths, check_cli_output
 
 OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv")
 
@@ -70,8 +71,7 @@ def add_accumulate_parser(subparsers) -> argparse.ArgumentParser:
                      help="smallest accepted fraction of the current body covered by the earlier CT (default 0.5)")
     out = parser.add_argument_group("output")
     out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
-    out.add_argument("--overwrite", action="store_true", help="replace --out if it exists (after the new results "
-                                                              "are complete)")
+    out.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return parser
 
@@ -186,9 +186,10 @@ def write_accumulation(result, out_dir: str | os.PathLike, *, labels: list[str],
         ``out_dir`` exists (without ``overwrite``) or cannot be written.
     """
     from .imageio import write_nifti
+    from .output_guard import recorded_input_paths
     from .outputs import _json_safe, atomic_output_dir
 
-    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_output_dir(out_dir, overwrite=overwrite, inputs=recorded_input_paths(inputs)) as tmp:
         write_nifti(result.dose_gy, tmp / "cumulative_dose.nii.gz")
         for label, dose in zip(labels, result.previous_on_current):
             write_nifti(dose, tmp / f"{label}_on_current.nii.gz")
@@ -223,6 +224,7 @@ def cmd_accumulate(args) -> int:
     from .accumulate import PreviousDose, accumulate_doses
 
     out_dir = Path(args.out)
+    check_cli_output(args, accumulate_input_paths(args))
     if out_dir.exists() and not args.overwrite:
         raise OptionsError(f"{out_dir} exists already; choose another --out or add --overwrite")
     dose_path, ct_path, notes = _current_inputs(args)

@@ -17,6 +17,7 @@ from .accumulate_cli import add_accumulate_parser, cmd_accumulate
 from .clinical import add_clinical_arguments, clinical_options_from_args
 from .dose import METHODS
 from .errors import EXIT_CODES, DosimetryError, OptionsError
+from .output_guard import OVERWRITE_HELP, check_cli_output, run_input_paths
 from .quantify import UNITS
 
 log = logging.getLogger("dosimetry")
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_clinical_arguments(run)
     out = run.add_argument_group("output")
     out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
-    out.add_argument("--overwrite", action="store_true", help="replace --out if it exists (after the new run completes)")
+    out.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     out.add_argument("--pdf", action="store_true", help="also print the report to report.pdf (needs Chromium)")
     out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
@@ -166,6 +167,7 @@ def _cmd_run(args) -> int:
     if args.study is None and (args.series or args.spect_cps_per_mbq):
         raise OptionsError("--series and --spect-cps-per-mbq apply to a DICOM STUDY_DIR only")
     out_dir = Path(args.out)
+    check_cli_output(args, run_input_paths(args))
     if out_dir.exists() and not args.overwrite:
         raise OptionsError(f"{out_dir} exists already; choose another --out or add --overwrite")
     if args.segment_role and not (args.segmentation or args.study):

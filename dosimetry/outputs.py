@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from .errors import OutputError
 from .imageio import write_nifti
+from .output_guard import check_output_location, check_replaceable, recorded_input_paths, write_marker
 from .pipeline import DosimetryResult
 from .report import write_report
 from .stats import STAT_KEYS
@@ -63,44 +65,94 @@ def write_dvh_csv(dose_axis_gy: np.ndarray, curves: dict[str, np.ndarray], path:
             writer.writerow([f"{dose:.6g}"] + [f"{curves[n][i]:.6g}" for n in names])
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_folders(folders: list[Path]) -> None:
+    """Remove the (empty) folders this run created, deepest first; stop at the first one not empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def _move_into_place(tmp: Path, out_dir: Path, *, overwrite: bool) -> None:
+    """Rename the complete ``tmp`` to ``out_dir``; an existing ``out_dir`` is moved aside first, restored
+    if the new folder cannot be renamed in, and deleted only once the new one is in place."""
+    if not os.path.lexists(out_dir):
+        os.replace(tmp, out_dir)
+        return
+    check_replaceable(out_dir, overwrite=overwrite)  # again: the folder may have changed during the run
+    aside = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+    try:
+        os.replace(out_dir, aside / "previous")
+    except BaseException:
+        aside.rmdir()
+        raise
+    try:
+        os.replace(tmp, out_dir)
+    except BaseException:
+        os.replace(aside / "previous", out_dir)
+        aside.rmdir()
+        raise
+    try:
+        shutil.rmtree(aside)
+    except BaseException:  # interrupted while deleting the previous results: finish, then pass it on
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+
+
 @contextmanager
-def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False):
+def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False,
+                      inputs: Iterable[str | os.PathLike | None] = ()):
     """A temporary folder beside ``out_dir`` that becomes ``out_dir`` when the ``with`` block succeeds.
 
-    On any exception the temporary folder is removed and ``out_dir`` is left as it was; an existing
-    ``out_dir`` is replaced (only with ``overwrite``) after the new content is complete.
+    The folder gets the marker file :data:`~dosimetry.output_guard.MARKER_NAME` first, so that a later
+    ``overwrite`` recognises it. On any exception (``KeyboardInterrupt`` included) the temporary folder and
+    the parent folders created for it are removed and ``out_dir`` is left as it was. An existing
+    ``out_dir`` is replaced only with ``overwrite``, only if this software wrote it (its marker file), and
+    only after the new content is complete: it is renamed aside, the new folder renamed in (or the old one
+    renamed back on failure), and then deleted.
 
     Raises
     ------
     OutputError
-        ``out_dir`` exists (without ``overwrite``), or the folder cannot be created or renamed.
+        ``out_dir`` is, contains or lies inside one of ``inputs``; it exists (without ``overwrite``, or
+        without the marker file); or the folder cannot be created or renamed.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise OutputError(f"{out_dir} exists already; choose another --out or add --overwrite")
+    check_output_location(out_dir, inputs)
+    check_replaceable(out_dir, overwrite=overwrite)
     parent = out_dir.parent
+    created = _missing_folders(parent)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
     except OSError as err:
-        raise OutputError(f"cannot create the output folder {out_dir}: {err.strerror}") from err
+        _remove_folders(created)
+        raise OutputError(f"cannot create the output folder {out_dir}: {err.strerror or err}; "
+                          "choose another --out") from err
+    except BaseException:
+        _remove_folders(created)
+        raise
     try:
+        write_marker(tmp)
         yield tmp
         os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
-            os.replace(out_dir, old / "previous")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except OSError as err:
+        _move_into_place(tmp, out_dir, overwrite=overwrite)
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(err, OutputError):
-            raise
-        raise OutputError(f"cannot write {out_dir}: {err.strerror or err}") from err
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_folders(created)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise OutputError(f"cannot write {out_dir}: {err.strerror or err}; check the space and "
+                              "permissions there or choose another --out") from err
         raise
 
 
@@ -118,7 +170,8 @@ def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwr
     OutputError
         ``out_dir`` exists (without ``overwrite``) or cannot be created.
     """
-    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+    inputs = recorded_input_paths(result.stats.get("inputs"))
+    with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
         write_nifti(result.dose_gy.with_array(result.dose_gy.array.astype(np.float32)), tmp / "dose.nii.gz")
         write_stats_json(result.stats, tmp / "stats.json")
         write_stats_csv(result.stats, tmp / "stats.csv")

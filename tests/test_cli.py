@@ -26,7 +26,8 @@ def test_run_writes_all_outputs_with_the_schema(tmp_path, capsys):
             "--segmentation", str(SAMPLE / "rois.seg.nrrd"), "--scan-delay-h", "20", "--activity-units", "Bq/mL",
             "--administered-gbq", "2.0", "--residual-fraction", "0.03", "--lung-shunt", "0.05", "--out", str(out)]
     assert main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["dose.nii.gz", "dvh.csv", "report.html", "stats.csv", "stats.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".y90-dosimetry-output.json", "dose.nii.gz", "dvh.csv",
+                                                     "report.html", "stats.csv", "stats.json"]
     stats = json.loads((out / "stats.json").read_text())
     for key in ("schema_version", "method", "constants", "inputs", "rois", "tumor_to_normal", "lung", "warnings"):
         assert key in stats
@@ -99,8 +100,14 @@ def test_existing_output_is_not_touched(tmp_path):
     proc = run_cli_subprocess(BASE + ["--out", str(out)], tmp_path)
     assert proc.returncode == OptionsError.exit_code and "--overwrite" in proc.stderr
     assert (out / "keep.txt").read_text() == "mine"
+    assert main(BASE + ["--out", str(out), "--overwrite", "-q"]) == OutputError.exit_code  # not our folder
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    assert main(BASE + ["--out", str(out), "-q"]) == 0
+    (out / "extra.txt").write_text("from an earlier run")
     assert main(BASE + ["--out", str(out), "--overwrite", "-q"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "stats.json").is_file()
+    assert not (out / "extra.txt").exists() and (out / "stats.json").is_file()
     assert not any(p.name.startswith(".out") for p in tmp_path.iterdir())
 
 
