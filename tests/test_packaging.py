@@ -29,6 +29,9 @@ def test_wheel_contains_kernel_data_and_works_when_installed(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"dosimetry/kernel_data/{n}" for n in DATA_FILES} <= names
     assert "dosimetry/cli.py" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)  # license-files, PEP 639
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: BSD-3-Clause" in metadata and "License-File: LICENSE" in metadata
     # install the wheel alone into a folder and read the data from there, far from the checkout
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
                     str(wheel)], check=True, capture_output=True)
