@@ -2,8 +2,12 @@
 
 Files: ``dose.nii.gz`` (Gy, activity grid), ``stats.json`` (schema in README), ``stats.csv`` (one row per
 ROI), ``dvh.csv`` (cumulative DVHs, one column per ROI), ``report.html`` (the study report,
-:mod:`dosimetry.report`). An interrupted or failed run leaves no output
-folder behind (and never a half-written one).
+:mod:`dosimetry.report`), and the marker file ``.y90-dosimetry-output.json`` (software, version, time;
+nothing about the patient) by which ``overwrite`` recognises a folder this software wrote.
+
+An output folder never is, contains or lies inside an input (:mod:`dosimetry.output_guard`). An interrupted
+or failed run leaves nothing new in or beside the output folder (no temporary folder, no parent folder it
+created) and the previous output, if any, intact.
 """
 
 from __future__ import annotations
@@ -165,10 +169,14 @@ def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwr
     case it is replaced only after the new results are complete. With ``pdf``, the report is also printed
     to ``report.pdf`` by headless Chromium.
 
+    The input files recorded in ``result.stats["inputs"]`` (activity and CT files, ROI sources, DICOM
+    folder) are protected: an ``out_dir`` that is, contains or lies inside one of them is refused.
+
     Raises
     ------
     OutputError
-        ``out_dir`` exists (without ``overwrite``) or cannot be created.
+        ``out_dir`` overlaps an input, exists (without ``overwrite``, or was not written by this software)
+        or cannot be created.
     """
     inputs = recorded_input_paths(result.stats.get("inputs"))
     with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:

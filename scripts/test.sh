@@ -39,7 +39,7 @@ if [[ -n $missing ]]; then
         fi
         missing=$(missing_packages)
         if [[ -n $missing ]]; then
-            echo "error: $missing installed but its program is still not on PATH; check the installation" >&2
+            echo "error: apt-get installed $missing, but chromium or dciodvfy is still not on PATH; check the installation" >&2
             exit 3
         fi
     else

@@ -184,6 +184,14 @@ def test_overwrite_refuses_what_we_did_not_write(nifti, tmp_path, no_work, capsy
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("command", ["run", "accumulate"])
+def test_help_says_what_overwrite_replaces(capsys, command):
+    assert main([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"only if it is a folder written by this software (it holds {MARKER_NAME})" in text
+    assert "any other folder or file is never replaced or deleted" in text
+
+
 def test_overwrite_replaces_our_own_output(nifti, tmp_path):
     out = tmp_path / "res"
     assert main(nifti_args(nifti, out)) == 0
