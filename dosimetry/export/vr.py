@@ -161,12 +161,15 @@ def fit_dataset(dataset: Dataset, keywords: Iterable[str], *, type2: Iterable[st
         value, note = fit_value(keyword, element.value)
         if note is None:
             continue
-        notes.append(note)
         del dataset[keyword]
         if value is not None:
             dataset.add_new(element.tag, element.VR, value)
         elif keyword in type2:
             dataset.add_new(element.tag, element.VR, "")
+            note += ": written empty"
+        else:
+            note += ": left out"
+        notes.append(note)
     return notes
 
 
