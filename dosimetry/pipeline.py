@@ -402,8 +402,8 @@ def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | No
     library_notes: list[str] = []
     with library_warnings(library_notes, during="reading the DICOM study"):
         study = load_study(folder, series_uid=series_uid, implant_time=options.implant_time,
-                           calibration=options.calibration, calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq,
-                           role_overrides=role_overrides)
+                           calibration=options.calibration,
+                           calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq, role_overrides=role_overrides)
     if options.activity_units is not None and parse_units(options.activity_units) != parse_units(study.activity_units):
         raise OptionsError(f"--activity-units {options.activity_units} contradicts the DICOM header "
                            f"({study.activity_units}); drop the option")

@@ -183,7 +183,8 @@ def load_study(
         delay_s = seconds_between(emission.activity_time, implant)
         if delay_s < 0:
             message = (f"the scan ({emission.activity_time.isoformat()}) starts before the implant "
-                       f"({implant.isoformat()}, from {implant_source}); expected the implant first; check --implant-time")
+                       f"({implant.isoformat()}, from {implant_source}); expected the implant first; "
+                       "check --implant-time")
             if calibration == "absolute":
                 raise UnitsError(message)
             warnings.append(message + " (relative calibration: the times are not used)")
