@@ -56,6 +56,14 @@ def _valid_date(text: str) -> bool:
     return day.year >= EARLIEST_DA_YEAR
 
 
+def _valid_time(text: str) -> bool:
+    if not _TM.match(text):
+        return False
+    whole = text.partition(".")[0]
+    limits = (23, 59, 60)
+    return all(int(whole[i:i + 2]) <= limit for i, limit in zip(range(0, len(whole), 2), limits))
+
+
 def _fit_one(vr: str, keyword: str, text: str) -> tuple[str | None, str | None]:
     """(fitted text or None to drop, what was done) for one single value."""
     if text == "":
@@ -85,8 +93,9 @@ def _fit_one(vr: str, keyword: str, text: str) -> tuple[str | None, str | None]:
         return None, "not a usable DA date (YYYYMMDD, year 1000 or later)"
     if vr == "TM":
         compact = text.strip().replace(":", "")
-        return (compact, None if compact == text else "rewritten as HHMMSS") if _TM.match(compact) else \
-            (None, "not a TM time (HHMMSS.FFFFFF)")
+        if not _valid_time(compact):
+            return None, "not a TM time (HHMMSS.FFFFFF)"
+        return compact, None if compact == text else "rewritten as HHMMSS"
     if vr == "DT":
         return (text, None) if _DT.match(text.strip()) and len(text) <= 26 else (None, "not a DT value")
     if vr == "UI":
