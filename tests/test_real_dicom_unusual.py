@@ -348,3 +348,27 @@ def test_dosimetry_run_prints_no_library_warning(tmp_path):
         for word in ("Warning:", "UserWarning", "WARNING", "pydicom", "highdicom", "site-packages"):
             assert word not in run.stderr, run.stderr
         assert (out / "rtdose.dcm").is_file() and (out / "sr.dcm").is_file()
+
+
+def test_an_anonymised_implant_date_needs_implant_time_only_for_an_absolute_run(tmp_path, capsys):
+    b.write_phantom_study(tmp_path / "s", study_key="anonimplant")
+
+    def change(ds):
+        if "RadiopharmaceuticalInformationSequence" in ds:
+            ds.RadiopharmaceuticalInformationSequence[0].RadiopharmaceuticalStartDateTime = "00010101160000"
+            del ds.RadiopharmaceuticalInformationSequence[0].RadiopharmaceuticalStartTime
+            ds.StudyDate = "00010101"
+
+    _edit(tmp_path / "s", change)
+    assert _run(tmp_path / "s", tmp_path / "out") == 5
+    err = capsys.readouterr().err
+    assert "RadiopharmaceuticalStartDateTime '00010101160000'" in err and "--implant-time" in err
+    assert _run(tmp_path / "s", tmp_path / "abs", "--implant-time", b.IMPLANT.isoformat()) == 0
+    stats = _check_outputs(tmp_path / "abs", tmp_path, dicom=("rtdose.dcm", "sr.dcm"))
+    assert stats["inputs"]["dicom"]["implant_time_source"] == "--implant-time"
+    assert any("unusable date/time" in w for w in stats["warnings"])
+    reference = tmp_path / "ref"
+    b.write_phantom_study(reference / "s", study_key="anonimplant")
+    assert _run(reference / "s", reference / "out") == 0
+    same = json.loads((reference / "out" / "stats.json").read_text())
+    assert stats["rois"][0]["mean_gy"] == pytest.approx(same["rois"][0]["mean_gy"], rel=1e-9)
