@@ -181,13 +181,14 @@ def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwr
     inputs = recorded_input_paths(result.stats.get("inputs"))
     with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
         write_nifti(result.dose_gy.with_array(result.dose_gy.array.astype(np.float32)), tmp / "dose.nii.gz")
-        write_stats_json(result.stats, tmp / "stats.json")
-        write_stats_csv(result.stats, tmp / "stats.csv")
-        write_dvh_csv(result.dvh_dose_gy, result.dvh_volume_percent, tmp / "dvh.csv")
         if result.dicom_sources:
             from .export.study import write_dicom_outputs  # DICOM runs only: RT Dose, SR (and SEG)
 
-            write_dicom_outputs(result, tmp)
+            warnings = result.stats["warnings"]  # skipped exports say why, in stats.json and on the terminal
+            warnings.extend(w for w in write_dicom_outputs(result, tmp).warnings if w not in warnings)
+        write_stats_json(result.stats, tmp / "stats.json")
+        write_stats_csv(result.stats, tmp / "stats.csv")
+        write_dvh_csv(result.dvh_dose_gy, result.dvh_volume_percent, tmp / "dvh.csv")
         write_report(result, tmp / "report.html")
         if pdf:
             from .report.html import html_to_pdf  # needs headless Chromium

@@ -393,14 +393,17 @@ def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | No
     from dataclasses import replace
 
     from .dicom import load_study
+    from .libwarnings import library_warnings
 
     options = options or DosimetryOptions()
     if options.scan_delay_h is not None or options.scan_time is not None:
         raise OptionsError("for a DICOM study the scan time comes from the headers: drop --scan-delay-h/--scan-time "
                            "(use --implant-time to override the implant time)")
-    study = load_study(folder, series_uid=series_uid, implant_time=options.implant_time,
-                       calibration=options.calibration, calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq,
-                       role_overrides=role_overrides)
+    library_notes: list[str] = []
+    with library_warnings(library_notes, during="reading the DICOM study"):
+        study = load_study(folder, series_uid=series_uid, implant_time=options.implant_time,
+                           calibration=options.calibration,
+                           calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq, role_overrides=role_overrides)
     if options.activity_units is not None and parse_units(options.activity_units) != parse_units(study.activity_units):
         raise OptionsError(f"--activity-units {options.activity_units} contradicts the DICOM header "
                            f"({study.activity_units}); drop the option")
@@ -417,6 +420,6 @@ def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | No
               "activity": {"units_source": "DICOM header"},
               "administered_activity_source": administered_source}
     result = run_dosimetry(study.activity, [*study.rois, *extra_rois], ct=study.ct, options=run_options,
-                           inputs_record=record, extra_warnings=[*study.warnings, *extra_warnings])
+                           inputs_record=record, extra_warnings=[*study.warnings, *library_notes, *extra_warnings])
     sources = {**study.series_files, "added_rois": tuple(r.name for r in extra_rois)}
     return replace(result, dicom_sources=sources)

@@ -200,10 +200,12 @@ def write_pet_series(
     slices_per_bed: int | None = None,
     skip_slices=(),
     series_time: datetime | None = None,
+    slice_shift_mm=None,
 ) -> list[Path]:
     """A classic PET series: one file per slice, int16 with per-slice RescaleSlope (ratio ``slope_ratio``
     between the last and first), Decay Correction ``correction`` with DecayFactor, AcquisitionTime per bed,
-    a SeriesTime rewritten to ``series_time`` (default 2 h after the scan, as post-processing does)."""
+    a SeriesTime rewritten to ``series_time`` (default 2 h after the scan, as post-processing does);
+    ``slice_shift_mm[k]`` moves slice ``k`` along the slice axis (bed-junction jitter)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     series_uid = series_uid or uid(study_uid, "pet", description, correction)
@@ -234,6 +236,9 @@ def write_pet_series(
         ds.ImageType = ["ORIGINAL", "PRIMARY"]
         ds.InstanceNumber = k + 1
         _plane_geometry(ds, activity, k)
+        if slice_shift_mm is not None:
+            ds.ImagePositionPatient = [round(float(v), 4) for v in activity.index_to_world((0, 0, k))
+                                       + float(slice_shift_mm[k]) * activity.direction[:, 2]]
         ds.Units = units
         ds.CountsSource = "EMISSION"
         ds.SeriesType = ["WHOLE BODY", "IMAGE"]

@@ -11,7 +11,6 @@ from pydicom.sequence import Sequence
 
 from dosimetry.constants import Y90_HALF_LIFE_S
 from dosimetry.dicom import timing
-from dosimetry.errors import UnitsError
 
 
 def test_parse_values():
@@ -21,8 +20,10 @@ def test_parse_values():
     assert timing.parse_time("0905") == (9, 5, 0, 0)
     assert timing.parse_date("2024.03.01") == datetime(2024, 3, 1).date()
     assert timing.parse_time("") is None and timing.parse_datetime(None) is None
-    with pytest.raises(UnitsError, match="not a DICOM TM"):
-        timing.parse_time("25x")
+    # unusable values are None (a relative run never stops on a date); unusable_time_notes says which
+    assert timing.parse_time("25x") is None and timing.parse_time("256000") is None
+    assert timing.parse_date("00010101") is None and timing.parse_date("19000101") is None
+    assert timing.parse_date("20241301") is None and timing.parse_datetime("00010101120000") is None
 
 
 def _pet(**item):

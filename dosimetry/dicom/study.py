@@ -23,7 +23,7 @@ from .pet import load_pet
 from .rtstruct import rtstruct_to_rois
 from .seg import seg_to_rois
 from .spect import load_spect
-from .timing import parse_datetime, seconds_between
+from .timing import emission_time_notes, parse_datetime, seconds_between
 
 IMPLANT_TIME_DISAGREEMENT_S: float = 60.0
 """A ``--implant-time`` that differs from the header by more than this (s) is reported in a warning."""
@@ -145,6 +145,13 @@ def load_study(
             warnings.append("a SPECT calibration factor was given for a PET series and was not used")
         emission = load_pet(em_rec.files, calibration=calibration, label=f"PET series {em_rec.series_uid}")
     warnings += emission.warnings
+    time_notes = emission_time_notes(em_rec.files[0], label=f"emission series {em_rec.series_uid}")
+    if calibration == "absolute" and time_notes and (emission.activity_time is None or (
+            user_implant is None and emission.implant_time is None)):
+        raise UnitsError(f"{time_notes[0].removesuffix(', not used')}; absolute calibration needs the scan and "
+                         "implant times: give --implant-time if only the implant time is unusable, or use "
+                         "--calibration relative")
+    warnings += time_notes
 
     header_implant = emission.implant_time
     if user_implant is not None:
@@ -175,10 +182,12 @@ def load_study(
     if implant is not None and emission.activity_time is not None:
         delay_s = seconds_between(emission.activity_time, implant)
         if delay_s < 0:
-            raise UnitsError(
-                f"the scan ({emission.activity_time.isoformat()}) starts before the implant "
-                f"({implant.isoformat()}, from {implant_source}); expected the implant first; check --implant-time"
-            )
+            message = (f"the scan ({emission.activity_time.isoformat()}) starts before the implant "
+                       f"({implant.isoformat()}, from {implant_source}); expected the implant first; "
+                       "check --implant-time")
+            if calibration == "absolute":
+                raise UnitsError(message)
+            warnings.append(message + " (relative calibration: the times are not used)")
         if delay_s > 5 * Y90_HALF_LIFE_S:
             warnings.append(
                 f"the scan is {delay_s / 3600:.1f} h after the implant (over 5 Y-90 half-lives): check the dates"

@@ -26,6 +26,11 @@ from pydicom.dataset import Dataset
 from ..constants import NUCLIDE_HALF_LIVES_S, Y90_HALF_LIFE_S
 from ..errors import UnitsError
 
+EARLIEST_SCAN_DATE: date = date(1970, 1, 1)
+"""Dates before this are taken as placeholders (anonymisers write 00010101 or 19000101), not as times of a
+Y-90 scan or implant (tomographic PET and SPECT date from the mid-1970s, Y-90 microspheres from the 1990s);
+they are unusable, as unparsable and empty dates are."""
+
 HALF_LIFE_REL_TOL: float = 0.01
 """Relative tolerance for recognising a nuclide from a header half-life (1%: headers give 64.0 h,
 64.1 h or 64.053 h for Y-90)."""
@@ -33,32 +38,35 @@ HALF_LIFE_REL_TOL: float = 0.01
 
 # --- parsing -------------------------------------------------------------------------------------------
 def parse_date(value) -> date | None:
-    """A DICOM DA value (``YYYYMMDD``, or the old ``YYYY.MM.DD``) as a date; None when empty."""
+    """A DICOM DA value (``YYYYMMDD``, or the old ``YYYY.MM.DD``) as a date.
+
+    None when empty, unparsable or before :data:`EARLIEST_SCAN_DATE` (an anonymised placeholder): an
+    unusable date never stops a run here; :func:`unusable_time_notes` says which, and absolute
+    calibration, which needs the times, refuses then (:func:`dosimetry.dicom.study.load_study`).
+    """
     text = str(value or "").strip().replace(".", "").replace("-", "")
     if not text:
         return None
     try:
-        return datetime.strptime(text[:8], "%Y%m%d").date()
+        day = datetime.strptime(text[:8], "%Y%m%d").date()
     except ValueError:
-        raise UnitsError(f"date {value!r} is not a DICOM DA value (YYYYMMDD); fix the header") from None
+        return None
+    return day if day >= EARLIEST_SCAN_DATE else None
 
 
 def parse_time(value) -> tuple[int, int, int, int] | None:
     """A DICOM TM value (``HH``, ``HHMM``, ``HHMMSS``, ``HHMMSS.FFFFFF`` or ``HH:MM:SS``) as
-    (hour, minute, second, microsecond); None when empty."""
+    (hour, minute, second, microsecond); None when empty or unparsable (see :func:`parse_date`)."""
     text = str(value or "").strip().replace(":", "")
     if not text:
         return None
     whole, _, frac = text.partition(".")
-    try:
-        if len(whole) not in (2, 4, 6) or not whole.isdigit():
-            raise ValueError
-        hour, minute, second = int(whole[0:2]), int(whole[2:4] or 0), int(whole[4:6] or 0)
-        micro = int((frac + "000000")[:6]) if frac else 0
-        if hour > 23 or minute > 59 or second > 60:
-            raise ValueError
-    except ValueError:
-        raise UnitsError(f"time {value!r} is not a DICOM TM value (HHMMSS.FFFFFF); fix the header") from None
+    if len(whole) not in (2, 4, 6) or not whole.isdigit() or (frac and not frac.isdigit()):
+        return None
+    hour, minute, second = int(whole[0:2]), int(whole[2:4] or 0), int(whole[4:6] or 0)
+    micro = int((frac + "000000")[:6]) if frac else 0
+    if hour > 23 or minute > 59 or second > 60:
+        return None
     return hour, minute, min(second, 59), micro
 
 
@@ -80,6 +88,41 @@ def parse_datetime(value) -> datetime | None:
     day = parse_date(text[:8])
     rest = text[8:]
     return combine(day, parse_time(rest) if rest else (0, 0, 0, 0))
+
+
+_TIMING_KEYWORDS = (("AcquisitionDateTime", "DT"), ("AcquisitionDate", "DA"), ("AcquisitionTime", "TM"),
+                    ("SeriesDate", "DA"), ("SeriesTime", "TM"), ("StudyDate", "DA"), ("StudyTime", "TM"))
+_RADIOPHARMACEUTICAL_KEYWORDS = (("RadiopharmaceuticalStartDateTime", "DT"), ("RadiopharmaceuticalStartTime", "TM"))
+_PARSERS = {"DA": parse_date, "TM": parse_time, "DT": parse_datetime}
+
+
+def unusable_time_notes(ds: Dataset, *, label: str) -> list[str]:
+    """A note (a list of one, or empty) naming the date and time attributes of ``ds`` that are present but
+    unusable (placeholder, unparsable): acquisition, series and study date/time, radiopharmaceutical start."""
+    items = [(ds, _TIMING_KEYWORDS)]
+    seq = ds.get("RadiopharmaceuticalInformationSequence")
+    if seq:
+        items.append((seq[0], _RADIOPHARMACEUTICAL_KEYWORDS))
+    unusable = []
+    for item, keywords in items:
+        for keyword, vr in keywords:
+            value = str(item.get(keyword, "") or "").strip()
+            if value and _PARSERS[vr](value) is None:
+                unusable.append(f"{keyword} {value!r}")
+    if not unusable:
+        return []
+    return [f"{label}: unusable date/time ({', '.join(unusable)}: anonymised or malformed; dates before "
+            f"{EARLIEST_SCAN_DATE.year} are placeholders), not used"]
+
+
+def emission_time_notes(path, *, label: str) -> list[str]:
+    """:func:`unusable_time_notes` of the header of the file ``path`` (its converted attributes included)."""
+    import pydicom
+
+    from .slices import with_converted_attributes
+
+    ds = pydicom.dcmread(str(path), stop_before_pixels=True)  # read by the loader already
+    return unusable_time_notes(with_converted_attributes(ds), label=label)
 
 
 def dataset_datetime(ds: Dataset, dt_keyword: str, date_keyword: str, time_keyword: str) -> datetime | None:
@@ -193,6 +236,7 @@ def seconds_between(later: datetime, earlier: datetime) -> float:
 
 
 __all__ = [
+    "EARLIEST_SCAN_DATE",
     "HALF_LIFE_REL_TOL",
     "TimeSource",
     "acquisition_start",
@@ -200,6 +244,7 @@ __all__ = [
     "dataset_datetime",
     "decay_constant_per_s",
     "decay_factor",
+    "emission_time_notes",
     "frame_average_to_start",
     "header_implant_time",
     "identify_nuclide",
@@ -207,4 +252,5 @@ __all__ = [
     "parse_datetime",
     "parse_time",
     "seconds_between",
+    "unusable_time_notes",
 ]

@@ -10,6 +10,12 @@
     :func:`~.sr.build_measurement_report` / :func:`~.sr.write_measurement_report`: per-ROI mean dose,
     D70, V100, volume and T:N as a TID 1500 Measurement Report (highdicom), and
     :func:`~.sr.read_measurement_report` to read the numbers back.
+:mod:`.vr`
+    :func:`~.vr.fit_value` / :func:`~.vr.conformed_header`: every value copied from a source header fitted
+    to its VR (truncated, upper-cased or dropped, with a note); type 2 attributes present, empty if unknown.
+:mod:`.study`
+    :func:`~.study.write_dicom_outputs`: the exports of a DICOM run, each a guarded step that is left out
+    with a warning when it cannot be made conformant.
 
 Nothing here configures logging; messages never contain patient identifiers.
 """

@@ -3,23 +3,53 @@
 Called by :func:`dosimetry.outputs.write_results` when the result came from
 :func:`dosimetry.pipeline.run_dicom_study`; the files land in the same temporary folder as the other
 outputs, so a failure leaves nothing behind.
+
+The DICOM files are extras: the dose, statistics and report are complete without them. Each export is
+therefore one guarded step, and an export that cannot be made conformant is left out with a warning
+that says why, while the run goes on:
+
+* expected faults (a :class:`~dosimetry.errors.DosimetryError` other than
+  :class:`~dosimetry.errors.OutputError`: no Frame of Reference, no usable source images for the SEG, ...)
+  give ``"<file> not written: <reason>"``;
+* an unexpected exception is a bug of ours or of a library: the export is left out too, but the warning
+  says ``"unexpected <ExceptionType> (a bug: please report it; run with -vv for the traceback)"`` and the
+  traceback is logged at DEBUG level, so it is visible in stats.json, on the terminal and in the report,
+  and never silent; ``strict=True`` (used by the tests) raises it instead;
+* :class:`~dosimetry.errors.OutputError` (the folder cannot be written) fails the run as for any output.
+
+Every value copied from a source header is fitted to its VR first (:mod:`.vr`), and library warnings
+are turned into the run's warnings (:func:`dosimetry.libwarnings.library_warnings`).
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
 
-from ..errors import InputFileError
+from ..errors import DosimetryError, GeometryError, InputFileError, OutputError
+from ..libwarnings import library_warnings
 from ..pipeline import DosimetryResult
 from ..roi import Roi
 from .rtdose import save_dataset_atomically, write_rt_dose
 from .seg import build_segmentation
 from .sr import build_measurement_report
+from .vr import conformed_header
+
+log = logging.getLogger("dosimetry")
 
 DICOM_OUTPUT_FILES = ("rtdose.dcm", "sr.dcm", "seg.dcm")
 """RT Dose and SR for every DICOM run; SEG only when ROIs were added from NIfTI/NRRD files."""
+
+
+@dataclass
+class DicomExports:
+    """What :func:`write_dicom_outputs` wrote, and the warnings of the exports (for stats.json)."""
+
+    written: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _read(path, *, pixels: bool) -> pydicom.Dataset:
@@ -39,34 +69,132 @@ def _copy_deidentification(reference: pydicom.Dataset, dataset: pydicom.Dataset)
             dataset[keyword] = reference[keyword]
 
 
-def write_dicom_outputs(result: DosimetryResult, folder: str | Path) -> list[Path]:
+class _Step:
+    """One guarded export: expected faults and bugs become warnings (see the module docstring)."""
+
+    def __init__(self, name: str, exports: DicomExports, strict: bool) -> None:
+        self.name, self.exports, self.strict = name, exports, strict
+        self.failed = False
+
+    def __enter__(self):
+        self._warnings = library_warnings(self.exports.warnings, during=f"{self.name} export")
+        self._warnings.__enter__()
+        return self
+
+    def __exit__(self, kind, err, tb) -> bool:
+        self._warnings.__exit__(None, None, None)
+        if err is None:
+            return False
+        if isinstance(err, OutputError) or not isinstance(err, Exception):
+            return False  # the folder cannot be written, or an interrupt: the run fails
+        self.failed = True
+        if isinstance(err, DosimetryError):
+            self.exports.warnings.append(f"{self.name} not written: {err}")
+            return True
+        if self.strict:
+            return False
+        log.debug("%s export failed", self.name, exc_info=(kind, err, tb))
+        self.exports.warnings.append(
+            f"{self.name} not written: unexpected {type(err).__name__}: {' '.join(str(err).split())[:200]} "
+            "(a bug: please report it; run with -vv for the traceback)")
+        return True
+
+
+def _single_frame(files) -> bool:
+    return bool(files) and int(_read(files[0], pixels=False).get("NumberOfFrames", 1) or 1) == 1
+
+
+def _note_fitted(exports: DicomExports, notes) -> None:
+    for note in dict.fromkeys(notes):
+        line = f"DICOM exports: {note}"
+        if line not in exports.warnings:
+            exports.warnings.append(line)
+
+
+def _segmentation_sources(sources: dict) -> tuple[tuple, str | None]:
+    """The files the SEG is drawn on and a note when they are not the emission series.
+
+    A DICOM Segmentation references its source images frame by frame; the exporter works on classic
+    single-frame series. A multi-frame emission image (NM tomo, Enhanced PET) is replaced by the CT.
+
+    Raises
+    ------
+    InputFileError
+        No single-frame series to reference.
+    """
+    emission, ct = tuple(sources.get("emission") or ()), tuple(sources.get("ct") or ())
+    if _single_frame(emission):
+        return emission, None
+    if ct and _single_frame(ct):
+        return ct, ("seg.dcm: the emission series is one multi-frame image, which the SEG export cannot reference "
+                    "frame by frame; the ROIs are drawn on the CT series instead")
+    raise InputFileError("the emission series is one multi-frame image and there is no single-frame CT series "
+                         "to draw the segmentation on; the added ROIs are in stats.json only")
+
+
+def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: bool = False) -> DicomExports:
     """Write ``rtdose.dcm``, ``sr.dcm`` and (for ROIs not from the study) ``seg.dcm`` into ``folder``.
 
     The RT Dose joins the study and Frame of Reference of the CT (or of the emission series when there is
-    no CT); the SEG lies on the emission series' grid (its source images); the SR cites the CT/PET
-    header, and the SEG and its source images when there is one.
+    no CT); the SEG lies on the emission series' grid (its source images), or on the CT's when the
+    emission series is one multi-frame image; the SR cites the CT/PET header, and the SEG and its source
+    images when there is one. Each export is a guarded step (module docstring): one that cannot be made
+    conformant is left out and :attr:`DicomExports.warnings` says why.
+
+    Parameters
+    ----------
+    strict : bool
+        Raise unexpected exceptions (bugs) instead of turning them into warnings.
+
+    Raises
+    ------
+    OutputError
+        A file cannot be written.
     """
     sources = result.dicom_sources or {}
     folder = Path(folder)
+    exports = DicomExports()
     reference_files = sources.get("ct") or sources.get("emission")
     if not reference_files:
-        return []
-    reference = _read(reference_files[0], pixels=False)
-    written = [write_rt_dose(result.dose_gy, reference, folder / "rtdose.dcm",
-                             dose_comment=f"Y-90 {result.stats['method']} dose")]
+        return exports
+    reference = None
+    with _Step("rtdose.dcm", exports, strict):
+        reference, notes = conformed_header(_read(reference_files[0], pixels=False))
+        _note_fitted(exports, notes)
+        if not str(reference.get("FrameOfReferenceUID", "")):
+            raise GeometryError(
+                f"{'the CT' if sources.get('ct') else 'the emission'} series has no FrameOfReferenceUID"
+                f"{'' if sources.get('ct') else ' and there is no CT to take one from'}; an RT Dose without a "
+                "Frame of Reference cannot be placed on any image")
+        exports.written.append(write_rt_dose(result.dose_gy, reference, folder / "rtdose.dcm",
+                                             dose_comment=f"Y-90 {result.stats['method']} dose"))
+    if reference is None:
+        exports.warnings.append("sr.dcm not written: the reference header cannot be read (see rtdose.dcm)")
+        return exports
     evidence = [reference]
     segmentation = None
     added = [name for name in sources.get("added_rois", ()) if name in result.roi_weights]
     if added:
-        roles = {entry["name"]: entry["role"] for entry in result.stats["rois"]}
-        rois = [Roi(name, roles[name], result.dose_gy.with_array(result.roi_weights[name]), source="added ROI")
-                for name in added]
-        source_images = [_read(path, pixels=True) for path in sources["emission"]]
-        segmentation = build_segmentation(rois, source_images)
-        _copy_deidentification(source_images[0], segmentation)
-        written.append(save_dataset_atomically(segmentation, folder / "seg.dcm"))
-        evidence += [segmentation, *source_images]
-    report = build_measurement_report(result.stats, evidence, segmentation=segmentation)
-    _copy_deidentification(reference, report)
-    written.append(save_dataset_atomically(report, folder / "sr.dcm"))
-    return written
+        with _Step("seg.dcm", exports, strict) as step:
+            roles = {entry["name"]: entry["role"] for entry in result.stats["rois"]}
+            rois = [Roi(name, roles[name], result.dose_gy.with_array(result.roi_weights[name]),
+                        source="added ROI") for name in added]
+            files, note = _segmentation_sources(sources)
+            source_images = []
+            for path in files:
+                view, notes = conformed_header(_read(path, pixels=True))
+                _note_fitted(exports, notes)
+                source_images.append(view)
+            segmentation = build_segmentation(rois, source_images)
+            _copy_deidentification(source_images[0], segmentation)
+            exports.written.append(save_dataset_atomically(segmentation, folder / "seg.dcm"))
+            if note:
+                exports.warnings.append(note)
+            evidence += [segmentation, *source_images]
+        if step.failed:
+            segmentation = None
+    with _Step("sr.dcm", exports, strict):
+        report = build_measurement_report(result.stats, evidence, segmentation=segmentation)
+        _copy_deidentification(reference, report)
+        exports.written.append(save_dataset_atomically(report, folder / "sr.dcm"))
+    return exports
