@@ -21,6 +21,7 @@ import numpy as np
 from ._version import __version__
 from .constants import (DEFAULT_LUNG_MASS_KG, DEFAULT_SOFT_TISSUE_DENSITY_G_ML, Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
                         constants_record)
+from .checks import check_emission_values, check_total_activity
 from .clinical import ClinicalOptions, clinical_sections
 from .density import density_on_grid
 from .dose import compute_dose
@@ -229,11 +230,14 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         if calibration_name not in weights:
             raise RoiError(f"--calibration-roi {calibration_name!r} is not among the ROIs: {', '.join(weights)}")
         calibration_weights = weights[calibration_name]
+    check_emission_values(activity_image, source=activity_path or "the activity image")
     activity_map = activity_at_implant(activity_image, units=units, calibration=calibration, timing=timing,
                                        calibration_occupancy=calibration_weights,
                                        calibration_roi_name=calibration_name)
     warnings.extend(activity_map.warnings)
     activity_bq = activity_map.activity_bq
+    warnings.extend(check_total_activity(activity_bq, calibration=options.calibration,
+                                         source=activity_path or "the activity image"))
 
     # density and dose
     density = density_on_grid(ct_image, activity_image, default_density_g_ml=options.default_density_g_ml)
