@@ -129,10 +129,10 @@ class DosimetryResult:
         raise KeyError(f"no ROI named {name!r}; ROIs are {[e['name'] for e in self.stats['rois']]}")
 
 
-def _as_image(value: Image | str | os.PathLike) -> tuple[Image, str | None]:
+def _as_image(value: Image | str | os.PathLike, notes: list[str] | None = None) -> tuple[Image, str | None]:
     if isinstance(value, Image):
         return value, None
-    return read_image(value), os.fspath(value)
+    return read_image(value, notes=notes), os.fspath(value)
 
 
 def _check_names(rois: Sequence[Roi]) -> None:
@@ -186,8 +186,8 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
     """
     options = options or DosimetryOptions()
     warnings: list[str] = list(extra_warnings)
-    activity_image, activity_path = _as_image(activity)
-    ct_image, ct_path = _as_image(ct) if ct is not None else (None, None)
+    activity_image, activity_path = _as_image(activity, warnings)
+    ct_image, ct_path = _as_image(ct, warnings) if ct is not None else (None, None)
     rois = list(rois)
     if not rois:
         raise RoiError("no ROI given; give at least a liver ROI (an RTSTRUCT or SEG in the DICOM study, --roi liver=PATH or --segmentation FILE)")
