@@ -361,8 +361,10 @@ def test_rasteriser_contracts():
         rasterize_contours([square[:2]], grid, slice_thickness_mm=4)
     huge = rasterize_contours([square * 1e12], grid, slice_thickness_mm=8)  # covers the grid from z = -4 to 4 mm
     assert huge[:, :, 2:4].min() == 1.0 and huge.sum() == 10 * 10 * 2
+    far = rasterize_contours([square + [0, 0, 1e305]], grid, slice_thickness_mm=1e305)  # slab from 5e304 mm
+    assert far.shape == grid.shape and not far.any()
     with pytest.raises(GeometryError):
-        rasterize_contours([square + [0, 0, 1e305]], grid, slice_thickness_mm=1e305)
+        rasterize_contours([square + [0, 0, 1.5e308]], grid, slice_thickness_mm=1e308)
 
 
 def test_empty_seg_segment_is_refused_with_the_ignore_fix(tmp_path):

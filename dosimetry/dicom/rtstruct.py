@@ -239,8 +239,15 @@ def _plane_normal(points: np.ndarray) -> np.ndarray:
     """Normal of a planar polygon: Newell's (length = twice the signed area), else for a polygon whose
     signed areas cancel (a symmetric figure-eight) the least-variance direction of its points (length =
     the spread in the plane, mm); zero when the points lie on a line."""
+    with np.errstate(all="ignore"):  # coordinates near the float limit overflow to inf: no usable area
+        return _plane_normal_unchecked(points)
+
+
+def _plane_normal_unchecked(points: np.ndarray) -> np.ndarray:
     normal = _newell_normal(points)
     scale = float(np.max(np.abs(points - points.mean(axis=0)))) if len(points) else 0.0
+    if not (np.isfinite(scale) and np.all(np.isfinite(normal))):
+        return np.zeros(3)
     if np.linalg.norm(normal) > 1e-9 * scale ** 2:
         return normal
     centred = points - points.mean(axis=0)
