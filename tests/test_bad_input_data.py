@@ -391,3 +391,24 @@ def test_empty_seg_segment_is_refused_with_the_ignore_fix(tmp_path):
         seg_to_rois(tmp_path / "seg.dcm")
     rois, _ = seg_to_rois(tmp_path / "seg.dcm", role_overrides={"tumour 5": "ignore"})
     assert [r.name for r in rois] == ["Liver"]
+
+
+# --- slice stacks the fuzz found ------------------------------------------------------------------------------
+def _frames(step_mm, pixel_spacing_mm=(1.0, 1.0), n=6):
+    from dosimetry.dicom import slices
+
+    return [slices.Frame(k * np.asarray(step_mm, float), np.array([1.0, 0, 0, 0, 1, 0]), np.asarray(pixel_spacing_mm),
+                         np.ones((3, 3)), source=f"f{k}.dcm") for k in range(n)]
+
+
+@pytest.mark.parametrize("step, spacing, words", [
+    ((0, 1, 2), (0, 1), "PixelSpacing"),  # was LinAlgError (singular matrix) in the tilt resampling
+    ((0, 1e5, 2), (1e-3, 1e-3), "sheared"),  # was MemoryError (67 GiB) in the tilt resampling
+    ((0, 1000, 4000), (1e-3, 1e-3), "would need"),  # a tilt under 45 deg whose grid would still explode
+])
+def test_stacks_that_cannot_be_resampled_are_refused(step, spacing, words):
+    from dosimetry.dicom import slices
+
+    with pytest.raises(GeometryError, match=words):
+        ordered = slices.sort_frames(_frames(step, spacing), label="CT series Z")
+        slices.build_image(ordered, [fr.values for fr in ordered.frames], label="CT series Z", tilt="resample")

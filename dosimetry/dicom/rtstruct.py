@@ -248,7 +248,7 @@ def _plane_normal_unchecked(points: np.ndarray) -> np.ndarray:
     scale = float(np.max(np.abs(points - points.mean(axis=0)))) if len(points) else 0.0
     if not (np.isfinite(scale) and np.all(np.isfinite(normal))):
         return np.zeros(3)
-    if np.linalg.norm(normal) > 1e-9 * scale ** 2:
+    if np.linalg.norm(normal) > 1e-9 * scale * scale:  # (** raises OverflowError on Python floats)
         return normal
     centred = points - points.mean(axis=0)
     if scale == 0 or not np.isfinite(scale):

@@ -41,6 +41,12 @@ SPACING_REL_TOL: float = 0.02
 TILT_TOL: float = 1e-3
 """Sine of the largest angle between the slice-to-slice step and the slice normal taken as no tilt."""
 
+MAX_TILT_DEG: float = 45.0
+"""Largest gantry tilt resampled (CT gantries tilt up to about 30 deg); beyond, the stack is refused."""
+
+MAX_RESAMPLED_GROWTH: float = 8.0
+"""A tilted stack is resampled onto at most this many times its own number of voxels."""
+
 
 @dataclass(eq=False)
 class Frame:
@@ -366,8 +372,16 @@ def sort_frames(frames: list[Frame], *, label: str) -> SortedFrames:
                 "expected one matrix per series"
             )
     normal = first.normal
-    if abs(np.linalg.norm(normal) - 1.0) > 1e-3:
-        raise GeometryError(f"{label}: ImageOrientationPatient {first.orientation.tolist()} is not two unit vectors")
+    row, col = first.orientation[:3], first.orientation[3:]
+    if (abs(np.linalg.norm(row) - 1.0) > 1e-3 or abs(np.linalg.norm(col) - 1.0) > 1e-3 or abs(row @ col) > 1e-3
+            or abs(np.linalg.norm(normal) - 1.0) > 1e-3):
+        raise GeometryError(
+            f"{label}: ImageOrientationPatient {first.orientation.tolist()} ({first.source}) is not two orthogonal "
+            "unit vectors; fix the header or re-export the series")
+    if not np.all(first.pixel_spacing_mm > 0):
+        raise GeometryError(
+            f"{label}: PixelSpacing {first.pixel_spacing_mm.tolist()} ({first.source}) is not positive; expected the "
+            "pixel size in mm; fix the header or re-export the series")
     depth = np.array([fr.position_mm @ normal for fr in frames])
     order = np.argsort(depth, kind="stable")
     frames = [frames[i] for i in order]
@@ -458,6 +472,10 @@ def build_image(
         direction = np.column_stack([row_dir, col_dir, step / dz])
         return Image(array, first.position_mm, (sx, sy, dz), direction), warnings
     angle = float(np.degrees(np.arccos(np.clip(abs(step @ normal) / np.linalg.norm(step), -1, 1))))
+    if angle > MAX_TILT_DEG:
+        raise GeometryError(
+            f"{label}: slices are sheared by {angle:.1f} deg (more than a gantry tilt of {MAX_TILT_DEG:g} deg); "
+            "expected a stack of slices along their normal; check the ImagePositionPatient values")
     if tilt != "resample":
         raise GeometryError(
             f"{label}: gantry tilt of {angle:.2f} deg (slices are sheared); expected an orthogonal stack; "
@@ -473,6 +491,10 @@ def build_image(
     lo = np.floor(corner_idx.min(axis=0) + 1e-6)
     hi = np.ceil(corner_idx.max(axis=0) - 1e-6)
     out_shape = tuple(int(v) for v in (hi - lo + 1))
+    if np.prod(np.asarray(out_shape, dtype=float)) > MAX_RESAMPLED_GROWTH * array.size + 1e6:
+        raise GeometryError(
+            f"{label}: resampling the tilted stack ({angle:.2f} deg) would need {out_shape} voxels for {array.shape}; "
+            "check the ImagePositionPatient values or resample the series first")
     origin = first.position_mm + dst @ lo
     matrix = np.linalg.inv(src) @ dst
     offset = np.linalg.inv(src) @ (origin - first.position_mm)

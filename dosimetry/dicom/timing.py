@@ -51,7 +51,7 @@ def parse_time(value) -> tuple[int, int, int, int] | None:
         return None
     whole, _, frac = text.partition(".")
     try:
-        if len(whole) not in (2, 4, 6) or not whole.isdigit():
+        if len(whole) not in (2, 4, 6) or not whole.isdigit() or (frac and not frac.isdigit()):
             raise ValueError
         hour, minute, second = int(whole[0:2]), int(whole[2:4] or 0), int(whole[4:6] or 0)
         micro = int((frac + "000000")[:6]) if frac else 0
