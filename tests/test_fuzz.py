@@ -29,6 +29,8 @@ from dosimetry.image import Image
 from dosimetry.imageio import LPS_TO_RAS, MAX_SPACING_MM, MIN_SPACING_MM, read_image
 from dosimetry.quantify import UNITS, parse_units
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*VR DS:UserWarning")  # pydicom on the invalid values written on purpose
+
 FUZZ = settings(derandomize=True, deadline=None, database=None, max_examples=150,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])

@@ -348,7 +348,11 @@ def sort_frames(frames: list[Frame], *, label: str) -> SortedFrames:
     ------
     GeometryError
         Mixed orientations, pixel spacings or matrix sizes; two frames at one position; a missing slice;
-        uneven slice spacing. ``label`` (series description and UID) names the series in the message.
+        uneven slice spacing; orientation vectors that are not orthogonal unit vectors; a pixel spacing
+        that is not positive. ``label`` (series description and UID) names the series in the message.
+    InputFileError
+        Slices whose RescaleSlope is 0, negative, not a number or missing where the modality requires it
+        (:func:`check_frame_rescales`).
     """
     if not frames:
         raise GeometryError(f"{label}: no image frames")
