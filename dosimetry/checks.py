@@ -43,10 +43,13 @@ def check_emission_values(values, *, source: str) -> None:
     ------
     UnitsError
         No positive voxel (all zero, or all zero or negative), a sum of zero or less, or a sum below
-        :data:`NET_TO_GROSS_MIN` of the sum of absolute values. NaN/inf are left to the caller's check.
+        :data:`NET_TO_GROSS_MIN` of the sum of absolute values. Images with NaN or inf are not checked
+        here: :func:`dosimetry.quantify.activity_at_implant` refuses them.
     """
     array = np.asarray(values.array if isinstance(values, Image) else values, dtype=np.float64)
-    finite = array[np.isfinite(array)]
+    if not np.all(np.isfinite(array)):
+        return  # NaN or inf: refused by the caller's own check, with its own message
+    finite = array
     fix = "check that it is the emission series and that its scaling (RescaleSlope, units) is right"
     if finite.size == 0 or not np.any(finite > 0):
         what = "all zero" if finite.size and not np.any(finite) else "without a single positive voxel"

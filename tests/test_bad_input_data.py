@@ -396,6 +396,17 @@ def test_empty_seg_segment_is_refused_with_the_ignore_fix(tmp_path):
         seg_to_rois(tmp_path / "seg.dcm")
     rois, _ = seg_to_rois(tmp_path / "seg.dcm", role_overrides={"tumour 5": "ignore"})
     assert [r.name for r in rois] == ["Liver"]
+    with pytest.raises(GeometryError, match="seg.dcm.*Frame of Reference"):
+        seg_to_rois(tmp_path / "seg.dcm", frame_of_reference_uid="1.2.9", role_overrides={"tumour 5": "ignore"})
+
+
+def test_activity_with_nan_keeps_its_own_message(tmp_path, capsys):
+    image = sample_activity()
+    array = image.array.copy()
+    array[0, 0, 0] = np.nan
+    path = write_nifti(image.with_array(array), tmp_path / "nan.nii.gz")
+    code, err, _ = run_cli(image_run(path), tmp_path / "out", capsys)
+    assert_refused(code, err, tmp_path / "out", UnitsError.exit_code, "NaN")
 
 
 # --- slice stacks the fuzz found ------------------------------------------------------------------------------
