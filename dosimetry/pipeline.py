@@ -19,9 +19,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ._version import __version__
+from .checks import check_emission_values, check_total_activity
 from .constants import (DEFAULT_LUNG_MASS_KG, DEFAULT_SOFT_TISSUE_DENSITY_G_ML, Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
                         constants_record)
-from .checks import check_emission_values, check_total_activity
 from .clinical import ClinicalOptions, clinical_sections
 from .density import density_on_grid
 from .dose import compute_dose
