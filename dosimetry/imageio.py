@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -20,6 +22,15 @@ from .image import Image
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 """Affine that maps LPS world coordinates to RAS (its own inverse)."""
+
+log = logging.getLogger("dosimetry")
+
+MIN_SPACING_MM: float = 0.01
+"""Smallest voxel size accepted from a file (mm): below it the header is in metres or broken."""
+MAX_SPACING_MM: float = 100.0
+"""Largest voxel size accepted from a file (mm): above it the header is in micrometres or broken."""
+ORTHO_TOL: float = 1e-4
+"""Largest deviation of the direction cosines' Gram matrix from the identity taken as orthonormal."""
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
@@ -71,6 +82,101 @@ def from_nibabel(nifti) -> Image:
     return Image.from_affine(np.asarray(array), LPS_TO_RAS @ np.asarray(nifti.affine, dtype=float))
 
 
+# --- geometry checks ------------------------------------------------------------------------------------------
+def check_affine(affine_lps, source) -> None:
+    """Refuse an index-to-world affine (4x4, LPS, mm) that does not describe a usable voxel grid.
+
+    The voxel sizes (column norms) must be finite and within [:data:`MIN_SPACING_MM`,
+    :data:`MAX_SPACING_MM`], and the axis directions orthonormal within :data:`ORTHO_TOL` (no shear, not
+    singular).
+
+    Raises
+    ------
+    GeometryError
+        Naming ``source`` (a file) and the fix.
+    """
+    affine = np.asarray(affine_lps, dtype=float)
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+        raise GeometryError(
+            f"{source}: the voxel-to-world matrix holds values that are not numbers ({np.round(affine, 4).tolist()}); "
+            "fix the header's voxel size and orientation")
+    columns = affine[:3, :3]
+    spacing = np.linalg.norm(columns, axis=0)
+    if np.any(spacing < MIN_SPACING_MM) or np.any(spacing > MAX_SPACING_MM):
+        raise GeometryError(
+            f"{source}: voxel size {np.round(spacing, 6).tolist()} mm is outside {MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm "
+            "(0, or a header in metres or micrometres?); rewrite the header with the voxel size in mm")
+    direction = columns / spacing
+    deviation = float(np.max(np.abs(direction.T @ direction - np.eye(3))))
+    if deviation > ORTHO_TOL:
+        kind = "singular (two axes in one direction)" if abs(np.linalg.det(direction)) < 1e-6 else "not orthogonal (sheared)"
+        raise GeometryError(
+            f"{source}: the axis directions are {kind}: {np.round(direction, 4).tolist()}; expected orthonormal "
+            "axes; resample the image to an orthogonal grid or fix its orientation in the header")
+
+
+def _one_line(err: Exception) -> str:
+    """An exception message on one line (ITK's messages span several and start with a source path)."""
+    text = str(err)
+    match = re.search(r"ITK ERROR: [^:]*\):\s*(.*)", text, flags=re.S)
+    if match:
+        text = match.group(1)
+    return " ".join(text.split())[:300]
+
+
+def _squeeze_volumes(array: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
+    """A 3-D array from a file's data: 4-D and more with one volume are squeezed (with a note)."""
+    if array.ndim < 3:
+        raise GeometryError(
+            f"{path}: the image is {array.ndim}-D (shape {list(array.shape)}); expected a 3-D volume; export the "
+            "whole volume, not a slice")
+    if array.ndim > 3:
+        extra = array.shape[3:]
+        if int(np.prod(extra)) != 1:
+            raise GeometryError(
+                f"{path}: the image holds {int(np.prod(extra))} volumes (shape {list(array.shape)}); expected one 3-D "
+                "volume; extract the time point or component you need (e.g. fslroi IN OUT 0 1)")
+        notes.append(f"{path}: a {array.ndim}-D image with a single volume (shape {list(array.shape)}) was read as 3-D")
+        array = array.reshape(array.shape[:3])
+    if 0 in array.shape:
+        raise InputFileError(f"{path}: the image has no voxels (shape {list(array.shape)}); check the file")
+    return array
+
+
+def _raw_nifti_header(path: Path):
+    """The NIfTI-1 or NIfTI-2 header as stored (nibabel's load 'fixes' pixdim 0 to 1 silently; this does not)."""
+    with nib.openers.ImageOpener(str(path)) as fobj:
+        size = np.frombuffer(fobj.read(4), dtype="<i4")
+        fobj.seek(0)
+        klass = nib.Nifti2Header if int(size[0]) in (540, 0x1C020000) else nib.Nifti1Header
+        return klass.from_fileobj(fobj, check=False)
+
+
+def _check_nifti_header(path: Path, notes: list[str]) -> None:
+    """Refuse NIfTI headers whose voxel size is not usable; note a missing qform and sform."""
+    header = _raw_nifti_header(path)
+    ndim = int(header["dim"][0])
+    pixdim = np.asarray(header["pixdim"][1:4], dtype=float)
+    if ndim < 1 or ndim > 7:
+        raise InputFileError(f"{path}: NIfTI dim[0] is {ndim}; expected 3 (a 3-D volume); the header is damaged")
+    if ndim < 3:
+        raise GeometryError(
+            f"{path}: the image is {ndim}-D (NIfTI dim {header['dim'][1:ndim + 1].tolist()}); expected a 3-D volume; "
+            "export the whole volume, not a slice")
+    if not (np.all(np.isfinite(pixdim)) and np.all(pixdim > 0)):
+        raise GeometryError(
+            f"{path}: NIfTI pixdim (voxel size) is {pixdim.tolist()}; expected positive voxel "
+            "sizes in mm; rewrite the header with the true voxel size (nibabel would read 0 as 1 mm)")
+    spatial_units = header.get_xyzt_units()[0]
+    if spatial_units in ("meter", "micron"):
+        raise GeometryError(
+            f"{path}: NIfTI spatial units are {spatial_units}s; expected mm; rewrite the header in mm")
+    if int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
+        notes.append(
+            f"{path}: NIfTI qform_code and sform_code are both 0 (no orientation or origin stored): the fallback "
+            "affine from pixdim only is used; check that the ROIs and the CT line up with it")
+
+
 # --- files -------------------------------------------------------------------------------------------------
 def _suffix(path: Path) -> str:
     name = path.name.lower()
@@ -80,32 +186,71 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def read_image(path: str | os.PathLike) -> Image:
+def read_image(path: str | os.PathLike, *, notes: list[str] | None = None) -> Image:
     """Read a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd) volume.
+
+    The geometry is checked (:func:`check_affine`; for NIfTI also the stored pixdim and units). A 4-D
+    image with a single volume is read as 3-D.
+
+    Parameters
+    ----------
+    path : path
+    notes : list of str, optional
+        Receives the notes of the read (a squeezed 4-D image, a NIfTI without qform and sform); without
+        it they are logged as warnings.
 
     Raises
     ------
     InputFileError
         The file does not exist, has an unknown suffix, or cannot be parsed.
     GeometryError
-        The file is not a 3-D scalar volume or has a sheared affine.
+        Not a single 3-D scalar volume; voxel size 0, negative, not a number, below 0.01 mm or above 100 mm;
+        singular or sheared axes.
     """
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file; check the path")
     suffix = _suffix(path)
+    if suffix not in _NIFTI_SUFFIXES + _SITK_SUFFIXES:
+        raise InputFileError(
+            f"{path}: unknown image format {suffix!r}; give a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file"
+        )
+    found: list[str] = []
     try:
         if suffix in _NIFTI_SUFFIXES:
-            return from_nibabel(nib.load(str(path)))
-        if suffix in _SITK_SUFFIXES:
-            return from_sitk(sitk.ReadImage(str(path)))
-    except GeometryError as err:
-        raise GeometryError(f"{path}: {err}") from err
+            _check_nifti_header(path, found)
+            nifti = nib.load(str(path))
+            array = _squeeze_volumes(np.asanyarray(nifti.dataobj), path, found)
+            affine_lps = LPS_TO_RAS @ np.asarray(nifti.affine, dtype=float)
+        else:
+            sitk_image = sitk.ReadImage(str(path))
+            if sitk_image.GetNumberOfComponentsPerPixel() != 1:
+                raise GeometryError(
+                    f"{path}: {sitk_image.GetNumberOfComponentsPerPixel()} components per voxel; expected a scalar "
+                    "image; save one component")
+            dim = sitk_image.GetDimension()
+            array = _squeeze_volumes(sitk.GetArrayFromImage(sitk_image).transpose(*range(dim - 1, -1, -1)), path, found)
+            direction = np.asarray(sitk_image.GetDirection(), dtype=float).reshape(dim, dim)[:3, :3]
+            affine_lps = np.eye(4)
+            affine_lps[:3, :3] = direction * np.asarray(sitk_image.GetSpacing(), dtype=float)[:3]
+            affine_lps[:3, 3] = np.asarray(sitk_image.GetOrigin(), dtype=float)[:3]
+        check_affine(affine_lps, path)
+        image = Image.from_affine(np.asarray(array), affine_lps)
+    except (GeometryError, InputFileError):
+        raise
+    except RuntimeError as err:  # ITK: zero or NaN spacing, singular direction, unreadable data
+        message = _one_line(err)
+        kind = GeometryError if re.search(r"spacing|direction|determinant", message, flags=re.I) else InputFileError
+        raise kind(f"{path}: cannot read as an image ({message}); fix the header's voxel size and orientation"
+                   if kind is GeometryError else f"{path}: cannot read as an image ({message})") from err
     except Exception as err:  # parsers raise many types; all mean "not a readable image"
-        raise InputFileError(f"{path}: cannot read as an image ({type(err).__name__}: {err})") from err
-    raise InputFileError(
-        f"{path}: unknown image format {suffix!r}; give a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file"
-    )
+        raise InputFileError(f"{path}: cannot read as an image ({type(err).__name__}: {_one_line(err)})") from err
+    if notes is None:
+        for note in found:
+            log.warning(note)
+    else:
+        notes.extend(found)
+    return image
 
 
 def write_nifti(image: Image, path: str | os.PathLike) -> Path:

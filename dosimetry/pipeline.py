@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ._version import __version__
+from .checks import check_emission_values, check_total_activity
 from .constants import (DEFAULT_LUNG_MASS_KG, DEFAULT_SOFT_TISSUE_DENSITY_G_ML, Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
                         constants_record)
 from .clinical import ClinicalOptions, clinical_sections
@@ -128,10 +129,10 @@ class DosimetryResult:
         raise KeyError(f"no ROI named {name!r}; ROIs are {[e['name'] for e in self.stats['rois']]}")
 
 
-def _as_image(value: Image | str | os.PathLike) -> tuple[Image, str | None]:
+def _as_image(value: Image | str | os.PathLike, notes: list[str] | None = None) -> tuple[Image, str | None]:
     if isinstance(value, Image):
         return value, None
-    return read_image(value), os.fspath(value)
+    return read_image(value, notes=notes), os.fspath(value)
 
 
 def _check_names(rois: Sequence[Roi]) -> None:
@@ -185,8 +186,8 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
     """
     options = options or DosimetryOptions()
     warnings: list[str] = list(extra_warnings)
-    activity_image, activity_path = _as_image(activity)
-    ct_image, ct_path = _as_image(ct) if ct is not None else (None, None)
+    activity_image, activity_path = _as_image(activity, warnings)
+    ct_image, ct_path = _as_image(ct, warnings) if ct is not None else (None, None)
     rois = list(rois)
     if not rois:
         raise RoiError("no ROI given; give at least a liver ROI (an RTSTRUCT or SEG in the DICOM study, --roi liver=PATH or --segmentation FILE)")
@@ -229,11 +230,14 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         if calibration_name not in weights:
             raise RoiError(f"--calibration-roi {calibration_name!r} is not among the ROIs: {', '.join(weights)}")
         calibration_weights = weights[calibration_name]
+    check_emission_values(activity_image, source=activity_path or "the activity image")
     activity_map = activity_at_implant(activity_image, units=units, calibration=calibration, timing=timing,
                                        calibration_occupancy=calibration_weights,
                                        calibration_roi_name=calibration_name)
     warnings.extend(activity_map.warnings)
     activity_bq = activity_map.activity_bq
+    warnings.extend(check_total_activity(activity_bq, calibration=options.calibration,
+                                         source=activity_path or "the activity image"))
 
     # density and dose
     density = density_on_grid(ct_image, activity_image, default_density_g_ml=options.default_density_g_ml)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import InputFileError, RoiError
 from .image import Image
-from .imageio import read_image
+from .imageio import check_affine, read_image
 from .roi import Role, Roi, infer_role
 
 _SPACES_TO_LPS = {
@@ -124,6 +124,7 @@ def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[st
     if "space directions" not in header:
         raise InputFileError(f"{path}: the NRRD header has no 'space directions'; cannot place it in world coordinates")
     affine, _ = _nrrd_geometry(header, spatial, path)
+    check_affine(affine, path)
     overrides = {k.lower(): v for k, v in (role_overrides or {}).items()}
     rois: list[Roi] = []
     warnings: list[str] = []

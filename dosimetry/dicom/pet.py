@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
+from ..checks import check_emission_values
 from ..constants import Y90_HALF_LIFE_S
 from ..errors import InputFileError, UnitsError
 from ..image import Image
@@ -371,6 +372,7 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
     ordered = slices.sort_frames(frames, label=label)
     planes = [fr.values * fr.meta["factor"] for fr in ordered.frames]
     image, geo_warnings = slices.build_image(ordered, planes, label=label, tilt="refuse")
+    check_emission_values(image, source=label)
     warnings += geo_warnings
 
     seq = header.get("RadiopharmaceuticalInformationSequence")

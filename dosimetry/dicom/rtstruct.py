@@ -51,15 +51,101 @@ class Structure:
     interpreted_type: str
     frame_of_reference_uid: str
     contours: tuple[np.ndarray, ...]
+    n_unusable: int = 0
+    """Closed planar contours that were skipped (no points, fewer than 3, NaN, no area)."""
+
+
+SELF_CROSSING_TOL_MM: float = 1e-3
+"""Two contour edges cross only when each has its end points farther than this (mm) on both sides of the
+other: edges that merely touch or overlap (a keyhole's cut, rounding of exported coordinates) do not."""
+
+
+def _contour_points(item) -> tuple[np.ndarray | None, str | None]:
+    """The (n, 3) points of a Contour Sequence item, or None and why they cannot be used."""
+    raw = item.get("ContourData")
+    if raw is None or raw == "":
+        return None, "no ContourData"
+    values = list(raw) if isinstance(raw, (list, tuple)) or hasattr(raw, "__len__") and not isinstance(raw, str) else [raw]
+    try:
+        data = np.asarray([float(v) for v in values], dtype=float)
+    except (TypeError, ValueError):
+        return None, "ContourData that is not numbers"
+    if data.size % 3:
+        return None, f"{data.size} coordinates (not x/y/z triplets)"
+    points = data.reshape(-1, 3)
+    problem = contour_problem(points)
+    return (None, problem) if problem else (points, None)
+
+
+def contour_problem(points: np.ndarray) -> str | None:
+    """Why a closed planar contour (n, 3) encloses no area, or None: fewer than 3 distinct points,
+    coordinates that are not finite, or all points on one line."""
+    points = np.asarray(points, dtype=float)
+    if points.ndim != 2 or points.shape[1] != 3:
+        return f"points of shape {list(points.shape)} (expected x/y/z triplets)"
+    if not np.all(np.isfinite(points)):
+        return "NaN or infinite coordinates"
+    if len(np.unique(points, axis=0)) < 3:
+        return "fewer than 3 distinct points"
+    if np.linalg.norm(_plane_normal(points)) == 0:
+        return "no area (all points on one line)"
+    return None
+
+
+@numba.njit(cache=True)
+def _self_crossing(u, v, tol):  # pragma: no cover - compiled
+    n = u.size
+    for i in range(n):
+        ax, ay, bx, by = u[i], v[i], u[(i + 1) % n], v[(i + 1) % n]
+        len_ab = np.hypot(bx - ax, by - ay)
+        if len_ab == 0.0:
+            continue
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # the closing edge is adjacent to the first
+            cx, cy, dx, dy = u[j], v[j], u[(j + 1) % n], v[(j + 1) % n]
+            len_cd = np.hypot(dx - cx, dy - cy)
+            if len_cd == 0.0:
+                continue
+            d1 = ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax)) / len_ab
+            d2 = ((bx - ax) * (dy - ay) - (by - ay) * (dx - ax)) / len_ab
+            d3 = ((dx - cx) * (ay - cy) - (dy - cy) * (ax - cx)) / len_cd
+            d4 = ((dx - cx) * (by - cy) - (dy - cy) * (bx - cx)) / len_cd
+            if ((d1 > tol and d2 < -tol) or (d1 < -tol and d2 > tol)) and (
+                    (d3 > tol and d4 < -tol) or (d3 < -tol and d4 > tol)):
+                return True
+    return False
+
+
+def crosses_itself(points: np.ndarray) -> bool:
+    """True when two non-adjacent edges of the closed planar contour (n, 3) cross (a figure-eight or
+    bow-tie), by the orientation test in the contour's plane with :data:`SELF_CROSSING_TOL_MM`."""
+    points = np.asarray(points, dtype=float)
+    normal = _plane_normal(points)
+    norm = np.linalg.norm(normal)
+    if norm == 0 or len(points) < 4:
+        return False
+    e1, e2 = _plane_axes(normal / norm)
+    centred = points - points.mean(axis=0)
+    return bool(_self_crossing(np.ascontiguousarray(centred @ e1), np.ascontiguousarray(centred @ e2),
+                               SELF_CROSSING_TOL_MM))
 
 
 def read_rtstruct(path) -> tuple[list[Structure], list[str]]:
     """Read the structures of an RTSTRUCT file.
 
+    Contours that enclose no area are skipped with a warning that names the structure and counts them:
+    POINT and OPEN_PLANAR contours, CLOSED_PLANAR contours without ContourData, with fewer than 3 points,
+    with a coordinate count that is not a multiple of 3, NaN coordinates, or all points on a line.
+    Contours that cross themselves (figure-eight, bow-tie) are kept and counted in a warning: they are
+    filled by the even-odd rule like every contour (see :func:`rasterize_contours`).
+
     Returns
     -------
     structures : list of Structure
-        In Structure Set ROI Sequence order; structures without closed contours are left out.
+        In Structure Set ROI Sequence order. A structure with CLOSED_PLANAR contours none of which is
+        usable is kept with no contours (``n_unusable`` > 0): :func:`rtstruct_to_rois` refuses it unless
+        it is ignored. Structures with no closed contour at all (none drawn, or points only) are left out.
     warnings : list of str
 
     Raises
@@ -75,34 +161,65 @@ def read_rtstruct(path) -> tuple[list[Structure], list[str]]:
     if ds.get("Modality") != "RTSTRUCT":
         raise InputFileError(f"{path}: Modality is {ds.get('Modality')!r}; expected RTSTRUCT")
     warnings: list[str] = []
+
+    def _number(item, keyword):
+        try:
+            return int(item.get(keyword))
+        except (TypeError, ValueError):
+            return None
+
     types = {
-        int(obs.ReferencedROINumber): str(obs.get("RTROIInterpretedType", "") or "")
+        _number(obs, "ReferencedROINumber"): str(obs.get("RTROIInterpretedType", "") or "")
         for obs in ds.get("RTROIObservationsSequence", [])
-        if obs.get("ReferencedROINumber") is not None
+        if _number(obs, "ReferencedROINumber") is not None
     }
     contours: dict[int, list[np.ndarray]] = {}
+    not_area: dict[int, dict[str, int]] = {}
+    unusable: dict[int, dict[str, int]] = {}
+    crossing: dict[int, int] = {}
     for roi_contour in ds.get("ROIContourSequence", []):
-        number = int(roi_contour.ReferencedROINumber)
-        for item in roi_contour.get("ContourSequence", []):
-            kind = str(item.get("ContourGeometricType", "CLOSED_PLANAR")).upper()
-            data = np.asarray([float(v) for v in item.get("ContourData", [])], dtype=float)
+        number = _number(roi_contour, "ReferencedROINumber")
+        if number is None:
+            warnings.append(f"{path.name}: an ROI Contour item without ReferencedROINumber was skipped")
+            continue
+        for item in roi_contour.get("ContourSequence", None) or []:
+            kind = str(item.get("ContourGeometricType", "CLOSED_PLANAR") or "CLOSED_PLANAR").strip().upper()
             if kind != "CLOSED_PLANAR":
-                warnings.append(f"{path.name}: ROI {number}: a {kind} contour is not an area and was skipped")
+                counts = not_area.setdefault(number, {})
+                counts[kind] = counts.get(kind, 0) + 1
                 continue
-            if data.size < 9 or data.size % 3:
-                warnings.append(f"{path.name}: ROI {number}: a contour with {data.size} coordinates was skipped")
+            points, problem = _contour_points(item)
+            if points is None:
+                counts = unusable.setdefault(number, {})
+                counts[problem] = counts.get(problem, 0) + 1
                 continue
-            contours.setdefault(number, []).append(data.reshape(-1, 3))
+            contours.setdefault(number, []).append(points)
+            if crosses_itself(points):
+                crossing[number] = crossing.get(number, 0) + 1
     structures = []
     for item in ds.get("StructureSetROISequence", []):
-        number = int(item.ROINumber)
+        number = _number(item, "ROINumber")
         name = str(item.get("ROIName", "") or f"ROI {number}").strip()
-        if number not in contours:
+        kept = contours.get(number, [])
+        if number in not_area:
+            what = ", ".join(f"{n} {kind}" for kind, n in sorted(not_area[number].items()))
+            warnings.append(f"{path.name}: structure {name!r}: {what} contour(s) are not areas and were skipped")
+        if number in unusable:
+            total = sum(unusable[number].values())
+            why = ", ".join(f"{n} with {problem}" for problem, n in sorted(unusable[number].items()))
+            warnings.append(f"{path.name}: structure {name!r}: {total} of {total + len(kept)} closed contours "
+                            f"skipped ({why})")
+        if number in crossing:
+            warnings.append(
+                f"{path.name}: structure {name!r}: {crossing[number]} of {len(kept)} contours cross themselves "
+                "(figure-eight or bow-tie); filled by the even-odd rule (each enclosed lobe is inside, a region "
+                "enclosed twice is a hole); check the contour")
+        if not kept and number not in unusable:
             warnings.append(f"{path.name}: structure {name!r} has no closed contour and was skipped")
             continue
         structures.append(
             Structure(number, name, types.get(number, ""), str(item.get("ReferencedFrameOfReferenceUID", "")),
-                      tuple(contours[number]))
+                      tuple(kept), sum(unusable.get(number, {}).values()))
         )
     return structures, warnings
 
@@ -118,11 +235,43 @@ def _newell_normal(points: np.ndarray) -> np.ndarray:
     return normal
 
 
+def _plane_normal(points: np.ndarray) -> np.ndarray:
+    """Normal of a planar polygon: Newell's (length = twice the signed area), else for a polygon whose
+    signed areas cancel (a symmetric figure-eight) the least-variance direction of its points (length =
+    the spread in the plane, mm); zero when the points lie on a line."""
+    with np.errstate(all="ignore"):  # coordinates near the float limit overflow to inf: no usable area
+        return _plane_normal_unchecked(points)
+
+
+def _plane_normal_unchecked(points: np.ndarray) -> np.ndarray:
+    normal = _newell_normal(points)
+    scale = float(np.max(np.abs(points - points.mean(axis=0)))) if len(points) else 0.0
+    if not (np.isfinite(scale) and np.all(np.isfinite(normal))):
+        return np.zeros(3)
+    if np.linalg.norm(normal) > 1e-9 * scale * scale:  # (** raises OverflowError on Python floats)
+        return normal
+    centred = points - points.mean(axis=0)
+    if scale == 0 or not np.isfinite(scale):
+        return np.zeros(3)
+    _, sv, vt = np.linalg.svd(centred / scale, full_matrices=False)
+    if len(sv) < 2 or sv[1] <= 1e-9 * sv[0]:
+        return np.zeros(3)
+    return vt[-1] * sv[1] * scale
+
+
+def _plane_axes(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors spanning the plane of the unit ``normal``."""
+    helper = np.eye(3)[np.argmin(np.abs(normal))]
+    e1 = np.cross(normal, helper)
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(normal, e1)
+
+
 def contour_normal(contours) -> np.ndarray:
     """Unit normal of the contour planes (from the contour of largest area; sign made positive on the
     largest component)."""
-    best = max(contours, key=lambda c: np.linalg.norm(_newell_normal(c)))
-    normal = _newell_normal(best)
+    best = max(contours, key=lambda c: np.linalg.norm(_plane_normal(c)))
+    normal = _plane_normal(best)
     norm = np.linalg.norm(normal)
     if norm == 0:
         raise GeometryError("contours have no area (all points on a line); expected closed planar polygons")
@@ -135,6 +284,8 @@ def plane_spacing_mm(structures: list[Structure]) -> float | None:
     thickness), or None when no structure has two planes."""
     gaps = []
     for st in structures:
+        if not st.contours:
+            continue
         try:
             normal = contour_normal(st.contours)
         except GeometryError:
@@ -169,14 +320,11 @@ class _PlaneSet:
 
     def __init__(self, contours, normal: np.ndarray, half_thickness_mm: float):
         self.normal = normal
-        helper = np.eye(3)[np.argmin(np.abs(normal))]
-        self.e1 = np.cross(normal, helper)
-        self.e1 /= np.linalg.norm(self.e1)
-        self.e2 = np.cross(normal, self.e1)
+        self.e1, self.e2 = _plane_axes(normal)
         self.half_mm = half_thickness_mm
         kept = []
         for c in contours:
-            n = _newell_normal(c)
+            n = _plane_normal(c)
             if np.linalg.norm(n) > 0 and 1 - abs(n @ normal) / np.linalg.norm(n) > PARALLEL_TOL:
                 raise GeometryError(
                     "a structure has contours in non-parallel planes; expected all contours of one structure "
@@ -257,9 +405,22 @@ def rasterize_contours(
     GeometryError
         Non-parallel contour planes, or a single plane and no ``slice_thickness_mm``.
     """
-    if supersample < 1:
-        raise GeometryError(f"supersample must be a positive integer, got {supersample!r}")
-    contours = [np.asarray(c, dtype=float) for c in contours]
+    if not (isinstance(supersample, (int, np.integer)) and 1 <= supersample <= 16):
+        raise GeometryError(f"supersample must be an integer from 1 to 16, got {supersample!r}")
+    try:
+        contours = [np.asarray(c, dtype=float) for c in contours]
+    except (TypeError, ValueError) as err:
+        raise GeometryError(f"contours must be arrays of x/y/z points in mm ({err})") from err
+    for c in contours:
+        if c.ndim != 2 or c.shape[1] != 3 or not np.all(np.isfinite(c)):
+            raise GeometryError(
+                f"a contour has {contour_problem(c) or 'unusable points'}; expected finite x/y/z points in mm")
+    contours = [c for c in contours if contour_problem(c) is None]  # no area: adds nothing to the region
+    if not contours:
+        raise GeometryError("no contour encloses an area (fewer than 3 points or all on a line); expected closed "
+                            "planar polygons")
+    if slice_thickness_mm is not None and not (np.isfinite(slice_thickness_mm) and slice_thickness_mm > 0):
+        raise GeometryError(f"slice_thickness_mm must be a positive number of mm, got {slice_thickness_mm!r}")
     normal = contour_normal(contours)
     depth = np.unique(np.round([float(np.mean(c @ normal)) for c in contours], 3))
     if slice_thickness_mm is None:
@@ -277,9 +438,13 @@ def rasterize_contours(
     # candidate box: contour extent, plus half a slab along the normal, in target indices
     pts = planes.points
     ends = np.concatenate([pts + planes.half_mm * normal, pts - planes.half_mm * normal])
-    idx = target.world_to_index(ends)
-    lo = np.maximum(np.floor(idx.min(axis=0)).astype(int) - 1, 0)
-    hi = np.minimum(np.ceil(idx.max(axis=0)).astype(int) + 2, np.asarray(target.shape))
+    with np.errstate(over="ignore", invalid="ignore"):
+        idx = target.world_to_index(ends)
+    if not np.all(np.isfinite(idx)):
+        raise GeometryError("contour coordinates are too large to place on the grid; expected positions in mm")
+    shape = np.asarray(target.shape)
+    lo = np.clip(np.floor(idx.min(axis=0)) - 1, 0, shape).astype(int)
+    hi = np.clip(np.ceil(idx.max(axis=0)) + 2, 0, shape).astype(int)
     if np.any(hi <= lo):
         return out
     grid = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), axis=-1)
@@ -289,10 +454,10 @@ def rasterize_contours(
     if supersample > 1:
         structure = np.ones((3, 3, 3), dtype=bool)
         surface = ndimage.binary_dilation(inside, structure) & ~ndimage.binary_erosion(inside, structure, border_value=0)
-        vertex_idx = np.round(target.world_to_index(pts)).astype(int) - lo
+        vertex_idx = np.round(target.world_to_index(pts)) - lo
         ok = np.all((vertex_idx >= 0) & (vertex_idx < np.asarray(grid.shape[:3])), axis=1)
         marks = np.zeros(grid.shape[:3], dtype=bool)
-        marks[tuple(vertex_idx[ok].T)] = True
+        marks[tuple(vertex_idx[ok].astype(int).T)] = True
         surface |= ndimage.binary_dilation(marks, structure)
         voxels = np.argwhere(surface)
         if voxels.size:
@@ -348,7 +513,9 @@ def rtstruct_to_rois(
     GeometryError
         A structure on another Frame of Reference; non-parallel contours.
     RoiError
-        An unknown role in ``role_overrides``; no usable structure.
+        An unknown role in ``role_overrides``; duplicate names; a structure (not ignored) whose closed
+        contours are all unusable or that covers no voxel of ``target`` (the message gives the
+        ``--segment-role 'NAME=ignore'`` fix).
     """
     path = Path(path)
     structures, warnings = read_rtstruct(path)
@@ -358,19 +525,34 @@ def rtstruct_to_rois(
     thickness = plane_spacing_mm(structures)
     rois = []
     for st in structures:
+        role = resolve_role(st.name, role_overrides)
+        if role is None:
+            continue
         if frame_of_reference_uid and st.frame_of_reference_uid and st.frame_of_reference_uid != frame_of_reference_uid:
             raise GeometryError(
                 f"{path.name}: structure {st.name!r} is on Frame of Reference {st.frame_of_reference_uid}, the "
                 f"image on {frame_of_reference_uid}; expected one Frame of Reference; register the structures "
                 "to the emission image first"
             )
-        role = resolve_role(st.name, role_overrides)
-        if role is None:
-            continue
-        mask = rasterize_contours(st.contours, target, slice_thickness_mm=thickness, supersample=supersample)
+        ignore_fix = f"or leave it out with --segment-role '{st.name}=ignore'"
+        if not st.contours:
+            raise RoiError(
+                f"{path.name}: structure {st.name!r} has no usable contour ({st.n_unusable} closed contours without "
+                f"area or coordinates); redraw it, {ignore_fix}")
+        st_thickness = thickness
+        if st_thickness is None:  # every structure on a single plane: one slice of the emission grid
+            normal = contour_normal(st.contours)
+            st_thickness = float(np.sum(np.abs(target.direction.T @ normal) * target.spacing_mm))
+            warnings.append(f"{path.name}: structure {st.name!r} lies on a single contour plane; it was given the "
+                            f"image slice thickness {st_thickness:.3g} mm")
+        try:
+            mask = rasterize_contours(st.contours, target, slice_thickness_mm=st_thickness, supersample=supersample)
+        except GeometryError as err:
+            raise GeometryError(f"{path.name}: structure {st.name!r}: {err}; fix the structure, {ignore_fix}") from err
         if not np.any(mask > 0):
-            warnings.append(f"{path.name}: structure {st.name!r} lies outside the image grid and was skipped")
-            continue
+            raise RoiError(
+                f"{path.name}: structure {st.name!r} covers no voxel of the emission image (its contours lie outside "
+                f"the image or between its slices); check that the structure set belongs to this scan, {ignore_fix}")
         rois.append(Roi(st.name, role, target.with_array(mask), source=f"{path.name}:ROI {st.number}"))
     names = [r.name for r in rois]
     duplicates = sorted({n for n in names if names.count(n) > 1})

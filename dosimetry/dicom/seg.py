@@ -19,7 +19,7 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 
-from ..errors import GeometryError, InputFileError
+from ..errors import GeometryError, InputFileError, RoiError
 from ..image import Image
 from ..roi import Roi
 from .rtstruct import resolve_role
@@ -39,13 +39,20 @@ def seg_to_rois(
         Unreadable file, not a segmentation, or frames that do not form a volume.
     GeometryError
         The segmentation lies on another Frame of Reference than ``frame_of_reference_uid``.
+    RoiError
+        A segment (not ignored) without a voxel inside; the message gives the ``--segment-role
+        'NAME=ignore'`` fix.
     """
     path = Path(path)
     try:
         seg = hd.seg.segread(path)
     except Exception as err:
         raise InputFileError(f"{path}: cannot read as a DICOM Segmentation ({type(err).__name__}: {err})") from err
-    seg_for = str(seg.get("FrameOfReferenceUID", ""))
+    seg_for = str(seg.get("FrameOfReferenceUID", "") or "")
+    warnings: list[str] = []
+    if frame_of_reference_uid and not seg_for:
+        warnings.append(f"{path.name}: the segmentation states no Frame of Reference; taken as that of the image "
+                        f"({frame_of_reference_uid}): check that it was drawn on this scan")
     if frame_of_reference_uid and seg_for and seg_for != frame_of_reference_uid:
         raise GeometryError(
             f"{path.name}: segmentation on Frame of Reference {seg_for}, the image on {frame_of_reference_uid}; "
@@ -58,7 +65,6 @@ def seg_to_rois(
             f"{path}: segmentation frames do not form a regular volume ({type(err).__name__}: {err}); "
             "expected parallel, evenly spaced frames"
         ) from err
-    warnings: list[str] = []
     rois = []
     numbers = [int(item.SegmentNumber) for item in seg.SegmentSequence]
     labels = {int(item.SegmentNumber): str(item.SegmentLabel) for item in seg.SegmentSequence}
@@ -71,9 +77,13 @@ def seg_to_rois(
         if role is None:
             continue
         mask = np.clip(array[..., channel].astype(np.float32), 0.0, 1.0)
-        if not np.any(mask > 0):
-            warnings.append(f"{path.name}: segment {name!r} is empty and was skipped")
-            continue
-        image = Image.from_affine(mask, volume.affine)
+        if not np.all(np.isfinite(mask)) or not np.any(mask > 0):
+            raise RoiError(
+                f"{path.name}: segment {name!r} is empty (no voxel inside); redraw it, or leave it out with "
+                f"--segment-role '{name}=ignore'")
+        try:
+            image = Image.from_affine(mask, volume.affine)
+        except GeometryError as err:
+            raise GeometryError(f"{path.name}: segment {name!r}: {err}") from err
         rois.append(Roi(name, role, image, source=f"{path.name}:segment {number}"))
     return tuple(rois), warnings

@@ -53,6 +53,12 @@ drift further is still refused."""
 TILT_TOL: float = 1e-3
 """Sine of the largest angle between the slice-to-slice step and the slice normal taken as no tilt."""
 
+MAX_TILT_DEG: float = 45.0
+"""Largest gantry tilt resampled (CT gantries tilt up to about 30 deg); beyond, the stack is refused."""
+
+MAX_RESAMPLED_GROWTH: float = 8.0
+"""A tilted stack is resampled onto at most this many times its own number of voxels."""
+
 
 @dataclass(eq=False)
 class Frame:
@@ -108,7 +114,61 @@ def _floats(value, n: int, what: str, source: str) -> np.ndarray:
 def _scalar(value, default: float) -> float:
     if value is None or value == "":
         return default
-    return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")  # unparseable: reported with its file by check_rescale
+
+
+RESCALE_REQUIRED_MODALITIES = ("PT", "CT")
+"""Modalities whose classic image module makes Rescale Slope/Intercept Type 1 (PS3.3 C.8.9.4, C.8.2.1)."""
+
+
+def rescale_problem(slope, intercept) -> str | None:
+    """What is wrong with a rescale (slope and intercept as floats, NaN = absent or unparseable), or None:
+    the slope must be finite and positive (0 erases the image, a negative one inverts it), the
+    intercept finite."""
+    if not (np.isfinite(slope) and slope > 0):
+        return f"RescaleSlope {slope:g}" if np.isfinite(slope) else "RescaleSlope missing or not a number"
+    if not np.isfinite(intercept):
+        return "RescaleIntercept not a number"
+    return None
+
+
+def checked_rescale(slope, intercept, *, source: str, required: bool = False) -> tuple[float, float]:
+    """Slope and intercept (header values, possibly absent) as floats, checked by :func:`rescale_problem`.
+
+    Raises
+    ------
+    InputFileError
+        A slope of 0, negative or not a number, a missing slope when ``required``, an intercept not a number.
+    """
+    slope_f = _scalar(slope, float("nan") if required else 1.0)
+    intercept_f = _scalar(intercept, 0.0)
+    problem = rescale_problem(slope_f, intercept_f)
+    if problem:
+        raise InputFileError(
+            f"{source}: {problem}; expected a positive RescaleSlope and a numeric RescaleIntercept (stored values "
+            "x slope + intercept); the values cannot be scaled: re-export the series from the scanner")
+    return slope_f, intercept_f
+
+
+def check_frame_rescales(frames, *, label: str) -> None:
+    """Refuse frames whose rescale :func:`rescale_problem` rejects, naming the first files and the count.
+
+    Raises
+    ------
+    InputFileError
+    """
+    bad = [(fr, rescale_problem(fr.slope, fr.intercept)) for fr in frames]
+    bad = [(fr, problem) for fr, problem in bad if problem]
+    if bad:
+        listed = "; ".join(f"{fr.source}: {problem}" for fr, problem in bad[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise InputFileError(
+            f"{label}: {len(bad)} of {len(frames)} slices have an unusable rescale ({listed}{more}); expected a "
+            "positive RescaleSlope and a numeric RescaleIntercept (stored values x slope + intercept); the "
+            "values cannot be scaled: re-export the series from the scanner")
 
 
 def frames_from_single_frame_files(datasets: list[tuple[str, Dataset]]) -> list[Frame]:
@@ -132,15 +192,17 @@ def frames_from_single_frame_files(datasets: list[tuple[str, Dataset]]) -> list[
             ) from err
         if stored.ndim != 2:
             raise InputFileError(f"{name}: expected one 2-D frame, got pixel data of shape {stored.shape}")
+        required = str(ds.get("Modality", "")).upper() in RESCALE_REQUIRED_MODALITIES
+        instance = ds.get("InstanceNumber")
         frames.append(
             Frame(
                 position_mm=_floats(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", name),
                 orientation=_floats(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", name),
                 pixel_spacing_mm=_floats(ds.get("PixelSpacing"), 2, "PixelSpacing", name),
                 stored=stored,
-                slope=_scalar(ds.get("RescaleSlope"), 1.0),
+                slope=_scalar(ds.get("RescaleSlope"), float("nan") if required else 1.0),
                 intercept=_scalar(ds.get("RescaleIntercept"), 0.0),
-                source=name,
+                source=name if instance in (None, "") else f"{name} (instance {instance})",
             )
         )
     return frames
@@ -256,7 +318,7 @@ def frames_from_enhanced(name: str, ds: Dataset) -> list[Frame]:
         rwvm = rwvm_items[0] if rwvm_items else None
         slope, intercept = 1.0, 0.0
         if transform is not None:
-            slope = _scalar(transform.get("RescaleSlope"), 1.0)
+            slope = _scalar(transform.get("RescaleSlope"), float("nan"))  # Type 1 in the functional group
             intercept = _scalar(transform.get("RescaleIntercept"), 0.0)
         elif rwvm is not None:
             slope = _scalar(rwvm.get("RealWorldValueSlope"), 1.0)
@@ -300,10 +362,15 @@ def sort_frames(frames: list[Frame], *, label: str) -> SortedFrames:
     ------
     GeometryError
         Mixed orientations, pixel spacings or matrix sizes; two frames at one position; a missing slice;
-        uneven slice spacing. ``label`` (series description and UID) names the series in the message.
+        uneven slice spacing; orientation vectors that are not orthogonal unit vectors; a pixel spacing
+        that is not positive. ``label`` (series description and UID) names the series in the message.
+    InputFileError
+        Slices whose RescaleSlope is 0, negative, not a number or missing where the modality requires it
+        (:func:`check_frame_rescales`).
     """
     if not frames:
         raise GeometryError(f"{label}: no image frames")
+    check_frame_rescales(frames, label=label)
     first = frames[0]
     for fr in frames[1:]:
         if not np.allclose(fr.orientation, first.orientation, atol=1e-4):
@@ -323,8 +390,16 @@ def sort_frames(frames: list[Frame], *, label: str) -> SortedFrames:
                 "expected one matrix per series"
             )
     normal = first.normal
-    if abs(np.linalg.norm(normal) - 1.0) > 1e-3:
-        raise GeometryError(f"{label}: ImageOrientationPatient {first.orientation.tolist()} is not two unit vectors")
+    row, col = first.orientation[:3], first.orientation[3:]
+    if (abs(np.linalg.norm(row) - 1.0) > 1e-3 or abs(np.linalg.norm(col) - 1.0) > 1e-3 or abs(row @ col) > 1e-3
+            or abs(np.linalg.norm(normal) - 1.0) > 1e-3):
+        raise GeometryError(
+            f"{label}: ImageOrientationPatient {first.orientation.tolist()} ({first.source}) is not two orthogonal "
+            "unit vectors; fix the header or re-export the series")
+    if not np.all(first.pixel_spacing_mm > 0):
+        raise GeometryError(
+            f"{label}: PixelSpacing {first.pixel_spacing_mm.tolist()} ({first.source}) is not positive; expected the "
+            "pixel size in mm; fix the header or re-export the series")
     depth = np.array([fr.position_mm @ normal for fr in frames])
     order = np.argsort(depth, kind="stable")
     frames = [frames[i] for i in order]
@@ -425,6 +500,10 @@ def build_image(
         direction = np.column_stack([row_dir, col_dir, step / dz])
         return Image(array, first.position_mm, (sx, sy, dz), direction), warnings
     angle = float(np.degrees(np.arccos(np.clip(abs(step @ normal) / np.linalg.norm(step), -1, 1))))
+    if angle > MAX_TILT_DEG:
+        raise GeometryError(
+            f"{label}: slices are sheared by {angle:.1f} deg (more than a gantry tilt of {MAX_TILT_DEG:g} deg); "
+            "expected a stack of slices along their normal; check the ImagePositionPatient values")
     if tilt != "resample":
         raise GeometryError(
             f"{label}: gantry tilt of {angle:.2f} deg (slices are sheared); expected an orthogonal stack; "
@@ -440,6 +519,10 @@ def build_image(
     lo = np.floor(corner_idx.min(axis=0) + 1e-6)
     hi = np.ceil(corner_idx.max(axis=0) - 1e-6)
     out_shape = tuple(int(v) for v in (hi - lo + 1))
+    if np.prod(np.asarray(out_shape, dtype=float)) > MAX_RESAMPLED_GROWTH * array.size + 1e6:
+        raise GeometryError(
+            f"{label}: resampling the tilted stack ({angle:.2f} deg) would need {out_shape} voxels for {array.shape}; "
+            "check the ImagePositionPatient values or resample the series first")
     origin = first.position_mm + dst @ lo
     matrix = np.linalg.inv(src) @ dst
     offset = np.linalg.inv(src) @ (origin - first.position_mm)

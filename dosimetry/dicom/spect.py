@@ -34,9 +34,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
+from ..checks import check_emission_values
 from ..errors import GeometryError, InputFileError, UnitsError
 from ..image import Image
 from .pet import EmissionVolume, check_administered_activity
+from .slices import checked_rescale
 from .timing import acquisition_start, frame_average_to_start, header_implant_time
 
 
@@ -147,7 +149,8 @@ def load_spect(
             "relative scale (Y-90 bremsstrahlung SPECT needs a calibration factor for absolute activity)"
         )
     else:
-        values = counts * float(ds.get("RescaleSlope", 1.0) or 1.0) + float(ds.get("RescaleIntercept", 0.0) or 0.0)
+        slope, intercept = checked_rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"), source=f"{label}: {name}")
+        values = counts * slope + intercept
 
     row_dir, col_dir = orientation[:3], orientation[3:]
     normal = np.cross(row_dir, col_dir)
@@ -159,6 +162,7 @@ def load_spect(
     direction = np.column_stack([row_dir, col_dir, normal])
     spacing = (pixel_spacing[1], pixel_spacing[0], abs(spacing_between_slices_mm))
     image = Image(np.ascontiguousarray(array), origin, spacing, direction)
+    check_emission_values(image, source=label)
 
     scan = acquisition_start([ds])
     implant = header_implant_time(ds, scan.time if scan else None)

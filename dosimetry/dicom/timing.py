@@ -208,7 +208,10 @@ def decay_constant_per_s(half_life_s: float) -> float:
 
 def decay_factor(elapsed_s: float, half_life_s: float = Y90_HALF_LIFE_S) -> float:
     """Fraction of activity left after ``elapsed_s`` seconds: exp(-lambda t)."""
-    return math.exp(-decay_constant_per_s(half_life_s) * elapsed_s)
+    exponent = -decay_constant_per_s(half_life_s) * elapsed_s
+    if not exponent < 700:  # exp would overflow (or the input is NaN)
+        raise UnitsError(f"{elapsed_s!r} s with a half-life of {half_life_s!r} s gives no decay factor; check the times")
+    return math.exp(exponent)
 
 
 def frame_average_to_start(duration_s: float, half_life_s: float = Y90_HALF_LIFE_S) -> float:
