@@ -96,6 +96,12 @@ LUNG_MASS_DISAGREEMENT_FRACTION: float = 0.20
 """A given lung mass that differs from the lung ROI's CT mass by more than this fraction is warned about
 (choice of this package: beyond the uncertainty of a CT lung contour and of the HU -> density curve)."""
 
+LUNG_MASS_PLAUSIBLE_FACTOR: float = 2.0
+"""A lung ROI whose CT mass is outside DEFAULT_LUNG_MASS_KG / 2 .. x 2 is warned about: it probably does not
+hold both whole lungs (e.g. only the lung bases in the emission field of view), and the lung-shunt
+estimate, which spreads the shunted activity over the mass given, is then too high (choice of this
+package)."""
+
 # --- partial volume ------------------------------------------------------------------------------------
 PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM: float = 3.0
 """A lesion whose equivalent-sphere diameter is below this multiple of the image resolution (FWHM) is
@@ -196,6 +202,7 @@ SOURCES: dict[str, str] = {
     "DEFAULT_SOFT_TISSUE_DENSITY_G_ML": "ICRU Report 46; MIRD and EANM 2022 SIRT guideline liver density",
     "DEFAULT_LUNG_MASS_KG": "conventional lung mass, Gulec 2006 / EANM 2022",
     "LUNG_MASS_DISAGREEMENT_FRACTION": "choice of this package (warning level, given lung mass against the lung ROI's CT mass)",
+    "LUNG_MASS_PLAUSIBLE_FACTOR": "choice of this package (warning level: a lung ROI far from the conventional 1 kg)",
     "PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM": "Soret, Bacharach, Buvat, J Nucl Med 2007;48:932-45; Cysouw et al., EJNMMI 2017;44:2105-16 (PVE under 2-3 x FWHM)",
     "PARTIAL_VOLUME_MIN_VOLUME_ML": "choice of this package: 5 mL = 21 mm sphere = 3 x 7 mm FWHM (Soret 2007)",
     "NUCLIDE_HALF_LIVES_S": "ICRP Publication 107 (2008); for naming a nuclide from a DICOM header only",
@@ -232,6 +239,7 @@ UNITS: dict[str, str] = {
     "DEFAULT_SOFT_TISSUE_DENSITY_G_ML": "g/mL",
     "DEFAULT_LUNG_MASS_KG": "kg",
     "LUNG_MASS_DISAGREEMENT_FRACTION": "1",
+    "LUNG_MASS_PLAUSIBLE_FACTOR": "1",
     "PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM": "1 (diameter / FWHM)",
     "PARTIAL_VOLUME_MIN_VOLUME_ML": "mL",
     "MGY_PER_MBQ_S_PER_MEV_PER_G": "mGy/(MBq s) per MeV/g",
@@ -269,6 +277,7 @@ def constants_record() -> dict[str, dict[str, object]]:
         "DEFAULT_SOFT_TISSUE_DENSITY_G_ML": DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
         "DEFAULT_LUNG_MASS_KG": DEFAULT_LUNG_MASS_KG,
         "LUNG_MASS_DISAGREEMENT_FRACTION": LUNG_MASS_DISAGREEMENT_FRACTION,
+        "LUNG_MASS_PLAUSIBLE_FACTOR": LUNG_MASS_PLAUSIBLE_FACTOR,
         "PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM": PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM,
         "PARTIAL_VOLUME_MIN_VOLUME_ML": PARTIAL_VOLUME_MIN_VOLUME_ML,
         "MGY_PER_MBQ_S_PER_MEV_PER_G": MGY_PER_MBQ_S_PER_MEV_PER_G,

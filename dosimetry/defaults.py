@@ -15,6 +15,9 @@ lung ROI's mass from CT density (when a CT covers the ROI: at most :data:`MAX_LU
 its volume outside the CT), else the conventional 1 kg, stated. Without a CT, or with the ROI partly outside
 the CT, the ROI's mass would come from the default soft-tissue density (about 3 x the density of lung), so
 it is not used.
+The ROI's mass is used as it is: an ROI of only part of the lungs (the bases inside the emission image)
+gives too small a mass and too high an estimate, so a mass outside 1 kg / 2 .. x 2
+(:data:`~dosimetry.constants.LUNG_MASS_PLAUSIBLE_FACTOR`) is warned about.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .constants import (DEFAULT_LUNG_MASS_KG, LUNG_MASS_DISAGREEMENT_FRACTION,
+from .constants import (DEFAULT_LUNG_MASS_KG, LUNG_MASS_DISAGREEMENT_FRACTION, LUNG_MASS_PLAUSIBLE_FACTOR,
                         Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ)
 
 __all__ = ["assumption", "run_assumptions", "format_assumption", "LungEstimate", "lung_shunt_estimate",
@@ -177,10 +180,12 @@ def lung_shunt_estimate(options, *, lung_name: str | None, lung_entry: dict | No
                             f"{DEFAULT_LUNG_MASS_KG:g} kg ({why}; set --lung-mass-kg)")
             assumptions.append(assumption("lung mass", DEFAULT_LUNG_MASS_KG, why + " (conventional value)",
                                           "set --lung-mass-kg, or give a lung ROI with a CT", unit="kg"))
-        elif source != "given" and not 0.5 * DEFAULT_LUNG_MASS_KG <= mass_kg <= 2.0 * DEFAULT_LUNG_MASS_KG:
+        elif source != "given" and not (DEFAULT_LUNG_MASS_KG / LUNG_MASS_PLAUSIBLE_FACTOR <= mass_kg
+                                        <= DEFAULT_LUNG_MASS_KG * LUNG_MASS_PLAUSIBLE_FACTOR):
             warnings.append(f"lung ROI {lung_name!r} weighs {mass_kg:.3f} kg (CT density), far from a pair of "
-                            "whole lungs (about 1 kg): the lung-shunt estimate uses it; check the ROI covers both "
-                            "lungs inside the image, or set --lung-mass-kg")
+                            f"whole lungs (about {DEFAULT_LUNG_MASS_KG:g} kg): the lung-shunt estimate uses it and "
+                            "is too high if the ROI holds only part of the lungs (e.g. the bases in the image); "
+                            "check the ROI, or set --lung-mass-kg")
     record = {"lsf_estimate_gy": estimate, "lsf_formula": LSF_FORMULA, "lung_mass_kg": mass_kg,
               "lung_mass_source": source, "lung_roi_mass_kg": roi_mass_kg, "lung_roi_mass_note": roi_note}
     return LungEstimate(record, warnings, assumptions)

@@ -119,7 +119,7 @@ def _assumptions(stats: dict) -> str:
     assumed = stats.get("assumptions") or []
     if not assumed:
         return ""
-    items = "".join(f'<li data-json="assumptions/{i}"><strong>ASSUMED:</strong> {_e(format_assumption(a))}</li>'
+    items = "".join(f'<li data-assumption="{i}"><strong>ASSUMED:</strong> {_e(format_assumption(a))}</li>'
                     for i, a in enumerate(assumed))
     return (f'<div class="box assumed" id="assumptions"><strong>{len(assumed)} value{"s" if len(assumed) > 1 else ""}'
             " assumed, not given</strong> &mdash; the results depend on them; give them to remove this box"
