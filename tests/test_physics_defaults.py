@@ -304,3 +304,30 @@ def test_resolution_option_on_the_command_line():
                                       "--indication", "crc"])
     options = clinical_options_from_args(args)
     assert (options.resolution_mm, options.indication) == (7.5, "crc")
+
+
+def test_user_threshold_files_declare_indications_or_are_warned(tmp_path):
+    from dosimetry.thresholds import load_threshold_set
+
+    body = ('name = "mine"\nsource = "my protocol"\n{extra}\n[[rules]]\nid = "r"\nroi = "normal_liver"\n'
+            'quantity = "mean_gy"\ncomparison = ">"\nthreshold = 40.0\nlevel = "caution"\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text(body.format(extra='indications = ["liver"]'))
+    with pytest.raises(OptionsError, match="indications"):
+        load_threshold_set(bad)
+    anyset = tmp_path / "any.toml"
+    anyset.write_text(body.format(extra='indications = ["crc"]\ndevice = "any"'))
+    loaded = load_threshold_set(anyset)
+    assert loaded.indications == ("crc",) and loaded.device is None
+    assert not choose_threshold_sets([str(anyset)], indication="crc", device="glass").warnings
+    undeclared = tmp_path / "undeclared.toml"
+    undeclared.write_text(body.format(extra=""))
+    (warning,) = choose_threshold_sets([str(undeclared)], indication="crc", device=None).warnings
+    assert "declares no indications" in warning
+
+
+def test_report_says_why_the_lung_roi_mass_was_not_used():
+    result = _run(ct=_ct(covers_lung=False), administered_activity_gbq=2.0, lung_shunt_fraction=0.05,
+                  residual_fraction=0.0)
+    table = render_report_html(result).split('id="tn-lung-table"', 1)[1].split("</table>", 1)[0]
+    assert "default 1 kg (conventional)" in table and "lies outside the CT" in table

@@ -214,7 +214,8 @@ def _tn_lung_table(stats: dict) -> str:
         + "<td class='muted'>volume-weighted</td></tr>",
         "<tr><th>Lung dose from the shunt fraction (Gy)</th>" + _num("lung/lsf_estimate_gy", lung.get("lsf_estimate_gy"), 1)
         + f"<td class='muted'>{_e(lung.get('lsf_formula') or '')}; lung mass "
-        + (f"{_fmt(lung.get('lung_mass_kg'), 2)} kg ({_e(lung.get('lung_mass_source'))})" if lung.get("lung_mass_kg") else "n/a")
+        + (f"{_fmt(lung.get('lung_mass_kg'), 3)} kg ({_e(lung.get('lung_mass_source'))})" if lung.get("lung_mass_kg") else "n/a")
+        + (f"; {_e(lung['lung_roi_mass_note'])}" if lung.get("lung_roi_mass_note") else "")
         + "</td></tr>",
     ]
     return '<table class="kv" id="tn-lung-table"><tbody>' + "".join(rows) + "</tbody></table>"
