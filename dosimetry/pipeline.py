@@ -59,7 +59,8 @@ class DosimetryOptions:
     default_density_g_ml : float
         Density where there is no CT.
     lung_mass_kg : float or None
-        Lung mass for the lung-shunt estimate; None = conventional 1 kg, stated in the output.
+        Lung mass for the lung-shunt estimate; None = the lung ROI's mass from CT density, else the
+        conventional 1 kg, stated in the output (:func:`dosimetry.defaults.lung_shunt_estimate`).
     clinical : ClinicalOptions
         Radiobiology, planning-model and threshold-flag settings (:mod:`dosimetry.clinical`).
     """

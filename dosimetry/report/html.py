@@ -172,7 +172,7 @@ def _lesion_table(stats: dict, colours: dict) -> str:
     lesions = [e for e in stats["rois"] if e["role"] == "tumor" and "derived" not in e]
     if not lesions:
         return '<p class="muted">No tumour ROI.</p>'
-    pv_source = next((e["partial_volume"]["resolution_source"] for e in lesions if e.get("partial_volume")), None)
+    pv_first = next((e["partial_volume"] for e in lesions if e.get("partial_volume")), None)
     rb = {r["name"]: r for r in (stats.get("radiobiology") or {}).get("rois", [])}
     flags = (stats.get("flags") or {}).get("results", [])
     rows = []
@@ -192,9 +192,10 @@ def _lesion_table(stats: dict, colours: dict) -> str:
             + _num(f"{p}/partial_volume/equivalent_diameter_mm", pv.get("equivalent_diameter_mm"), 1)
             + _num(f"{p}/partial_volume/ratio", pv.get("ratio"), 1)
             + f'<td class="flags">{pv_badge}{badges}</td></tr>')
-    note = (f'<p class="params">Partial-volume check: resolution {_e(pv_source)}; a lesion under 5 mL or with a '
-            "sphere-equivalent diameter under 3 x the resolution is flagged (Soret et al., J Nucl Med 2007).</p>"
-            if pv_source else "")
+    note = (f'<p class="params">Partial-volume check: resolution {_fmt(pv_first["resolution_mm"], 1)} mm '
+            f'({_e(pv_first["resolution_source"])}); a lesion under {_fmt(pv_first["min_volume_ml"], ".3g")} mL or with '
+            f'a sphere-equivalent diameter under {_fmt(pv_first["min_ratio"], ".3g")} x the resolution is flagged '
+            "(Soret et al., J Nucl Med 2007).</p>" if pv_first else "")
     return note + _table(["lesion", "volume<br>mL", "mean<br>Gy", "D70<br>Gy", "D90<br>Gy", "V100<br>%", "mean BED<br>Gy",
                    "EUD<br>Gy", "sphere-equiv.<br>diameter mm", "diameter /<br>resolution", "partial volume, threshold flags"],
                   rows, table_id="lesion-table", left=(0, -1))
