@@ -203,8 +203,11 @@ def _cmd_inspect(args) -> int:
 
 
 def format_summary(stats: dict) -> str:
-    """A short plain-text table of the ROI results for the terminal."""
-    lines = [f"{'ROI':<24}{'role':<14}{'volume mL':>10}{'mean Gy':>10}{'D70 Gy':>10}{'V100 %':>9}"]
+    """A short plain-text table of the ROI results for the terminal, below every value assumed."""
+    from .defaults import format_assumption
+
+    lines = [f"ASSUMED: {format_assumption(a)}" for a in stats.get("assumptions", [])]
+    lines.append(f"{'ROI':<24}{'role':<14}{'volume mL':>10}{'mean Gy':>10}{'D70 Gy':>10}{'V100 %':>9}")
     for e in stats["rois"]:
         lines.append(f"{e['name'][:23]:<24}{e['role']:<14}{e['volume_ml']:>10.1f}{e['mean_gy']:>10.1f}"
                      f"{e['D70']:>10.1f}{e['V100']:>9.1f}")
@@ -216,6 +219,7 @@ def format_summary(stats: dict) -> str:
         lines.append(f"lung voxel mean {lung['voxel_mean_gy']:.1f} Gy")
     if lung["lsf_estimate_gy"] is not None:
         lines.append(f"lung dose from shunt fraction {lung['lsf_estimate_gy']:.1f} Gy")
+    lines.extend((stats.get("flags") or {}).get("notes", []))
     for w in stats["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)

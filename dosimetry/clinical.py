@@ -1,7 +1,8 @@
 """Clinical sections of a run: radiobiology (BED, EUD), planning-model comparison and threshold flags.
 
 :func:`clinical_sections` is the one call the pipeline makes; it returns the ``radiobiology``,
-``planning`` and ``flags`` sections of ``stats.json``. Its settings are a :class:`ClinicalOptions`, which
+``planning`` and ``flags`` sections of ``stats.json`` and adds the per-lesion partial-volume check
+(:mod:`.partial_volume`) to the tumour ROIs. Its settings are a :class:`ClinicalOptions`, which
 the command line builds with :func:`add_clinical_arguments` / :func:`clinical_options_from_args`.
 """
 
@@ -17,9 +18,10 @@ import numpy as np
 from .constants import (ALPHA_BETA_LIVER_GY, ALPHA_BETA_TUMOR_GY, PARTITION_LUNG_LIMIT_GY,
                         PARTITION_NORMAL_LIVER_LIMIT_GY, Y90_REPAIR_HALF_TIME_H)
 from .errors import OptionsError
+from .partial_volume import partial_volume_check
 from .planning import planning_section
 from .radiobiology import radiobiology_section
-from .thresholds import DEVICES, evaluate_thresholds, select_threshold_sets
+from .thresholds import DEVICES, INDICATIONS, choose_threshold_sets, evaluate_thresholds, select_threshold_sets
 
 __all__ = ["ClinicalOptions", "clinical_sections", "add_clinical_arguments", "clinical_options_from_args"]
 
@@ -42,8 +44,15 @@ class ClinicalOptions:
     eud_alpha_per_gy : float or None
         Radiosensitivity for EUD (1/Gy); None = no EUD (there is no consensus default).
     threshold_sets : tuple of str or None
-        Names of bundled sets or paths of .toml files; None = all bundled sets for ``device``.
+        Names of bundled sets or paths of .toml files; None = the bundled sets for ``indication`` and
+        ``device`` (:func:`~dosimetry.thresholds.choose_threshold_sets`).
+    indication : {"hcc", "crc", "net", "other"} or None
+        The patient's disease; None = no threshold flags (a note says so), unless sets are named.
     device : {"resin", "glass"} or None
+        Microsphere type; None = sets for one device are not evaluated.
+    resolution_mm : float or None
+        Resolution (FWHM, mm) of the emission image for the partial-volume check; None = the largest
+        voxel spacing, stated as a lower bound.
     height_cm, weight_kg : float or None
         The patient's height and weight, for the BSA method; never guessed.
     planning_tn_ratio : float or None
@@ -64,6 +73,8 @@ class ClinicalOptions:
     eud_alpha_per_gy: float | None = None
     threshold_sets: tuple[str, ...] | None = None
     device: str | None = None
+    indication: str | None = None
+    resolution_mm: float | None = None
     height_cm: float | None = None
     weight_kg: float | None = None
     planning_tn_ratio: float | None = None
@@ -75,7 +86,7 @@ class ClinicalOptions:
     def __post_init__(self):
         positive = ("alpha_beta_tumor_gy", "alpha_beta_liver_gy", "alpha_beta_lung_gy", "alpha_beta_other_gy",
                     "repair_half_time_h", "eud_alpha_per_gy", "planning_tn_ratio", "mird_target_gy",
-                    "partition_normal_liver_limit_gy", "partition_lung_limit_gy")
+                    "partition_normal_liver_limit_gy", "partition_lung_limit_gy", "resolution_mm")
         for name in positive:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -84,6 +95,8 @@ class ClinicalOptions:
             raise OptionsError(f"previous_lung_dose_gy must be >= 0, got {self.previous_lung_dose_gy}")
         if self.device is not None and self.device not in DEVICES:
             raise OptionsError(f"device must be resin, glass or None, got {self.device!r}")
+        if self.indication is not None and self.indication not in INDICATIONS:
+            raise OptionsError(f"indication must be one of {', '.join(INDICATIONS)} or None, got {self.indication!r}")
         for name, (lo, hi), hint in (("height_cm", _HEIGHT_RANGE_CM, "give centimetres, e.g. 172"),
                                      ("weight_kg", _WEIGHT_RANGE_KG, "give kilograms, e.g. 70")):
             value = getattr(self, name)
@@ -106,6 +119,11 @@ def clinical_sections(stats: dict, *, dose_gy: np.ndarray, roi_weights: Mapping[
                       options: ClinicalOptions | None = None) -> dict:
     """The ``radiobiology``, ``planning`` and ``flags`` sections of ``stats.json``.
 
+    Also, in place: every tumour ROI of ``stats['rois']`` gets its ``partial_volume`` record, and the
+    warnings (small lesions, threshold sets that do not match the indication or device) and assumptions
+    (resolution not given) of these sections are appended to ``stats['warnings']`` and
+    ``stats['assumptions']``.
+
     Parameters
     ----------
     stats : dict
@@ -122,7 +140,11 @@ def clinical_sections(stats: dict, *, dose_gy: np.ndarray, roi_weights: Mapping[
         An unknown threshold set or invalid option.
     """
     options = options or ClinicalOptions()
-    sets = select_threshold_sets(options.threshold_sets, device=options.device)
+    spacing = ((stats.get("inputs") or {}).get("activity") or {}).get("spacing_mm")
+    pv_warnings, pv_assumptions = partial_volume_check(stats, resolution_mm=options.resolution_mm, spacing_mm=spacing)
+    selection = choose_threshold_sets(options.threshold_sets, indication=options.indication, device=options.device)
+    stats.setdefault("warnings", []).extend([*pv_warnings, *selection.warnings])
+    stats.setdefault("assumptions", []).extend(pv_assumptions)
     radiobiology = radiobiology_section(stats, np.asarray(dose_gy), roi_weights,
                                         alpha_beta_by_role=options.alpha_beta_by_role(),
                                         repair_half_time_h=options.repair_half_time_h,
@@ -132,10 +154,12 @@ def clinical_sections(stats: dict, *, dose_gy: np.ndarray, roi_weights: Mapping[
                                 normal_liver_limit_gy=options.partition_normal_liver_limit_gy,
                                 lung_limit_gy=options.partition_lung_limit_gy)
     planning["device"] = options.device
-    flags = evaluate_thresholds(stats, sets, previous_lung_dose_gy=options.previous_lung_dose_gy)
+    flags = evaluate_thresholds(stats, selection.sets, previous_lung_dose_gy=options.previous_lung_dose_gy)
     flags["device"] = options.device
-    flags["selection"] = list(options.threshold_sets) if options.threshold_sets is not None else (
-        f"all bundled sets for {options.device} microspheres" if options.device else "all bundled sets")
+    flags["indication"] = options.indication
+    flags["evaluated"] = bool(selection.sets)
+    flags["selection"] = list(options.threshold_sets) if options.threshold_sets is not None else selection.description
+    flags["notes"] = list(selection.notes)
     return {"radiobiology": radiobiology, "planning": planning, "flags": flags}
 
 
@@ -172,9 +196,16 @@ def add_clinical_arguments(parser) -> None:
                        help=f"repair half-time for BED (default {Y90_REPAIR_HALF_TIME_H} h)")
     group.add_argument("--eud-alpha-per-gy", type=_pos, metavar="ALPHA",
                        help="radiosensitivity alpha (1/Gy) for the EUD (default: no EUD; no consensus value)")
+    group.add_argument("--indication", choices=INDICATIONS,
+                       help="the patient's disease: hcc, crc (colorectal metastases), net (neuroendocrine "
+                            "metastases) or other; needed for threshold flags (selects the sets)")
     group.add_argument("--threshold-set", action="append", dest="threshold_sets", metavar="NAME|FILE.toml",
-                       help="threshold set to evaluate (repeat); default: all bundled sets for --device")
+                       help="threshold set to evaluate (repeat); default: the bundled sets for --indication "
+                            "and --device")
     group.add_argument("--device", choices=DEVICES, help="microsphere type (selects threshold sets)")
+    group.add_argument("--resolution-mm", type=_pos, metavar="FWHM",
+                       help="resolution (FWHM, mm) of the emission image, for the partial-volume check of "
+                            "lesions (default: the largest voxel spacing, a lower bound)")
     group.add_argument("--height-cm", type=_pos, metavar="CM", help="patient height, for the BSA method")
     group.add_argument("--weight-kg", type=_pos, metavar="KG", help="patient weight, for the BSA method")
     group.add_argument("--planning-tn", type=_pos, metavar="RATIO",
@@ -192,6 +223,7 @@ def clinical_options_from_args(args: argparse.Namespace) -> ClinicalOptions:
         alpha_beta_lung_gy=args.alpha_beta_lung_gy, alpha_beta_other_gy=args.alpha_beta_other_gy,
         repair_half_time_h=args.repair_half_time_h, eud_alpha_per_gy=args.eud_alpha_per_gy,
         threshold_sets=tuple(args.threshold_sets) if args.threshold_sets else None, device=args.device,
+        indication=args.indication, resolution_mm=args.resolution_mm,
         height_cm=args.height_cm, weight_kg=args.weight_kg, planning_tn_ratio=args.planning_tn,
         mird_target_gy=args.mird_target_gy, previous_lung_dose_gy=args.previous_lung_dose_gy)
 

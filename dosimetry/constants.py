@@ -27,6 +27,12 @@ References
 .. [Ho1996] Ho S, Lau WY, Leung TWT, et al. Partition model for estimating radiation doses from
    yttrium-90 microspheres in treating hepatic tumours. Eur J Nucl Med 1996;23:947-52.
 .. [Lau1994] Lau WY, Leung WT, Ho S, et al. Br J Cancer 1994;70:994-9 (normal liver tolerance 70 Gy).
+.. [Soret2007] Soret M, Bacharach SL, Buvat I. Partial-volume effect in PET tumor imaging. J Nucl Med
+   2007;48(6):932-45. doi:10.2967/jnumed.106.035774 (recovery falls for objects under about 2-3 x FWHM).
+.. [Cysouw2017] Cysouw MCF, Kramer GM, Schoonmade LJ, et al. Impact of partial-volume correction in
+   oncological PET studies: a systematic review and meta-analysis. Eur J Nucl Med Mol Imaging
+   2017;44:2105-16. doi:10.1007/s00259-017-3775-4 ("partial-volume effects hamper accurate quantification
+   of lesions <2-3x the PET system's spatial resolution").
 .. [Ho1997] Ho S, Lau WY, Leung TWT, et al. Clinical evaluation of the partition model for estimating
    radiation doses from yttrium-90 microspheres. Eur J Nucl Med 1997;24:293-8 (lung 30 Gy per
    treatment, 50 Gy cumulative).
@@ -85,6 +91,27 @@ DEFAULT_SOFT_TISSUE_DENSITY_G_ML: float = 1.03
 
 DEFAULT_LUNG_MASS_KG: float = 1.0
 """Conventional lung mass for the lung-shunt dose estimate when it is not measured (kg) [Gulec2006]."""
+
+LUNG_MASS_DISAGREEMENT_FRACTION: float = 0.20
+"""A given lung mass that differs from the lung ROI's CT mass by more than this fraction is warned about
+(choice of this package: beyond the uncertainty of a CT lung contour and of the HU -> density curve)."""
+
+LUNG_MASS_PLAUSIBLE_FACTOR: float = 2.0
+"""A lung ROI whose CT mass is outside DEFAULT_LUNG_MASS_KG / 2 .. x 2 is warned about: it probably does not
+hold both whole lungs (e.g. only the lung bases in the emission field of view), and the lung-shunt
+estimate, which spreads the shunted activity over the mass given, is then too high (choice of this
+package)."""
+
+# --- partial volume ------------------------------------------------------------------------------------
+PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM: float = 3.0
+"""A lesion whose equivalent-sphere diameter is below this multiple of the image resolution (FWHM) is
+flagged for partial-volume effect: its recovered activity, and so its mean dose and D-values, are biased
+low [Soret2007], [Cysouw2017] (both: under about 2-3 x FWHM; the upper end is used)."""
+
+PARTIAL_VOLUME_MIN_VOLUME_ML: float = 5.0
+"""A lesion under this volume (mL; equivalent-sphere diameter 21.2 mm, i.e. 3 x a 7 mm FWHM, a usual
+Y-90 PET resolution) is flagged for partial-volume effect whatever the resolution given (choice of this
+package, issue 9, from [Soret2007])."""
 
 # --- dose voxel kernels (issue 4; see dosimetry/kernels.py) -------------------------------------------
 MGY_PER_MBQ_S_PER_MEV_PER_G: float = JOULE_PER_MEV * 1e3 * 1e6 * 1e3
@@ -174,6 +201,10 @@ SOURCES: dict[str, str] = {
     "Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ": "Gulec, Mesoloras, Stabin, J Nucl Med 2006;47:1209 (MIRD formula)",
     "DEFAULT_SOFT_TISSUE_DENSITY_G_ML": "ICRU Report 46; MIRD and EANM 2022 SIRT guideline liver density",
     "DEFAULT_LUNG_MASS_KG": "conventional lung mass, Gulec 2006 / EANM 2022",
+    "LUNG_MASS_DISAGREEMENT_FRACTION": "choice of this package (warning level, given lung mass against the lung ROI's CT mass)",
+    "LUNG_MASS_PLAUSIBLE_FACTOR": "choice of this package (warning level: a lung ROI far from the conventional 1 kg)",
+    "PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM": "Soret, Bacharach, Buvat, J Nucl Med 2007;48:932-45; Cysouw et al., EJNMMI 2017;44:2105-16 (PVE under 2-3 x FWHM)",
+    "PARTIAL_VOLUME_MIN_VOLUME_ML": "choice of this package: 5 mL = 21 mm sphere = 3 x 7 mm FWHM (Soret 2007)",
     "NUCLIDE_HALF_LIVES_S": "ICRP Publication 107 (2008); for naming a nuclide from a DICOM header only",
     "MGY_PER_MBQ_S_PER_MEV_PER_G": "derived, exact: JOULE_PER_MEV x 1e3 g/kg x 1e6 decays/(MBq s) x 1e3 mGy/Gy",
     "GY_PER_DECAY_PER_MGY_PER_MBQ_S": "unit conversion (exact)",
@@ -207,6 +238,10 @@ UNITS: dict[str, str] = {
     "Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ": "Gy kg/GBq",
     "DEFAULT_SOFT_TISSUE_DENSITY_G_ML": "g/mL",
     "DEFAULT_LUNG_MASS_KG": "kg",
+    "LUNG_MASS_DISAGREEMENT_FRACTION": "1",
+    "LUNG_MASS_PLAUSIBLE_FACTOR": "1",
+    "PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM": "1 (diameter / FWHM)",
+    "PARTIAL_VOLUME_MIN_VOLUME_ML": "mL",
     "MGY_PER_MBQ_S_PER_MEV_PER_G": "mGy/(MBq s) per MeV/g",
     "GY_PER_DECAY_PER_MGY_PER_MBQ_S": "Gy per decay per mGy/(MBq s)",
     "DPK_WATER_DENSITY_G_CM3": "g/cm3",
@@ -241,6 +276,10 @@ def constants_record() -> dict[str, dict[str, object]]:
         "Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ": Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
         "DEFAULT_SOFT_TISSUE_DENSITY_G_ML": DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
         "DEFAULT_LUNG_MASS_KG": DEFAULT_LUNG_MASS_KG,
+        "LUNG_MASS_DISAGREEMENT_FRACTION": LUNG_MASS_DISAGREEMENT_FRACTION,
+        "LUNG_MASS_PLAUSIBLE_FACTOR": LUNG_MASS_PLAUSIBLE_FACTOR,
+        "PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM": PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM,
+        "PARTIAL_VOLUME_MIN_VOLUME_ML": PARTIAL_VOLUME_MIN_VOLUME_ML,
         "MGY_PER_MBQ_S_PER_MEV_PER_G": MGY_PER_MBQ_S_PER_MEV_PER_G,
         "GY_PER_DECAY_PER_MGY_PER_MBQ_S": GY_PER_DECAY_PER_MGY_PER_MBQ_S,
         "DPK_WATER_DENSITY_G_CM3": DPK_WATER_DENSITY_G_CM3,

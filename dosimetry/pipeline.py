@@ -23,6 +23,7 @@ from .checks import check_emission_values, check_total_activity
 from .constants import (DEFAULT_LUNG_MASS_KG, DEFAULT_SOFT_TISSUE_DENSITY_G_ML, Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
                         constants_record)
 from .clinical import ClinicalOptions, clinical_sections
+from .defaults import lung_shunt_estimate, run_assumptions
 from .density import density_on_grid
 from .dose import compute_dose
 from .errors import GeometryError, OptionsError, RoiError
@@ -59,7 +60,8 @@ class DosimetryOptions:
     default_density_g_ml : float
         Density where there is no CT.
     lung_mass_kg : float or None
-        Lung mass for the lung-shunt estimate; None = conventional 1 kg, stated in the output.
+        Lung mass for the lung-shunt estimate; None = the lung ROI's mass from CT density, else the
+        conventional 1 kg, stated in the output (:func:`dosimetry.defaults.lung_shunt_estimate`).
     clinical : ClinicalOptions
         Radiobiology, planning-model and threshold-flag settings (:mod:`dosimetry.clinical`).
     """
@@ -157,7 +159,8 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
                   ct: Image | str | os.PathLike | None = None,
                   options: DosimetryOptions | None = None,
                   inputs_record: dict | None = None,
-                  extra_warnings: Sequence[str] = ()) -> DosimetryResult:
+                  extra_warnings: Sequence[str] = (),
+                  extra_assumptions: Sequence[dict] = ()) -> DosimetryResult:
     """Absorbed dose and ROI statistics of one Y-90 radioembolization study.
 
     Parameters
@@ -174,6 +177,9 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         Extra description of the inputs (files, series) merged into ``stats['inputs']``.
     extra_warnings : sequence of str
         Warnings from loading, carried into the result.
+    extra_assumptions : sequence of dict
+        Defaults used while loading (:func:`dosimetry.defaults.assumption`), carried into
+        ``stats['assumptions']``.
 
     Returns
     -------
@@ -310,23 +316,15 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         })
 
     lung_name = "lungs_all" if len(lung_rois) > 1 else (lung_rois[0].name if lung_rois else None)
-    lung_mass_kg = options.lung_mass_kg if options.lung_mass_kg is not None else DEFAULT_LUNG_MASS_KG
-    lsf_estimate = None
-    if options.administered_activity_gbq is not None and options.lung_shunt_fraction is not None:
-        delivered_gbq = options.administered_activity_gbq * (1 - (options.residual_fraction or 0.0))
-        lsf_estimate = Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ * delivered_gbq * options.lung_shunt_fraction / lung_mass_kg
-        if options.lung_mass_kg is None:
-            warnings.append(f"lung mass not given: the lung-shunt dose estimate uses the conventional "
-                            f"{DEFAULT_LUNG_MASS_KG} kg (set --lung-mass-kg)")
+    estimate = lung_shunt_estimate(options, lung_name=lung_name, lung_entry=by_name.get(lung_name),
+                                   lung_weights=next((w for n, _, w, _ in entries if n == lung_name), None),
+                                   density_source=density.source, outside_ct=density.outside_ct)
+    warnings.extend(estimate.warnings)
     lung = {
         "roi": lung_name,
         "voxel_mean_gy": by_name[lung_name]["voxel_mean_gy"] if lung_name in by_name else None,
         "mean_gy": by_name[lung_name]["mean_gy"] if lung_name in by_name else None,
-        "lsf_estimate_gy": lsf_estimate,
-        "lsf_formula": "49.67 Gy kg/GBq x A_admin x (1 - residual) x LSF / M_lung",
-        "lung_mass_kg": lung_mass_kg if lsf_estimate is not None else None,
-        "lung_mass_source": None if lsf_estimate is None else ("given" if options.lung_mass_kg is not None
-                                                                else "default (conventional 1 kg)"),
+        **estimate.record,
     }
 
     inputs = {
@@ -363,6 +361,8 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         "tumor_to_normal": tn,
         "lung": lung,
         "warnings": warnings,
+        "assumptions": [*extra_assumptions, *run_assumptions(options, density_source=density.source),
+                        *estimate.assumptions],
     }
     roi_weights = {name: w for name, _, w, _ in entries if name in by_name}
     stats.update(clinical_sections(stats, dose_gy=dose.array, roi_weights=roi_weights, options=options.clinical))

@@ -221,10 +221,12 @@ def planning_section(stats: dict, *, height_cm: float | None = None, weight_kg: 
     perfused = [e for e in stats["rois"] if e["role"] == "perfused" and "derived" not in e]
     tumours = first("tumors_all") or next((e for e in stats["rois"] if e["role"] == "tumor"), None)
     normal = first("perfused_normal_liver", "normal_liver")
-    lung_mass_kg = opts.get("lung_mass_kg")
-    lung_mass_source = "given"
+    lung_record = stats.get("lung") or {}
+    lung_mass_kg, lung_mass_source = lung_record.get("lung_mass_kg"), lung_record.get("lung_mass_source")
+    if lung_mass_kg is None:   # statistics without the pipeline's lung record
+        lung_mass_kg, lung_mass_source = opts.get("lung_mass_kg"), "given"
     if lung_mass_kg is None:
-        lung_mass_kg, lung_mass_source = DEFAULT_LUNG_MASS_KG, "default (conventional 1 kg)"
+        lung_mass_kg, lung_mass_source = DEFAULT_LUNG_MASS_KG, f"default {DEFAULT_LUNG_MASS_KG:g} kg (conventional)"
 
     # target of the single-compartment model
     if perfused:
@@ -331,8 +333,10 @@ def planning_section(stats: dict, *, height_cm: float | None = None, weight_kg: 
             lung_shunt_fraction=lsf, tn_ratio=tn, tumour_mass_kg=part["tumor_mass_kg"],
             normal_mass_kg=part["normal_liver_mass_kg"], lung_mass_kg=lung_mass_kg,
             normal_liver_limit_gy=normal_liver_limit_gy, lung_limit_gy=lung_limit_gy)
-        if lung_mass_source != "given":
+        if lung_mass_source.startswith("default"):
             notes.append("partition model: lung mass not given, conventional 1 kg used")
+        elif lung_mass_source != "given":
+            notes.append(f"partition model: lung mass {lung_mass_kg:.3f} kg, {lung_mass_source}")
 
     # --- predicted against delivered
     lung = stats.get("lung", {})

@@ -1,7 +1,8 @@
 """Named threshold sets from the literature, as data, and their evaluation against a run's statistics.
 
 A threshold set is a TOML file: its ``name``, ``title``, ``source`` (citation), ``population`` (e.g. NET
-liver metastases, HCC), ``device`` (``resin``, ``glass`` or empty for any), a ``note`` and a list of
+liver metastases, HCC), ``indications`` (a list of ``hcc``, ``crc``, ``net``, ``other``, or ``["any"]`` for
+every indication), ``device`` (``resin``, ``glass``, or ``any``/empty for any), a ``note`` and a list of
 ``[[rules]]``. Each rule compares one ``quantity`` of one ROI with a ``threshold``::
 
     [[rules]]
@@ -20,6 +21,12 @@ the one tumour), ``normal_liver``, ``perfused_normal_liver``, ``liver`` (the giv
 
 The bundled sets live in ``dosimetry/threshold_sets/`` (:func:`available_threshold_sets`); a user's own
 file is loaded with :func:`load_threshold_set` (or named by path on the command line).
+
+Which sets a run evaluates (:func:`choose_threshold_sets`): none without the patient's indication (a
+threshold of one population means nothing for another); with it, the bundled sets of that indication (and
+the sets for any indication, the lung limits) whose device is any or the ``--device`` given; without
+``--device``, sets for one device are left out, and a note says so. Sets named explicitly are evaluated
+as asked, with a warning for each mismatch of indication or device.
 """
 
 from __future__ import annotations
@@ -33,13 +40,16 @@ from typing import Iterable, Sequence
 
 from .errors import InputFileError, OptionsError
 
-__all__ = ["ThresholdRule", "ThresholdSet", "available_threshold_sets", "load_threshold_set",
-           "select_threshold_sets", "evaluate_thresholds"]
+__all__ = ["ThresholdRule", "ThresholdSet", "ThresholdSelection", "available_threshold_sets", "load_threshold_set",
+           "select_threshold_sets", "choose_threshold_sets", "evaluate_thresholds", "INDICATIONS",
+           "NO_INDICATION_NOTE"]
 
 COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 LEVELS = ("alert", "caution", "favourable", "info")
 SELECTORS = ("each_tumor", "all_tumors", "normal_liver", "perfused_normal_liver", "liver", "lung")
 DEVICES = ("resin", "glass")
+INDICATIONS = ("hcc", "crc", "net", "other")
+NO_INDICATION_NOTE = "threshold flags not evaluated: give --indication (hcc, crc, net, other)"
 
 
 @dataclass(frozen=True)
@@ -70,10 +80,16 @@ class ThresholdSet:
     device: str | None
     note: str
     rules: tuple[ThresholdRule, ...]
+    indications: tuple[str, ...] = ()
+    """Indications the set is for (of :data:`INDICATIONS`), ``("any",)`` for all, empty = not declared."""
 
     def record(self) -> dict:
         return {"name": self.name, "title": self.title, "source": self.source, "population": self.population,
-                "device": self.device, "note": self.note}
+                "indications": list(self.indications), "device": self.device, "note": self.note}
+
+    def applies_to(self, indication: str) -> bool:
+        """Whether the set declares ``indication`` (or any indication)."""
+        return "any" in self.indications or indication in self.indications
 
 
 def _parse(data: dict, origin: str) -> ThresholdSet:
@@ -95,12 +111,20 @@ def _parse(data: dict, origin: str) -> ThresholdSet:
                 raise OptionsError(f"{origin}: rule {rule.id!r} level {rule.level!r}; use {', '.join(LEVELS)}")
             rules.append(rule)
         device = str(data.get("device", "")).strip().lower() or None
+        device = None if device == "any" else device
         if device is not None and device not in DEVICES:
-            raise OptionsError(f"{origin}: device {device!r}; use resin, glass or leave it empty")
+            raise OptionsError(f"{origin}: device {device!r}; use resin, glass or any")
+        raw_indications = data.get("indications", [])
+        raw_indications = [raw_indications] if isinstance(raw_indications, str) else list(raw_indications)
+        indications = tuple(str(i).strip().lower() for i in raw_indications)
+        bad = [i for i in indications if i not in (*INDICATIONS, "any")]
+        if bad:
+            raise OptionsError(f"{origin}: indications {bad}; use {', '.join(INDICATIONS)} or any")
         if not str(data.get("source", "")).strip():
             raise OptionsError(f"{origin}: a threshold set needs its source (citation)")
         return ThresholdSet(str(data["name"]), str(data.get("title", data["name"])), str(data["source"]),
-                            str(data.get("population", "")), device, str(data.get("note", "")), tuple(rules))
+                            str(data.get("population", "")), device, str(data.get("note", "")), tuple(rules),
+                            indications)
     except (KeyError, TypeError, ValueError) as err:
         if isinstance(err, OptionsError):
             raise
@@ -162,6 +186,74 @@ def select_threshold_sets(names: Sequence[str] | None, *, device: str | None = N
             raise OptionsError(f"unknown threshold set {name!r}; bundled sets are {', '.join(bundled)} "
                                "(or give the path of a .toml file)")
     return chosen
+
+
+@dataclass(frozen=True)
+class ThresholdSelection:
+    """The threshold sets a run evaluates, with the notes (what was left out) and warnings (mismatches)."""
+
+    sets: tuple[ThresholdSet, ...]
+    notes: tuple[str, ...]
+    warnings: tuple[str, ...]
+    description: str
+
+
+def choose_threshold_sets(names: Sequence[str] | None, *, indication: str | None,
+                          device: str | None) -> ThresholdSelection:
+    """The threshold sets for a patient's ``indication`` and ``device``, or the sets ``names`` asks for.
+
+    Parameters
+    ----------
+    names : sequence of str or None
+        Bundled names or paths of .toml files; None = choose among the bundled sets.
+    indication : {"hcc", "crc", "net", "other"} or None
+        None: no bundled set is evaluated (a note says to give ``--indication``).
+    device : {"resin", "glass"} or None
+        None: sets for one device are left out (a note names them).
+
+    Raises
+    ------
+    OptionsError
+        An unknown name.
+    """
+    notes: list[str] = []
+    warnings: list[str] = []
+    if names is not None:
+        sets = select_threshold_sets(names, device=device)
+        for ts in sets:
+            if indication is None:
+                warnings.append(f"threshold set {ts.name!r} evaluated without --indication: its population "
+                                f"({ts.population or 'not stated'}) was not checked against the patient's")
+            elif not ts.indications:
+                warnings.append(f"threshold set {ts.name!r} declares no indications: it may not apply to "
+                                f"{indication} (population: {ts.population or 'not stated'})")
+            elif not ts.applies_to(indication):
+                warnings.append(f"threshold set {ts.name!r} is for {', '.join(ts.indications)} "
+                                f"({ts.population}), not --indication {indication}: its flags may not apply")
+            if ts.device is not None and device is None:
+                warnings.append(f"threshold set {ts.name!r} is for {ts.device} microspheres and --device "
+                                "was not given: its flags may not apply")
+            elif ts.device is not None and ts.device != device:
+                warnings.append(f"threshold set {ts.name!r} is for {ts.device} microspheres, not --device "
+                                f"{device}: its flags may not apply")
+        return ThresholdSelection(tuple(sets), (), tuple(warnings), "as named: " + ", ".join(names))
+    if indication is None:
+        return ThresholdSelection((), (NO_INDICATION_NOTE,), (), "none: no --indication")
+    bundled = [ts for ts in available_threshold_sets().values() if ts.applies_to(indication)]
+    sets = [ts for ts in bundled if ts.device is None or ts.device == device]
+    left_out = [ts.name for ts in bundled if ts not in sets]
+    if left_out and device is None:
+        notes.append(f"sets for one microsphere type not evaluated, give --device (resin, glass): "
+                     f"{', '.join(left_out)}")
+    specific = [ts for ts in bundled if "any" not in ts.indications]
+    if not specific:
+        notes.append(f"no bundled threshold set for {indication}: only the limits for every indication "
+                     "(lung) are evaluated")
+    elif device is not None and not any(ts in sets for ts in specific):
+        notes.append(f"no bundled threshold set for {indication} with {device} microspheres: only the limits "
+                     "for every indication (lung) are evaluated")
+    description = f"bundled sets for {indication}" + (f", {device} microspheres" if device else ", any device")
+    return ThresholdSelection(tuple(sets), tuple(notes), (), description)
 
 
 def _targets(stats: dict, selector: str, previous_lung_dose_gy: float | None) -> list[tuple[str, dict]]:

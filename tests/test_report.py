@@ -27,7 +27,8 @@ def written(tmp_path_factory):
     rois, warnings = read_slicer_segmentation(SAMPLE / "rois.seg.nrrd")
     options = DosimetryOptions(activity_units="Bq/mL", scan_delay_h=20, administered_activity_gbq=2.0,
                                residual_fraction=0.03, lung_shunt_fraction=0.05,
-                               clinical=ClinicalOptions(eud_alpha_per_gy=0.005, height_cm=172.0, weight_kg=70.0))
+                               clinical=ClinicalOptions(eud_alpha_per_gy=0.005, height_cm=172.0, weight_kg=70.0,
+                                                        indication="hcc", device="resin"))
     result = run_dosimetry(SAMPLE / "activity_bqml.nii.gz", rois, ct=SAMPLE / "ct_hu.nii.gz", options=options,
                            extra_warnings=[*warnings, "a loader warning <with> markup & an ampersand"])
     out = write_results(result, tmp_path_factory.mktemp("report") / "out")

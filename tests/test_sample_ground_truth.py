@@ -70,7 +70,10 @@ def test_slicer_segmentation_gives_the_same_rois_as_the_masks(absolute_result):
 def test_lung_dose_from_shunt_fraction(absolute_result):
     lung = absolute_result.stats["lung"]
     a = TRUTH["administered_activity_gbq"] * (1 - TRUTH["residual_fraction"])
-    assert lung["lsf_estimate_gy"] == pytest.approx(49.67 * a * TRUTH["lung_shunt_fraction"] / 1.0)
+    # with a lung ROI and a CT, the lung mass is the ROI's mass from CT density (not the conventional 1 kg)
+    lung_mass_kg = absolute_result.roi("lung")["mass_g"] / 1000
+    assert lung["lung_mass_kg"] == pytest.approx(lung_mass_kg) and "from CT density" in lung["lung_mass_source"]
+    assert lung["lsf_estimate_gy"] == pytest.approx(49.67 * a * TRUTH["lung_shunt_fraction"] / lung_mass_kg)
     # Voxel lung dose. Interior lung voxels hold lung tissue only: their dose (the median) is the truth.
     # The mean is lower: edge voxels of the 4 mm activity grid take some soft tissue from the finer CT
     # (4x the density), and the mass-weighted mean counts them heavily; that is the phantom, not an error.

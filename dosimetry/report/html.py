@@ -4,8 +4,9 @@ Every number is formatted from ``result.stats`` -- the same dict that is written
 each numeric table cell names its source in a ``data-json`` attribute (a path such as
 ``rois/@Tumor 1/mean_gy``: ``@name`` picks the list element with that ``name``, with "%" and "/" in
 names percent-encoded; digits pick by index), so
-tests and readers can trace every printed value to ``stats.json``. Every warning of the run is shown at
-the top; notes of the clinical sections are shown in their sections.
+tests and readers can trace every printed value to ``stats.json``. Every default the run assumed
+(``stats['assumptions']``) is shown in a box at the very top, then every warning; notes of the clinical
+sections are shown in their sections.
 
 A PDF of the same HTML is made with headless Chromium (:func:`html_to_pdf`); :func:`html_to_png`
 renders a full-page screenshot (used by ``scripts/render_report.py`` and the tests).
@@ -23,6 +24,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..defaults import format_assumption
 from ..errors import OutputError
 from .figures import dvh_figure_png, roi_colours, slice_figure_png
 
@@ -113,6 +115,17 @@ def _summary_cards(stats: dict) -> str:
     return '<div class="cards">' + "".join(out) + "</div>"
 
 
+def _assumptions(stats: dict) -> str:
+    assumed = stats.get("assumptions") or []
+    if not assumed:
+        return ""
+    items = "".join(f'<li data-assumption="{i}"><strong>ASSUMED:</strong> {_e(format_assumption(a))}</li>'
+                    for i, a in enumerate(assumed))
+    return (f'<div class="box assumed" id="assumptions"><strong>{len(assumed)} value{"s" if len(assumed) > 1 else ""}'
+            " assumed, not given</strong> &mdash; the results depend on them; give them to remove this box"
+            f"<ul>{items}</ul></div>")
+
+
 def _warnings(stats: dict) -> str:
     warnings = stats.get("warnings") or []
     if not warnings:
@@ -159,6 +172,7 @@ def _lesion_table(stats: dict, colours: dict) -> str:
     lesions = [e for e in stats["rois"] if e["role"] == "tumor" and "derived" not in e]
     if not lesions:
         return '<p class="muted">No tumour ROI.</p>'
+    pv_first = next((e["partial_volume"] for e in lesions if e.get("partial_volume")), None)
     rb = {r["name"]: r for r in (stats.get("radiobiology") or {}).get("rois", [])}
     flags = (stats.get("flags") or {}).get("results", [])
     rows = []
@@ -166,16 +180,25 @@ def _lesion_table(stats: dict, colours: dict) -> str:
         p = f"rois/@{_key(e['name'])}"
         r = rb.get(e["name"], {})
         mine = [f for f in flags if f["roi"] == e["name"] and f["flag"]]
-        badges = " ".join(_badge(f["flag"], f"{f['set']}: {f['flag']}") for f in mine) or '<span class="muted">none</span>'
+        badges = " ".join(_badge(f["flag"], f"{f['set']}: {f['flag']}") for f in mine) or '<span class="muted">no flag</span>'
+        pv = e.get("partial_volume") or {}
+        pv_badge = (_badge("caution", f"partial volume: {pv.get('reason')}") + " ") if pv.get("warning") else ""
         rows.append(
             f'<tr data-roi="{_e(e["name"])}"><td class="name">{_swatch(colours[e["name"]])}{_e(e["name"])}</td>'
             + _num(f"{p}/volume_ml", e["volume_ml"], 2) + _num(f"{p}/mean_gy", e["mean_gy"], 1, cls="num key")
             + _num(f"{p}/D70", e["D70"], 1) + _num(f"{p}/D90", e["D90"], 1) + _num(f"{p}/V100", e["V100"], 1)
             + _num(f"radiobiology/rois/@{_key(e['name'])}/bed_mean_gy", r.get("bed_mean_gy"), 1)
             + _num(f"radiobiology/rois/@{_key(e['name'])}/eud_gy", r.get("eud_gy"), 1)
-            + f'<td class="flags">{badges}</td></tr>')
-    return _table(["lesion", "volume<br>mL", "mean<br>Gy", "D70<br>Gy", "D90<br>Gy", "V100<br>%", "mean BED<br>Gy",
-                   "EUD<br>Gy", "threshold flags"], rows, table_id="lesion-table", left=(0, -1))
+            + _num(f"{p}/partial_volume/equivalent_diameter_mm", pv.get("equivalent_diameter_mm"), 1)
+            + _num(f"{p}/partial_volume/ratio", pv.get("ratio"), 1)
+            + f'<td class="flags">{pv_badge}{badges}</td></tr>')
+    note = (f'<p class="params">Partial-volume check: resolution {_fmt(pv_first["resolution_mm"], 1)} mm '
+            f'({_e(pv_first["resolution_source"])}); a lesion under {_fmt(pv_first["min_volume_ml"], ".3g")} mL or with '
+            f'a sphere-equivalent diameter under {_fmt(pv_first["min_ratio"], ".3g")} x the resolution is flagged '
+            "(Soret et al., J Nucl Med 2007).</p>" if pv_first else "")
+    return note + _table(["lesion", "volume<br>mL", "mean<br>Gy", "D70<br>Gy", "D90<br>Gy", "V100<br>%", "mean BED<br>Gy",
+                   "EUD<br>Gy", "sphere-equiv.<br>diameter mm", "diameter /<br>resolution", "partial volume, threshold flags"],
+                  rows, table_id="lesion-table", left=(0, -1))
 
 
 def _tn_lung_table(stats: dict) -> str:
@@ -192,7 +215,8 @@ def _tn_lung_table(stats: dict) -> str:
         + "<td class='muted'>volume-weighted</td></tr>",
         "<tr><th>Lung dose from the shunt fraction (Gy)</th>" + _num("lung/lsf_estimate_gy", lung.get("lsf_estimate_gy"), 1)
         + f"<td class='muted'>{_e(lung.get('lsf_formula') or '')}; lung mass "
-        + (f"{_fmt(lung.get('lung_mass_kg'), 2)} kg ({_e(lung.get('lung_mass_source'))})" if lung.get("lung_mass_kg") else "n/a")
+        + (f"{_fmt(lung.get('lung_mass_kg'), 3)} kg ({_e(lung.get('lung_mass_source'))})" if lung.get("lung_mass_kg") else "n/a")
+        + (f"; {_e(lung['lung_roi_mass_note'])}" if lung.get("lung_roi_mass_note") else "")
         + "</td></tr>",
     ]
     return '<table class="kv" id="tn-lung-table"><tbody>' + "".join(rows) + "</tbody></table>"
@@ -279,6 +303,10 @@ def _flags(stats: dict) -> str:
     fl = stats.get("flags")
     if not fl:
         return '<p class="muted">Not evaluated.</p>'
+    notes = "".join(f"<li>{_e(n)}</li>" for n in fl.get("notes") or [])
+    notes = f'<div class="box note" id="flags-notes"><ul>{notes}</ul></div>' if notes else ""
+    if not fl["results"]:
+        return notes or '<p class="muted">No threshold set evaluated.</p>'
     rows = []
     for i, r in enumerate(fl["results"]):
         p = f"flags/results/{i}"
@@ -303,9 +331,11 @@ def _flags(stats: dict) -> str:
     counts = ", ".join(f"{v} {k}" for k, v in fl.get("counts", {}).items() if v) or "no rule met"
     selection = fl.get("selection")
     selection = ", ".join(selection) if isinstance(selection, list) else selection
-    return (f'<p class="params">Threshold sets: {_e(selection)}. Flags raised: {_e(counts)}. Thresholds come from '
-            "the populations and devices named; they inform, they do not decide.</p>"
-            + table + f'<h3>Sources</h3><ul class="sources">{sets}</ul>')
+    indication = f"indication {fl['indication']}; " if fl.get("indication") else ""
+    device = f"device {fl['device']}; " if fl.get("device") else ""
+    return (f'<p class="params">{_e(indication + device)}threshold sets: {_e(selection)}. Flags raised: {_e(counts)}. '
+            "Thresholds come from the populations and devices named; they inform, they do not decide.</p>"
+            + notes + table + f'<h3>Sources</h3><ul class="sources">{sets}</ul>')
 
 
 def _flatten(prefix: str, value, rows: list[str]) -> None:
@@ -372,6 +402,8 @@ section{break-inside:auto}
 .box.warn{background:#fff6e0;border:1px solid #e8c56a;border-left:5px solid #d29a00}
 .box.ok{background:#eef7ee;border:1px solid #b9dcb9}
 .box.note{background:var(--soft);border:1px solid var(--line);font-size:13px}
+.box.assumed{background:#fde8e6;border:2px solid #c0392b;border-left:8px solid #c0392b;font-size:15px}
+.box.assumed li{margin:3px 0}
 figure{margin:10px 0 4px;break-inside:avoid;text-align:center}
 figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:4px}
 figcaption{font-size:12.5px;color:var(--muted);margin-top:4px;text-align:left}
@@ -437,6 +469,7 @@ def render_report_html(result, *, title: str | None = None) -> str:
         f"<strong>{_e(stats.get('method'))}</strong> &middot; density from <strong>{_e(stats.get('density_source'))}</strong>"
         f" &middot; {_e(sw.get('name', ''))} {_e(sw.get('version', ''))} &middot; schema {_e(stats.get('schema_version'))}"
         f" &middot; report generated {generated}</div></header>",
+        _assumptions(stats),
         _warnings(stats),
         _summary_cards(stats),
         "<section id='images'><h2>Dose on the anatomy</h2><figure>" + img(slices_png, "dose over CT, three planes")
