@@ -329,7 +329,7 @@ def test_self_crossing_contour_is_filled_even_odd_and_warned(tmp_path, capsys):
     _dicom_study(tmp_path / "s", structures=structures)
     code, err, stats = run_cli(["run", str(tmp_path / "s")], tmp_path / "out", capsys)
     assert code == 0, err
-    hits = [w for w in stats["warnings"] if "'Lesion 2'" in w]
+    hits = [w for w in stats["warnings"] if "'Lesion 2'" in w and "contour" in w]
     assert len(hits) == 1 and "3 of 3 contours cross themselves" in hits[0] and "even-odd" in hits[0]
     volume = next(r for r in stats["rois"] if r["name"] == "Lesion 2")["volume_ml"]
     # two triangles of 64 mm2 each, 3 planes x 2 mm: 0.384 mL (supersampled on 4 mm voxels)
