@@ -3,22 +3,48 @@
 The public API::
 
     from dosimetry import Image, Roi, DosimetryOptions, run_dosimetry, run_dicom_study, read_image, write_results
+
+The names are loaded on first use (PEP 562), so that ``import dosimetry.cli`` does not import numpy,
+SimpleITK and matplotlib before the command line has even read its options (and Ctrl-C during start-up
+can be answered with one line).
 """
 
+import importlib
 import logging
 
-from .errors import DosimetryError
-from .image import Image
-from .imageio import read_image, write_nifti
-from .outputs import write_results
-from .pipeline import DosimetryOptions, DosimetryResult, run_dicom_study, run_dosimetry
-from .roi import Role, Roi
-from .roi_io import read_mask_roi, read_slicer_segmentation
+from ._version import __version__
 
-__all__ = [
-    "DosimetryError", "DosimetryOptions", "DosimetryResult", "Image", "Role", "Roi", "read_image",
-    "read_mask_roi", "read_slicer_segmentation", "run_dicom_study", "run_dosimetry", "write_nifti", "write_results",
-]
-from ._version import __version__  # noqa: E402
+_PUBLIC = {
+    "DosimetryError": ".errors",
+    "DosimetryOptions": ".pipeline",
+    "DosimetryResult": ".pipeline",
+    "Image": ".image",
+    "Role": ".roi",
+    "Roi": ".roi",
+    "read_image": ".imageio",
+    "read_mask_roi": ".roi_io",
+    "read_slicer_segmentation": ".roi_io",
+    "run_dicom_study": ".pipeline",
+    "run_dosimetry": ".pipeline",
+    "write_nifti": ".imageio",
+    "write_results": ".outputs",
+}
+"""Public name -> module that defines it."""
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dosimetry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))
+
 
 logging.getLogger("dosimetry").addHandler(logging.NullHandler())

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 
 class DosimetryError(Exception):
-    """Base class of every expected fault (bad input, bad options)."""
+    """Base class of every expected fault (bad input, bad options).
+
+    The package raises only the subclasses below; exit code 10 is kept for a ``DosimetryError`` raised
+    as such (e.g. by code built on the package), an expected fault that fits none of them.
+    """
 
     exit_code: int = 10
 
@@ -50,15 +54,20 @@ class OutputError(DosimetryError, OSError):
     exit_code = 8
 
 
+INTERRUPTED_EXIT_CODE = 130
+"""Exit code after Ctrl-C (SIGINT), the shell's 128 + 2."""
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (a bug: please report it with the traceback)",
-    2: "command-line usage error",
+    2: "command-line usage error (unknown option, missing argument; see --help)",
     InputFileError.exit_code: "input file missing, unreadable or of the wrong format",
-    GeometryError.exit_code: "geometry: grids, orientations or ROIs that do not fit together",
+    GeometryError.exit_code: "geometry: grids or ROIs that do not fit together (e.g. an ROI over 20% outside the image)",
     UnitsError.exit_code: "units, calibration or timing cannot give activity",
     RoiError.exit_code: "ROI specification (role, name, empty mask, missing liver)",
-    OptionsError.exit_code: "options out of range or contradicting each other",
+    OptionsError.exit_code: "options out of range, unparsable or contradicting each other; output folder exists",
     OutputError.exit_code: "output cannot be written",
-    DosimetryError.exit_code: "other expected input fault",
+    DosimetryError.exit_code: "other expected fault (not raised by the package itself; reserved for extensions)",
+    INTERRUPTED_EXIT_CODE: "interrupted (Ctrl-C); no output was written",
 }
+"""Every exit code of the ``dosimetry`` command and its meaning (printed by ``--help`` and in README)."""

@@ -30,8 +30,9 @@ from .errors import GeometryError, OptionsError, RoiError
 from .image import Image
 from .imageio import read_image
 from .quantify import Calibration, Timing, activity_at_implant, parse_units
-from .resample import occupancy_on_grid
-from .roi import Role, Roi
+from .option_ranges import check_fields, check_value
+from .resample import check_roi_inside, occupancy_on_grid
+from .roi import Role, Roi, role_warnings
 from .stats import STAT_KEYS, SortedDose, dvh_table, roi_statistics
 
 SCHEMA_VERSION = "1.0"
@@ -64,6 +65,14 @@ class DosimetryOptions:
         conventional 1 kg, stated in the output (:func:`dosimetry.defaults.lung_shunt_estimate`).
     clinical : ClinicalOptions
         Radiobiology, planning-model and threshold-flag settings (:mod:`dosimetry.clinical`).
+    allow_roi_outside : bool
+        Accept ROIs more than 20% outside the activity image (else GeometryError); the part outside is
+        recorded per ROI in any case (``outside_image_ml``, ``outside_image_percent``).
+
+    Raises
+    ------
+    OptionsError
+        A number outside its range (:mod:`dosimetry.option_ranges`), NaN or infinite.
     """
 
     method: str = "ldm"
@@ -79,6 +88,16 @@ class DosimetryOptions:
     default_density_g_ml: float = DEFAULT_SOFT_TISSUE_DENSITY_G_ML
     lung_mass_kg: float | None = None
     clinical: ClinicalOptions = field(default_factory=ClinicalOptions)
+    allow_roi_outside: bool = False
+
+    def __post_init__(self):
+        check_fields(self)
+        check_fields(self.clinical)
+        if self.scan_time is not None and self.implant_time is not None and (
+                (self.scan_time.tzinfo is None) == (self.implant_time.tzinfo is None)):
+            delay_h = (self.scan_time - self.implant_time).total_seconds() / 3600.0
+            check_value("scan_delay_h", delay_h, name="scan time - implant time (--scan-time, --implant-time or "
+                                                      "the DICOM header)")
 
 
 @dataclass(frozen=True)
@@ -198,14 +217,23 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
     if not rois:
         raise RoiError("no ROI given; give at least a liver ROI (an RTSTRUCT or SEG in the DICOM study, --roi liver=PATH or --segmentation FILE)")
     _check_names(rois)
+    warnings.extend(role_warnings(rois))
 
     # ROI occupancy on the activity grid, in world coordinates
     weights: dict[str, np.ndarray] = {}
+    outside_image: dict[str, dict] = {}
+    partial: list[str] = []  # ROIs partly outside the image, for the notes of derived statistics
     for roi in rois:
         try:
             weights[roi.name] = occupancy_on_grid(roi.mask, activity_image).array
         except GeometryError as err:
             raise GeometryError(f"ROI {roi.name!r} ({roi.source or 'mask'}): {err}") from err
+        outside_image[roi.name], note = check_roi_inside(roi.name, roi.mask, activity_image, source=roi.source,
+                                                   allow_outside=options.allow_roi_outside,
+                                                   refuse=roi.role is not Role.OTHER)
+        if note:
+            warnings.append(note)
+            partial.append(f"{roi.name} ({outside_image[roi.name]['outside_image_percent']:.1f}% outside)")
     by_role: dict[Role, list[Roi]] = {}
     for roi in rois:
         by_role.setdefault(roi.role, []).append(roi)
@@ -230,8 +258,10 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         if calibration_name is None:
             livers = by_role.get(Role.LIVER, [])
             if len(livers) != 1:
-                raise RoiError(f"relative calibration needs one liver ROI (found {len(livers)}); "
-                               "or name the calibration ROI with --calibration-roi")
+                names = f": {', '.join(repr(r.name) for r in livers)}" if livers else ""
+                raise RoiError(f"relative calibration needs one liver ROI (found {len(livers)}{names}); name the "
+                               "calibration ROI with --calibration-roi NAME, or give the others another role with "
+                               "--segment-role 'NAME=other'")
             calibration_name = livers[0].name
         if calibration_name not in weights:
             raise RoiError(f"--calibration-roi {calibration_name!r} is not among the ROIs: {', '.join(weights)}")
@@ -263,7 +293,7 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
     # statistics: given ROIs, then derived ones
     shape = activity_image.shape
     entries: list[tuple[str, str, np.ndarray, dict]] = [
-        (roi.name, roi.role.value, weights[roi.name], {"source": roi.source}) for roi in rois]
+        (roi.name, roi.role.value, weights[roi.name], {"source": roi.source, **outside_image[roi.name]}) for roi in rois]
     tumor_w = _union((weights[r.name] for r in by_role.get(Role.TUMOR, [])), shape)
     liver_w = _union((weights[r.name] for r in by_role.get(Role.LIVER, [])), shape)
     has_tumors = bool(by_role.get(Role.TUMOR))
@@ -289,6 +319,10 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         entries.append(("lungs_all", "lung", _union((weights[r.name] for r in lung_rois), shape),
                         {"derived": "union of all lung ROIs"}))
 
+    partial_note = "from the parts inside the image of ROIs partly outside it: " + ", ".join(partial)
+    for extra in (e[3] for e in entries if partial and "derived" in e[3]):
+        extra["outside_image_note"] = partial_note
+
     dose_a, act_a, rho_a = dose.array, activity_bq.array, density.density_g_ml.array
     roi_entries: list[dict] = []
     sorted_doses: dict[str, SortedDose] = {}
@@ -305,7 +339,8 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         sorted_doses[name] = sorted_dose
     by_name = {e["name"]: e for e in roi_entries}
 
-    tn = {"dose_ratio": None, "activity_ratio": None, "tumor": tumors_all_name, "normal": None}
+    tn = {"dose_ratio": None, "activity_ratio": None, "tumor": tumors_all_name, "normal": None,
+          **({"outside_image_note": partial_note} if partial else {})}
     if tumors_all_name in by_name and "normal_liver" in by_name:
         t, n = by_name[tumors_all_name], by_name["normal_liver"]
         tn.update({

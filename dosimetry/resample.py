@@ -138,3 +138,85 @@ def mean_on_grid(image: Image, target: Image, *, supersample: int | None = None)
         mean[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = block
         coverage[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = cov
     return target.with_array(mean), coverage
+
+
+OUTSIDE_IMAGE_LIMIT_PERCENT = 20.0
+"""ROIs with more than this share of their volume outside the activity image are refused (unless allowed)."""
+_OUTSIDE_IMAGE_NOTE_PERCENT = 0.1
+"""Below this share (boundary sampling), no warning is given; the numbers are still recorded."""
+_CHUNK_VOXELS = 2_000_000
+
+
+def volume_outside_grid(mask: Image, target: Image) -> tuple[float, float]:
+    """Volume (mL) of ``mask`` and the part of it outside the extent of ``target``, in world coordinates.
+
+    Each mask voxel counts with its occupancy value; a mask voxel is outside when its centre lies beyond
+    the outer faces of the target's voxel grid (so the result is exact to about half a mask voxel at the
+    border).
+
+    Returns
+    -------
+    volume_ml, outside_ml : float
+    """
+    values = np.asarray(mask.array, dtype=np.float32)
+    total_ml = float(values.sum(dtype=np.float64)) * mask.voxel_volume_ml
+    if mask.same_grid(target) or total_ml == 0.0:
+        return total_ml, 0.0
+    nz = np.argwhere(values > 0)
+    # fast path: the mask's nonzero box lies inside the target
+    lo, hi = nz.min(axis=0), nz.max(axis=0)
+    corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])])
+    if np.all(_inside(target, mask.index_to_world(corners))):
+        return total_ml, 0.0
+    outside = 0.0
+    for start in range(0, len(nz), _CHUNK_VOXELS):
+        part = nz[start:start + _CHUNK_VOXELS]
+        out = ~_inside(target, mask.index_to_world(part))
+        outside += float(values[tuple(part[out].T)].sum(dtype=np.float64))
+    return total_ml, outside * mask.voxel_volume_ml
+
+
+def _inside(target: Image, xyz: np.ndarray) -> np.ndarray:
+    idx = target.world_to_index(xyz)
+    return np.all((idx >= -0.5) & (idx <= np.asarray(target.shape) - 0.5), axis=-1)
+
+
+def check_roi_inside(name: str, mask: Image, target: Image, *, allow_outside: bool = False,
+                     source: str = "", refuse: bool = True) -> tuple[dict, str | None]:
+    """The part of an ROI outside the activity image: its record for stats.json, a warning, or an error.
+
+    Parameters
+    ----------
+    name, source : str
+        The ROI's name and origin, for the messages.
+    mask, target : Image
+        The ROI's mask (any grid) and the activity image.
+    allow_outside : bool
+        Accept more than :data:`OUTSIDE_IMAGE_LIMIT_PERCENT` outside (the warning stays).
+    refuse : bool
+        False: never refuse, only warn (the pipeline's choice for ROIs of role 'other', such as a body
+        outline drawn on a CT larger than the emission image, which feed no derived statistic).
+
+    Returns
+    -------
+    record : dict
+        ``outside_image_ml`` and ``outside_image_percent`` (of the ROI's own volume).
+    warning : str or None
+
+    Raises
+    ------
+    GeometryError
+        More than the limit outside, without ``allow_outside``.
+    """
+    volume_ml, outside_ml = volume_outside_grid(mask, target)
+    percent = 100.0 * outside_ml / volume_ml if volume_ml > 0 else 0.0
+    record = {"outside_image_ml": outside_ml, "outside_image_percent": percent}
+    label = f"ROI {name!r}" + (f" ({source})" if source else "")
+    numbers = f"{percent:.1f}% of it ({outside_ml:.1f} of {volume_ml:.1f} mL) lies outside the activity image"
+    if percent > OUTSIDE_IMAGE_LIMIT_PERCENT and refuse and not allow_outside:
+        raise GeometryError(f"{label}: {numbers}, more than {OUTSIDE_IMAGE_LIMIT_PERCENT:g}%; check that the mask "
+                            "belongs to this scan, or add --allow-roi-outside (allow_roi_outside=True) to use the "
+                            "part inside")
+    if percent < _OUTSIDE_IMAGE_NOTE_PERCENT:
+        return record, None
+    return record, f"{label}: {numbers}; its statistics cover only the part inside"

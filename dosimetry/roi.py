@@ -39,27 +39,61 @@ class Role(str, enum.Enum):
             ) from None
 
 
-# Order matters: 'perfused' and 'tumour' names often contain 'liver' ("perfused liver", "liver lesion").
-_ROLE_PATTERNS: tuple[tuple[Role, re.Pattern[str]], ...] = (
-    (Role.PERFUSED, re.compile(r"perfus", re.I)),
-    (Role.TUMOR, re.compile(r"tumou?r|lesion|metast|\bmets?\b|\bhcc\b|\bgtv", re.I)),
-    (Role.LUNG, re.compile(r"lung", re.I)),
-    (Role.LIVER, re.compile(r"liver|hepa", re.I)),
+def _words(name: str) -> str:
+    """Lower-case name with separators as spaces and camelCase split ('NormalLiver' -> 'normal liver')."""
+    name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
+    return re.sub(r"[_\-.,;/]+", " ", name).lower()
+
+
+_LIVER_WORD = r"(liver|hepa|parenchym)"
+_NORMAL_LIVER = re.compile(rf"\b(normal|healthy|non ?tumou?r\w*|background)\b.*{_LIVER_WORD}"
+                           rf"|{_LIVER_WORD}.*\b(normal|healthy|non ?tumou?r\w*|background)\b")
+_ROLE_RULES: tuple[tuple[Role | None, str, re.Pattern[str]], ...] = (
+    # (role, why, pattern), the first match wins. Order matters: names of perfused volumes, normal liver,
+    # lesions and vessels often contain 'liver' ("perfused liver", "normal liver", "liver lesion").
+    (Role.OTHER, "non-perfused", re.compile(r"\b(non|un) ?perfus")),
+    (Role.PERFUSED, "", re.compile(r"perfus")),
+    (Role.OTHER, "normal liver", _NORMAL_LIVER),
+    (Role.LIVER, "", re.compile(r"liver ?(\+|&|and|incl\w*|with|plus) ?(the )?(tumou?rs?|lesions?)")),
+    (Role.TUMOR, "", re.compile(r"tumou?r|lesion|metast|\bmet(s|\d+)?\b|\bhcc\b|\bgtv|nodul")),
+    (Role.OTHER, "vessels", re.compile(r"vessel|\bveins?\b|\bvena\b|venous|arter|portal|\bcava\b|\bivc\b|aort|vascul")),
+    (Role.LUNG, "", re.compile(r"lung|pulmo")),
+    (Role.LIVER, "", re.compile(_LIVER_WORD)),
 )
 
 
 def infer_role(name: str) -> Role | None:
     """The role suggested by an ROI or segment name, or None when the name suggests none.
 
+    Names of normal liver ("normal liver", "whole liver normal", "non-tumoral liver", "healthy liver")
+    give ``other``, not ``liver``: normal liver is derived as liver minus tumours, and such an ROI is
+    not the whole liver (:func:`role_warnings` says so in the run's warnings). Liver vessels and
+    non-perfused volumes are ``other`` too; "liver+tumour" is the whole liver.
+
     >>> infer_role("Liver"), infer_role("Tumour 2"), infer_role("lesion_a"), infer_role("Lung left")
     (<Role.LIVER: 'liver'>, <Role.TUMOR: 'tumor'>, <Role.TUMOR: 'tumor'>, <Role.LUNG: 'lung'>)
+    >>> infer_role("whole liver normal"), infer_role("Liver-Vessels")
+    (<Role.OTHER: 'other'>, <Role.OTHER: 'other'>)
     >>> infer_role("spleen") is None
     True
     """
-    for role, pattern in _ROLE_PATTERNS:
-        if pattern.search(name.replace("_", " ")):
+    words = _words(name)
+    for role, _, pattern in _ROLE_RULES:
+        if pattern.search(words):
             return role
     return None
+
+
+def looks_like_normal_liver(name: str) -> bool:
+    """True for names of a normal-liver (liver minus tumours) ROI, e.g. 'normal liver', 'NonTumoral liver'."""
+    return bool(_NORMAL_LIVER.search(_words(name))) and infer_role(name) is Role.OTHER
+
+
+def role_warnings(rois) -> list[str]:
+    """Warnings for ROIs whose name reads as normal liver and whose role is 'other' (see :func:`infer_role`)."""
+    return [f"ROI {roi.name!r} reads as a normal-liver ROI: it was given the role 'other' (normal liver is "
+            f"derived as liver minus tumours); if it is the whole liver, set --segment-role '{roi.name}=liver'"
+            for roi in rois if roi.role is Role.OTHER and looks_like_normal_liver(roi.name)]
 
 
 @dataclass(frozen=True, eq=False)

@@ -79,14 +79,45 @@ def _nrrd_geometry(header: dict, spatial_axes: list[int], path: Path) -> tuple[n
     return affine, flip
 
 
-def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[str, str] | None = None
-                             ) -> tuple[list[Roi], list[str]]:
+IGNORE = "ignore"
+"""The role override that leaves a segment or structure out of the run."""
+
+
+def _segment_numbers(header: dict) -> list[int]:
+    return sorted({int(m.group(1)) for key in header for m in [re.match(r"Segment(\d+)_", key)] if m})
+
+
+def slicer_segment_names(path: str | os.PathLike) -> list[str]:
+    """The segment names of a 3D Slicer ``.seg.nrrd`` file, from its header only (fast).
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file.
+    """
+    import nrrd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file; check the path")
+    try:
+        header = nrrd.read_header(str(path))
+    except Exception as err:
+        raise InputFileError(f"{path}: cannot read as NRRD ({type(err).__name__}: {err})") from err
+    return [str(header.get(f"Segment{n}_Name", f"Segment_{n}")) for n in _segment_numbers(header)]
+
+
+def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[str, str] | None = None,
+                             warn_unknown: bool = True) -> tuple[list[Roi], list[str]]:
     """ROIs from a 3D Slicer segmentation file (``.seg.nrrd``), one per segment, with roles from names.
 
     Handles single-layer (3-D label map) and multi-layer (4-D, overlapping segments) files. Segment names,
     label values and layers come from the ``SegmentN_*`` header fields. Roles are inferred from names
-    (:func:`~dosimetry.roi.infer_role`) unless ``role_overrides`` maps the segment name to a role; segments
-    with neither get the role ``other`` and a warning.
+    (:func:`~dosimetry.roi.infer_role`) unless ``role_overrides`` maps the segment name (case-insensitive)
+    to a role, or to ``'ignore'``, which leaves the segment out; segments with neither get the role
+    ``other`` and a warning. With ``warn_unknown``, override names that are no segment of the file give a
+    warning listing the segments (the command line, which may pass one set of overrides to several files,
+    checks the names itself).
 
     Returns
     -------
@@ -118,25 +149,37 @@ def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[st
         data = np.moveaxis(data, list_axes[0], 0)
     else:
         raise InputFileError(f"{path}: expected a 3-D or 4-D segmentation, got {data.ndim} dimensions")
-    numbers = sorted({int(m.group(1)) for key in header for m in [re.match(r"Segment(\d+)_", key)] if m})
+    numbers = _segment_numbers(header)
     if not numbers:
         raise InputFileError(f"{path}: no SegmentN_Name fields: not a 3D Slicer segmentation (use --roi for plain masks)")
     if "space directions" not in header:
         raise InputFileError(f"{path}: the NRRD header has no 'space directions'; cannot place it in world coordinates")
     affine, _ = _nrrd_geometry(header, spatial, path)
     check_affine(affine, path)
-    overrides = {k.lower(): v for k, v in (role_overrides or {}).items()}
+    overrides = {k.strip().lower(): str(getattr(v, "value", v)).strip() for k, v in (role_overrides or {}).items()}
     rois: list[Roi] = []
     warnings: list[str] = []
+    names = [str(header.get(f"Segment{n}_Name", f"Segment_{n}")) for n in numbers]
+    unknown = sorted(set(overrides) - {name.strip().lower() for name in names})
+    if unknown and warn_unknown:
+        warnings.append(f"{path.name}: role overrides name no segment of the file: {', '.join(unknown)}; "
+                        f"the segments are: {', '.join(names)}")
     for number in numbers:
         name = str(header.get(f"Segment{number}_Name", f"Segment_{number}"))
         layer = int(header.get(f"Segment{number}_Layer", 0 if data.shape[0] == 1 else number))
         label = int(header.get(f"Segment{number}_LabelValue", 1))
         if layer >= data.shape[0]:
             raise InputFileError(f"{path}: segment {name!r} is in layer {layer}, but the file has {data.shape[0]}")
+        override = overrides.get(name.strip().lower())
+        if override is not None and override.lower() == IGNORE:
+            continue
         mask = (data[layer] == label).astype(np.float32)
-        if name.lower() in overrides:
-            role = Role.parse(overrides[name.lower()])
+        if override is not None:
+            try:
+                role = Role.parse(override)
+            except RoiError:
+                raise RoiError(f"--segment-role '{name}={override}': unknown role; use one of "
+                               f"{', '.join(r.value for r in Role)} or {IGNORE}") from None
         else:
             role = infer_role(name)
             if role is None:
