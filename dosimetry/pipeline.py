@@ -93,7 +93,8 @@ class DosimetryOptions:
     def __post_init__(self):
         check_fields(self)
         check_fields(self.clinical)
-        if self.scan_time is not None and self.implant_time is not None and (
+        # the delay matters only where it is used: relative calibration needs no timing (issue 9, part 4)
+        if self.calibration == "absolute" and self.scan_time is not None and self.implant_time is not None and (
                 (self.scan_time.tzinfo is None) == (self.implant_time.tzinfo is None)):
             delay_h = (self.scan_time - self.implant_time).total_seconds() / 3600.0
             check_value("scan_delay_h", delay_h, name="scan time - implant time (--scan-time, --implant-time or "
