@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with STUDY_DIR: SPECT calibration factor (counts per second per MBq) for absolute calibration")
     inp.add_argument("--activity-units", choices=UNITS, help="units of the activity image (default: Bq/mL, stated "
                                                              "as assumed in the output)")
+    inp.add_argument("--emission-nuclide", metavar="NUCLIDE",
+                     help="the nuclide the emission image shows (default: from the DICOM header; Y-90 assumed for "
+                          "image files); Y-90 overrides a header naming another nuclide, Tc-99m gives a predictive run")
     inp.add_argument("--ct", metavar="IMG", help="CT in HU on any grid, for voxel densities (Schneider 2000)")
     inp.add_argument("--roi", action="append", default=[], metavar="ROLE[:NAME]=PATH",
                      help="an ROI mask; ROLE is liver, tumor, lung, perfused or other (repeat for each ROI)")
@@ -220,7 +223,7 @@ def _cmd_run(args) -> int:
         scan_delay_h=args.scan_delay_h, scan_time=args.scan_time, implant_time=args.implant_time,
         default_density_g_ml=args.density_g_ml or DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
         lung_mass_kg=args.lung_mass_kg, allow_roi_outside=args.allow_roi_outside,
-        clinical=clinical_options_from_args(args))
+        clinical=clinical_options_from_args(args), emission_nuclide=args.emission_nuclide)
     log.info("running %s dosimetry", args.method)
     if args.study is not None:
         result = run_dicom_study(args.study, options=options, series_uid=args.series, extra_rois=rois,

@@ -6,6 +6,9 @@ values used (``stats.json`` -> ``constants``) through :func:`constants_record`.
 References
 ----------
 .. [ICRP107] ICRP Publication 107. Nuclear decay data for dosimetric calculations. Ann ICRP 2008;38(3).
+.. [Selwyn2007] Selwyn RG, Nickles RJ, Thomadsen BR, DeWerd LA, Micka JA. A new internal pair production
+   branching ratio of 90Y. Appl Radiat Isot 2007;65:318-27 (31.86 +- 0.47 x 1e-6 positrons per decay).
+.. [DDEP] Decay Data Evaluation Project, LNHB recommended data (F-18, Ga-68, Cu-64 beta+ intensities).
 .. [CODATA2018] CODATA 2018 recommended values; 1 eV = 1.602176634e-19 J exactly (SI 2019).
 .. [MIRD17] Bolch WE et al. MIRD Pamphlet No. 17. J Nucl Med 1999;40:11S-36S.
 .. [Gulec2006] Gulec SA, Mesoloras G, Stabin M. Dosimetric techniques in 90Y-microsphere therapy of liver
@@ -64,6 +67,19 @@ NUCLIDE_HALF_LIVES_S: dict[str, float] = {
 }
 """Half-lives (s) used only to name the nuclide a scanner was set to, from the Radionuclide Half Life of
 a DICOM header (within 1%); dosimetry itself uses only :data:`Y90_HALF_LIFE_S` [ICRP107]."""
+
+Y90_POSITRON_FRACTION: float = 3.186e-5
+"""Y-90 internal pair production: positrons per decay (31.86 +- 0.47 ppm) [Selwyn2007]. A PET scanner that
+does not apply it reports about 1 / 3.186e-5 = 31,000 times too little activity."""
+
+NUCLIDE_POSITRON_FRACTIONS: dict[str, float] = {
+    "Y-90": Y90_POSITRON_FRACTION,
+    "F-18": 0.9686,
+    "Ga-68": 0.8891,
+    "Cu-64": 0.1752,
+}
+"""Positrons per decay, used only to name the nuclide a scanner's Radionuclide Positron Fraction was set to
+(within 5%) [Selwyn2007] (Y-90), [DDEP] (the others)."""
 
 Y90_MEAN_BETA_ENERGY_MEV: float = 0.93290
 """Mean beta energy emitted per decay (MeV): 0.932991 x 0.999885 + 0.185079 x 1.15e-4 [ICRP107]."""
@@ -206,6 +222,8 @@ SOURCES: dict[str, str] = {
     "PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM": "Soret, Bacharach, Buvat, J Nucl Med 2007;48:932-45; Cysouw et al., EJNMMI 2017;44:2105-16 (PVE under 2-3 x FWHM)",
     "PARTIAL_VOLUME_MIN_VOLUME_ML": "choice of this package: 5 mL = 21 mm sphere = 3 x 7 mm FWHM (Soret 2007)",
     "NUCLIDE_HALF_LIVES_S": "ICRP Publication 107 (2008); for naming a nuclide from a DICOM header only",
+    "Y90_POSITRON_FRACTION": "Selwyn et al., Appl Radiat Isot 2007;65:318 (31.86 +- 0.47 ppm)",
+    "NUCLIDE_POSITRON_FRACTIONS": "Selwyn 2007 (Y-90); DDEP/LNHB (F-18, Ga-68, Cu-64); for naming a nuclide from a DICOM header only",
     "MGY_PER_MBQ_S_PER_MEV_PER_G": "derived, exact: JOULE_PER_MEV x 1e3 g/kg x 1e6 decays/(MBq s) x 1e3 mGy/Gy",
     "GY_PER_DECAY_PER_MGY_PER_MBQ_S": "unit conversion (exact)",
     "DPK_WATER_DENSITY_G_CM3": "Graves, Flynn, Hyer, Med Phys 2019;46:5284 (shell masses of the kernel file)",

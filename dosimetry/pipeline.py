@@ -26,10 +26,11 @@ from .clinical import ClinicalOptions, clinical_sections
 from .defaults import lung_shunt_estimate, run_assumptions
 from .density import density_on_grid
 from .dose import compute_dose
+from .emission import EmissionDecision, emission_for_run
 from .errors import GeometryError, OptionsError, RoiError
 from .image import Image
 from .imageio import read_image
-from .quantify import Calibration, Timing, activity_at_implant, parse_units
+from .quantify import Calibration, Timing, activity_at_implant, parse_units, recovered_activity_check
 from .option_ranges import check_fields, check_value
 from .resample import check_roi_inside, occupancy_on_grid
 from .roi import Role, Roi, role_warnings
@@ -65,6 +66,9 @@ class DosimetryOptions:
         conventional 1 kg, stated in the output (:func:`dosimetry.defaults.lung_shunt_estimate`).
     clinical : ClinicalOptions
         Radiobiology, planning-model and threshold-flag settings (:mod:`dosimetry.clinical`).
+    emission_nuclide : str or None
+        The nuclide the emission image shows, as the user states it (``--emission-nuclide``); None = from
+        the DICOM header, or Y-90 assumed for image files (stated). See :mod:`dosimetry.emission`.
     allow_roi_outside : bool
         Accept ROIs more than 20% outside the activity image (else GeometryError); the part outside is
         recorded per ROI in any case (``outside_image_ml``, ``outside_image_percent``).
@@ -88,6 +92,7 @@ class DosimetryOptions:
     default_density_g_ml: float = DEFAULT_SOFT_TISSUE_DENSITY_G_ML
     lung_mass_kg: float | None = None
     clinical: ClinicalOptions = field(default_factory=ClinicalOptions)
+    emission_nuclide: str | None = None
     allow_roi_outside: bool = False
 
     def __post_init__(self):
@@ -180,7 +185,8 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
                   options: DosimetryOptions | None = None,
                   inputs_record: dict | None = None,
                   extra_warnings: Sequence[str] = (),
-                  extra_assumptions: Sequence[dict] = ()) -> DosimetryResult:
+                  extra_assumptions: Sequence[dict] = (),
+                  emission: EmissionDecision | None = None) -> DosimetryResult:
     """Absorbed dose and ROI statistics of one Y-90 radioembolization study.
 
     Parameters
@@ -200,6 +206,9 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
     extra_assumptions : sequence of dict
         Defaults used while loading (:func:`dosimetry.defaults.assumption`), carried into
         ``stats['assumptions']``.
+    emission : EmissionDecision, optional
+        The emission-nuclide verdict of a DICOM study (:mod:`dosimetry.emission`); default: decided from
+        ``options.emission_nuclide`` (Y-90 assumed when None, stated).
 
     Returns
     -------
@@ -219,6 +228,10 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         raise RoiError("no ROI given; give at least a liver ROI (an RTSTRUCT or SEG in the DICOM study, --roi liver=PATH or --segmentation FILE)")
     _check_names(rois)
     warnings.extend(role_warnings(rois))
+    what = activity_path or "the emission image"
+    decision = emission_for_run(emission, emission_nuclide=options.emission_nuclide, calibration=options.calibration,
+                                administered_gbq=options.administered_activity_gbq, what=what)
+    warnings.extend(decision.warnings if emission is None else ())
 
     # ROI occupancy on the activity grid, in world coordinates
     weights: dict[str, np.ndarray] = {}
@@ -275,6 +288,10 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
     activity_bq = activity_map.activity_bq
     warnings.extend(check_total_activity(activity_bq, calibration=options.calibration,
                                          source=activity_path or "the activity image"))
+    activity_check, check_warnings = recovered_activity_check(
+        activity_bq, calibration, residual_given=options.residual_fraction is not None, what=what,
+        administered_source=(inputs_record or {}).get("administered_activity_source", "given"))
+    warnings.extend(check_warnings)
 
     # density and dose
     density = density_on_grid(ct_image, activity_image, default_density_g_ml=options.default_density_g_ml)
@@ -392,6 +409,8 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         "method": options.method,
         "density_source": density.source,
         "constants": constants_record(),
+        "emission": decision.record(),
+        "activity_check": activity_check,
         "inputs": inputs,
         "rois": roi_entries,
         "tumor_to_normal": tn,
@@ -443,7 +462,8 @@ def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | No
     with library_warnings(library_notes, during="reading the DICOM study"):
         study = load_study(folder, series_uid=series_uid, implant_time=options.implant_time,
                            calibration=options.calibration,
-                           calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq, role_overrides=role_overrides)
+                           calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq, role_overrides=role_overrides,
+                           emission_nuclide=options.emission_nuclide)
     if options.activity_units is not None and parse_units(options.activity_units) != parse_units(study.activity_units):
         raise OptionsError(f"--activity-units {options.activity_units} contradicts the DICOM header "
                            f"({study.activity_units}); drop the option")
@@ -460,6 +480,7 @@ def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | No
               "activity": {"units_source": "DICOM header"},
               "administered_activity_source": administered_source}
     result = run_dosimetry(study.activity, [*study.rois, *extra_rois], ct=study.ct, options=run_options,
-                           inputs_record=record, extra_warnings=[*study.warnings, *library_notes, *extra_warnings])
+                           inputs_record=record, extra_warnings=[*study.warnings, *library_notes, *extra_warnings],
+                           emission=study.emission)
     sources = {**study.series_files, "added_rois": tuple(r.name for r in extra_rois)}
     return replace(result, dicom_sources=sources)

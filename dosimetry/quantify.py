@@ -163,3 +163,71 @@ def activity_at_implant(image: Image, *, units: str, calibration: Calibration, t
             f"{int(np.sum(values < 0))} voxels have negative activity (reconstruction noise); kept as they are, "
             "so doses there are negative")
     return ActivityMap(image.with_array(activity.astype(np.float64)), record, tuple(warnings))
+
+
+RECOVERED_FRACTION_WARN_RANGE: tuple[float, float] = (0.7, 1.3)
+"""Recovered fraction (image activity at implant / delivered activity) outside which a run warns: partial
+volume, activity outside the field of view and calibration errors of 10-20% are usual, 30% is not."""
+RECOVERED_FRACTION_REFUSE_FACTOR: float = 3.0
+"""Beyond this factor either way (< 1/3 or > 3) the image cannot hold the delivered activity: a wrong unit
+(x 1000), branching fraction (x 31,000) or calibration; absolute calibration is refused."""
+
+
+def recovered_activity_check(activity_bq: Image, calibration: Calibration, *, residual_given: bool,
+                             administered_source: str | None = "given",
+                             what: str = "the activity image") -> tuple[dict, tuple[str, ...]]:
+    """The recovered fraction of an absolutely calibrated image: does it hold the delivered activity?
+
+    ``recovered_fraction = A_image(implant) / (A_admin x (1 - residual))``, the whole image's activity at
+    implant time over the activity that left the vial. Applies to absolute calibration with a known
+    administered activity; relative calibration sets the image's activity, so the check does not apply.
+
+    Returns
+    -------
+    (record, warnings)
+        The ``activity_check`` section of ``stats.json`` and the warnings (outside 0.7-1.3; residual
+        fraction not given, 0 used).
+
+    Raises
+    ------
+    UnitsError
+        The fraction is beyond a factor 3 either way: likely wrong units (Bq/mL vs kBq/mL), a missing
+        Y-90 positron branching fraction, or a wrong calibration or administered activity.
+    """
+    from .constants import Y90_POSITRON_FRACTION
+
+    low, high = RECOVERED_FRACTION_WARN_RANGE
+    record: dict = {"applies": False, "recovered_fraction": None, "warn_range": [low, high],
+                    "refuse_factor": RECOVERED_FRACTION_REFUSE_FACTOR,
+                    "formula": "A_image(implant) / (A_admin x (1 - residual))"}
+    if calibration.mode != "absolute":
+        record["reason"] = "relative calibration: the image is scaled to the administered activity, no check"
+        return record, ()
+    if calibration.administered_activity_gbq is None:
+        record["reason"] = "no administered activity known (give --administered-gbq): not checked"
+        return record, ()
+    image_gbq = float(np.sum(activity_bq.array, dtype=np.float64)) / 1e9
+    administered = calibration.administered_activity_gbq
+    residual = calibration.residual_fraction if residual_given else 0.0
+    expected = administered * (1.0 - residual)
+    fraction = image_gbq / expected
+    record.update({"applies": True, "recovered_fraction": fraction, "image_activity_at_implant_gbq": image_gbq,
+                   "administered_activity_gbq": administered, "administered_activity_source": administered_source,
+                   "residual_fraction": residual, "residual_source": "given" if residual_given else "not given: 0 used",
+                   "expected_activity_gbq": expected})
+    warnings: list[str] = []
+    numbers = (f"{what} holds {image_gbq:.4g} GBq at implant, {fraction:.3g} x the delivered "
+               f"{administered:g} GBq x (1 - {residual:g})")
+    if not (1.0 / RECOVERED_FRACTION_REFUSE_FACTOR <= fraction <= RECOVERED_FRACTION_REFUSE_FACTOR):
+        ratio = f"{1 / fraction:.3g}x too little" if fraction < 1 else f"{fraction:.3g}x too much"
+        raise UnitsError(
+            f"{numbers} ({ratio}, beyond a factor {RECOVERED_FRACTION_REFUSE_FACTOR:g}): check the units (Bq/mL vs "
+            f"kBq/mL: 1000x, --activity-units), the Y-90 positron branching fraction ({Y90_POSITRON_FRACTION:.4g} "
+            f"per decay; a scanner without it reports ~{1 / Y90_POSITRON_FRACTION:,.0f}x too little) and the "
+            "calibration or administered activity (--administered-gbq); or use --calibration relative")
+    if not (low <= fraction <= high):
+        warnings.append(f"recovered fraction {fraction:.3g} outside {low:g}-{high:g}: {numbers}; check the "
+                        "calibration, the administered activity and activity outside the field of view")
+    if not residual_given:
+        warnings.append("residual fraction not given: 0 used for the recovered-activity check")
+    return record, tuple(warnings)

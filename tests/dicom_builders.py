@@ -276,14 +276,22 @@ def write_pet_series(
 
 def write_nm_recon(path, counts: Image, *, study_uid: str, for_uid: str, series_uid: str | None = None,
                    negative_spacing: bool = False, slice_thickness_mm: float = 9.9,
-                   frames_per_rotation: int = 64, frame_duration_ms: int = 20000) -> Path:
-    """A reconstructed NM multi-frame; with ``negative_spacing`` the frames run against the normal."""
+                   frames_per_rotation: int = 64, frame_duration_ms: int = 20000,
+                   description: str = "Y90 brems SPECT recon", radiopharmaceutical: str | None = None,
+                   radionuclide_code: tuple[str, str, str] | None = None,
+                   radiopharmaceutical_code: tuple[str, str, str] | None = None,
+                   half_life_s: float | None = None, total_dose: str | None = "2.1e9") -> Path:
+    """A reconstructed NM multi-frame; with ``negative_spacing`` the frames run against the normal.
+
+    By default the header names no nuclide (as many bremsstrahlung SPECTs); ``radiopharmaceutical`` (text),
+    ``radionuclide_code`` and ``radiopharmaceutical_code`` ((value, scheme, meaning)) and ``half_life_s``
+    fill the Radiopharmaceutical Information Sequence, e.g. for a Tc-99m MAA SPECT."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     series_uid = series_uid or uid(study_uid, "nm", negative_spacing)
     ds = base_dataset(NM_SOP, uid(series_uid, 0), "NM", study_uid, series_uid)
     ds.FrameOfReferenceUID = for_uid
-    ds.SeriesDescription = "Y90 brems SPECT recon"
+    ds.SeriesDescription = description
     ds.ImageType = ["ORIGINAL", "PRIMARY", "RECON TOMO", "EMISSION"]
     n = counts.shape[2]
     order = list(range(n))[::-1] if negative_spacing else list(range(n))
@@ -308,7 +316,16 @@ def write_nm_recon(path, counts: Image, *, study_uid: str, for_uid: str, series_
     ds.AcquisitionDate, ds.AcquisitionTime = _dt(SCAN)
     item = Dataset()
     item.RadiopharmaceuticalStartDateTime = IMPLANT.strftime("%Y%m%d%H%M%S")
-    item.RadionuclideTotalDose = "2.1e9"
+    if total_dose is not None:
+        item.RadionuclideTotalDose = total_dose
+    if radiopharmaceutical is not None:
+        item.Radiopharmaceutical = radiopharmaceutical
+    if half_life_s is not None:
+        item.RadionuclideHalfLife = f"{half_life_s:g}"
+    if radionuclide_code is not None:
+        item.RadionuclideCodeSequence = Sequence([_code(*radionuclide_code)])
+    if radiopharmaceutical_code is not None:
+        item.RadiopharmaceuticalCodeSequence = Sequence([_code(*radiopharmaceutical_code)])
     ds.RadiopharmaceuticalInformationSequence = Sequence([item])
     _image_pixels(ds, np.round(frames), signed=False)
     ds.save_as(path, enforce_file_format=True)
@@ -414,8 +431,12 @@ def phantom_structures(plane_spacing_mm: float = 2.0):
 def write_phantom_study(folder, *, orientation: str = "HFS", correction: str = "START", with_ct: bool = True,
                         with_rtstruct: bool = True, pet_shape=(20, 18, 12), pet_spacing_mm=4.0,
                         ct_shape=(44, 38, 32), ct_spacing_mm=2.0, study_key: str = "study", **pet_kwargs):
-    """A PET/CT study folder of the phantom; returns (truth activity Image, dict of UIDs)."""
+    """A PET/CT study folder of the phantom; returns (truth activity Image, dict of UIDs).
+
+    The PET has no RadionuclideTotalDose unless ``total_dose`` (Bq) is given: the phantom holds about 1 MBq,
+    and a header activity of GBq would fail the recovered-activity check of absolute calibration."""
     folder = Path(folder)
+    pet_kwargs.setdefault("total_dose", None)
     study_uid = uid(study_key)
     for_uid = uid(study_key, "for")
     direction = ORIENTATIONS[orientation]

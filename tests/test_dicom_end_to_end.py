@@ -110,7 +110,7 @@ def test_cli_missing_slice(tmp_path):
 
 
 def test_cli_counts_with_absolute_calibration(tmp_path):
-    b.write_phantom_study(tmp_path / "s", units="CNTS")
+    b.write_phantom_study(tmp_path / "s", units="CNTS", total_dose=2.1e9)
     out = tmp_path / "out"
     assert_fails_cleanly(cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path), out,
                          UnitsError.exit_code, "CNTS")

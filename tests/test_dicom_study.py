@@ -22,7 +22,7 @@ def _roi_stats(study):
 
 
 def test_phantom_study_matches_its_nifti_twin(tmp_path):
-    truth, uids = b.write_phantom_study(tmp_path / "study")
+    truth, uids = b.write_phantom_study(tmp_path / "study", total_dose=2.1e9)
     (tmp_path / "study" / "README.txt").write_text("not DICOM")
     (tmp_path / "study" / "DICOMDIR").write_bytes(b"\x00" * 200)
     twin = read_image(write_nifti(truth, tmp_path / "twin.nii.gz"))

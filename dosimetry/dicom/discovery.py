@@ -24,9 +24,9 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from ..emission import UNKNOWN, Y90, decide, evidence_from_header
 from ..errors import InputFileError, OptionsError
 from .slices import functional_group, with_converted_attributes
-from .timing import identify_nuclide
 
 
 class Kind(str, enum.Enum):
@@ -70,8 +70,9 @@ class SeriesRecord:
     """What a folder holds of one series (no patient names, IDs or birth dates).
 
     ``n_images`` counts frames (a multi-frame file counts its NumberOfFrames). ``date`` is the series
-    (else acquisition, else study) date as ``YYYY-MM-DD``. ``nuclide`` is named from the Radionuclide
-    Half Life (else the radionuclide code meaning) of emission series.
+    (else acquisition, else study) date as ``YYYY-MM-DD``. ``nuclide`` is what the header of an emission
+    series says (:func:`dosimetry.emission.decide`: radionuclide and radiopharmaceutical names win over the
+    half-life; 'unknown' when its evidence conflicts), None when it says nothing.
     """
 
     study_uid: str
@@ -100,7 +101,8 @@ class SeriesRecord:
     def label(self) -> str:
         """One-line description used in messages: UID, description, date, images."""
         desc = self.description or "(no description)"
-        return f"{self.series_uid} {self.modality} '{desc}' {self.date or 'no date'} {self.n_images} images"
+        nuclide = f" {self.nuclide}" if self.nuclide else ""
+        return f"{self.series_uid} {self.modality}{nuclide} '{desc}' {self.date or 'no date'} {self.n_images} images"
 
 
 def _iter_files(folder: Path):
@@ -148,18 +150,15 @@ def _nuclide(ds) -> tuple[str | None, float | None]:
     seq = ds.get("RadiopharmaceuticalInformationSequence")
     if not seq:
         return None, None
-    item = seq[0]
-    half_life = item.get("RadionuclideHalfLife")
-    half_life_s = float(half_life) if half_life not in (None, "") else None
-    name = identify_nuclide(half_life_s)
-    if name is None:
-        for code in item.get("RadionuclideCodeSequence", []):
-            meaning = str(code.get("CodeMeaning", "")).lower().replace("^", "").replace("-", "")
-            if "yttrium" in meaning or meaning.replace(" ", "") in ("y90", "90y"):
-                name = "Y-90"
-            elif meaning:
-                name = str(code.CodeMeaning)
-    return name, half_life_s
+    half_life = seq[0].get("RadionuclideHalfLife")
+    try:
+        half_life_s = float(half_life) if half_life not in (None, "") else None
+    except (TypeError, ValueError):
+        half_life_s = None
+    decision = decide(evidence_from_header(ds))
+    if decision.header_nuclide is None and decision.nuclide != UNKNOWN:
+        return None, half_life_s  # the header names no nuclide
+    return decision.header_nuclide or UNKNOWN, half_life_s
 
 
 def inventory(folder: str | os.PathLike) -> list[SeriesRecord]:
@@ -314,8 +313,9 @@ def select_series(records: list[SeriesRecord], *, series_uids=()) -> Selection:
 
     Notes
     -----
-    Emission candidates are PET and reconstructed NM series; those whose header names Y-90 are preferred,
-    and non-attenuation-corrected PET is dropped when a corrected one exists. The CT must share the
+    Emission candidates are PET and reconstructed NM series; those whose header names Y-90 are preferred
+    (the notes name the others and their nuclide), and non-attenuation-corrected PET is dropped when a
+    corrected one exists. Whether the chosen series may be computed is :mod:`dosimetry.emission`'s verdict. The CT must share the
     emission Frame of Reference. The RTSTRUCT/SEG must reference that Frame of Reference (or the
     emission or CT series).
 
@@ -346,9 +346,11 @@ def select_series(records: list[SeriesRecord], *, series_uids=()) -> Selection:
         )
     picked = [rec for rec in emission if rec.series_uid in wanted]
     if not picked:
-        y90 = [rec for rec in emission if rec.nuclide == "Y-90"]
+        y90 = [rec for rec in emission if rec.nuclide == Y90]
         if y90 and len(y90) < len(emission):
-            notes.append(f"ignored {len(emission) - len(y90)} emission series not labelled Y-90")
+            ignored = [f"{rec.series_uid} ({rec.nuclide or 'nuclide not stated'})" for rec in emission if rec not in y90]
+            notes.append(f"ignored {len(ignored)} emission series not labelled Y-90: {', '.join(ignored)} "
+                         "(choose one with --series)")
             emission = y90
         corrected = [rec for rec in emission if rec.attenuation_corrected is not False]
         if corrected and len(corrected) < len(emission):

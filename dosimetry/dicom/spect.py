@@ -1,4 +1,5 @@
-"""Y-90 bremsstrahlung SPECT (NM Image storage, reconstructed tomographic multi-frame) to an Image.
+"""Reconstructed SPECT (NM Image storage, tomographic multi-frame) to an Image: Y-90 bremsstrahlung SPECT, or
+Tc-99m MAA SPECT for a predictive dose (which nuclide it is, is :mod:`dosimetry.emission`'s decision).
 
 Geometry comes from the NM Detector Information Sequence: the Image Position (Patient) of the first frame
 and the Image Orientation (Patient); frame ``f`` lies at ``IPP + f x SpacingBetweenSlices x n`` with
@@ -7,7 +8,7 @@ and the Image Orientation (Patient); frame ``f`` lies at ``IPP + f x SpacingBetw
 slice width, not the spacing, and is never used for geometry.
 
 Values are counts (stored x Rescale Slope + Intercept), or Real World Value Mapping values where the file
-has one. Y-90 bremsstrahlung SPECT is calibrated relatively unless a calibration factor is given:
+has one. SPECT is calibrated relatively unless a calibration factor is given (Y-90 only):
 
     A [Bq/mL] = C / (T x K) x 1e6 / V x lambda T / (1 - exp(-lambda T))
 
@@ -70,6 +71,7 @@ def load_spect(
     *,
     calibration_factor_cps_per_mbq: float | None = None,
     label: str = "SPECT series",
+    emission_label: str | None = None,
 ) -> EmissionVolume:
     """Read a reconstructed NM tomographic series (one multi-frame file).
 
@@ -82,6 +84,9 @@ def load_spect(
         otherwise counts (relative calibration).
     label : str
         Series label for messages.
+    emission_label : str, optional
+        What the image is, for messages; default 'Y-90 bremsstrahlung SPECT' (a Tc-99m MAA SPECT is never
+        called bremsstrahlung).
 
     Raises
     ------
@@ -146,7 +151,8 @@ def load_spect(
         value_source = f"RealWorldValueMapping ({unit or 'no unit'})"
         warnings.append(
             f"{label}: SPECT values taken from Real World Value Mapping ({unit or 'no unit'}) and treated as a "
-            "relative scale (Y-90 bremsstrahlung SPECT needs a calibration factor for absolute activity)"
+            "relative scale (" + (f"{emission_label}: a predictive run" if emission_label else
+                                  "Y-90 bremsstrahlung SPECT needs a calibration factor for absolute activity") + ")"
         )
     else:
         slope, intercept = checked_rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"), source=f"{label}: {name}")

@@ -13,8 +13,11 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import pydicom
+
 from ..constants import Y90_HALF_LIFE_S
-from ..errors import OptionsError, UnitsError
+from ..emission import EmissionDecision, Verdict, decide, evidence_from_header
+from ..errors import InputFileError, OptionsError, UnitsError
 from ..image import Image
 from ..roi import Roi
 from .ct import load_ct
@@ -22,6 +25,7 @@ from .discovery import Kind, inventory, select_series
 from .pet import load_pet
 from .rtstruct import rtstruct_to_rois
 from .seg import seg_to_rois
+from .slices import with_converted_attributes
 from .spect import load_spect
 from .timing import emission_time_notes, parse_datetime, seconds_between
 
@@ -49,7 +53,8 @@ class StudyInputs:
     rois : tuple of Roi
         Occupancy masks (on the emission grid for RTSTRUCT, on their own grid for SEG).
     administered_activity_bq : float or None
-        Radionuclide Total Dose after the Bq/MBq magnitude check.
+        Radionuclide Total Dose after the Bq/MBq magnitude check; only when the header names Y-90 (the
+        Total Dose of another radiopharmaceutical is never taken as Y-90 activity).
     warnings : tuple of str
     provenance : dict
         Series UIDs, descriptions, file counts, decay correction, time sources; no patient identifiers.
@@ -69,6 +74,9 @@ class StudyInputs:
     series_files: dict = field(default_factory=dict)
     """Paths of the files of the chosen series by role ('emission', 'ct', 'structures'), for DICOM exports
     (RT Dose, SEG and SR refer to them)."""
+    emission: EmissionDecision | None = None
+    """The emission-nuclide verdict (:mod:`dosimetry.emission`), made from the header before the images
+    are read; its warnings are in :attr:`warnings`."""
 
 
 def _parse_implant_time(value) -> datetime | None:
@@ -96,6 +104,7 @@ def load_study(
     calibration: str = "absolute",
     calibration_factor_cps_per_mbq: float | None = None,
     role_overrides: dict | None = None,
+    emission_nuclide: str | None = None,
 ) -> StudyInputs:
     """Find, choose and read the series of a Y-90 post-treatment study in a DICOM folder.
 
@@ -113,6 +122,9 @@ def load_study(
         SPECT tomographic calibration factor (counts per second per MBq).
     role_overrides : dict, optional
         Structure name -> role ('liver', 'tumor', 'lung', 'perfused', 'other' or 'ignore').
+    emission_nuclide : str, optional
+        The nuclide the emission series shows, as the user states it (``--emission-nuclide``); overrides
+        the header's evidence (recorded). See :mod:`dosimetry.emission`.
 
     Returns
     -------
@@ -131,15 +143,25 @@ def load_study(
     selection = select_series(records, series_uids=series_uid or ())
     warnings: list[str] = list(selection.notes)
     em_rec = selection.emission
+    series_label = f"{'SPECT' if em_rec.modality == 'NM' else 'PET'} series {em_rec.series_uid}"
+    decision = emission_decision(em_rec.files[0], override=emission_nuclide)
+    decision.require_computable(series_label)
+    warnings += decision.warnings
+    predictive = decision.verdict is Verdict.TC99M_PREDICTIVE
+    if predictive and (calibration == "absolute" or calibration_factor_cps_per_mbq is not None):
+        raise UnitsError(
+            f"{series_label} is Tc-99m MAA: a predictive run, and absolute calibration would take Tc-99m activity "
+            "for Y-90; use --calibration relative with --administered-gbq (the planned Y-90 activity)"
+        )
     if em_rec.modality == "NM":
         if calibration == "absolute" and calibration_factor_cps_per_mbq is None:
             raise UnitsError(
-                f"SPECT series {em_rec.series_uid}: bremsstrahlung SPECT counts give no absolute activity; "
+                f"{series_label}: Y-90 bremsstrahlung SPECT counts give no absolute activity; "
                 "expected a calibration factor (counts/s/MBq) for absolute calibration; give one, or use "
                 "relative calibration"
             )
         emission = load_spect(em_rec.files, calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq,
-                              label=f"SPECT series {em_rec.series_uid}")
+                              label=series_label, emission_label="Tc-99m MAA SPECT" if predictive else None)
     else:
         if calibration_factor_cps_per_mbq is not None:
             warnings.append("a SPECT calibration factor was given for a PET series and was not used")
@@ -154,6 +176,11 @@ def load_study(
     warnings += time_notes
 
     header_implant = emission.implant_time
+    if predictive:  # the header's start time is the MAA injection; a predictive dose needs no implant time
+        header_implant = None
+        if user_implant is not None:
+            warnings.append("--implant-time is not used: a predictive dose from Tc-99m MAA needs no implant time")
+            user_implant = None
     if user_implant is not None:
         implant = user_implant
         implant_source = "--implant-time"
@@ -165,6 +192,8 @@ def load_study(
     elif header_implant is not None:
         implant = header_implant.time
         implant_source = header_implant.source
+    elif predictive:
+        implant, implant_source = None, "not used (predictive dose from Tc-99m MAA)"
     else:
         implant, implant_source = None, None
         message = (
@@ -236,7 +265,18 @@ def load_study(
         "implant_time_source": implant_source,
         "header_implant_time": header_implant.time.isoformat() if header_implant else None,
         "calibration": calibration,
+        "emission_nuclide": decision.nuclide,
     }
+    administered = emission.administered_activity_bq
+    if administered is not None and not decision.header_activity_is_y90:
+        provenance["header_total_dose_bq_not_used"] = administered
+        what = (f"the header names {decision.header_nuclide}" if decision.header_nuclide
+                else "the header does not name the radionuclide")
+        warnings.append(
+            f"{series_label}: RadionuclideTotalDose {administered / 1e6:.4g} MBq is not taken as the Y-90 "
+            f"administered activity ({what})"
+        )
+        administered = None
     return StudyInputs(
         activity=emission.image,
         activity_units=emission.units,
@@ -244,12 +284,30 @@ def load_study(
         implant_time=implant,
         ct=ct_image,
         rois=rois,
-        administered_activity_bq=emission.administered_activity_bq,
+        administered_activity_bq=administered,
         warnings=tuple(warnings),
         provenance=provenance,
         series_files={"emission": tuple(em_rec.files), "ct": tuple(selection.ct.files) if selection.ct else (),
                       "structures": tuple(st_rec.files) if st_rec else ()},
+        emission=decision,
     )
+
+
+def emission_decision(path, *, override: str | None = None) -> EmissionDecision:
+    """The emission-nuclide verdict of a series from the header of one of its files (no pixel data read).
+
+    Raises
+    ------
+    InputFileError
+        The file cannot be read.
+    OptionsError
+        ``override`` names no nuclide.
+    """
+    try:
+        header = with_converted_attributes(pydicom.dcmread(path, stop_before_pixels=True))
+    except Exception as err:
+        raise InputFileError(f"{path}: cannot read as DICOM ({type(err).__name__}: {err})") from err
+    return decide(evidence_from_header(header), override=override)
 
 
 def load_ct_from_folder(folder: str | os.PathLike, *, series_uid: str | None = None) -> Image:

@@ -52,6 +52,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from .._version import __version__
+from ..emission import is_predictive
 from ..errors import InputFileError, RoiError
 from .rtdose import MANUFACTURER, new_uid, save_dataset_atomically
 
@@ -89,6 +90,7 @@ TN_ACTIVITY_RATIO = _private("TN-ACT-RATIO", "Tumor to normal liver activity con
 PERFUSED_LIVER = _private("PERFUSED-LIVER", "Perfused liver territory")
 NORMAL_LIVER = _private("NORMAL-LIVER", "Non-tumoral liver (liver minus tumors)")
 PROCEDURE = _private("Y90-DOSIMETRY", "Post-treatment Y-90 radioembolization voxel dosimetry")
+PREDICTIVE_PROCEDURE = _private("Y90-PREDICTIVE-DOSIMETRY", "Predictive Y-90 voxel dosimetry from Tc-99m MAA")
 
 ROLE_CODES: dict[str, tuple[hd.sr.CodedConcept, hd.sr.CodedConcept]] = {
     "liver": (ANATOMICAL_STRUCTURE, LIVER),
@@ -232,7 +234,7 @@ def build_measurement_report(stats: Mapping, evidence: Sequence[Dataset], *,
             uid=new_uid(), name=MANUFACTURER, manufacturer_name=MANUFACTURER, model_name=__version__))
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=device),
-        procedure_reported=PROCEDURE, imaging_measurements=groups, title=codes.DCM.ImagingMeasurementReport)
+        procedure_reported=PREDICTIVE_PROCEDURE if is_predictive(stats) else PROCEDURE, imaging_measurements=groups, title=codes.DCM.ImagingMeasurementReport)
     sr = hd.sr.Comprehensive3DSR(
         evidence=list(evidence), content=report, series_instance_uid=new_uid(), series_number=int(series_number),
         sop_instance_uid=new_uid(), instance_number=int(instance_number), manufacturer=MANUFACTURER,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pydicom
 
+from ..emission import is_predictive, series_description
 from ..errors import DosimetryError, GeometryError, InputFileError, OutputError
 from ..libwarnings import library_warnings
 from ..pipeline import DosimetryResult
@@ -167,7 +168,10 @@ def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: 
                 f"{'' if sources.get('ct') else ' and there is no CT to take one from'}; an RT Dose without a "
                 "Frame of Reference cannot be placed on any image")
         exports.written.append(write_rt_dose(result.dose_gy, reference, folder / "rtdose.dcm",
-                                             dose_comment=f"Y-90 {result.stats['method']} dose"))
+                                             series_description=series_description(result.stats, "rtdose"),
+                                             dose_comment=f"Y-90 {result.stats['method']} "
+                                             + ("predictive dose from Tc-99m MAA" if is_predictive(result.stats)
+                                                else "dose")))
     if reference is None:
         exports.warnings.append("sr.dcm not written: the reference header cannot be read (see rtdose.dcm)")
         return exports
@@ -194,7 +198,8 @@ def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: 
         if step.failed:
             segmentation = None
     with _Step("sr.dcm", exports, strict):
-        report = build_measurement_report(result.stats, evidence, segmentation=segmentation)
+        report = build_measurement_report(result.stats, evidence, segmentation=segmentation,
+                                          series_description=series_description(result.stats, "sr"))
         _copy_deidentification(reference, report)
         exports.written.append(save_dataset_atomically(report, folder / "sr.dcm"))
     return exports

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..defaults import format_assumption
+from ..emission import is_predictive, report_title
 from ..errors import OutputError
 from .figures import dvh_figure_png, roi_colours, slice_figure_png
 
@@ -453,7 +454,7 @@ def render_report_html(result, *, title: str | None = None) -> str:
     slices_png, info = slice_figure_png(result)
     dvh_png = dvh_figure_png(result)
     activity_file = ((stats.get("inputs") or {}).get("activity") or {}).get("file")
-    title = title or ("Y-90 radioembolization dosimetry" + (f": {Path(activity_file).name}" if activity_file else ""))
+    title = title or (report_title(stats) + (f": {Path(activity_file).name}" if activity_file else ""))
     sw = stats.get("software") or {}
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -465,7 +466,7 @@ def render_report_html(result, *, title: str | None = None) -> str:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
-        f"<header><h1>{_e(title)}</h1><div class='sub'>Post-treatment Y-90 voxel dosimetry &middot; method "
+        f"<header><h1>{_e(title)}</h1><div class='sub'>{'Predictive Y-90 voxel dosimetry from Tc-99m MAA, planned activity' if is_predictive(stats) else 'Post-treatment Y-90 voxel dosimetry'} &middot; method "
         f"<strong>{_e(stats.get('method'))}</strong> &middot; density from <strong>{_e(stats.get('density_source'))}</strong>"
         f" &middot; {_e(sw.get('name', ''))} {_e(sw.get('version', ''))} &middot; schema {_e(stats.get('schema_version'))}"
         f" &middot; report generated {generated}</div></header>",
