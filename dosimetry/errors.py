@@ -63,7 +63,7 @@ EXIT_CODES: dict[int, str] = {
     2: "command-line usage error (unknown option, missing argument; see --help)",
     InputFileError.exit_code: "input file missing, unreadable or of the wrong format",
     GeometryError.exit_code: "geometry: grids or ROIs that do not fit together (e.g. an ROI over 20% outside the image)",
-    UnitsError.exit_code: "units, calibration or timing cannot give activity",
+    UnitsError.exit_code: "units, calibration, timing or the emission nuclide cannot give a Y-90 dose (e.g. a Lu-177 image)",
     RoiError.exit_code: "ROI specification (role, name, empty mask, missing liver)",
     OptionsError.exit_code: "options out of range, unparsable or contradicting each other; output folder exists",
     OutputError.exit_code: "output cannot be written",

@@ -103,6 +103,9 @@ def test_tiny_total_is_refused_and_a_small_one_warned_with_its_number(tmp_path, 
 
 
 def _dicom_study(folder: Path, activity_scale: float = 1.0, structures=None, **pet_kwargs):
+    """The phantom PET/CT/RTSTRUCT; no RadionuclideTotalDose unless given (the phantom holds about 1 MBq, and a
+    2.1 GBq header would fail the recovered-activity check, which has tests of its own)."""
+    pet_kwargs.setdefault("total_dose", None)
     study_uid, for_uid = b.uid("bad", folder.name), b.uid("bad", folder.name, "for")
     truth = b.phantom_activity(b.symmetric_grid((20, 18, 12), 4.0))
     pet = b.write_pet_series(folder / "pet", truth.with_array(truth.array * activity_scale), study_uid=study_uid,
@@ -418,8 +421,10 @@ def _frames(step_mm, pixel_spacing_mm=(1.0, 1.0), n=6):
 
 @pytest.mark.parametrize("step, spacing, words", [
     ((0, 1, 2), (0, 1), "PixelSpacing"),  # was LinAlgError (singular matrix) in the tilt resampling
-    ((0, 1e5, 2), (1e-3, 1e-3), "sheared"),  # was MemoryError (67 GiB) in the tilt resampling
-    ((0, 1000, 4000), (1e-3, 1e-3), "would need"),  # a tilt under 45 deg whose grid would still explode
+    ((0, 1, 2), (1.0, 5e-324), "PixelSpacing"),  # subnormal: was NaN corners, ValueError (found by the fuzz)
+    ((0, 1, 2), (1e-3, 1e-3), "PixelSpacing"),  # 1 micrometre pixels: a header in metres, or broken
+    ((0, 1e5, 2), (1e-2, 1e-2), "sheared"),  # was MemoryError (67 GiB) in the tilt resampling
+    ((0, 10000, 40000), (1e-2, 1e-2), "would need"),  # a tilt under 45 deg whose grid would still explode
 ])
 def test_stacks_that_cannot_be_resampled_are_refused(step, spacing, words):
     from dosimetry.dicom import slices

@@ -75,6 +75,32 @@ def test_admin_without_decay_factor_is_recomputed_from_the_implant_time(tmp_path
     assert any("no DecayFactor" in w for w in pet.warnings)
 
 
+@pytest.mark.parametrize("half_life, refused", [("1e-300", True), ("0.001", True), ("abc", False),
+                                               ("-5", False), ("inf", False)])
+def test_absurd_header_half_life_without_decay_factor_never_overflows(tmp_path, half_life, refused):
+    """ADMIN decay correction recomputed from the header half-life: one that is not a positive number is
+    ignored with a warning (Y-90's is used); a tiny one is refused with one message naming the series
+    (exp(lambda t) would overflow); never an OverflowError or a traceback."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    files = _write(tmp_path, _truth(), correction="ADMIN")
+    tag = Tag("RadionuclideHalfLife")
+    data = half_life.encode() + b" " * (len(half_life) % 2)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        del ds.DecayFactor
+        ds.RadiopharmaceuticalInformationSequence[0][tag] = RawDataElement(tag, "DS", len(data), data, 0, True, True)
+        ds.save_as(f)
+    if refused:
+        with pytest.raises(UnitsError, match="PET series Q: the scanner's decay correction cannot be recomputed"):
+            load_pet(files, label="PET series Q")
+    else:
+        pet = load_pet(files, label="PET series Q")
+        assert any("not a positive number of seconds" in w for w in pet.warnings), pet.warnings
+        _assert_same_activity(pet.image, _truth())
+
+
 def test_decay_correction_that_cannot_be_undone_is_an_error(tmp_path):
     files = _write(tmp_path, _truth(), correction="ADMIN", radiopharmaceutical=False)
     for f in files:

@@ -58,7 +58,7 @@ from .timing import (
     TimeSource,
     acquisition_start,
     combine,
-    decay_constant_per_s,
+    decay_factor,
     frame_average_to_start,
     header_implant_time,
     identify_nuclide,
@@ -130,7 +130,14 @@ def _header_half_life(ds, warnings: list[str], label: str) -> float | None:
     value = seq[0].get("RadionuclideHalfLife") if seq else None
     if value in (None, ""):
         return None
-    half_life_s = float(value)
+    try:
+        half_life_s = float(value)
+    except (TypeError, ValueError):
+        half_life_s = math.nan
+    if not (math.isfinite(half_life_s) and half_life_s > 0):
+        warnings.append(f"{label}: the header half-life {value!r} is not a positive number of seconds; ignored "
+                        f"(Y-90's {Y90_HALF_LIFE_S:g} s is used wherever the scanner's decay correction is redone)")
+        return None
     nuclide = identify_nuclide(half_life_s)
     if nuclide != "Y-90":
         warnings.append(
@@ -324,7 +331,6 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
     mode, reference = _decay_mode(header, enhanced, implant, label)
     stated = "Decay Corrected YES" if mode == "DATETIME" else f"DecayCorrection {mode}"
 
-    y90_lambda = decay_constant_per_s(Y90_HALF_LIFE_S)
     factors = []
     fallback_used = False
     for fr in frames:
@@ -348,13 +354,21 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
                     "re-export the series with Decay Correction NONE or START"
                 )
             half_life = header_half_life_s or Y90_HALF_LIFE_S
-            scanner_df = math.exp(decay_constant_per_s(half_life) * seconds_between(start, reference))
+            try:  # exp(+lambda dt), refused (UnitsError) where it would overflow
+                scanner_df = decay_factor(-seconds_between(start, reference), half_life)
+            except UnitsError as err:
+                raise UnitsError(f"{label}: the scanner's decay correction cannot be recomputed from the reference "
+                                 f"time {reference} and half-life {half_life:g} s in {fr.source} ({err})") from None
             scanner_df *= frame_average_to_start(duration, half_life)
             fallback_used = True
         if not (scanner_df > 0 and math.isfinite(scanner_df)):
             raise UnitsError(f"{label}: DecayFactor {scanner_df!r} in {fr.source}; expected a positive number")
         offset_s = seconds_between(start, scan.time) if (start is not None and scan is not None) else 0.0
-        factor = frame_average_to_start(duration) * math.exp(y90_lambda * offset_s) / scanner_df
+        try:
+            factor = frame_average_to_start(duration) * decay_factor(-offset_s) / scanner_df
+        except UnitsError as err:
+            raise UnitsError(f"{label}: the frame of {fr.source} starts {offset_s:g} s from the scan time; check the "
+                             f"acquisition times ({err})") from None
         factors.append(factor)
     if fallback_used:
         warnings.append(

@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from ..errors import GeometryError, InputFileError
 from ..image import Image
+from ..imageio import MAX_SPACING_MM, MIN_SPACING_MM
 
 POSITION_TOL_MM: float = 0.01
 """Absolute slack on slice positions (mm): scanners round positions to a few micrometres."""
@@ -396,10 +397,10 @@ def sort_frames(frames: list[Frame], *, label: str) -> SortedFrames:
         raise GeometryError(
             f"{label}: ImageOrientationPatient {first.orientation.tolist()} ({first.source}) is not two orthogonal "
             "unit vectors; fix the header or re-export the series")
-    if not np.all(first.pixel_spacing_mm > 0):
+    if not np.all((first.pixel_spacing_mm >= MIN_SPACING_MM) & (first.pixel_spacing_mm <= MAX_SPACING_MM)):
         raise GeometryError(
-            f"{label}: PixelSpacing {first.pixel_spacing_mm.tolist()} ({first.source}) is not positive; expected the "
-            "pixel size in mm; fix the header or re-export the series")
+            f"{label}: PixelSpacing {first.pixel_spacing_mm.tolist()} ({first.source}) is not a pixel size in mm "
+            f"({MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm); fix the header or re-export the series")
     depth = np.array([fr.position_mm @ normal for fr in frames])
     order = np.argsort(depth, kind="stable")
     frames = [frames[i] for i in order]
