@@ -27,6 +27,7 @@ from dosimetry.errors import OptionsError, UnitsError
 from dosimetry.imageio import write_nifti
 from dosimetry.pipeline import DosimetryOptions, run_dicom_study, run_dosimetry
 from test_dicom_end_to_end import assert_fails_cleanly, cli
+from test_real_dicom_unusual import _check_outputs
 
 Y90_CODE = ("14691008", "SCT", "^90^Yttrium")
 TC_CODE = ("72454006", "SCT", "^99m^Technetium")
@@ -261,6 +262,7 @@ def test_maa_spect_gives_a_predictive_dose_at_the_planned_y90_activity_labelled_
     procedure = sr.ContentSequence  # TID 1500: Procedure reported names the predictive dosimetry
     meanings = [item.ConceptCodeSequence[0].CodeMeaning for item in procedure if "ConceptCodeSequence" in item]
     assert any(m.startswith("Predictive Y-90") for m in meanings), meanings
+    _check_outputs(out, tmp_path, dicom=("rtdose.dcm", "sr.dcm"))  # dciodvfy: no error (no SEG: no added ROI)
 
 
 def test_maa_spect_refuses_absolute_calibration_naming_tc99m(tmp_path):

@@ -23,7 +23,8 @@ from datetime import date, datetime, timedelta
 
 from pydicom.dataset import Dataset
 
-from ..constants import NUCLIDE_HALF_LIVES_S, Y90_HALF_LIFE_S
+from ..constants import Y90_HALF_LIFE_S
+from ..emission import UNKNOWN, half_life_nuclide
 from ..errors import UnitsError
 
 EARLIEST_SCAN_DATE: date = date(1970, 1, 1)
@@ -31,9 +32,6 @@ EARLIEST_SCAN_DATE: date = date(1970, 1, 1)
 Y-90 scan or implant (tomographic PET and SPECT date from the mid-1970s, Y-90 microspheres from the 1990s);
 they are unusable, as unparsable and empty dates are."""
 
-HALF_LIFE_REL_TOL: float = 0.01
-"""Relative tolerance for recognising a nuclide from a header half-life (1%: headers give 64.0 h,
-64.1 h or 64.053 h for Y-90)."""
 
 
 # --- parsing -------------------------------------------------------------------------------------------
@@ -224,13 +222,12 @@ def frame_average_to_start(duration_s: float, half_life_s: float = Y90_HALF_LIFE
 
 
 def identify_nuclide(half_life_s: float | None) -> str | None:
-    """Name of the nuclide whose half-life is within 1% of ``half_life_s`` ('Y-90', 'F-18', ...)."""
+    """Name of the nuclide whose half-life is within 1% of ``half_life_s`` ('Y-90', 'F-18', ...), else None
+    (:func:`dosimetry.emission.half_life_nuclide`, which decides with the rest of the header's evidence)."""
     if half_life_s is None:
         return None
-    for name, value in NUCLIDE_HALF_LIVES_S.items():
-        if abs(half_life_s - value) <= HALF_LIFE_REL_TOL * value:
-            return name
-    return None
+    name = half_life_nuclide(half_life_s)
+    return None if name == UNKNOWN else name
 
 
 def seconds_between(later: datetime, earlier: datetime) -> float:
@@ -240,7 +237,6 @@ def seconds_between(later: datetime, earlier: datetime) -> float:
 
 __all__ = [
     "EARLIEST_SCAN_DATE",
-    "HALF_LIFE_REL_TOL",
     "TimeSource",
     "acquisition_start",
     "combine",
