@@ -243,7 +243,9 @@ def volume_outside_grid(mask: Image, target: Image) -> tuple[float, float]:
     -------
     volume_ml, outside_ml : float
     """
-    values = np.asarray(mask.array, dtype=np.float32)
+    values = np.asarray(mask.array)
+    if values.dtype.kind not in "bu" and values.dtype != np.float32:
+        values = values.astype(np.float32)  # 0/1 masks are summed as they are: no float copy
     total_ml = float(values.sum(dtype=np.float64)) * mask.voxel_volume_ml
     if mask.same_grid(target) or total_ml == 0.0:
         return total_ml, 0.0
