@@ -44,15 +44,20 @@ def hu_to_density(hu) -> np.ndarray:
 
 def _slab_density(slab: np.ndarray, hu_nodes: np.ndarray, density_nodes: np.ndarray) -> np.ndarray:
     """Densities of one slab: a lookup table when every value is an integer, else np.interp."""
-    if slab.size and slab.dtype.kind in "iuf":
-        low, high = slab.min(), slab.max()
-        if np.isfinite(low) and np.isfinite(high) and float(high) - float(low) < _MAX_TABLE_ENTRIES:
-            integral = slab.dtype.kind in "iu" or np.array_equal(slab, np.floor(slab))
-            if integral:
-                first = int(low)
-                table = np.interp(np.arange(first, int(high) + 1, dtype=np.float64), hu_nodes,
-                                  density_nodes).astype(np.float32)
-                return table[slab.astype(np.intp) - first]
+    ints = None
+    if slab.dtype.kind in "iu":
+        ints = slab.astype(np.int64)
+    elif slab.dtype.kind == "f" and slab.size:
+        with np.errstate(invalid="ignore"):  # NaN and huge values do not survive the round trip: interp
+            candidate = slab.astype(np.int32)
+        if np.array_equal(candidate, slab):
+            ints = candidate
+    if ints is not None and ints.size:
+        low, high = int(ints.min()), int(ints.max())
+        if high - low < _MAX_TABLE_ENTRIES:
+            table = np.interp(np.arange(low, high + 1, dtype=np.float64), hu_nodes, density_nodes).astype(np.float32)
+            ints -= low
+            return table[ints]
     return np.interp(np.asarray(slab, dtype=np.float64), hu_nodes, density_nodes).astype(np.float32)
 
 

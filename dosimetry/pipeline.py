@@ -188,7 +188,7 @@ def _union(weights: Iterable[np.ndarray], shape) -> np.ndarray:
     total = np.zeros(shape, np.float32)
     for w in weights:
         total += w
-    return np.minimum(total, 1.0)
+    return np.minimum(total, 1.0, out=total)
 
 
 # --- stages ----------------------------------------------------------------------------------------------------

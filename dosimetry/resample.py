@@ -157,8 +157,8 @@ def occupancy_on_grid(mask: Image, target: Image, *, supersample: int | None = N
     full mask and find the default 0 outside the cropped one: the result is the same. 0/1 masks are
     resampled as uint8 and averaged as integer counts.
     """
-    if mask.same_grid(target):
-        return target.with_array(np.asarray(mask.array, dtype=np.float32))
+    if mask.same_grid(target):  # C order, as the resampled ones: statistics gather by C-order flat index
+        return target.with_array(np.ascontiguousarray(mask.array, dtype=np.float32))
     box = nonzero_box(mask.array)
     if box is None:
         return target.with_array(np.zeros(target.shape, np.float32))
@@ -185,6 +185,72 @@ def occupancy_on_grid(mask: Image, target: Image, *, supersample: int | None = N
     return target.with_array(occupancy)
 
 
+_INSIDE_MARGIN = 1e-3
+"""Continuous-index margin (source voxels) by which every sub-voxel centre of a target voxel must lie inside
+the source's extent for the voxel to count as covered without sampling."""
+
+
+def _inner_box(source: Image, target: Image, lower, upper, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Target voxels in [lower, upper) whose every sub-voxel centre lies inside the source's extent by
+    :data:`_INSIDE_MARGIN`, as a box [lo, hi); None when the grids are not axis-aligned (the box is then
+    not a box) or no voxel is inside."""
+    rotation = source.direction.T @ target.direction  # column a: target axis a in source axes
+    axes = np.argmax(np.abs(rotation), axis=0)
+    if sorted(axes.tolist()) != [0, 1, 2] or not np.allclose(np.abs(rotation[axes, range(3)]), 1.0, atol=1e-9) \
+            or np.count_nonzero(np.abs(rotation) > 1e-9) != 3:
+        return None
+    offset = ((target.origin_mm - source.origin_mm) @ source.direction) / source.spacing_mm  # target voxel 0
+    lo, hi = np.array(lower), np.array(upper)
+    for a in range(3):
+        s = axes[a]
+        slope = rotation[s, a] * target.spacing_mm[a] / source.spacing_mm[s]
+        t = np.arange(lower[a], upper[a], dtype=float)
+        first, last = offset[s] + slope * (t - 0.5 + 0.5 / n), offset[s] + slope * (t + 0.5 - 0.5 / n)
+        inside = ((np.minimum(first, last) >= -0.5 + _INSIDE_MARGIN)
+                  & (np.maximum(first, last) <= source.shape[s] - 0.5 - _INSIDE_MARGIN))
+        hits = np.flatnonzero(inside)
+        if hits.size == 0:
+            return None
+        lo[a], hi[a] = lower[a] + hits[0], lower[a] + hits[-1] + 1
+    return lo, hi
+
+
+def _shell_boxes(lower, upper, inner_lo, inner_hi):
+    """The box [lower, upper) minus the inner box, as up to six boxes."""
+    lower, upper, inner_lo, inner_hi = (np.asarray(v) for v in (lower, upper, inner_lo, inner_hi))
+    boxes = []
+    lo, hi = lower.copy(), upper.copy()
+    for a in (2, 1, 0):  # slabs along k, then rows along j inside them, then columns along i
+        below_hi = hi.copy()
+        below_hi[a] = inner_lo[a]
+        above_lo = lo.copy()
+        above_lo[a] = inner_hi[a]
+        boxes += [(lo.copy(), below_hi), (above_lo, hi.copy())]
+        lo[a], hi[a] = inner_lo[a], inner_hi[a]
+    return [(b_lo, b_hi) for b_lo, b_hi in boxes if np.all(b_hi > b_lo)]
+
+
+def _coverage_counts(image: Image, src: sitk.Image, target: Image, lower, upper, n: int) -> np.ndarray:
+    """Per target voxel of [lower, upper), the number of its n**3 sub-voxel centres inside the image's extent.
+
+    Nearest-neighbour samples of an image of ones (0 outside the extent), summed. Voxels surely inside (axis-
+    aligned grids: every sub-voxel centre at least :data:`_INSIDE_MARGIN` source voxels inside) get n**3
+    without sampling; only the shell around them is sampled.
+    """
+    ones = sitk.Image(src.GetSize(), sitk.sitkUInt8)
+    ones.CopyInformation(src)
+    ones = sitk.Add(ones, 1)
+    inner = _inner_box(image, target, lower, upper, n)
+    if inner is None:
+        return _supersampled_sums(ones, target, lower, upper, n, "nearest", 0.0, pixel_type=sitk.sitkUInt8)
+    counts = np.full(tuple(int(v) for v in np.asarray(upper) - lower), n**3, dtype=np.uint16)
+    for b_lo, b_hi in _shell_boxes(lower, upper, *inner):
+        part = _supersampled_sums(ones, target, b_lo, b_hi, n, "nearest", 0.0, pixel_type=sitk.sitkUInt8)
+        at = tuple(slice(int(b_lo[a] - lower[a]), int(b_hi[a] - lower[a])) for a in range(3))
+        counts[at] = part
+    return counts
+
+
 def mean_on_grid(image: Image, target: Image, *, supersample: int | None = None) -> tuple[Image, np.ndarray]:
     """Volume average of ``image`` over each ``target`` voxel, with the fraction of it the image covers.
 
@@ -207,12 +273,7 @@ def mean_on_grid(image: Image, target: Image, *, supersample: int | None = None)
             values = np.asfortranarray(values, dtype=np.float32)  # SimpleITK's [k, j, i] C order: one copy
         src = to_sitk(image.with_array(values))
         del values
-        # Coverage: nearest-neighbour samples of an image of ones (0 outside the image's extent), as counts.
-        ones = sitk.Image(src.GetSize(), sitk.sitkUInt8)
-        ones.CopyInformation(src)
-        ones = sitk.Add(ones, 1)
-        counts = _supersampled_sums(ones, target, lower, upper, n, "nearest", 0.0, pixel_type=sitk.sitkUInt8)
-        del ones
+        counts = _coverage_counts(image, src, target, lower, upper, n)
         # Sum of (value x inside) over sub-voxels: sample value with default 0 and divide by coverage.
         total = _supersampled_sums(src, target, lower, upper, n, "linear", 0.0, pixel_type=sitk.sitkFloat32)
         del src

@@ -79,8 +79,10 @@ def _centre(result) -> tuple[np.ndarray, str]:
     else:
         chosen = None
     if chosen is not None:
-        w = result.roi_weights[chosen["name"]].astype(np.float64)
-        idx = np.array(np.nonzero(w > 0)).T
+        weights = result.roi_weights[chosen["name"]]
+        lo, hi = nonzero_box(weights)  # the same voxels, in the same order, from the ROI's box only
+        w = weights[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float64)
+        idx = np.array(np.nonzero(w > 0)).T + lo
         centre_idx = (idx * w[w > 0][:, None]).sum(axis=0) / w[w > 0].sum()
         return dose.index_to_world(centre_idx), f"{reason} ({chosen['name']})"
     peak = np.unravel_index(int(np.argmax(dose.array)), dose.shape)
