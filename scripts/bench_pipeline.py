@@ -244,10 +244,10 @@ def decode_only(case: str, folder: str) -> None:
 
 
 # --- measuring ------------------------------------------------------------------------------------------------
-def measure(args: list[str]) -> tuple[float, float, int]:
+def measure(args: list[str], env: dict | None = None) -> tuple[float, float, int]:
     """Wall time (s), peak RSS (MiB) and exit status of one child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -257,8 +257,8 @@ def measure(args: list[str]) -> tuple[float, float, int]:
     return seconds, usage.ru_maxrss / 1024.0, proc.returncode
 
 
-def best(args: list[str], repeat: int) -> tuple[float, float, int]:
-    runs = [measure(args) for _ in range(repeat)]
+def best(args: list[str], repeat: int, env: dict | None = None) -> tuple[float, float, int]:
+    runs = [measure(args, env) for _ in range(repeat)]
     return min(r[0] for r in runs), max(r[1] for r in runs), max(r[2] for r in runs)
 
 
@@ -270,6 +270,10 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, help="folder for the built cases, reused across runs (default: temp)")
     parser.add_argument("--keep-output", action="store_true", help="keep the dosimetry output folders")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--before", type=Path, metavar="CHECKOUT",
+                        help="also run each method with the package of another checkout (its folder holding "
+                             "dosimetry/, put first on PYTHONPATH), e.g. an earlier commit from `git worktree add` "
+                             "or `git archive`: before/after numbers under the same load")
     parser.add_argument("--decode-only", nargs=2, metavar=("CASE", "FOLDER"), help=argparse.SUPPRESS)
     parser.add_argument("--build", nargs=2, metavar=("CASE", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -295,20 +299,25 @@ def main(argv=None) -> int:
                             "time_ratio": 1.0, "rss_ratio": 1.0})
             for method in methods:
                 out = tmp / f"out-{case}-{method}"
-                seconds, rss, code = best(run_command(case, folder, method, out), args.repeat)
-                results.append({"case": case, "what": f"run {method}", "s": seconds, "rss_mib": rss,
-                                "time_ratio": seconds / base_s, "rss_ratio": rss / base_rss, "exit": code})
+                variants = [("", None)]
+                if args.before:
+                    env = {**os.environ, "PYTHONPATH": str(args.before.resolve())}
+                    variants.insert(0, (" (before)", env))
+                for label, env in variants:
+                    seconds, rss, code = best(run_command(case, folder, method, out), args.repeat, env)
+                    results.append({"case": case, "what": f"run {method}{label}", "s": seconds, "rss_mib": rss,
+                                    "time_ratio": seconds / base_s, "rss_ratio": rss / base_rss, "exit": code})
                 if args.keep_output:
                     print(f"  output: {out}")
     finally:
         if not args.keep_output:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'case':<5} {'what':<16} {'wall s':>8} {'x decode':>9} {'peak MiB':>9} {'x decode':>9}")
+    print(f"{'case':<5} {'what':<21} {'wall s':>8} {'x decode':>9} {'peak MiB':>9} {'x decode':>9}")
     for r in results:
         ratio = f"{r['time_ratio']:.2f}" if "time_ratio" in r else "-"
         mem = f"{r['rss_ratio']:.2f}" if "rss_ratio" in r else "-"
         failed = "  FAILED" if r.get("exit") else ""
-        print(f"{r['case']:<5} {r['what']:<16} {r['s']:>8.2f} {ratio:>9} {r['rss_mib']:>9.0f} {mem:>9}{failed}")
+        print(f"{r['case']:<5} {r['what']:<21} {r['s']:>8.2f} {ratio:>9} {r['rss_mib']:>9.0f} {mem:>9}{failed}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 1 if any(r.get("exit") for r in results) else 0
