@@ -27,6 +27,7 @@ _PUBLIC = {
     "load_inputs": ".pipeline",
     "quantify_activity": ".pipeline",
     "resample_rois": ".pipeline",
+    "run_stages": ".pipeline",
     "Image": ".image",
     "Role": ".roi",
     "Roi": ".roi",

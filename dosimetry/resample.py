@@ -159,7 +159,7 @@ def occupancy_on_grid(mask: Image, target: Image, *, supersample: int | None = N
     """
     if mask.same_grid(target):  # C order, as the resampled ones: statistics gather by C-order flat index
         return target.with_array(np.ascontiguousarray(mask.array, dtype=np.float32))
-    box = nonzero_box(mask.array)
+    box = nonzero_box(mask.array if mask.array.dtype.kind in "bu" else mask.array > 0)
     if box is None:
         return target.with_array(np.zeros(target.shape, np.float32))
     lower, upper = _target_box(mask, target, box)

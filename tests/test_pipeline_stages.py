@@ -121,7 +121,7 @@ def test_stages_are_reported_in_order(sample):
 
 def test_stage_functions_are_public_api():
     for name in ("load_inputs", "resample_rois", "quantify_activity", "compute_study_dose", "compute_statistics",
-                 "LoadedStudy", "RoiOccupancy", "QuantifiedStudy", "StudyDose"):
+                 "run_stages", "LoadedStudy", "RoiOccupancy", "QuantifiedStudy", "StudyDose"):
         assert name in dosimetry.__all__
         assert getattr(dosimetry, name) is not None
 
