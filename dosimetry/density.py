@@ -14,17 +14,51 @@ from .image import Image
 from .resample import mean_on_grid
 
 
+_SLAB_VOXELS = 4_000_000
+_MAX_TABLE_ENTRIES = 1 << 20
+
+
 def hu_to_density(hu) -> np.ndarray:
     """Mass density (g/mL) from CT numbers (HU), piecewise linear between the Schneider 2000 nodes.
 
-    Values beyond the table (below -1000 HU or above 3000 HU) take the end values.
+    Values beyond the table (below -1000 HU or above 3000 HU) take the end values. A 3-D input is
+    converted slab by slab into a float32 array in Fortran order (the layout SimpleITK takes without
+    another copy); integer CT numbers (the usual case) go through a lookup table of the same
+    interpolation, so no float64 copy of the CT is made.
 
     References
     ----------
     Schneider W, Bortfeld T, Schlegel W. Phys Med Biol 2000;45:459-78. doi:10.1088/0031-9155/45/2/314
     """
     hu_nodes, density_nodes = hu_to_density_table()
-    return np.interp(np.asarray(hu, dtype=np.float64), hu_nodes, density_nodes).astype(np.float32)
+    values = np.asarray(hu)
+    if values.ndim != 3:
+        return np.interp(np.asarray(values, dtype=np.float64), hu_nodes, density_nodes).astype(np.float32)
+    out = np.empty(values.shape, dtype=np.float32, order="F")
+    step = max(1, _SLAB_VOXELS // max(values.shape[0] * values.shape[1], 1))
+    for k0 in range(0, values.shape[2], step):
+        slab = values[:, :, k0:k0 + step]
+        out[:, :, k0:k0 + step] = _slab_density(slab, hu_nodes, density_nodes)
+    return out
+
+
+def _slab_density(slab: np.ndarray, hu_nodes: np.ndarray, density_nodes: np.ndarray) -> np.ndarray:
+    """Densities of one slab: a lookup table when every value is an integer, else np.interp."""
+    ints = None
+    if slab.dtype.kind in "iu":
+        ints = slab.astype(np.int64)
+    elif slab.dtype.kind == "f" and slab.size:
+        with np.errstate(invalid="ignore"):  # NaN and huge values do not survive the round trip: interp
+            candidate = slab.astype(np.int32)
+        if np.array_equal(candidate, slab):
+            ints = candidate
+    if ints is not None and ints.size:
+        low, high = int(ints.min()), int(ints.max())
+        if high - low < _MAX_TABLE_ENTRIES:
+            table = np.interp(np.arange(low, high + 1, dtype=np.float64), hu_nodes, density_nodes).astype(np.float32)
+            ints -= low
+            return table[ints]
+    return np.interp(np.asarray(slab, dtype=np.float64), hu_nodes, density_nodes).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from .errors import OutputError
 from .imageio import write_nifti
 from .output_guard import check_output_location, check_replaceable, recorded_input_paths, write_marker
 from .pipeline import DosimetryResult
+from .progress import stage
 from .report import write_report
 from .stats import STAT_KEYS
 
@@ -169,6 +170,9 @@ def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwr
     case it is replaced only after the new results are complete. With ``pdf``, the report is also printed
     to ``report.pdf`` by headless Chromium.
 
+    The time of writing each file is added to ``result.stats["timings_s"]`` (keys ``output FILE``), which
+    ``stats.json``, written last, holds.
+
     The input files recorded in ``result.stats["inputs"]`` (activity and CT files, ROI sources, DICOM
     folder) are protected: an ``out_dir`` that is, contains or lies inside one of them is refused.
 
@@ -179,19 +183,31 @@ def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwr
         or cannot be created.
     """
     inputs = recorded_input_paths(result.stats.get("inputs"))
+    # each file is a named stage (progress, and stats["timings_s"]: in the dict, so stats.json holds them)
+    timings = result.stats.setdefault("timings_s", {})
     with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
-        write_nifti(result.dose_gy.with_array(result.dose_gy.array.astype(np.float32)), tmp / "dose.nii.gz")
+        with stage("output dose.nii.gz", timings):
+            dose = result.dose_gy
+            write_nifti(dose.with_array(np.asarray(dose.array, dtype=np.float32)), tmp / "dose.nii.gz")
         if result.dicom_sources:
             from .export.study import write_dicom_outputs  # DICOM runs only: RT Dose, SR (and SEG)
 
-            warnings = result.stats["warnings"]  # skipped exports say why, in stats.json and on the terminal
-            warnings.extend(w for w in write_dicom_outputs(result, tmp).warnings if w not in warnings)
-        write_stats_json(result.stats, tmp / "stats.json")
-        write_stats_csv(result.stats, tmp / "stats.csv")
-        write_dvh_csv(result.dvh_dose_gy, result.dvh_volume_percent, tmp / "dvh.csv")
-        write_report(result, tmp / "report.html")
+            with stage("output DICOM", timings):
+                warnings = result.stats["warnings"]  # skipped exports say why, in stats.json and on the terminal
+                warnings.extend(w for w in write_dicom_outputs(result, tmp).warnings if w not in warnings)
+        with stage("output stats.csv", timings):
+            write_stats_csv(result.stats, tmp / "stats.csv")
+        with stage("output dvh.csv", timings):
+            write_dvh_csv(result.dvh_dose_gy, result.dvh_volume_percent, tmp / "dvh.csv")
+        with stage("output report.html", timings):
+            write_report(result, tmp / "report.html")
         if pdf:
             from .report.html import html_to_pdf  # needs headless Chromium
 
-            html_to_pdf(tmp / "report.html", tmp / "report.pdf")
+            with stage("output report.pdf", timings):
+                html_to_pdf(tmp / "report.html", tmp / "report.pdf")
+        # last, so that it holds the other files' timings; written again to hold its own
+        with stage("output stats.json", timings):
+            write_stats_json(result.stats, tmp / "stats.json")
+        write_stats_json(result.stats, tmp / "stats.json")
     return Path(out_dir)

@@ -4,9 +4,19 @@
 has no global state: everything it needs comes in as arguments and everything it makes goes out in the
 :class:`DosimetryResult`, so many studies can run side by side (threads or processes).
 
-Data flow: load -> activity at implant (:mod:`.quantify`) -> density (:mod:`.density`) -> dose
-(:mod:`.dose`) -> ROI occupancy on the dose grid (:mod:`.resample`) -> statistics (:mod:`.stats`).
-Writing files is :mod:`.outputs`' job.
+Stages, each a public function with a typed result, timed into ``stats['timings_s']`` and reported to
+:mod:`.progress`: :func:`load_inputs` (-> :class:`LoadedStudy`) -> :func:`resample_rois` (ROI occupancy on
+the activity grid, :mod:`.resample`; -> :class:`RoiOccupancy`) -> :func:`quantify_activity` (activity at
+implant, :mod:`.quantify`, and density, :mod:`.density`; -> :class:`QuantifiedStudy`) ->
+:func:`compute_study_dose` (:mod:`.dose`; -> :class:`StudyDose`) -> :func:`compute_statistics`
+(:mod:`.stats`, :mod:`.clinical`; -> :class:`DosimetryResult`). Writing files is :mod:`.outputs`' job.
+
+One study dosed by two methods, loading and quantifying once::
+
+    study = load_inputs(activity, rois, ct=ct, options=options)
+    quantified = quantify_activity(study, resample_rois(study))
+    ldm = compute_statistics(quantified, compute_study_dose(quantified, method="ldm"))
+    kernel = compute_statistics(quantified, compute_study_dose(quantified, method="kernel"))
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from .constants import (DEFAULT_LUNG_MASS_KG, DEFAULT_SOFT_TISSUE_DENSITY_G_ML, 
                         constants_record)
 from .clinical import ClinicalOptions, clinical_sections
 from .defaults import lung_shunt_estimate, run_assumptions
-from .density import density_on_grid
+from .density import DensityMap, density_on_grid
 from .dose import compute_dose
 from .emission import EmissionDecision, emission_for_run
 from .errors import GeometryError, OptionsError, RoiError
@@ -32,6 +42,7 @@ from .image import Image
 from .imageio import read_image
 from .quantify import Calibration, Timing, activity_at_implant, parse_units, recovered_activity_check
 from .option_ranges import check_fields, check_value
+from .progress import advance, stage
 from .resample import check_roi_inside, occupancy_on_grid
 from .roi import Role, Roi, role_warnings
 from .stats import STAT_KEYS, SortedDose, dvh_table, roi_statistics
@@ -177,7 +188,397 @@ def _union(weights: Iterable[np.ndarray], shape) -> np.ndarray:
     total = np.zeros(shape, np.float32)
     for w in weights:
         total += w
-    return np.minimum(total, 1.0)
+    return np.minimum(total, 1.0, out=total)
+
+
+# --- stages ----------------------------------------------------------------------------------------------------
+# A run is load -> resample ROIs -> quantify (activity and density) -> dose -> statistics; outputs are
+# :func:`dosimetry.outputs.write_results`. Each stage is a public function with a typed result, timed by
+# :func:`dosimetry.progress.stage` into the ``timings_s`` of its result, so batch jobs can reuse stages (load
+# and quantify once, dose with several methods). Warnings are carried stage by stage and joined, in stage
+# order, by :func:`compute_statistics`.
+
+
+@dataclass(frozen=True)
+class LoadedStudy:
+    """Stage 'load': the inputs of one run, read and checked (:func:`load_inputs`)."""
+
+    activity: Image
+    """Emission image as given (units of ``options.activity_units``, at scan time)."""
+    rois: tuple[Roi, ...]
+    options: DosimetryOptions
+    emission: EmissionDecision
+    """The emission-nuclide verdict used for this run."""
+    ct: Image | None = None
+    """CT in HU on its own grid, or None."""
+    activity_path: str | None = None
+    ct_path: str | None = None
+    inputs_record: dict = field(default_factory=dict)
+    """Extra description of the inputs, merged into ``stats['inputs']``."""
+    extra_assumptions: tuple[dict, ...] = ()
+    warnings: tuple[str, ...] = ()
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoiOccupancy:
+    """Stage 'resample ROIs': every ROI as occupancy (0..1) on the activity grid (:func:`resample_rois`)."""
+
+    weights: dict[str, np.ndarray]
+    """Per ROI name, float32 occupancy on the activity grid."""
+    outside_image: dict[str, dict]
+    """Per ROI name, ``outside_image_ml`` and ``outside_image_percent``."""
+    partial: tuple[str, ...] = ()
+    """ROIs partly outside the image, as 'name (x.x% outside)', for the notes of derived statistics."""
+    warnings: tuple[str, ...] = ()
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QuantifiedStudy:
+    """Stages 'quantify' and 'density': everything of a run that does not depend on the dose method
+    (:func:`quantify_activity`). Dose it with :func:`compute_study_dose`, as often as needed."""
+
+    study: LoadedStudy
+    occupancy: RoiOccupancy
+    activity_bq: Image
+    """Activity per voxel at implant time (Bq, float64)."""
+    units: str
+    """Units the emission image was read in."""
+    activity_record: dict
+    """How the activity was obtained (calibration, decay factor), for ``stats['inputs']['activity']``."""
+    activity_check: dict
+    """The recovered-activity check, ``stats['activity_check']``."""
+    density: DensityMap
+    """Density (g/mL) on the activity grid and its source."""
+    warnings: tuple[str, ...] = ()
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyDose:
+    """Stage 'dose': the absorbed dose of one method (:func:`compute_study_dose`)."""
+
+    dose_gy: Image
+    """Absorbed dose (Gy, float32) on the activity grid."""
+    method: str
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _added(*timings: dict[str, float]) -> dict[str, float]:
+    """Stage timings of several results in one dict (a stage that ran more than once counts each time)."""
+    total: dict[str, float] = {}
+    for part in timings:
+        for name, seconds in part.items():
+            total[name] = total.get(name, 0.0) + seconds
+    return total
+
+
+def load_inputs(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
+                ct: Image | str | os.PathLike | None = None,
+                options: DosimetryOptions | None = None,
+                inputs_record: dict | None = None,
+                extra_warnings: Sequence[str] = (),
+                extra_assumptions: Sequence[dict] = (),
+                emission: EmissionDecision | None = None) -> LoadedStudy:
+    """Stage 'load': read the images given as paths, check the ROIs, decide the emission nuclide.
+
+    Parameters are those of :func:`run_dosimetry`.
+
+    Raises
+    ------
+    DosimetryError
+        Unreadable images (InputFileError, GeometryError), no ROI or duplicate names (RoiError), an emission
+        nuclide that cannot be used (:mod:`dosimetry.emission`).
+    """
+    timings: dict[str, float] = {}
+    with stage("load", timings):
+        options = options or DosimetryOptions()
+        warnings: list[str] = list(extra_warnings)
+        activity_image, activity_path = _as_image(activity, warnings)
+        ct_image, ct_path = _as_image(ct, warnings) if ct is not None else (None, None)
+        rois = tuple(rois)
+        if not rois:
+            raise RoiError("no ROI given; give at least a liver ROI (an RTSTRUCT or SEG in the DICOM study, --roi "
+                           "liver=PATH or --segmentation FILE)")
+        _check_names(rois)
+        warnings.extend(role_warnings(list(rois)))
+        what = activity_path or "the emission image"
+        decision = emission_for_run(emission, emission_nuclide=options.emission_nuclide,
+                                    calibration=options.calibration,
+                                    administered_gbq=options.administered_activity_gbq, what=what)
+        warnings.extend(decision.warnings if emission is None else ())
+    return LoadedStudy(activity_image, rois, options, decision, ct_image, activity_path, ct_path,
+                       dict(inputs_record or {}), tuple(extra_assumptions), tuple(warnings), timings)
+
+
+def resample_rois(study: LoadedStudy) -> RoiOccupancy:
+    """Stage 'resample ROIs': each ROI's occupancy on the activity grid, in world coordinates, and the part
+    of it outside the image (:func:`dosimetry.resample.occupancy_on_grid`, :func:`~dosimetry.resample.check_roi_inside`).
+
+    Raises
+    ------
+    GeometryError
+        An ROI that does not overlap the image, or lies more than 20% outside it (unless
+        ``options.allow_roi_outside``; ROIs of role 'other' only warn).
+    """
+    timings: dict[str, float] = {}
+    weights: dict[str, np.ndarray] = {}
+    outside_image: dict[str, dict] = {}
+    partial: list[str] = []
+    warnings: list[str] = []
+    with stage("resample ROIs", timings, total=len(study.rois)):
+        for roi in study.rois:
+            try:
+                weights[roi.name] = occupancy_on_grid(roi.mask, study.activity).array
+            except GeometryError as err:
+                raise GeometryError(f"ROI {roi.name!r} ({roi.source or 'mask'}): {err}") from err
+            outside_image[roi.name], note = check_roi_inside(
+                roi.name, roi.mask, study.activity, source=roi.source, allow_outside=study.options.allow_roi_outside,
+                refuse=roi.role is not Role.OTHER)
+            if note:
+                warnings.append(note)
+                partial.append(f"{roi.name} ({outside_image[roi.name]['outside_image_percent']:.1f}% outside)")
+            advance()
+    return RoiOccupancy(weights, outside_image, tuple(partial), tuple(warnings), timings)
+
+
+def _by_role(rois: Iterable[Roi]) -> dict[Role, list[Roi]]:
+    by_role: dict[Role, list[Roi]] = {}
+    for roi in rois:
+        by_role.setdefault(roi.role, []).append(roi)
+    return by_role
+
+
+def quantify_activity(study: LoadedStudy, occupancy: RoiOccupancy) -> QuantifiedStudy:
+    """Stages 'quantify' and 'density': activity per voxel at implant time (units, absolute or relative
+    calibration, decay: :func:`dosimetry.quantify.activity_at_implant`) and density on the activity grid
+    (:func:`dosimetry.density.density_on_grid`).
+
+    Raises
+    ------
+    DosimetryError
+        Units, calibration or timing that cannot give activity (UnitsError, OptionsError), no calibration ROI
+        for relative calibration (RoiError), an implausible emission image (:mod:`dosimetry.checks`).
+    """
+    options = study.options
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+    what = study.activity_path or "the emission image"
+    with stage("quantify", timings):
+        if options.activity_units is None:
+            units = "Bq/mL"
+            if options.calibration == "absolute":
+                warnings.append("activity units not stated: assumed Bq/mL (set --activity-units)")
+        else:
+            units = parse_units(options.activity_units)
+        for name in ("residual_fraction", "lung_shunt_fraction"):
+            if getattr(options, name) is None and options.calibration == "relative":
+                warnings.append(f"{name.replace('_', ' ')} not given: 0 used for the relative calibration")
+        calibration = Calibration(options.calibration, options.administered_activity_gbq,
+                                  options.residual_fraction or 0.0, options.lung_shunt_fraction or 0.0)
+        timing = Timing(options.scan_delay_h, options.scan_time, options.implant_time)
+        calibration_name = None
+        calibration_weights = None
+        if options.calibration == "relative":
+            calibration_name = options.calibration_roi
+            if calibration_name is None:
+                livers = _by_role(study.rois).get(Role.LIVER, [])
+                if len(livers) != 1:
+                    names = f": {', '.join(repr(r.name) for r in livers)}" if livers else ""
+                    raise RoiError(f"relative calibration needs one liver ROI (found {len(livers)}{names}); name "
+                                   "the calibration ROI with --calibration-roi NAME, or give the others another role "
+                                   "with --segment-role 'NAME=other'")
+                calibration_name = livers[0].name
+            if calibration_name not in occupancy.weights:
+                raise RoiError(f"--calibration-roi {calibration_name!r} is not among the ROIs: "
+                               f"{', '.join(occupancy.weights)}")
+            calibration_weights = occupancy.weights[calibration_name]
+        check_emission_values(study.activity, source=study.activity_path or "the activity image")
+        activity_map = activity_at_implant(study.activity, units=units, calibration=calibration, timing=timing,
+                                           calibration_occupancy=calibration_weights,
+                                           calibration_roi_name=calibration_name)
+        warnings.extend(activity_map.warnings)
+        activity_bq = activity_map.activity_bq
+        warnings.extend(check_total_activity(activity_bq, calibration=options.calibration,
+                                             source=study.activity_path or "the activity image"))
+        activity_check, check_warnings = recovered_activity_check(
+            activity_bq, calibration, residual_given=options.residual_fraction is not None, what=what,
+            administered_source=study.inputs_record.get("administered_activity_source", "given"))
+        warnings.extend(check_warnings)
+
+    with stage("density", timings):
+        density = density_on_grid(study.ct, study.activity, default_density_g_ml=options.default_density_g_ml)
+        warnings.extend(density.warnings)
+        if density.outside_ct is not None and density.outside_ct.any():
+            outside = density.outside_ct
+            total = float(np.sum(np.abs(activity_bq.array)))
+            share = float(np.sum(np.abs(activity_bq.array[outside]))) / total if total > 0 else 0.0
+            in_rois = sorted(name for name, w in occupancy.weights.items() if np.any(w[outside] > 0))
+            if share > 1e-3 or in_rois:
+                warnings.append(
+                    f"{100 * share:.1f}% of the activity lies outside the CT"
+                    + (f" (ROIs {', '.join(in_rois)} partly)" if in_rois else "")
+                    + f"; those voxels were given the default density {options.default_density_g_ml} g/mL")
+    return QuantifiedStudy(study, occupancy, activity_bq, units, activity_map.record, activity_check, density,
+                           tuple(warnings), timings)
+
+
+def compute_study_dose(quantified: QuantifiedStudy, *, method: str | None = None) -> StudyDose:
+    """Stage 'dose': absorbed dose (Gy) of the quantified study by ``method`` (default: the run's
+    ``options.method``; see :data:`dosimetry.dose.METHODS`).
+
+    Raises
+    ------
+    OptionsError
+        Unknown method.
+    """
+    method = method or quantified.study.options.method
+    timings: dict[str, float] = {}
+    with stage("dose", timings):
+        dose = compute_dose(quantified.activity_bq, quantified.density.density_g_ml, method=method)
+    return StudyDose(dose, method, timings)
+
+
+def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> DosimetryResult:
+    """Stage 'statistics': ROI statistics (given and derived ROIs), DVHs, T:N, lung, the run record and the
+    clinical sections, as :class:`DosimetryResult`; ``stats['timings_s']`` holds the time of every stage
+    (:func:`dosimetry.outputs.write_results` adds the outputs')."""
+    timings: dict[str, float] = {}
+    study, occupancy = quantified.study, quantified.occupancy
+    options, rois, weights = study.options, study.rois, occupancy.weights
+    warnings = [*study.warnings, *occupancy.warnings, *quantified.warnings]
+    with stage("statistics", timings):
+        by_role = _by_role(rois)
+        activity_image, density = study.activity, quantified.density
+        shape = activity_image.shape
+        entries: list[tuple[str, str, np.ndarray, dict]] = [
+            (roi.name, roi.role.value, weights[roi.name], {"source": roi.source, **occupancy.outside_image[roi.name]})
+            for roi in rois]
+        tumor_w = _union((weights[r.name] for r in by_role.get(Role.TUMOR, [])), shape)
+        liver_w = _union((weights[r.name] for r in by_role.get(Role.LIVER, [])), shape)
+        has_tumors = bool(by_role.get(Role.TUMOR))
+        has_liver = bool(by_role.get(Role.LIVER))
+        if has_tumors and len(by_role[Role.TUMOR]) > 1:
+            entries.append(("tumors_all", "tumor", tumor_w, {"derived": "union of all tumour ROIs"}))
+        tumors_all_name = "tumors_all" if has_tumors and len(by_role[Role.TUMOR]) > 1 else (
+            by_role[Role.TUMOR][0].name if has_tumors else None)
+        if has_liver:
+            normal_w = np.clip(liver_w - tumor_w, 0.0, 1.0)
+            if normal_w.any():
+                entries.append(("normal_liver", "normal_liver", normal_w, {"derived": "liver minus all tumours"}))
+            if by_role.get(Role.PERFUSED):
+                perfused_w = _union((weights[r.name] for r in by_role[Role.PERFUSED]), shape)
+                pn = np.clip(np.minimum(perfused_w, liver_w) - tumor_w, 0.0, 1.0)
+                if pn.any():
+                    entries.append(("perfused_normal_liver", "normal_liver", pn,
+                                    {"derived": "perfused liver minus all tumours"}))
+        else:
+            warnings.append("no liver ROI: normal-liver statistics and T:N ratios are not computed")
+        del tumor_w, liver_w
+        lung_rois = by_role.get(Role.LUNG, [])
+        if len(lung_rois) > 1:
+            entries.append(("lungs_all", "lung", _union((weights[r.name] for r in lung_rois), shape),
+                            {"derived": "union of all lung ROIs"}))
+
+        partial = occupancy.partial
+        partial_note = "from the parts inside the image of ROIs partly outside it: " + ", ".join(partial)
+        for extra in (e[3] for e in entries if partial and "derived" in e[3]):
+            extra["outside_image_note"] = partial_note
+
+        dose_a, act_a, rho_a = dose.dose_gy.array, quantified.activity_bq.array, density.density_g_ml.array
+        roi_entries: list[dict] = []
+        sorted_doses: dict[str, SortedDose] = {}
+        for name, role, w, extra in entries:
+            if not np.any(w > 0):
+                warnings.append(f"ROI {name!r} covers no voxel of the activity grid; skipped")
+                continue
+            values, sorted_dose = roi_statistics(dose_a, act_a, rho_a, w, activity_image.voxel_volume_ml)
+            entry = {"name": name, "role": role}
+            entry.update({key: values[key] for key in STAT_KEYS})
+            entry["voxel_mean_gy"] = values["voxel_mean_gy"]
+            entry.update(extra)
+            roi_entries.append(entry)
+            sorted_doses[name] = sorted_dose
+            advance()
+        by_name = {e["name"]: e for e in roi_entries}
+
+        tn = {"dose_ratio": None, "activity_ratio": None, "tumor": tumors_all_name, "normal": None,
+              **({"outside_image_note": partial_note} if partial else {})}
+        if tumors_all_name in by_name and "normal_liver" in by_name:
+            t, n = by_name[tumors_all_name], by_name["normal_liver"]
+            tn.update({
+                "normal": "normal_liver",
+                "dose_ratio": t["mean_gy"] / n["mean_gy"] if n["mean_gy"] else None,
+                "activity_ratio": (t["activity_mbq"] / t["volume_ml"]) / (n["activity_mbq"] / n["volume_ml"])
+                if n["activity_mbq"] else None,
+            })
+
+        lung_name = "lungs_all" if len(lung_rois) > 1 else (lung_rois[0].name if lung_rois else None)
+        estimate = lung_shunt_estimate(options, lung_name=lung_name, lung_entry=by_name.get(lung_name),
+                                       lung_weights=next((w for n, _, w, _ in entries if n == lung_name), None),
+                                       density_source=density.source, outside_ct=density.outside_ct)
+        warnings.extend(estimate.warnings)
+        lung = {
+            "roi": lung_name,
+            "voxel_mean_gy": by_name[lung_name]["voxel_mean_gy"] if lung_name in by_name else None,
+            "mean_gy": by_name[lung_name]["mean_gy"] if lung_name in by_name else None,
+            **estimate.record,
+        }
+
+        inputs = {
+            "activity": {"file": study.activity_path, "shape": list(activity_image.shape),
+                         "spacing_mm": activity_image.spacing_mm.tolist(),
+                         "units": quantified.units, "units_source": "given" if options.activity_units else "default",
+                         **quantified.activity_record},
+            "ct": {"file": study.ct_path, **density.record},
+            "rois": [{"name": r.name, "role": r.role.value, "source": r.source} for r in rois],
+            "options": {
+                "administered_activity_gbq": options.administered_activity_gbq,
+                "residual_fraction": options.residual_fraction,
+                "lung_shunt_fraction": options.lung_shunt_fraction,
+                "scan_delay_h": options.scan_delay_h,
+                "scan_time": options.scan_time.isoformat() if options.scan_time else None,
+                "implant_time": options.implant_time.isoformat() if options.implant_time else None,
+                "lung_mass_kg": options.lung_mass_kg,
+            },
+        }
+        for key, value in study.inputs_record.items():
+            if isinstance(value, dict) and isinstance(inputs.get(key), dict):
+                inputs[key] = {**inputs[key], **value}
+            else:
+                inputs[key] = value
+        dvh_axis, dvh_curves = dvh_table(sorted_doses)
+        stats = {
+            "schema_version": SCHEMA_VERSION,
+            "software": {"name": "y90-dosimetry", "version": __version__},
+            "method": dose.method,
+            "density_source": density.source,
+            "constants": constants_record(),
+            "emission": study.emission.record(),
+            "activity_check": quantified.activity_check,
+            "inputs": inputs,
+            "rois": roi_entries,
+            "tumor_to_normal": tn,
+            "lung": lung,
+            "warnings": warnings,
+            "assumptions": [*study.extra_assumptions, *run_assumptions(options, density_source=density.source),
+                            *estimate.assumptions],
+        }
+        roi_weights = {name: w for name, _, w, _ in entries if name in by_name}
+        stats.update(clinical_sections(stats, dose_gy=dose.dose_gy.array, roi_weights=roi_weights,
+                                       options=options.clinical))
+    stats["timings_s"] = _added(study.timings_s, occupancy.timings_s, quantified.timings_s, dose.timings_s, timings)
+    return DosimetryResult(dose.dose_gy, quantified.activity_bq, density.density_g_ml, stats, dvh_axis, dvh_curves,
+                           roi_weights, study.ct)
+
+
+def run_stages(study: LoadedStudy) -> DosimetryResult:
+    """The stages after 'load', in order: :func:`resample_rois`, :func:`quantify_activity`,
+    :func:`compute_study_dose` (``options.method``), :func:`compute_statistics`."""
+    occupancy = resample_rois(study)
+    quantified = quantify_activity(study, occupancy)
+    return compute_statistics(quantified, compute_study_dose(quantified))
 
 
 def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
@@ -188,6 +589,10 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
                   extra_assumptions: Sequence[dict] = (),
                   emission: EmissionDecision | None = None) -> DosimetryResult:
     """Absorbed dose and ROI statistics of one Y-90 radioembolization study.
+
+    The stages :func:`load_inputs`, :func:`resample_rois`, :func:`quantify_activity`,
+    :func:`compute_study_dose` and :func:`compute_statistics`, in that order; each is timed
+    (``stats['timings_s']``) and reported to the current :mod:`dosimetry.progress` reporter.
 
     Parameters
     ----------
@@ -219,209 +624,9 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
     DosimetryError
         Any expected fault of the inputs (subclasses say which).
     """
-    options = options or DosimetryOptions()
-    warnings: list[str] = list(extra_warnings)
-    activity_image, activity_path = _as_image(activity, warnings)
-    ct_image, ct_path = _as_image(ct, warnings) if ct is not None else (None, None)
-    rois = list(rois)
-    if not rois:
-        raise RoiError("no ROI given; give at least a liver ROI (an RTSTRUCT or SEG in the DICOM study, --roi liver=PATH or --segmentation FILE)")
-    _check_names(rois)
-    warnings.extend(role_warnings(rois))
-    what = activity_path or "the emission image"
-    decision = emission_for_run(emission, emission_nuclide=options.emission_nuclide, calibration=options.calibration,
-                                administered_gbq=options.administered_activity_gbq, what=what)
-    warnings.extend(decision.warnings if emission is None else ())
-
-    # ROI occupancy on the activity grid, in world coordinates
-    weights: dict[str, np.ndarray] = {}
-    outside_image: dict[str, dict] = {}
-    partial: list[str] = []  # ROIs partly outside the image, for the notes of derived statistics
-    for roi in rois:
-        try:
-            weights[roi.name] = occupancy_on_grid(roi.mask, activity_image).array
-        except GeometryError as err:
-            raise GeometryError(f"ROI {roi.name!r} ({roi.source or 'mask'}): {err}") from err
-        outside_image[roi.name], note = check_roi_inside(roi.name, roi.mask, activity_image, source=roi.source,
-                                                   allow_outside=options.allow_roi_outside,
-                                                   refuse=roi.role is not Role.OTHER)
-        if note:
-            warnings.append(note)
-            partial.append(f"{roi.name} ({outside_image[roi.name]['outside_image_percent']:.1f}% outside)")
-    by_role: dict[Role, list[Roi]] = {}
-    for roi in rois:
-        by_role.setdefault(roi.role, []).append(roi)
-
-    # activity at implant
-    if options.activity_units is None:
-        units = "Bq/mL"
-        if options.calibration == "absolute":
-            warnings.append("activity units not stated: assumed Bq/mL (set --activity-units)")
-    else:
-        units = parse_units(options.activity_units)
-    for name in ("residual_fraction", "lung_shunt_fraction"):
-        if getattr(options, name) is None and options.calibration == "relative":
-            warnings.append(f"{name.replace('_', ' ')} not given: 0 used for the relative calibration")
-    calibration = Calibration(options.calibration, options.administered_activity_gbq,
-                              options.residual_fraction or 0.0, options.lung_shunt_fraction or 0.0)
-    timing = Timing(options.scan_delay_h, options.scan_time, options.implant_time)
-    calibration_name = None
-    calibration_weights = None
-    if options.calibration == "relative":
-        calibration_name = options.calibration_roi
-        if calibration_name is None:
-            livers = by_role.get(Role.LIVER, [])
-            if len(livers) != 1:
-                names = f": {', '.join(repr(r.name) for r in livers)}" if livers else ""
-                raise RoiError(f"relative calibration needs one liver ROI (found {len(livers)}{names}); name the "
-                               "calibration ROI with --calibration-roi NAME, or give the others another role with "
-                               "--segment-role 'NAME=other'")
-            calibration_name = livers[0].name
-        if calibration_name not in weights:
-            raise RoiError(f"--calibration-roi {calibration_name!r} is not among the ROIs: {', '.join(weights)}")
-        calibration_weights = weights[calibration_name]
-    check_emission_values(activity_image, source=activity_path or "the activity image")
-    activity_map = activity_at_implant(activity_image, units=units, calibration=calibration, timing=timing,
-                                       calibration_occupancy=calibration_weights,
-                                       calibration_roi_name=calibration_name)
-    warnings.extend(activity_map.warnings)
-    activity_bq = activity_map.activity_bq
-    warnings.extend(check_total_activity(activity_bq, calibration=options.calibration,
-                                         source=activity_path or "the activity image"))
-    activity_check, check_warnings = recovered_activity_check(
-        activity_bq, calibration, residual_given=options.residual_fraction is not None, what=what,
-        administered_source=(inputs_record or {}).get("administered_activity_source", "given"))
-    warnings.extend(check_warnings)
-
-    # density and dose
-    density = density_on_grid(ct_image, activity_image, default_density_g_ml=options.default_density_g_ml)
-    warnings.extend(density.warnings)
-    if density.outside_ct is not None and density.outside_ct.any():
-        outside = density.outside_ct
-        total = float(np.sum(np.abs(activity_bq.array)))
-        share = float(np.sum(np.abs(activity_bq.array[outside]))) / total if total > 0 else 0.0
-        in_rois = sorted(name for name, w in weights.items() if np.any(w[outside] > 0))
-        if share > 1e-3 or in_rois:
-            warnings.append(
-                f"{100 * share:.1f}% of the activity lies outside the CT"
-                + (f" (ROIs {', '.join(in_rois)} partly)" if in_rois else "")
-                + f"; those voxels were given the default density {options.default_density_g_ml} g/mL")
-    dose = compute_dose(activity_bq, density.density_g_ml, method=options.method)
-
-    # statistics: given ROIs, then derived ones
-    shape = activity_image.shape
-    entries: list[tuple[str, str, np.ndarray, dict]] = [
-        (roi.name, roi.role.value, weights[roi.name], {"source": roi.source, **outside_image[roi.name]}) for roi in rois]
-    tumor_w = _union((weights[r.name] for r in by_role.get(Role.TUMOR, [])), shape)
-    liver_w = _union((weights[r.name] for r in by_role.get(Role.LIVER, [])), shape)
-    has_tumors = bool(by_role.get(Role.TUMOR))
-    has_liver = bool(by_role.get(Role.LIVER))
-    if has_tumors and len(by_role[Role.TUMOR]) > 1:
-        entries.append(("tumors_all", "tumor", tumor_w, {"derived": "union of all tumour ROIs"}))
-    tumors_all_name = "tumors_all" if has_tumors and len(by_role[Role.TUMOR]) > 1 else (
-        by_role[Role.TUMOR][0].name if has_tumors else None)
-    if has_liver:
-        normal_w = np.clip(liver_w - tumor_w, 0.0, 1.0)
-        if normal_w.any():
-            entries.append(("normal_liver", "normal_liver", normal_w, {"derived": "liver minus all tumours"}))
-        if by_role.get(Role.PERFUSED):
-            perfused_w = _union((weights[r.name] for r in by_role[Role.PERFUSED]), shape)
-            pn = np.clip(np.minimum(perfused_w, liver_w) - tumor_w, 0.0, 1.0)
-            if pn.any():
-                entries.append(("perfused_normal_liver", "normal_liver", pn,
-                                {"derived": "perfused liver minus all tumours"}))
-    else:
-        warnings.append("no liver ROI: normal-liver statistics and T:N ratios are not computed")
-    lung_rois = by_role.get(Role.LUNG, [])
-    if len(lung_rois) > 1:
-        entries.append(("lungs_all", "lung", _union((weights[r.name] for r in lung_rois), shape),
-                        {"derived": "union of all lung ROIs"}))
-
-    partial_note = "from the parts inside the image of ROIs partly outside it: " + ", ".join(partial)
-    for extra in (e[3] for e in entries if partial and "derived" in e[3]):
-        extra["outside_image_note"] = partial_note
-
-    dose_a, act_a, rho_a = dose.array, activity_bq.array, density.density_g_ml.array
-    roi_entries: list[dict] = []
-    sorted_doses: dict[str, SortedDose] = {}
-    for name, role, w, extra in entries:
-        if not np.any(w > 0):
-            warnings.append(f"ROI {name!r} covers no voxel of the activity grid; skipped")
-            continue
-        values, sorted_dose = roi_statistics(dose_a, act_a, rho_a, w, activity_image.voxel_volume_ml)
-        entry = {"name": name, "role": role}
-        entry.update({key: values[key] for key in STAT_KEYS})
-        entry["voxel_mean_gy"] = values["voxel_mean_gy"]
-        entry.update(extra)
-        roi_entries.append(entry)
-        sorted_doses[name] = sorted_dose
-    by_name = {e["name"]: e for e in roi_entries}
-
-    tn = {"dose_ratio": None, "activity_ratio": None, "tumor": tumors_all_name, "normal": None,
-          **({"outside_image_note": partial_note} if partial else {})}
-    if tumors_all_name in by_name and "normal_liver" in by_name:
-        t, n = by_name[tumors_all_name], by_name["normal_liver"]
-        tn.update({
-            "normal": "normal_liver",
-            "dose_ratio": t["mean_gy"] / n["mean_gy"] if n["mean_gy"] else None,
-            "activity_ratio": (t["activity_mbq"] / t["volume_ml"]) / (n["activity_mbq"] / n["volume_ml"])
-            if n["activity_mbq"] else None,
-        })
-
-    lung_name = "lungs_all" if len(lung_rois) > 1 else (lung_rois[0].name if lung_rois else None)
-    estimate = lung_shunt_estimate(options, lung_name=lung_name, lung_entry=by_name.get(lung_name),
-                                   lung_weights=next((w for n, _, w, _ in entries if n == lung_name), None),
-                                   density_source=density.source, outside_ct=density.outside_ct)
-    warnings.extend(estimate.warnings)
-    lung = {
-        "roi": lung_name,
-        "voxel_mean_gy": by_name[lung_name]["voxel_mean_gy"] if lung_name in by_name else None,
-        "mean_gy": by_name[lung_name]["mean_gy"] if lung_name in by_name else None,
-        **estimate.record,
-    }
-
-    inputs = {
-        "activity": {"file": activity_path, "shape": list(activity_image.shape),
-                     "spacing_mm": activity_image.spacing_mm.tolist(),
-                     "units": units, "units_source": "given" if options.activity_units else "default",
-                     **activity_map.record},
-        "ct": {"file": ct_path, **density.record},
-        "rois": [{"name": r.name, "role": r.role.value, "source": r.source} for r in rois],
-        "options": {
-            "administered_activity_gbq": options.administered_activity_gbq,
-            "residual_fraction": options.residual_fraction,
-            "lung_shunt_fraction": options.lung_shunt_fraction,
-            "scan_delay_h": options.scan_delay_h,
-            "scan_time": options.scan_time.isoformat() if options.scan_time else None,
-            "implant_time": options.implant_time.isoformat() if options.implant_time else None,
-            "lung_mass_kg": options.lung_mass_kg,
-        },
-    }
-    for key, value in (inputs_record or {}).items():
-        if isinstance(value, dict) and isinstance(inputs.get(key), dict):
-            inputs[key] = {**inputs[key], **value}
-        else:
-            inputs[key] = value
-    dvh_axis, dvh_curves = dvh_table(sorted_doses)
-    stats = {
-        "schema_version": SCHEMA_VERSION,
-        "software": {"name": "y90-dosimetry", "version": __version__},
-        "method": options.method,
-        "density_source": density.source,
-        "constants": constants_record(),
-        "emission": decision.record(),
-        "activity_check": activity_check,
-        "inputs": inputs,
-        "rois": roi_entries,
-        "tumor_to_normal": tn,
-        "lung": lung,
-        "warnings": warnings,
-        "assumptions": [*extra_assumptions, *run_assumptions(options, density_source=density.source),
-                        *estimate.assumptions],
-    }
-    roi_weights = {name: w for name, _, w, _ in entries if name in by_name}
-    stats.update(clinical_sections(stats, dose_gy=dose.array, roi_weights=roi_weights, options=options.clinical))
-    return DosimetryResult(dose, activity_bq, density.density_g_ml, stats, dvh_axis, dvh_curves, roi_weights, ct_image)
+    return run_stages(load_inputs(activity, rois, ct=ct, options=options, inputs_record=inputs_record,
+                                  extra_warnings=extra_warnings, extra_assumptions=extra_assumptions,
+                                  emission=emission))
 
 
 def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | None = None,
@@ -459,7 +664,8 @@ def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | No
         raise OptionsError("for a DICOM study the scan time comes from the headers: drop --scan-delay-h/--scan-time "
                            "(use --implant-time to override the implant time)")
     library_notes: list[str] = []
-    with library_warnings(library_notes, during="reading the DICOM study"):
+    timings: dict[str, float] = {}
+    with stage("load", timings), library_warnings(library_notes, during="reading the DICOM study"):
         study = load_study(folder, series_uid=series_uid, implant_time=options.implant_time,
                            calibration=options.calibration,
                            calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq, role_overrides=role_overrides,
@@ -479,8 +685,9 @@ def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | No
     record = {"dicom": {**study.provenance, "folder": os.fspath(folder)},
               "activity": {"units_source": "DICOM header"},
               "administered_activity_source": administered_source}
-    result = run_dosimetry(study.activity, [*study.rois, *extra_rois], ct=study.ct, options=run_options,
-                           inputs_record=record, extra_warnings=[*study.warnings, *library_notes, *extra_warnings],
-                           emission=study.emission)
+    loaded = load_inputs(study.activity, [*study.rois, *extra_rois], ct=study.ct, options=run_options,
+                         inputs_record=record, extra_warnings=[*study.warnings, *library_notes, *extra_warnings],
+                         emission=study.emission)
+    result = run_stages(replace(loaded, timings_s=_added(timings, loaded.timings_s)))
     sources = {**study.series_files, "added_rois": tuple(r.name for r in extra_rois)}
     return replace(result, dicom_sources=sources)

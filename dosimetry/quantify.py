@@ -117,6 +117,8 @@ def activity_at_implant(image: Image, *, units: str, calibration: Calibration, t
         Uncalibrated units with absolute calibration; absolute calibration without timing.
     """
     units = parse_units(units)
+    # one float64 copy (the image's memory order: sums over it stay as they were), scaled in place: it
+    # becomes the activity
     values = image.array.astype(np.float64)
     if not np.all(np.isfinite(values)):
         raise UnitsError("the activity image holds NaN or infinite values; fix or mask them before dosimetry")
@@ -133,7 +135,9 @@ def activity_at_implant(image: Image, *, units: str, calibration: Calibration, t
                 "absolute calibration needs the time from implant to scan: give --scan-delay-h H (0 if the image "
                 "is already decay-corrected to implant) or --scan-time and --implant-time")
         factor = decay_factor_to_implant(delay_s)
-        activity = values * (CONCENTRATION_UNITS_TO_BQ_ML[units] * image.voxel_volume_ml * factor)
+        negative = int(np.count_nonzero(values < 0))
+        activity = values
+        activity *= CONCENTRATION_UNITS_TO_BQ_ML[units] * image.voxel_volume_ml * factor
         record.update({"scan_delay_h": delay_s / 3600.0, "decay_factor_to_implant": factor})
     else:
         if calibration_occupancy is None:
@@ -145,7 +149,9 @@ def activity_at_implant(image: Image, *, units: str, calibration: Calibration, t
                 f"the image sums to {inside:g} inside the calibration ROI {calibration_roi_name!r}; relative "
                 "calibration needs positive counts there (wrong ROI or wrong image?)")
         scale = target_bq / inside
-        activity = values * scale
+        negative = int(np.count_nonzero(values < 0))
+        activity = values
+        activity *= scale
         record.update({
             "calibration_roi": calibration_roi_name,
             "administered_activity_gbq": calibration.administered_activity_gbq,
@@ -158,11 +164,11 @@ def activity_at_implant(image: Image, *, units: str, calibration: Calibration, t
         if delay_s is not None:
             record["scan_delay_h"] = delay_s / 3600.0
             record["note"] = "relative calibration targets implant-time activity: the scan delay cancels"
-    if np.any(values < 0):
+    if negative:
         warnings.append(
-            f"{int(np.sum(values < 0))} voxels have negative activity (reconstruction noise); kept as they are, "
+            f"{negative} voxels have negative activity (reconstruction noise); kept as they are, "
             "so doses there are negative")
-    return ActivityMap(image.with_array(activity.astype(np.float64)), record, tuple(warnings))
+    return ActivityMap(image.with_array(activity), record, tuple(warnings))
 
 
 RECOVERED_FRACTION_WARN_RANGE: tuple[float, float] = (0.7, 1.3)

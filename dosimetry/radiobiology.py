@@ -60,6 +60,7 @@ from scipy.special import logsumexp
 
 from .constants import Y90_HALF_LIFE_H
 from .errors import OptionsError
+from .stats import gather_voxels, roi_voxels
 
 __all__ = ["bed_permanent_implant_gy", "eud_exponential_gy", "roi_radiobiology"]
 
@@ -180,9 +181,9 @@ def roi_radiobiology(dose_gy: np.ndarray, weights: np.ndarray, *, alpha_beta_gy:
         ``bed_of_mean_gy`` (BED of the volume-weighted mean dose), ``bed_min_gy``, ``bed_max_gy``,
         ``eud_gy`` (on dose), ``eubed_gy`` (on BED); None where not computable.
     """
-    sel = weights > 0
-    w = weights[sel].astype(np.float64)
-    d = dose_gy[sel].astype(np.float64)
+    sel = roi_voxels(weights)  # flat indices: gathers touch only the ROI's voxels
+    w = gather_voxels(weights, sel).astype(np.float64)
+    d = gather_voxels(dose_gy, sel).astype(np.float64)
     mean_dose = float(np.sum(w * d) / w.sum())
     out: dict[str, float | None] = {"voxel_mean_gy": mean_dose, "bed_mean_gy": None, "bed_of_mean_gy": None,
                                     "bed_min_gy": None, "bed_max_gy": None, "eud_gy": None, "eubed_gy": None}

@@ -106,7 +106,8 @@ class Roi:
         Unique name, used as the key in every output.
     role : Role
     mask : Image
-        Occupancy fraction per voxel; boolean or 0/1 masks are accepted and stored as float32.
+        Occupancy fraction per voxel. Boolean and integer 0/1 masks are stored as uint8 (a fine CT-grid
+        segmentation holds several of them: a quarter of the memory of float32), fractions as float32.
     source : str
         Where the mask came from (file and segment), for the run record.
     """
@@ -122,9 +123,14 @@ class Roi:
         if not isinstance(self.role, Role):
             object.__setattr__(self, "role", Role.parse(str(self.role)))
         array = np.asarray(self.mask.array)
-        if array.dtype != np.float32:
+        if array.dtype == bool:
+            array = array.view(np.uint8)
+        elif array.dtype.kind in "iu" and array.size and array.min() >= 0 and array.max() <= 1:
+            array = array.astype(np.uint8, copy=False)
+        elif array.dtype != np.float32:
             array = array.astype(np.float32)
-        if not np.all(np.isfinite(array)) or array.min(initial=0) < 0 or array.max(initial=0) > 1:
+        if array.dtype != np.uint8 and (  # uint8 here is 0/1 by construction
+                not np.all(np.isfinite(array)) or array.min(initial=0) < 0 or array.max(initial=0) > 1):
             raise RoiError(
                 f"ROI {self.name!r} ({self.source or 'mask'}): mask values must be 0/1 or fractions in [0, 1]; "
                 f"found range [{float(np.nanmin(array))}, {float(np.nanmax(array))}] (a label map? give one "

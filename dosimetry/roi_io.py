@@ -60,7 +60,7 @@ def read_mask_roi(path: str | os.PathLike, role: Role | str, name: str | None = 
             raise RoiError(
                 f"{path}: the mask holds {nonzero.size} different labels ({', '.join(map(str, nonzero[:6]))}); "
                 "give one mask per ROI (or a Slicer .seg.nrrd with --segmentation)")
-        mask = (values != 0).astype(np.float32)
+        mask = (values != 0).view(np.uint8)  # binary: kept as uint8 (see Roi), a quarter of float32
     name = name or _default_name(path)
     return Roi(name, Role.parse(role) if isinstance(role, str) else role, image.with_array(mask), source=str(path))
 
@@ -173,7 +173,7 @@ def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[st
         override = overrides.get(name.strip().lower())
         if override is not None and override.lower() == IGNORE:
             continue
-        mask = (data[layer] == label).astype(np.float32)
+        mask = (data[layer] == label).view(np.uint8)  # binary: kept as uint8 (see Roi)
         if override is not None:
             try:
                 role = Role.parse(override)

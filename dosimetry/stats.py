@@ -54,6 +54,20 @@ class SortedDose:
         return 100.0 * fraction
 
 
+def roi_voxels(weights: np.ndarray) -> np.ndarray:
+    """Flat (C-order) indices of the voxels with weight > 0: the voxels ``weights[weights > 0]`` selects, in
+    the same order, found in one pass; gathering other arrays by them touches only those voxels."""
+    return np.flatnonzero(np.asarray(weights) > 0)
+
+
+def gather_voxels(values: np.ndarray, flat_index: np.ndarray) -> np.ndarray:
+    """``values`` at C-order flat indices, without a copy of ``values`` whatever its memory order."""
+    values = np.asarray(values)
+    if values.flags.c_contiguous:
+        return np.take(values.reshape(-1), flat_index)
+    return values[np.unravel_index(flat_index, values.shape)]
+
+
 def roi_statistics(dose_gy: np.ndarray, activity_bq: np.ndarray, density_g_ml: np.ndarray,
                    weights: np.ndarray, voxel_volume_ml: float) -> tuple[dict[str, float], SortedDose]:
     """Statistics of one ROI (keys :data:`STAT_KEYS`) and its sorted doses for the DVH.
@@ -66,17 +80,17 @@ def roi_statistics(dose_gy: np.ndarray, activity_bq: np.ndarray, density_g_ml: n
         Occupancy (0..1) of the ROI per voxel, same shape.
     voxel_volume_ml : float
     """
-    sel = weights > 0
-    w = weights[sel].astype(np.float64)
-    d = dose_gy[sel].astype(np.float64)
-    mass_g = density_g_ml[sel].astype(np.float64) * voxel_volume_ml * w
+    sel = roi_voxels(weights)
+    w = gather_voxels(weights, sel).astype(np.float64)
+    d = gather_voxels(dose_gy, sel).astype(np.float64)
+    mass_g = gather_voxels(density_g_ml, sel).astype(np.float64) * voxel_volume_ml * w
     volume_ml = float(w.sum() * voxel_volume_ml)
     mean_volume = float(np.sum(w * d) / w.sum())
     sorted_dose = SortedDose.from_weights(d, w)
     stats: dict[str, float] = {
         "volume_ml": volume_ml,
         "mass_g": float(mass_g.sum()),
-        "activity_mbq": float(np.sum(activity_bq[sel] * w) / 1e6),
+        "activity_mbq": float(np.sum(gather_voxels(activity_bq, sel) * w) / 1e6),
         "mean_gy": float(np.sum(mass_g * d) / mass_g.sum()),
         "std_gy": float(np.sqrt(np.sum(w * (d - mean_volume) ** 2) / w.sum())),
         "min_gy": float(d.min()),

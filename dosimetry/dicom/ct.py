@@ -69,7 +69,9 @@ def load_ct(files, *, tilt: str = "resample", label: str = "CT series") -> CtVol
     else:
         frames = slices.frames_from_single_frame_files(datasets)
     ordered = slices.sort_frames(frames, label=label)
-    planes = [fr.values for fr in ordered.frames]
+    # float32 plane by plane (the same values as a float64 stack cast at the end, a quarter of the memory);
+    # a tilted stack is resampled in float64 first
+    planes = [fr.values if ordered.tilted else fr.values.astype(np.float32) for fr in ordered.frames]
     thickness = first.get("SliceThickness")
     if thickness in (None, "") and "PerFrameFunctionalGroupsSequence" in first:  # Enhanced CT: Pixel Measures
         measures = slices.functional_group(first, 0, "PixelMeasuresSequence")
@@ -95,4 +97,4 @@ def load_ct(files, *, tilt: str = "resample", label: str = "CT series") -> CtVol
         "gantry_tilt_resampled": bool(ordered.tilted),
         "header_gantry_tilt_deg": float(first.GantryDetectorTilt) if first.get("GantryDetectorTilt") not in (None, "") else None,
     }
-    return CtVolume(image.with_array(image.array.astype(np.float32)), tuple(warnings), provenance)
+    return CtVolume(image.with_array(np.asarray(image.array, dtype=np.float32)), tuple(warnings), provenance)

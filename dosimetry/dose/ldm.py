@@ -8,6 +8,8 @@ from ..constants import JOULE_PER_MEV, Y90_MEAN_BETA_ENERGY_MEV
 from ..decay import cumulated_activity_bq_s
 from ..image import Image
 
+_SLAB_VOXELS = 2_000_000
+
 
 def ldm_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     """Absorbed dose (Gy) by local deposition of the mean beta energy of a permanent Y-90 implant.
@@ -37,7 +39,20 @@ def ldm_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     Gulec SA, Mesoloras G, Stabin M. J Nucl Med 2006;47:1209-11.
     Pasciak AS, Bourgeois AC, Bradley YC. Front Oncol 2014;4:121 (LDM for Y-90 PET).
     """
-    energy_j = cumulated_activity_bq_s(activity_bq.array.astype(np.float64)) * (Y90_MEAN_BETA_ENERGY_MEV * JOULE_PER_MEV)
-    mass_kg = density_g_ml.array.astype(np.float64) * (activity_bq.voxel_volume_ml / 1000.0)
-    dose = np.divide(energy_j, mass_kg, out=np.zeros_like(energy_j), where=mass_kg > 0)
-    return activity_bq.with_array(dose.astype(np.float32))
+    activity = np.asarray(activity_bq.array)
+    density = np.asarray(density_g_ml.array)
+    energy_per_decay_j = Y90_MEAN_BETA_ENERGY_MEV * JOULE_PER_MEV
+    voxel_volume_l = activity_bq.voxel_volume_ml / 1000.0
+    dose = np.empty(activity.shape, dtype=np.float32)
+    # slab by slab, in float64 as before (identical values), so no full-size float64 temporaries
+    step = max(1, _SLAB_VOXELS // max(activity.shape[0] * activity.shape[1], 1))
+    for k0 in range(0, activity.shape[2], step):
+        part = np.s_[:, :, k0:k0 + step]
+        energy_j = cumulated_activity_bq_s(activity[part].astype(np.float64))
+        energy_j *= energy_per_decay_j
+        mass_kg = density[part].astype(np.float64)
+        mass_kg *= voxel_volume_l
+        slab = np.zeros_like(energy_j)
+        np.divide(energy_j, mass_kg, out=slab, where=mass_kg > 0)
+        dose[part] = slab
+    return activity_bq.with_array(dose)

@@ -14,15 +14,16 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib import colormaps
-from matplotlib import patheffects
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from scipy.ndimage import map_coordinates
 
 from ..image import Image
+from ..resample import nonzero_box
+
+if TYPE_CHECKING:  # matplotlib is imported by the functions that draw (about 1 s), not with the package
+    from matplotlib.figure import Figure
 
 __all__ = ["roi_colours", "slice_figure_png", "dvh_figure_png", "SliceInfo"]
 
@@ -36,6 +37,8 @@ _FONT = 9
 
 
 def _png(fig: Figure, dpi: int) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, facecolor=fig.get_facecolor())
@@ -76,8 +79,10 @@ def _centre(result) -> tuple[np.ndarray, str]:
     else:
         chosen = None
     if chosen is not None:
-        w = result.roi_weights[chosen["name"]].astype(np.float64)
-        idx = np.array(np.nonzero(w > 0)).T
+        weights = result.roi_weights[chosen["name"]]
+        lo, hi = nonzero_box(weights)  # the same voxels, in the same order, from the ROI's box only
+        w = weights[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float64)
+        idx = np.array(np.nonzero(w > 0)).T + lo
         centre_idx = (idx * w[w > 0][:, None]).sum(axis=0) / w[w > 0].sum()
         return dose.index_to_world(centre_idx), f"{reason} ({chosen['name']})"
     peak = np.unravel_index(int(np.argmax(dose.array)), dose.shape)
@@ -91,6 +96,22 @@ def _sample(image: Image, points_lps: np.ndarray, *, order: int, cval: float) ->
     values = map_coordinates(array, idx.T, output=np.float32, order=order, mode="constant", cval=cval,
                              prefilter=False)
     return values.reshape(points_lps.shape[:-1])
+
+
+def _sample_in_box(weights: np.ndarray, box, idx: np.ndarray, shape) -> np.ndarray:
+    """Linear samples of ``weights`` (zero outside ``box``) at voxel indices ``idx`` (n, 3): only the points
+    near the box are interpolated, from the box (with a margin of zeros); the others are 0, as they would
+    be from the whole array."""
+    out = np.zeros(len(idx), np.float32)
+    if box is not None:
+        lo = np.maximum(box[0] - 1, 0)
+        hi = np.minimum(box[1] + 1, np.asarray(weights.shape))
+        near = np.all((idx >= lo - 1) & (idx <= hi), axis=1)
+        if near.any():
+            sub = weights[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+            out[near] = map_coordinates(sub, (idx[near] - lo).T, output=np.float32, order=1, mode="constant",
+                                        cval=0.0, prefilter=False)
+    return out.reshape(shape)
 
 
 _PLANES = {
@@ -142,17 +163,23 @@ def slice_figure_png(result, *, dpi: int = 110) -> tuple[bytes, SliceInfo]:
     colours = roi_colours(result.stats)
     given = [e["name"] for e in result.stats["rois"] if "derived" not in e and e["name"] in result.roi_weights]
 
+    boxes = {n: nonzero_box(result.roi_weights[n]) for n in given}
     planes = {}
     for name, (u, v, labels) in _PLANES.items():
         pts = _plane_points(lo, hi, centre, u, v, step)
         ct = (_sample(result.ct_hu, pts, order=1, cval=-1000.0) if result.ct_hu is not None
               else np.full(pts.shape[:2], -1000.0, np.float32))
         d = _sample(dose, pts, order=1, cval=0.0)
-        outlines = {n: _sample(dose.with_array(result.roi_weights[n]), pts, order=1, cval=0.0) for n in given}
+        idx = dose.world_to_index(pts.reshape(-1, 3))
+        outlines = {n: _sample_in_box(result.roi_weights[n], boxes[n], idx, pts.shape[:2]) for n in given}
         planes[name] = (ct, d, outlines, labels)
 
     widths = [planes[n][0].shape[1] for n in planes]
     height_px = max(planes[n][0].shape[0] for n in planes)
+    from matplotlib import colormaps, patheffects
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
     fig = Figure(figsize=(12.6, 12.6 * height_px / (sum(widths) * 1.12) + 1.0), facecolor="white")
     grid = fig.add_gridspec(1, 4, width_ratios=widths + [0.035 * sum(widths)], wspace=0.05,
                             left=0.01, right=0.94, top=0.90, bottom=0.13)
@@ -196,6 +223,9 @@ def slice_figure_png(result, *, dpi: int = 110) -> tuple[bytes, SliceInfo]:
 
 def dvh_figure_png(result, *, dpi: int = 110) -> bytes:
     """Cumulative DVHs of every ROI (% of volume receiving at least the dose); derived ROIs dashed."""
+    from matplotlib import patheffects
+    from matplotlib.figure import Figure
+
     colours = roi_colours(result.stats)
     derived = {e["name"] for e in result.stats["rois"] if "derived" in e}
     fig = Figure(figsize=(10.5, 3.9), facecolor="white")

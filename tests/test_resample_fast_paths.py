@@ -1,0 +1,67 @@
+"""The fast paths of resampling and density give exactly what the plain computation gives (issue 10)."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from dosimetry.data_files import hu_to_density_table
+from dosimetry.density import hu_to_density
+from dosimetry.image import Image
+from dosimetry.imageio import to_sitk
+from dosimetry.resample import (_coverage_counts, _inner_box, _supersampled_sums, _target_box, mean_on_grid,
+                                supersampling_factor)
+from helpers import oblique_direction
+
+FLIP_PERMUTE = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+
+
+@pytest.mark.parametrize("direction, aligned", [(np.eye(3), True), (FLIP_PERMUTE, True),
+                                                (oblique_direction(), False)])
+def test_coverage_counts_equal_sampling_every_voxel(direction, aligned):
+    """A CT smaller than the emission grid on one side, larger on another: the voxels counted as inside
+    without sampling (axis-aligned grids only) have the counts that sampling gives."""
+    target = Image(np.zeros((24, 22, 20)), (-46.0, -42.0, -38.0), (4.0, 4.0, 4.0))
+    centre = np.array([5.0, -3.0, 2.0])
+    shape = np.array([61, 75, 33])
+    spacing = np.array([1.3, 0.9, 2.1])
+    origin = centre - direction @ (spacing * (shape - 1) / 2)
+    ct = Image(np.zeros(tuple(shape), np.float32), origin, spacing, direction)
+    n = supersampling_factor(ct, target, per_source_voxel=1.0, maximum=4)
+    lower, upper = _target_box(ct, target, None)
+    src = to_sitk(ct)
+    ones = sitk.Add(sitk.Image(src.GetSize(), sitk.sitkUInt8), 1)
+    ones.CopyInformation(src)
+    plain = _supersampled_sums(ones, target, lower, upper, n, "nearest", 0.0, pixel_type=sitk.sitkUInt8)
+    fast = _coverage_counts(ct, src, target, lower, upper, n)
+    assert np.array_equal(fast, plain)
+    assert (_inner_box(ct, target, lower, upper, n) is not None) == aligned  # the fast path was taken
+    assert np.any(plain == n**3) and np.any((plain > 0) & (plain < n**3))  # fully and partly covered voxels
+
+
+def test_mean_on_grid_of_a_constant_is_the_constant_where_covered():
+    target = Image(np.zeros((12, 12, 12)), (-22.0, -22.0, -22.0), (4.0, 4.0, 4.0))
+    ct = Image(np.full((40, 30, 20), 1.25, np.float32), (-15.0, -10.0, -12.0), (1.0, 1.1, 1.3))
+    mean, coverage = mean_on_grid(ct, target)
+    covered = coverage > 0
+    assert covered.any() and not covered.all()
+    assert np.allclose(mean.array[covered], 1.25, rtol=1e-6)
+    assert np.all(np.isnan(mean.array[~covered]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16, np.uint16, np.float64])
+def test_hu_lookup_table_equals_interpolation(dtype):
+    rng = np.random.default_rng(7)
+    low = 0 if dtype == np.uint16 else -1100
+    hu = rng.integers(low, 3200, (30, 20, 40)).astype(dtype)
+    nodes, densities = hu_to_density_table()
+    expected = np.interp(hu.astype(np.float64), nodes, densities).astype(np.float32)
+    assert np.array_equal(hu_to_density(hu), expected)
+
+
+def test_hu_with_fractions_and_nan_are_interpolated():
+    rng = np.random.default_rng(8)
+    hu = rng.normal(0, 400, (10, 11, 12)).astype(np.float32)
+    hu[1, 2, 3] = np.nan
+    nodes, densities = hu_to_density_table()
+    expected = np.interp(hu.astype(np.float64), nodes, densities).astype(np.float32)
+    assert np.array_equal(hu_to_density(hu), expected, equal_nan=True)
