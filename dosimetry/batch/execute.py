@@ -1,0 +1,179 @@
+"""Running one case: :func:`run_case`, the one function that both the local executor and a Dask task call.
+
+Design: a fresh process per case, not the case in-process in a pool worker
+-----------------------------------------------------------------------------
+Each case runs ``python -m dosimetry.batch._child run <inputs> <options> --out <work>/out -q``, i.e.
+:func:`dosimetry.cli.main` with exactly the arguments ``dosimetry run`` would get, in its own process group.
+
+=====================  ===========================================  =============================================
+                       in-process (pool worker calls the API)       fresh subprocess per case (chosen)
+=====================  ===========================================  =============================================
+segfault, OOM kill     kills the pool worker: the pool breaks        only that case's process dies: exit -9, the
+                       (ProcessPool) or the whole batch (threads)    case is failed, the batch goes on
+timeout               a running Python call cannot be stopped;      subprocess timeout, then SIGKILL of the
+                       the worker must be killed and replaced        process group: nothing of the case survives
+numba/BLAS threads     fixed at the worker's first import;           set per case from the environment
+                       state (caches, thread pools) carries over     (NUMBA_NUM_THREADS, OMP_NUM_THREADS, ...)
+Ctrl-C / kill -9       SIGINT reaches every worker mid-case          the batch kills the process groups it
+                                                                     started; a child dies with its parent
+                                                                     (PR_SET_PDEATHSIG), so no orphan writes on
+identical outputs      same code, but state may leak between cases   the command line is the contract: the same
+                                                                     argv gives the same files on any machine
+                                                                     (Dask workers included)
+overhead              none per case                                  interpreter start and imports, about 1-2 s
+                                                                     of CPU per case (``scripts/bench_batch.py``),
+                                                                     small beside a case (several seconds)
+=====================  ===========================================  =============================================
+
+The subprocess depends only on the stable command line (``dosimetry run``'s arguments and exit codes), not on
+internals of the pipeline, which another branch is reorganising. The price is the interpreter start-up per
+case, measured by ``scripts/bench_batch.py``.
+
+The case writes into a work folder (``OUT/.batch-work/<case_id>.<token>/out``, itself written atomically by
+``dosimetry run``); the submitting process renames it into ``OUT/<case_id>`` (:mod:`.commit`), so the
+ledger has one writer and a case is never half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import INTERRUPTED_EXIT_CODE
+
+THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Environment variables that set each case's threads (workers x threads = cores)."""
+
+TIMEOUT_EXIT_CODE = -int(signal.SIGKILL)
+"""Exit code recorded for a case killed at its timeout (as for any case killed by SIGKILL)."""
+
+
+@dataclass(frozen=True)
+class CaseJob:
+    """Everything a worker needs to run one case (picklable; paths as strings)."""
+
+    case_id: str
+    run_argv: tuple[str, ...]
+    work_dir: str
+    timeout_s: float | None = None
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """What became of one case: ``ok`` with its output in ``work_dir/out``, or not, with a one-line error."""
+
+    case_id: str
+    ok: bool
+    exit_code: int | None
+    error: str
+    seconds: float
+    output: str | None
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _slots_here() -> int:
+    """Cases run at once by this process: the Dask worker's threads inside a Dask task, else 1."""
+    if "distributed" in sys.modules:
+        try:
+            from distributed import get_worker
+
+            return max(1, int(get_worker().state.nthreads))
+        except (ValueError, AttributeError, ImportError):
+            pass
+    return 1
+
+
+def threads_per_case(requested: int | None) -> int:
+    return max(1, int(requested)) if requested else max(1, cores() // _slots_here())
+
+
+_live: dict[int, subprocess.Popen] = {}
+_live_lock = threading.Lock()
+
+
+def kill_running() -> None:
+    """Kill the process group of every case this process is running (Ctrl-C of the batch)."""
+    with _live_lock:
+        processes = list(_live.values())
+    for process in processes:
+        _kill_group(process)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _error_line(stderr: str, exit_code: int) -> str:
+    """The run's one-line ``error:`` message, else the last line of a traceback, else what killed it."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: "):]
+    if exit_code < 0:
+        name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else str(-exit_code)
+        hint = " (out of memory?)" if -exit_code == signal.SIGKILL else ""
+        return f"the case's process was killed by {name}{hint}"
+    if exit_code == 1 and lines:
+        return f"internal error: {lines[-1]}"
+    return f"dosimetry run exited with code {exit_code}"
+
+
+def run_case(job: CaseJob) -> CaseOutcome:
+    """Run one case as ``dosimetry run`` in a fresh process group; its output goes to ``job.work_dir/out``.
+
+    The one function that the local executor and the Dask task both call. Never raises for a fault of the
+    case (bad input, crash, out of memory, timeout): the outcome says what happened. The work folder is
+    created here; it is left for the submitting process to commit or remove.
+    """
+    start = time.monotonic()
+    work = Path(job.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "out"
+    threads = str(threads_per_case(job.threads))
+    env = dict(os.environ, **{name: threads for name in THREAD_VARIABLES})
+    env["Y90_BATCH_PARENT_PID"] = str(os.getpid())
+    cmd = [sys.executable, "-m", "dosimetry.batch._child", "run", *job.run_argv, "--out", str(out), "-q"]
+    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env, start_new_session=True, text=True, errors="replace")
+    with _live_lock:
+        _live[process.pid] = process
+    try:
+        try:
+            _, stderr = process.communicate(timeout=job.timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            process.communicate()
+            return CaseOutcome(job.case_id, False, TIMEOUT_EXIT_CODE,
+                               f"timed out after {job.timeout_s:g} s (--case-timeout-s); the case was killed",
+                               time.monotonic() - start, None)
+    except BaseException:
+        _kill_group(process)
+        process.wait()
+        raise
+    finally:
+        with _live_lock:
+            _live.pop(process.pid, None)
+    seconds = time.monotonic() - start
+    code = process.returncode
+    if code == 0 and out.is_dir():
+        return CaseOutcome(job.case_id, True, 0, "", seconds, str(out))
+    if code == INTERRUPTED_EXIT_CODE:
+        return CaseOutcome(job.case_id, False, code, "interrupted", seconds, None)
+    return CaseOutcome(job.case_id, False, code, _error_line(stderr or "", code), seconds, None)
