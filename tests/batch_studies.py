@@ -43,8 +43,10 @@ def copy_study(dst: str | Path, seed: str, *, prefix: str = "", drop: tuple[str,
     return dst
 
 
-def study_uid(folder: str | Path) -> str:
-    first = next(p for p in sorted(Path(folder).rglob("*.dcm")))
+def study_uid(path: str | Path) -> str:
+    """The StudyInstanceUID of a DICOM file, or of the first file of a folder."""
+    path = Path(path)
+    first = path if path.is_file() else next(p for p in sorted(path.rglob("*.dcm")))
     return str(pydicom.dcmread(first, stop_before_pixels=True).StudyInstanceUID)
 
 

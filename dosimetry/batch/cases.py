@@ -230,7 +230,7 @@ def read_cases_csv(path: str | os.PathLike, options: runopts.Groups) -> list[Cas
             add("--segmentation", seg, "segmentation")
         overrides: dict[str, list[str] | None] = {}
         for column, cell in row.items():
-            if column in columns and cell:
+            if column in columns and column not in INPUT_COLUMNS and cell:
                 try:
                     result = runopts.cell_tokens(column, cell)
                 except OptionsError as err:

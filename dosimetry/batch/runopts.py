@@ -21,6 +21,12 @@ BATCH_MANAGED = frozenset({"study", "out", "overwrite", "quiet", "help"})
 INPUT_DESTS = frozenset({"activity", "ct", "roi", "segmentation"})
 """Dests of ``run`` that name input files: per case only (CSV columns), never for the whole batch."""
 
+class UsageError(OptionsError):
+    """A token that is no option of the batch or of ``dosimetry run`` (exit 2, as any usage error)."""
+
+    exit_code = 2
+
+
 Groups = list[tuple[str, list[str]]]
 """Run options as ``[(dest, tokens), ...]``, e.g. ``[("method", ["--method", "kernel"])]``."""
 
@@ -72,8 +78,8 @@ def group_tokens(tokens: Sequence[str], *, where: str = "the command line") -> G
                 raise OptionsError(f"{token} is not a batch option: each case is written to OUT/<case_id>; "
                                    "see 'dosimetry batch --help'")
             what = "option" if token.startswith("-") else "argument"
-            raise OptionsError(f"{where}: unknown {what} {token!r}: give batch options and options of "
-                               "'dosimetry run' (see 'dosimetry batch --help' and 'dosimetry run --help')")
+            raise UsageError(f"{where}: unknown {what} {token!r}: give batch options and options of "
+                             "'dosimetry run'; see 'dosimetry batch --help' and 'dosimetry run --help'")
         if action.dest in INPUT_DESTS:
             raise OptionsError(f"{name} names an input file: give inputs per case, in the columns of --cases "
                                "CASES.csv (study, activity, ct, roi, segmentation)")
@@ -89,7 +95,7 @@ def group_tokens(tokens: Sequence[str], *, where: str = "the command line") -> G
             groups.append((action.dest, [name, tokens[i + 1]]))
             i += 2
         else:
-            raise OptionsError(f"{where}: {name} needs a value")
+            raise UsageError(f"{where}: {name} needs a value; see 'dosimetry run --help'")
     return groups
 
 
