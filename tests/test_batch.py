@@ -169,8 +169,12 @@ def test_commit_interrupted_after_the_run_is_finished_without_running_again(coho
     assert (out / "alpha" / "dose.nii.gz").is_file() and not (out / ".batch-work").exists()
 
 
-def test_csv_cases_and_a_changed_option_recomputes_only_its_case(cohort, tmp_path):
-    root, _, _ = cohort
+def test_csv_cases_on_dask_identical_to_local_then_a_changed_option_recomputes_only_its_case(cohort, tmp_path):
+    """Cases from a CSV (a DICOM study, image files, an empty folder) as tasks on a real Dask LocalCluster
+    with worker processes: the dose is bit for bit the local run's; then, locally, a changed CSV option
+    recomputes only its case."""
+    distributed = pytest.importorskip("distributed")
+    root, local_out, _ = cohort
     nifti = SAMPLE.parent / "phantom"
     rows = [{"case_id": "dicom-a", "study": str(root / "alpha"), "residual_fraction": ""},
             {"case_id": "nifti", "activity": str(nifti / "activity_bqml.nii.gz"), "ct": str(nifti / "ct_hu.nii.gz"),
@@ -186,18 +190,26 @@ def test_csv_cases_and_a_changed_option_recomputes_only_its_case(cohort, tmp_pat
 
     write(rows)
     out = tmp_path / "out"
-    result = run_batch(root, out, cases=tmp_path / "cases.csv", run_options={"residual_fraction": 0.03}, workers=2)
-    status = {r["case_id"]: r for r in result.summary}
-    assert [r["case_id"] for r in result.summary] == ["dicom-a", "nifti", "empty"]  # the CSV's order
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        code = main(["batch", str(root), "--out", str(out), "--cases", str(tmp_path / "cases.csv"), "-q",
+                     "--dask-scheduler", cluster.scheduler_address, *RUN_OPTIONS])
+    assert code == 11
+    status = {r["case_id"]: r for r in read_csv(out / "summary.csv")}
+    assert list(status) == ["dicom-a", "nifti", "empty"]  # the CSV's order
     assert status["dicom-a"]["status"] == status["nifti"]["status"] == "ok"
-    assert status["empty"]["status"] == "failed" and status["empty"]["exit_code"] == 3
+    assert status["empty"]["status"] == "failed" and status["empty"]["exit_code"] == "3"
     assert {p.name for p in (out / "nifti").iterdir()} == DICOM_RUN_FILES - {"rtdose.dcm", "sr.dcm"}
-    np.testing.assert_array_equal(dose(out / "dicom-a"), dose(cohort[1] / "alpha"))  # same study, same options
+    local, remote = dose(local_out / "alpha"), dose(out / "dicom-a")
+    assert local.dtype == remote.dtype and local.tobytes() == remote.tobytes()  # bit for bit
+    assert (out / "dicom-a" / "stats.csv").read_bytes() == (local_out / "alpha" / "stats.csv").read_bytes()
+    assert ledger_rows(out) == {"dicom-a": ("done", 1), "nifti": ("done", 1), "empty": ("failed", 1)}
     rows[0]["residual_fraction"] = "0.1"
     write(rows)
-    result = run_batch(root, out, cases=tmp_path / "cases.csv", run_options={"residual_fraction": 0.03})
+    result = run_batch(root, out, cases=tmp_path / "cases.csv", run_options={"residual_fraction": 0.03,
+                                                                             "lung_shunt": 0.05})
     assert [r["status"] for r in result.summary] == ["ok", "skipped", "failed"]
-    assert ledger_rows(out)["nifti"] == ("done", 1) and ledger_rows(out)["empty"] == ("failed", 1)
+    assert ledger_rows(out) == {"dicom-a": ("done", 2), "nifti": ("done", 1), "empty": ("failed", 1)}
     stats = json.loads((out / "dicom-a" / "stats.json").read_text())
     assert stats["inputs"]["options"]["residual_fraction"] == pytest.approx(0.1)
 
@@ -233,22 +245,28 @@ def test_kill_9_mid_run_then_rerun_completes_each_case_once(cohort, tmp_path):
     assert {p.name for p in out.iterdir()} == TABLES | {"alpha", "beta"}
 
 
-def test_dask_cluster_outputs_identical_to_local(cohort, tmp_path):
-    distributed = pytest.importorskip("distributed")
-    root, local_out, _ = cohort
-    rows = [{"case_id": "a", "study": str(root / "alpha")}, {"case_id": "b", "study": str(root / "site 2" / "beta")}]
-    with (tmp_path / "cases.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["case_id", "study"])
-        writer.writeheader()
-        writer.writerows(rows)
+def test_ctrl_c_stops_the_running_case_and_the_next_run_resumes_it(cohort, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(cohort[0] / "alpha", root / "alpha")
     out = tmp_path / "out"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
-        result = run_batch(root, out, cases=tmp_path / "cases.csv", run_options=RUN_OPTIONS,
-                           dask_scheduler=cluster.scheduler_address)
-    assert result.exit_code == 0 and [r["status"] for r in result.summary] == ["ok", "ok"]
-    for dask_id, local_id in (("a", "alpha"), ("b", "site_2__beta")):
-        local, remote = dose(local_out / local_id), dose(out / dask_id)
-        assert local.dtype == remote.dtype and local.tobytes() == remote.tobytes()  # bit for bit
-        assert (out / dask_id / "stats.csv").read_bytes() == (local_out / local_id / "stats.csv").read_bytes()
-    assert ledger_rows(out) == {"a": ("done", 1), "b": ("done", 1)}
+    cmd = [sys.executable, "-m", "dosimetry", "batch", str(root), "--out", str(out), "-q", *RUN_OPTIONS]
+    batch = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    state = None
+    while time.monotonic() < deadline and batch.poll() is None and state != "running":
+        try:
+            state = ledger_rows(out).get("alpha", (None,))[0] if (out / "ledger.sqlite").exists() else None
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.05)
+    assert state == "running"
+    work = next((out / ".batch-work").iterdir())
+    batch.send_signal(signal.SIGINT)
+    _, err = batch.communicate(timeout=60)
+    assert batch.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("error: interrupted; the finished cases are kept")
+    assert "Traceback" not in err
+    assert ledger_rows(out) == {"alpha": ("pending", 0)}
+    assert not work.exists() and not (out / "alpha").exists()
+    assert read_csv(out / "summary.csv")[0]["status"] == "skipped"  # not finished: says so in its error
+    assert json.loads((out / "batch.json").read_text())["interrupted"] is True
