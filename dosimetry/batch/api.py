@@ -192,7 +192,7 @@ def run_batch(root: str | os.PathLike, out: str | os.PathLike, *, cases: str | o
             pass
         cohort = []
         for row in summary:
-            if row["status"] in ("ok", "skipped"):
+            if row["status"] in ("ok", "skipped") and not row["error"]:  # not a case left unfinished by Ctrl-C
                 cohort += tables.case_rows(out / row["case_id"], row["case_id"])
         counts = {status: sum(r["status"] == status for r in summary) for status in ("ok", "skipped", "failed")}
         counts["cases"] = len(summary)
