@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,12 +31,18 @@ from batch_studies import copy_study  # noqa: E402
 RUN_OPTIONS = ["--residual-fraction", "0.03", "--lung-shunt", "0.05"]
 
 
-def batch(root: Path, out: Path, workers: int) -> tuple[float, int]:
+def cpu_s() -> float:
+    """CPU seconds (user + system) of the finished child processes and their descendants."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def batch(root: Path, out: Path, workers: int) -> tuple[float, int, float]:
     cmd = [sys.executable, "-m", "dosimetry", "batch", str(root), "--out", str(out), "--workers", str(workers),
            "-q", *RUN_OPTIONS]
-    start = time.perf_counter()
+    cpu, start = cpu_s(), time.perf_counter()
     code = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
-    return time.perf_counter() - start, code
+    return time.perf_counter() - start, code, cpu_s() - cpu
 
 
 IN_PROCESS = """
@@ -50,12 +57,12 @@ print(time.perf_counter() - start)
 """
 
 
-def in_process(root: Path, out: Path) -> float:
+def in_process(root: Path, out: Path) -> tuple[float, float]:
     """The same cases one after the other in ONE process (what a pool worker would do): no start-up per case."""
     cmd = [sys.executable, "-c", IN_PROCESS, str(root), str(out), *RUN_OPTIONS]
-    start = time.perf_counter()
+    cpu, start = cpu_s(), time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_s() - cpu
 
 
 def startup_s(repeats: int = 3) -> float:
@@ -85,25 +92,27 @@ def main() -> int:
         print(f"{args.cases} cases (sample DICOM study, new UIDs), {os.cpu_count()} cores, load average "
               f"{os.getloadavg()[0]:.2f}")
         print(f"case process start-up (interpreter + imports of the command line): {startup_s():.2f} s")
-        results = {}
+        results, cpus = {}, {}
         for workers in args.workers:
             out = base / f"out_w{workers}"
             shutil.rmtree(out, ignore_errors=True)
-            seconds, code = batch(root, out, workers)
-            results[workers] = seconds
-            print(f"workers {workers}: {seconds:7.1f} s  (exit {code})")
+            seconds, code, cpu = batch(root, out, workers)
+            results[workers], cpus[workers] = seconds, cpu
+            print(f"workers {workers}: {seconds:7.1f} s wall, {cpu:6.1f} s CPU  (exit {code})")
         if not args.no_in_process:
             out = base / "out_in_process"
             shutil.rmtree(out, ignore_errors=True)
-            seconds = in_process(root, out)
-            print(f"in one process, one case after the other (no per-case start-up): {seconds:7.1f} s")
+            seconds, cpu = in_process(root, out)
+            print(f"in one process, one case after the other (no per-case start-up): {seconds:7.1f} s wall, "
+                  f"{cpu:6.1f} s CPU")
             if 1 in results:
-                print(f"overhead of a process per case: {(results[1] - seconds) / args.cases:+.2f} s per case "
-                      f"({100 * (results[1] - seconds) / seconds:+.0f}% of the 1-worker batch)")
+                print(f"overhead of a process per case (1 worker vs one process): "
+                      f"{(results[1] - seconds) / args.cases:+.2f} s wall, {(cpus[1] - cpu) / args.cases:+.2f} s CPU "
+                      f"per case")
         first = args.workers[0]
         for workers in args.workers[1:]:
             print(f"speed-up {workers} vs {first} worker(s): {results[first] / results[workers]:.2f}x")
-        rerun, code = batch(root, base / f"out_w{args.workers[-1]}", args.workers[-1])
+        rerun, code, _ = batch(root, base / f"out_w{args.workers[-1]}", args.workers[-1])
         print(f"rerun of the finished batch ({args.cases} cases, all skipped): {rerun:.1f} s  (exit {code})")
     finally:
         if args.keep is None:

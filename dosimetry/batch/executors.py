@@ -8,6 +8,7 @@ submitted at once), ``submit(job) -> future`` (with ``add_done_callback`` and ``
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import OptionsError
@@ -20,13 +21,19 @@ class LocalExecutor:
     def __init__(self, workers: int):
         self.slots = workers
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="y90-case")
+        self.futures = []
 
     def submit(self, job: CaseJob):
-        return self.pool.submit(run_case, job)
+        future = self.pool.submit(run_case, job)
+        self.futures.append(future)
+        return future
 
     def cancel(self) -> None:
+        """Kill every running case (again while any is still starting) and wait for their threads."""
         self.pool.shutdown(wait=False, cancel_futures=True)
-        kill_running()
+        while not all(f.done() for f in self.futures):
+            kill_running()
+            time.sleep(0.05)
         self.pool.shutdown(wait=True)
 
     def close(self) -> None:
