@@ -59,6 +59,27 @@ def cohort(tmp_path_factory):
     return root, out, code
 
 
+def processes_of(batch_pid: int) -> list[int]:
+    """Processes started by the batch ``batch_pid`` (its case processes and their servers), by environment."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"Y90_BATCH_PARENT_PID={batch_pid}".encode() in environ:
+                found.append(int(entry.name))
+    return found
+
+
+def none_left(batch_pid: int, timeout_s: float = 20) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while processes_of(batch_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not processes_of(batch_pid)
+
+
 def copy_out(cohort, tmp_path) -> Path:
     return Path(shutil.copytree(cohort[1], tmp_path / "out", symlinks=True))
 
@@ -233,8 +254,10 @@ def test_kill_9_mid_run_then_rerun_completes_each_case_once(cohort, tmp_path):
                 break
         time.sleep(0.05)
     assert states == {"alpha": "done", "beta": "running"}, states
+    assert processes_of(batch.pid)  # the running case (and its warm server)
     batch.send_signal(signal.SIGKILL)
     batch.wait()
+    assert none_left(batch.pid)  # they died with the batch: nothing goes on writing
     # nothing half-written: only complete case folders in OUT
     assert {p.name for p in out.iterdir()} <= {"alpha", "ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm",
                                               ".batch-lock", ".batch-work"}
@@ -264,6 +287,7 @@ def test_ctrl_c_stops_the_running_case_and_the_next_run_resumes_it(cohort, tmp_p
     batch.send_signal(signal.SIGINT)
     _, err = batch.communicate(timeout=60)
     assert batch.returncode == 130
+    assert none_left(batch.pid)
     assert err.strip().splitlines()[-1].startswith("error: interrupted; the finished cases are kept")
     assert "Traceback" not in err
     assert ledger_rows(out) == {"alpha": ("pending", 0)}

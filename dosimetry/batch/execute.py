@@ -36,7 +36,9 @@ ledger has one writer and a case is never half-written.
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -105,12 +107,18 @@ _live: dict[int, subprocess.Popen] = {}
 _live_lock = threading.Lock()
 
 
+_live_pids: set[int] = set()
+
+
 def kill_running() -> None:
     """Kill the process group of every case this process is running (Ctrl-C of the batch)."""
     with _live_lock:
         processes = list(_live.values())
+        pids = list(_live_pids)
     for process in processes:
         _kill_group(process)
+    for pid in pids:
+        _kill_pid_group(pid)
 
 
 def _kill_group(process: subprocess.Popen) -> None:
@@ -135,13 +143,149 @@ def _error_line(stderr: str, exit_code: int) -> str:
     return f"dosimetry run exited with code {exit_code}"
 
 
-def run_case(job: CaseJob) -> CaseOutcome:
-    """Run one case as ``dosimetry run`` in a fresh process group; its output goes to ``job.work_dir/out``.
+class _Server:
+    """A warm :mod:`._forkserver` process of one calling thread (one slot), for one thread count."""
 
-    The one function that the local executor and the Dask task both call. Never raises for a fault of the
-    case (bad input, crash, out of memory, timeout): the outcome says what happened. The work folder is
-    created here; it is left for the submitting process to commit or remove.
+    def __init__(self, threads: str):
+        self.threads = threads
+        env = dict(os.environ, **{name: threads for name in THREAD_VARIABLES})
+        env["Y90_BATCH_PARENT_PID"] = str(os.getpid())
+        self.process = subprocess.Popen([sys.executable, "-m", "dosimetry.batch._forkserver"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        env=env, start_new_session=True, text=True, bufsize=1)
+        with _live_lock:
+            _servers.add(self)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def request(self, argv: list[str], stderr_path: str) -> int:
+        """Send a job; returns the forked child's pid (raises EOFError when the server is gone)."""
+        self.process.stdin.write(json.dumps({"argv": argv, "stderr": stderr_path}) + "\n")
+        self.process.stdin.flush()
+        return int(self._read(None)["pid"])
+
+    def _read(self, timeout_s: float | None) -> dict:
+        if timeout_s is not None:
+            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, timeout_s))
+            if not ready:
+                raise TimeoutError
+        line = self.process.stdout.readline()
+        if not line:
+            raise EOFError("the batch's worker process ended")
+        return json.loads(line)
+
+    def wait_exit(self, timeout_s: float | None) -> int:
+        return int(self._read(timeout_s)["exit"])
+
+    def stop(self) -> None:
+        with _live_lock:
+            _servers.discard(self)
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_servers: set = set()
+_local = threading.local()
+
+
+def _server(threads: str) -> _Server:
+    server = getattr(_local, "server", None)
+    if server is None or not server.alive() or server.threads != threads:
+        if server is not None:
+            server.stop()
+        server = _local.server = _Server(threads)
+    return server
+
+
+def stop_servers() -> None:
+    """End the warm servers of this process (the batch is finished or interrupted)."""
+    with _live_lock:
+        servers = list(_servers)
+    for server in servers:
+        server.stop()
+
+
+def _kill_pid_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):  # the child may not have called setsid() yet
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def run_case(job: CaseJob) -> CaseOutcome:
+    """Run one case as ``dosimetry run`` in a fresh process; its output goes to ``job.work_dir/out``.
+
+    The one function that the local executor and the Dask task both call. On Linux the process is forked
+    from this thread's warm server (:mod:`._forkserver`), elsewhere it is a new interpreter
+    (``python -m dosimetry.batch._child``). Never raises for a fault of the case (bad input, crash, out of
+    memory, timeout): the outcome says what happened. The work folder is created here; the submitting
+    process commits or removes it.
     """
+    if not sys.platform.startswith("linux"):
+        return _run_case_subprocess(job)
+    start = time.monotonic()
+    work = Path(job.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    out, stderr_path = work / "out", work / "stderr.txt"
+    argv = ["run", *job.run_argv, "--out", str(out), "-q"]
+    server = _server(str(threads_per_case(job.threads)))
+    try:
+        pid = server.request(argv, str(stderr_path))
+    except (EOFError, OSError, ValueError):  # the server died (e.g. chosen by the OOM killer): a new one
+        server.stop()
+        server = _server(server.threads)
+        pid = server.request(argv, str(stderr_path))
+    with _live_lock:
+        _live_pids.add(pid)
+    try:
+        try:
+            code = server.wait_exit(job.timeout_s)
+        except TimeoutError:
+            _kill_pid_group(pid)
+            server.wait_exit(None)
+            return CaseOutcome(job.case_id, False, TIMEOUT_EXIT_CODE,
+                               f"timed out after {job.timeout_s:g} s (--case-timeout-s); the case was killed",
+                               time.monotonic() - start, None)
+        except EOFError:
+            _kill_pid_group(pid)
+            return CaseOutcome(job.case_id, False, None, "the batch's worker process ended during the case",
+                               time.monotonic() - start, None)
+    except BaseException:
+        _kill_pid_group(pid)
+        raise
+    finally:
+        with _live_lock:
+            _live_pids.discard(pid)
+    return _outcome(job, code, _read_text(stderr_path), time.monotonic() - start, out)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _outcome(job: CaseJob, code: int, stderr: str, seconds: float, out: Path) -> CaseOutcome:
+    if code == 0 and out.is_dir():
+        return CaseOutcome(job.case_id, True, 0, "", seconds, str(out))
+    if code == INTERRUPTED_EXIT_CODE:
+        return CaseOutcome(job.case_id, False, code, "interrupted", seconds, None)
+    return CaseOutcome(job.case_id, False, code, _error_line(stderr, code), seconds, None)
+
+
+def _run_case_subprocess(job: CaseJob) -> CaseOutcome:
+    """:func:`run_case` without a warm server: ``python -m dosimetry.batch._child run ...`` per case."""
+
     start = time.monotonic()
     work = Path(job.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -170,10 +314,4 @@ def run_case(job: CaseJob) -> CaseOutcome:
     finally:
         with _live_lock:
             _live.pop(process.pid, None)
-    seconds = time.monotonic() - start
-    code = process.returncode
-    if code == 0 and out.is_dir():
-        return CaseOutcome(job.case_id, True, 0, "", seconds, str(out))
-    if code == INTERRUPTED_EXIT_CODE:
-        return CaseOutcome(job.case_id, False, code, "interrupted", seconds, None)
-    return CaseOutcome(job.case_id, False, code, _error_line(stderr or "", code), seconds, None)
+    return _outcome(job, process.returncode, stderr or "", time.monotonic() - start, out)

@@ -12,11 +12,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import OptionsError
-from .execute import CaseJob, kill_running, run_case
+from .execute import CaseJob, kill_running, run_case, stop_servers
 
 
 class LocalExecutor:
-    """``workers`` cases at once on this machine, each in its own process (a thread waits for each)."""
+    """``workers`` cases at once on this machine, each in its own process (a thread waits for each; each
+    thread has its warm server, :mod:`._forkserver`)."""
 
     def __init__(self, workers: int):
         self.slots = workers
@@ -35,9 +36,11 @@ class LocalExecutor:
             kill_running()
             time.sleep(0.05)
         self.pool.shutdown(wait=True)
+        stop_servers()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        stop_servers()
 
 
 class DaskExecutor:
