@@ -1,33 +1,37 @@
 """Running one case: :func:`run_case`, the one function that both the local executor and a Dask task call.
 
-Design: a fresh process per case, not the case in-process in a pool worker
------------------------------------------------------------------------------
-Each case runs ``python -m dosimetry.batch._child run <inputs> <options> --out <work>/out -q``, i.e.
-:func:`dosimetry.cli.main` with exactly the arguments ``dosimetry run`` would get, in its own process group.
+Design: a fresh process per case, forked from a warm server, not the case in-process in a pool worker
+------------------------------------------------------------------------------------------------------
+Each case is ``dosimetry.cli.main(["run", <inputs>, <options>, "--out", <work>/out, "-q"])``, exactly the
+command line ``dosimetry run`` gets, in a process of its own (own session, so its whole group can be
+killed). On Linux that process is forked from a per-slot warm server (:mod:`._forkserver`) that has imported
+the scientific stack once and never runs a case itself; elsewhere it is a new interpreter
+(:mod:`._child`).
 
-=====================  ===========================================  =============================================
-                       in-process (pool worker calls the API)       fresh subprocess per case (chosen)
-=====================  ===========================================  =============================================
-segfault, OOM kill     kills the pool worker: the pool breaks        only that case's process dies: exit -9, the
-                       (ProcessPool) or the whole batch (threads)    case is failed, the batch goes on
-timeout               a running Python call cannot be stopped;      subprocess timeout, then SIGKILL of the
-                       the worker must be killed and replaced        process group: nothing of the case survives
-numba/BLAS threads     fixed at the worker's first import;           set per case from the environment
-                       state (caches, thread pools) carries over     (NUMBA_NUM_THREADS, OMP_NUM_THREADS, ...)
-Ctrl-C / kill -9       SIGINT reaches every worker mid-case          the batch kills the process groups it
-                                                                     started; a child dies with its parent
-                                                                     (PR_SET_PDEATHSIG), so no orphan writes on
-identical outputs      same code, but state may leak between cases   the command line is the contract: the same
-                                                                     argv gives the same files on any machine
-                                                                     (Dask workers included)
-overhead              none per case                                  interpreter start and imports, about 1-2 s
-                                                                     of CPU per case (``scripts/bench_batch.py``),
-                                                                     small beside a case (several seconds)
-=====================  ===========================================  =============================================
+=====================  ============================================  =============================================
+                       in-process (a pool worker calls the API)      a fresh process per case (chosen)
+=====================  ============================================  =============================================
+segfault, OOM kill     kills the pool worker: a ProcessPool breaks,   only that case's process dies (exit -9): the
+                       a thread pool takes the whole batch down       case is failed, the batch goes on
+timeout                a running Python call cannot be stopped:       SIGKILL of the case's process group at
+                       the worker must be killed and replaced         ``--case-timeout-s``; nothing of it survives
+numba/BLAS threads     fixed at the worker's first import; caches,    from the environment of the server
+                       thread pools and state carry over to the       (NUMBA_NUM_THREADS, OMP_NUM_THREADS, ...);
+                       next case                                      every case starts from the same state
+Ctrl-C / kill -9       SIGINT reaches every worker mid-case; a        the batch kills the groups it started; the
+                       killed batch may leave workers writing         server and each case die with their parent
+                                                                      (PR_SET_PDEATHSIG): nothing writes on
+identical outputs      same code, but one case's state may leak       the command line is the contract: the same
+                       into the next                                  argv gives the same files on any machine,
+                                                                      Dask workers included (tested bit for bit)
+overhead per case      none                                           a fork (warm server): +0.9 s CPU per case
+                                                                      measured against one process running the 8
+                                                                      sample cases in a row (a new interpreter per
+                                                                      case instead: +3.3 s CPU, the imports)
+=====================  ============================================  =============================================
 
-The subprocess depends only on the stable command line (``dosimetry run``'s arguments and exit codes), not on
-internals of the pipeline, which another branch is reorganising. The price is the interpreter start-up per
-case, measured by ``scripts/bench_batch.py``.
+The case depends only on the stable command line (``dosimetry run``'s arguments, files and exit codes), not on
+internals of the pipeline, which is being reorganised. ``scripts/bench_batch.py`` measures the overhead.
 
 The case writes into a work folder (``OUT/.batch-work/<case_id>.<token>/out``, itself written atomically by
 ``dosimetry run``); the submitting process renames it into ``OUT/<case_id>`` (:mod:`.commit`), so the
