@@ -153,6 +153,8 @@ def test_changed_input_recomputes_exactly_that_case_and_failed_cases_wait(cohort
     ds = pydicom.dcmread(pet)
     ds.SeriesDescription = "edited"
     ds.save_as(pet)
+    touched = root / "alpha" / "PET" / "PT0005.dcm"  # new times, same content: still the same input
+    os.utime(touched, ns=(time.time_ns(), time.time_ns()))
     result = run_batch(root, out, run_options=RUN_OPTIONS, workers=2)
     status = {row["case_id"]: row["status"] for row in result.summary}
     assert status["site_2__beta"] == "ok" and status["alpha"] == "skipped" and status["broken"] == "failed"

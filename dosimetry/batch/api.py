@@ -64,6 +64,8 @@ def _tokens(run_options) -> list[str]:
         tokens: list[str] = []
         columns = runopts.column_actions()
         for name, value in run_options.items():
+            if value is None:
+                continue
             column = name.lstrip("-").replace("-", "_")
             if column not in columns:
                 raise OptionsError(f"run option {name!r} is not an option of 'dosimetry run'")

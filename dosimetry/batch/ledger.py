@@ -142,8 +142,11 @@ class Ledger:
                 (state, *values.values(), _now(), case_id))
 
     # --- file hashes ---------------------------------------------------------------------------------------
-    def file_hash(self, path: Path) -> str:
-        """SHA-256 of a file's content, read again only when its size, times or inode changed."""
+    def file_hash(self, path: Path, new: list | None = None) -> str:
+        """SHA-256 of a file's content, read again only when its size, times or inode changed.
+
+        A newly computed hash is appended to ``new`` (stored later by :meth:`store_hashes`, in one
+        transaction) or, without ``new``, stored at once."""
         st = os.stat(path)
         stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         key = str(Path(path).resolve())
@@ -156,9 +159,16 @@ class Ledger:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         value = digest.hexdigest()
-        with self.transaction():
-            self.db.execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?)", (key, *stamp, value))
+        if new is not None:
+            new.append((key, *stamp, value))
+        else:
+            self.store_hashes([(key, *stamp, value)])
         return value
+
+    def store_hashes(self, rows: list) -> None:
+        if rows:
+            with self.transaction():
+                self.db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
 class _Transaction:
@@ -186,6 +196,8 @@ def options_hash(options, extra: dict | None = None) -> str:
 def input_hash(ledger: Ledger, labelled_files, inputs_text: str) -> str:
     """Hash of a case's inputs: each file's name (relative) and content hash, and the input arguments' shape."""
     digest = hashlib.sha256(inputs_text.encode())
+    new: list = []
     for label, path in sorted(labelled_files, key=lambda item: item[0]):
-        digest.update(f"\n{label}\0{ledger.file_hash(path)}".encode())
+        digest.update(f"\n{label}\0{ledger.file_hash(path, new)}".encode())
+    ledger.store_hashes(new)
     return digest.hexdigest()
