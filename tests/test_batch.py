@@ -55,7 +55,7 @@ def cohort(tmp_path_factory):
     root = base / "root"
     make_root(root)
     out = base / "out"
-    code = main(["batch", str(root), "--out", str(out), "--workers", "2", "-q", *RUN_OPTIONS])
+    code = main(["batch", str(root), "--out", str(out), "--workers", "2", *RUN_OPTIONS])  # with the progress bar
     return root, out, code
 
 

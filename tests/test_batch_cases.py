@@ -164,3 +164,16 @@ def test_case_killed_at_its_timeout_is_failed_and_leaves_nothing(tmp_path, root)
     assert sorted(p.name for p in out.iterdir()) == [".batch-lock", "batch.json", "cohort.csv", "ledger.sqlite",
                                                      "summary.csv"]
     assert result.cohort == []
+
+
+def test_a_second_batch_on_the_same_out_is_refused(tmp_path, root, capsys):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".batch-lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running batch holds it
+        assert main(["batch", str(root), "--out", str(out), "-q"]) == 8
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: another batch is writing") and "\n" not in err
+    assert sorted(p.name for p in out.iterdir()) == [".batch-lock"]
