@@ -177,3 +177,23 @@ def test_a_second_batch_on_the_same_out_is_refused(tmp_path, root, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: another batch is writing") and "\n" not in err
     assert sorted(p.name for p in out.iterdir()) == [".batch-lock"]
+
+
+def test_csv_roi_column_gives_run_roi_options_with_absolute_paths(tmp_path):
+    rois = NIFTI / "rois"
+    masks = sorted(rois.glob("*.nii.gz"))[:2]
+    cell = ";".join(f"{'liver' if n == 0 else 'tumor:T1'}={os.path.relpath(m, tmp_path)}" for n, m in enumerate(masks))
+    csv_path = write_csv(tmp_path / "cases.csv", [
+        {"case_id": "r1", "activity": os.path.relpath(NIFTI / "activity_bqml.nii.gz", tmp_path), "roi": cell},
+        {"case_id": "r2", "activity": os.path.relpath(NIFTI / "activity_bqml.nii.gz", tmp_path), "roi": "blob=x.nii.gz"},
+    ])
+    with pytest.raises(OptionsError) as info:
+        read_cases_csv(csv_path, [])
+    assert "row 3 (r2): roi 'blob=x.nii.gz'" in str(info.value) and "row 2" not in str(info.value)
+    rows = list(csv.DictReader(csv_path.open()))
+    write_csv(csv_path, rows[:1])
+    (case,) = read_cases_csv(csv_path, [])
+    expected = ["--roi", f"liver={masks[0].resolve()}"]
+    if len(masks) > 1:
+        expected += ["--roi", f"tumor:T1={masks[1].resolve()}"]
+    assert case.run_argv[2:] == expected

@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputFileError, OptionsError
+from ..errors import DosimetryError, InputFileError, OptionsError
 from . import runopts
 
 RESERVED_NAMES = frozenset({"summary.csv", "cohort.csv", "batch.json", "ledger.sqlite", "ledger.sqlite-wal",
@@ -218,14 +218,13 @@ def read_cases_csv(path: str | os.PathLike, options: runopts.Groups) -> list[Cas
             add("--ct", row["ct"], "ct")
         for spec in _split_paths(row.get("roi", "")):
             try:
-                role, name, roi_path = parse_roi_spec(spec)
-            except Exception as err:  # noqa: BLE001 - a malformed spec is a fault of this row
+                parse_roi_spec(spec)  # ROLE[:NAME]=PATH, the role known
+            except DosimetryError as err:  # a malformed spec is a fault of this row
                 row_faults.append(f"roi {spec!r}: {err}")
                 continue
-            text = os.fspath(roi_path)
+            left, text = (part.strip() for part in spec.split("=", 1))
             full = base / text if not os.path.isabs(text) else Path(text)
-            head = spec[: len(spec) - len(text)] if spec.endswith(text) else f"{role}:{name}="
-            add("--roi", text, f"roi {head.rstrip('=')}", spec=head + str(full.resolve()))
+            add("--roi", text, f"roi {left}", spec=f"{left}={full.resolve()}")
         for seg in _split_paths(row.get("segmentation", "")):
             add("--segmentation", seg, "segmentation")
         overrides: dict[str, list[str] | None] = {}
