@@ -24,10 +24,11 @@ Ctrl-C / kill -9       SIGINT reaches every worker mid-case; a        the batch 
 identical outputs      same code, but one case's state may leak       the command line is the contract: the same
                        into the next                                  argv gives the same files on any machine,
                                                                       Dask workers included (tested bit for bit)
-overhead per case      none                                           a fork (warm server): +0.9 s CPU per case
-                                                                      measured against one process running the 8
-                                                                      sample cases in a row (a new interpreter per
-                                                                      case instead: +3.3 s CPU, the imports)
+overhead per case      none                                           a fork (warm server): +0.4 to +0.9 s CPU per
+                                                                      case against one process running the 8
+                                                                      sample cases in a row (about 3.3 s CPU each);
+                                                                      a new interpreter per case instead: +3.3 s
+                                                                      CPU, the imports
 =====================  ============================================  =============================================
 
 The case depends only on the stable command line (``dosimetry run``'s arguments, files and exit codes), not on
