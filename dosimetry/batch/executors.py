@@ -70,8 +70,12 @@ class DaskExecutor:
         return future
 
     def cancel(self) -> None:
+        """Cancel the queued tasks and kill the cases running on the workers (Ctrl-C of the batch)."""
         try:
             self.client.cancel(self.futures, force=True)
+            self.client.run(kill_running, on_error="ignore")
+        except Exception:  # noqa: BLE001 - the cluster may be gone: the next start removes stale work folders
+            pass
         finally:
             self.close()
 
