@@ -296,3 +296,42 @@ def test_ctrl_c_stops_the_running_case_and_the_next_run_resumes_it(cohort, tmp_p
     assert not work.exists() and not (out / "alpha").exists()
     assert read_csv(out / "summary.csv")[0]["status"] == "skipped"  # not finished: says so in its error
     assert json.loads((out / "batch.json").read_text())["interrupted"] is True
+
+
+def test_a_case_killed_like_by_the_oom_killer_fails_alone(cohort, tmp_path):
+    """SIGKILL of a running case's process (what the OOM killer does): that case fails with -9, the next one
+    runs and completes."""
+    import threading
+
+    from dosimetry.batch import execute
+
+    root, local_out, _ = cohort
+    with (tmp_path / "cases.csv").open("w", newline="") as handle:
+        handle.write(f"case_id,study\nkilled,{root / 'alpha'}\nsurvivor,{root / 'site 2' / 'beta'}\n")
+    out = tmp_path / "out"
+    results = []
+    batch = threading.Thread(target=lambda: results.append(
+        run_batch(root, out, cases=tmp_path / "cases.csv", run_options=RUN_OPTIONS, workers=1)))
+    batch.start()
+    deadline = time.monotonic() + 120
+    while not execute._live_pids and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (pid,) = execute._live_pids
+    os.kill(pid, signal.SIGKILL)
+    batch.join(timeout=300)
+    (result,) = results
+    killed, survivor = result.summary
+    assert killed["status"] == "failed" and killed["exit_code"] == -9 and "SIGKILL" in killed["error"]
+    assert survivor["status"] == "ok" and result.exit_code == 11
+    assert not (out / "killed").exists()
+    assert dose(out / "survivor").tobytes() == dose(local_out / "site_2__beta").tobytes()
+
+
+def test_error_line_of_a_case():
+    from dosimetry.batch.execute import _error_line
+
+    assert _error_line("warning: x\nerror: no DICOM file found\n", 3) == "no DICOM file found"
+    assert _error_line("Traceback (most recent call last):\n  ...\nZeroDivisionError: division by zero\n", 1) == \
+        "internal error: ZeroDivisionError: division by zero"
+    assert _error_line("", -9) == "the case's process was killed by SIGKILL (out of memory?)"
+    assert _error_line("", -11) == "the case's process was killed by SIGSEGV"
