@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "modality, date, number of images, description, nuclide and UID.")
     inspect.add_argument("folder", metavar="DIR")
     add_accumulate_parser(sub)
+    from .batch.command import register as add_batch_parser
+
+    add_batch_parser(sub)
     return _range_checked(parser)
 
 
@@ -280,6 +283,7 @@ def _folder_identity(path: Path | None):
 
 def _main(argv: list[str] | None, state: dict) -> int:
     from .accumulate_cli import cmd_accumulate
+    from .batch.command import cmd_batch
 
     parser = build_parser()
     try:
@@ -302,7 +306,8 @@ def _main(argv: list[str] | None, state: dict) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     try:
-        return {"run": _cmd_run, "inspect": _cmd_inspect, "accumulate": cmd_accumulate}[args.command](args)
+        return {"run": _cmd_run, "inspect": _cmd_inspect, "accumulate": cmd_accumulate,
+                "batch": cmd_batch}[args.command](args)
     except DosimetryError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

@@ -57,6 +57,9 @@ class OutputError(DosimetryError, OSError):
 INTERRUPTED_EXIT_CODE = 130
 """Exit code after Ctrl-C (SIGINT), the shell's 128 + 2."""
 
+CASES_FAILED_EXIT_CODE = 11
+"""Exit code of ``dosimetry batch`` when the batch ran but some of its cases failed (see OUT/summary.csv)."""
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (a bug: please report it with the traceback)",
@@ -68,6 +71,7 @@ EXIT_CODES: dict[int, str] = {
     OptionsError.exit_code: "options out of range, unparsable or contradicting each other; output folder exists",
     OutputError.exit_code: "output cannot be written",
     DosimetryError.exit_code: "other expected fault (not raised by the package itself; reserved for extensions)",
+    CASES_FAILED_EXIT_CODE: "batch: some cases failed (the others are complete; see OUT/summary.csv)",
     INTERRUPTED_EXIT_CODE: "interrupted (Ctrl-C); no output was written",
 }
 """Every exit code of the ``dosimetry`` command and its meaning (printed by ``--help`` and in README)."""
