@@ -57,6 +57,9 @@ class OutputError(DosimetryError, OSError):
 INTERRUPTED_EXIT_CODE = 130
 """Exit code after Ctrl-C (SIGINT), the shell's 128 + 2."""
 
+TERMINATED_EXIT_CODE = 143
+"""Exit code after SIGTERM (``kill``, a batch system's time limit), the shell's 128 + 15."""
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (a bug: please report it with the traceback)",
@@ -69,5 +72,6 @@ EXIT_CODES: dict[int, str] = {
     OutputError.exit_code: "output cannot be written",
     DosimetryError.exit_code: "other expected fault (not raised by the package itself; reserved for extensions)",
     INTERRUPTED_EXIT_CODE: "interrupted (Ctrl-C); no output was written",
+    TERMINATED_EXIT_CODE: "terminated (SIGTERM); no output was written",
 }
 """Every exit code of the ``dosimetry`` command and its meaning (printed by ``--help`` and in README)."""
