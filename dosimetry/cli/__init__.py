@@ -52,11 +52,11 @@ def _install_signal_handlers() -> dict | None:
     if threading.current_thread() is not threading.main_thread():
         return None
     previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
-        if handler is not signal.SIG_IGN:
-            previous[signum] = handler
-            signal.signal(signum, _on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.signal(signum, _on_signal)
+        previous[signum] = handler
+        if handler == signal.SIG_IGN:
+            signal.signal(signum, handler)
     return previous
 
 
@@ -149,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     console = argv is None
     state: dict = {}
-    previous = _install_signal_handlers()
+    previous = None
     try:
         try:
+            previous = _install_signal_handlers()
             return _main(argv, state)
         finally:
             if previous is not None:
