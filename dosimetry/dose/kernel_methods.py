@@ -105,6 +105,7 @@ whatever the batches, so the dose is bit-identical to a single call (``tests/tes
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -587,7 +588,8 @@ def _range_kernel_dose(decays: np.ndarray, density: np.ndarray, table: DensityKe
         k_low = np.clip(np.floor(u).astype(int), 0, len(nodes) - 2)
         w_high = np.clip((rho - nodes[k_low]) / (nodes[k_low + 1] - nodes[k_low]), 0.0, 1.0)
         node_groups = np.unique(k_low[homogeneous])
-        with progress.stage("homogeneous sources", total=2 * len(node_groups)):
+        with progress.stage("homogeneous sources", total=2 * len(node_groups)) if len(node_groups) else \
+                contextlib.nullcontext():
             for k in node_groups:
                 sel = homogeneous & (k_low == k)
                 for node, weight in ((k, 1.0 - w_high), (k + 1, w_high)):
