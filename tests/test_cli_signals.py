@@ -61,7 +61,9 @@ def test_signal_inside_the_ray_tracing_loop(tmp_path, signum, code, message):
     else:
         proc.wait()
         pytest.fail("the run ended before its ray tracing started:\n" + "\n".join(seen))
-    time.sleep(0.5)  # well inside the loop (it lasts tens of seconds)
+    # well inside the loop (it lasts tens of seconds): past loading the compiled function from numba's cache,
+    # which can take a second on a busy machine, and its first batch (one source per thread)
+    time.sleep(3.0)
     sent = time.monotonic()
     proc.send_signal(signum)
     rest = proc.stderr.read()  # to the end: the child closes stderr when it exits
