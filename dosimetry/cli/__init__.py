@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     imported and inside the compiled dose loops (which return to Python between chunks), prints one line
     and returns 130 (SIGINT) or 143 (SIGTERM); temporary output is removed on the way out. A second signal
     during that clean-up is ignored. With ``argv`` None (the console command), a signal after the command
-    has finished is ignored too; otherwise the previous handlers are restored.
+    has finished is ignored too, and an interrupted command ends the process at once (``os._exit``, after
+    its clean-up) instead of returning; otherwise the previous handlers are restored.
     """
     console = argv is None
     state: dict = {}
@@ -160,7 +161,22 @@ def main(argv: list[str] | None = None) -> int:
                     # done: in the console a late signal must not turn a finished command into a traceback
                     signal.signal(signum, signal.SIG_IGN if console else handler)
     except KeyboardInterrupt as exc:
-        return _interrupted(state, terminated=isinstance(exc, Terminated))
+        code = _interrupted(state, terminated=isinstance(exc, Terminated))
+        if console:
+            _exit_now(code)
+        return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process at once: the clean-up of the run is done (temporary folders are removed as the
+    interruption unwinds), and the interpreter's own shutdown (numba's and the FFT's thread pools, LLVM)
+    can take over a second on a busy machine."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 __all__ = ["INTERRUPTED_MESSAGE", "TERMINATED_MESSAGE", "Terminated", "build_parser", "main"]
