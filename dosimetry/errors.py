@@ -60,6 +60,9 @@ INTERRUPTED_EXIT_CODE = 130
 CASES_FAILED_EXIT_CODE = 11
 """Exit code of ``dosimetry batch`` when the batch ran but some of its cases failed (see OUT/summary.csv)."""
 
+TERMINATED_EXIT_CODE = 143
+"""Exit code after SIGTERM (``kill``, a batch system's time limit), the shell's 128 + 15."""
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (a bug: please report it with the traceback)",
@@ -73,5 +76,6 @@ EXIT_CODES: dict[int, str] = {
     DosimetryError.exit_code: "other expected fault (not raised by the package itself; reserved for extensions)",
     CASES_FAILED_EXIT_CODE: "batch: some cases failed (the others are complete; see OUT/summary.csv)",
     INTERRUPTED_EXIT_CODE: "interrupted (Ctrl-C); no output was written",
+    TERMINATED_EXIT_CODE: "terminated (SIGTERM); no output was written",
 }
 """Every exit code of the ``dosimetry`` command and its meaning (printed by ``--help`` and in README)."""

@@ -40,14 +40,17 @@ def _default_name(path: Path) -> str:
     return name
 
 
-def read_mask_roi(path: str | os.PathLike, role: Role | str, name: str | None = None) -> Roi:
+def read_mask_roi(path: str | os.PathLike, role: Role | str, name: str | None = None, *,
+                  notes: list[str] | None = None) -> Roi:
     """An ROI from a single-mask image file (any nonzero value, or fractions in [0, 1]).
 
     A file holding several different nonzero values (a label map) is refused: it is ambiguous which label
-    is meant. Use a Slicer segmentation (``--segmentation``) or one file per ROI.
+    is meant. Use a Slicer segmentation (``--segmentation``) or one file per ROI. ``notes`` receives the
+    notes of reading the file (see :func:`~dosimetry.imageio.read_image`; without it they are logged), for
+    the run's warnings.
     """
     path = Path(path)
-    image = read_image(path)
+    image = read_image(path, notes=notes)
     values = np.asarray(image.array)
     nonzero = np.unique(values[values != 0]) if values.dtype.kind in "iub" else None
     if values.dtype.kind == "f":

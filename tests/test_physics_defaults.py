@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import roi_on, sphere_mask_supersampled  # noqa: E402
 
 from dosimetry import run_dosimetry  # noqa: E402
-from dosimetry.cli import format_summary, main  # noqa: E402
+from dosimetry.cli import main  # noqa: E402
+from dosimetry.cli.run import format_summary  # noqa: E402
 from dosimetry.clinical import ClinicalOptions  # noqa: E402
 from dosimetry.errors import OptionsError  # noqa: E402
 from dosimetry.image import Image  # noqa: E402
@@ -300,7 +301,7 @@ def test_report_shows_the_partial_volume_badge(tmp_path):
 
 def test_resolution_option_on_the_command_line():
     from dosimetry.cli import build_parser
-    from dosimetry.clinical import clinical_options_from_args
+    from dosimetry.cli.clinical_options import clinical_options_from_args
 
     args = build_parser().parse_args(["run", "--activity", "a.nii", "--out", "o", "--resolution-mm", "7.5",
                                       "--indication", "crc"])

@@ -107,7 +107,8 @@ def test_models_say_why_they_cannot_be_computed():
 def test_command_line_clinical_options():
     import argparse
 
-    from dosimetry.clinical import ClinicalOptions, add_clinical_arguments, clinical_options_from_args
+    from dosimetry.cli.clinical_options import add_clinical_arguments, clinical_options_from_args
+    from dosimetry.clinical import ClinicalOptions
 
     parser = argparse.ArgumentParser()
     add_clinical_arguments(parser)

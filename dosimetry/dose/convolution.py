@@ -14,7 +14,11 @@ kernel centre is exactly the voxel itself, and voxels outside the volume contrib
   (kernel, transform size); for a kernel symmetric in every axis (all voxel S value kernels) it is real
   and stored as float32.
 * :func:`direct_convolve`: a numba loop over the non-zero kernel entries, parallel over the first axis,
-  accumulating in float64; exact, and faster than the FFT for small kernels.
+  accumulating in float64; exact, and faster than the FFT for small kernels. It works in slabs of output
+  planes (:data:`DIRECT_TERMS_PER_CHUNK` multiply-adds each, about 0.15 s on 2 cores) and returns to
+  Python between them, so Ctrl-C takes effect within a fraction of a second and the progress display
+  advances (stage ``direct convolution`` when there is more than one slab); every output plane is
+  computed by one call, so the result does not depend on the slabs.
 * :func:`convolve`: picks the cheaper path from an operation count (see :func:`choose_path`).
 
 The two paths agree to 1e-5 of the maximum of the result (float32 FFT rounding).
@@ -31,6 +35,7 @@ import numba
 import numpy as np
 import scipy.fft
 
+from .. import progress
 from ..errors import OptionsError
 
 _DIRECT_COST_PER_TERM = 1.0
@@ -193,12 +198,18 @@ def _in_place(result: np.ndarray, target: np.ndarray) -> None:
 
 
 # --- direct path ---------------------------------------------------------------------------------------
+DIRECT_TERMS_PER_CHUNK = 1 << 27
+"""Multiply-adds of one call of the direct path's compiled loop (about 0.15 s on 2 cores): the loop returns
+to Python between slabs of output planes, where Ctrl-C takes effect and progress is reported."""
+
+
 @numba.njit(cache=True, parallel=True)
-def _direct_kernel(volume, kernel, out):
+def _direct_kernel(volume, kernel, out, i_start, i_stop):
+    """Output planes ``i_start <= i < i_stop`` of the direct convolution (each plane independent)."""
     n0, n1, n2 = volume.shape
     k0, k1, k2 = kernel.shape
     c0, c1, c2 = k0 // 2, k1 // 2, k2 // 2
-    for i in numba.prange(n0):
+    for i in numba.prange(i_start, i_stop):
         acc = np.zeros((n1, n2))
         for a in range(k0):
             ii = i + c0 - a
@@ -222,17 +233,28 @@ def _direct_kernel(volume, kernel, out):
                 out[i, j, k] = acc[j, k]
 
 
-def direct_convolve(volume, kernel) -> np.ndarray:
+def direct_convolve(volume, kernel, *, terms_per_chunk: int = DIRECT_TERMS_PER_CHUNK) -> np.ndarray:
     """Linear 3-D convolution by direct summation (numba, parallel), same result as :func:`fft_convolve`.
 
-    Cost is ``volume.size x (non-zero kernel entries)`` multiply-adds; use it for small kernels.
+    Cost is ``volume.size x (non-zero kernel entries)`` multiply-adds; use it for small kernels. The work
+    is done in slabs of output planes of about ``terms_per_chunk`` multiply-adds, with a return to Python
+    (Ctrl-C, :func:`dosimetry.progress.advance`) between them; the result is the same for any slab size.
     Returns float32 of the volume's shape.
     """
     volume, kernel = _validate(volume, kernel)
     out = np.empty(volume.shape, dtype=np.float32)
-    _direct_kernel(
-        np.ascontiguousarray(volume, dtype=np.float32), np.ascontiguousarray(kernel, dtype=np.float64), out
-    )
+    x = np.ascontiguousarray(volume, dtype=np.float32)
+    k = np.ascontiguousarray(kernel, dtype=np.float64)
+    n0 = volume.shape[0]
+    terms_per_plane = max(1, volume.shape[1] * volume.shape[2] * int(np.count_nonzero(k)))
+    step = max(1, min(n0, int(terms_per_chunk) // terms_per_plane))
+    if step >= n0:
+        _direct_kernel(x, k, out, 0, n0)
+        return out
+    with progress.stage("direct convolution", total=-(-n0 // step)):
+        for lo in range(0, n0, step):
+            _direct_kernel(x, k, out, lo, min(n0, lo + step))
+            progress.advance()
     return out
 
 

@@ -96,16 +96,24 @@ Assumptions, and where it is still wrong:
   4.07 x 4.07 x 3.0 mm, -0.8% with 2 mm; before the correction -3.6%, -3.7% and -1.4%).
 * Cost: the correction is about 7 table lookups per corrected pair (2.4x the ray-tracing time of the plain
   centre line).
+
+The ray tracing (numba, parallel) runs in batches of sources of about :data:`RAY_BATCH_SECONDS` and
+returns to Python between them: Ctrl-C takes effect there and the progress display advances (stage
+``ray tracing``, one step per source). Each thread's accumulator receives its sources in the same order
+whatever the batches, so the dose is bit-identical to a single call (``tests/test_dose_chunks.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import time
 
 import numba
 import numpy as np
 
+from .. import progress
 from ..constants import (
     DPK_WATER_DENSITY_G_CM3,
     GY_PER_DECAY_PER_MGY_PER_MBQ_S,
@@ -421,19 +429,25 @@ def _subvoxel_correction(table, r, nodes, bins, inv_gap, inv_bin, rho, i0, j0, k
 
 @numba.njit(cache=True, parallel=True)
 def _range_scatter(decays, rho, sources, offsets, parents, weights, path_weights, row, shell_start, table, nodes,
-                   bins, inv_gap, inv_bin, spacing, n_chunks):
+                   bins, inv_gap, inv_bin, spacing, out, s_start, s_stop):
+    """Ray-trace sources ``s_start <= si < s_stop`` into ``out`` (one accumulator per thread, shape
+    ``(n_chunks,) + grid``): source ``si`` always goes to accumulator ``si % n_chunks`` and each accumulator
+    takes its sources in increasing order, so the sums do not depend on how the sources are split into calls."""
     n0, n1, n2 = decays.shape
+    n_chunks = out.shape[0]
     n_off = offsets.shape[0]
     n_shell = shell_start.shape[0] - 1
     h0, h1, h2 = spacing[0], spacing[1], spacing[2]
     lo = nodes[0]
     hi = nodes[nodes.shape[0] - 1]
-    out = np.zeros((n_chunks, n0, n1, n2))
     for chunk in numba.prange(n_chunks):
         dens_sum = np.empty(n_off)  # density summed over the unit steps from the source; < 0: ray ended
         rho_here = np.empty(n_off)
         acc = out[chunk]
-        for si in range(chunk, sources.shape[0], n_chunks):
+        first = chunk
+        if s_start > chunk:  # the first source index >= s_start that belongs to this accumulator
+            first = chunk + ((s_start - chunk + n_chunks - 1) // n_chunks) * n_chunks
+        for si in range(first, s_stop, n_chunks):
             flat = sources[si]
             i0 = flat // (n1 * n2)
             j0 = (flat // n2) % n1
@@ -498,7 +512,6 @@ def _range_scatter(decays, rho, sources, offsets, parents, weights, path_weights
                     acc[i, j, k] += a * s
                 if not alive:
                     break
-    return out
 
 
 HOMOGENEOUS_TOLERANCE = 0.10
@@ -537,8 +550,33 @@ def _homogeneous_sources(rho: np.ndarray, sources: np.ndarray, spacing: np.ndarr
     return homogeneous
 
 
+RAY_BATCH_SECONDS = 0.25
+"""Target duration of one call of the compiled ray-tracing loop: between calls Ctrl-C takes effect and the
+progress display advances. The batch of sources is sized from the speed of the previous batch (the cost
+of a source grows with its range: 64x in lung); the result does not depend on the batches."""
+
+
+def _source_batches(n_sources: int, n_chunks: int, batch_sources: int | None):
+    """Yield (start, stop) of source batches; fixed ``batch_sources``, or sized to last about
+    :data:`RAY_BATCH_SECONDS` each from the measured speed of the previous batch."""
+    if batch_sources is not None:
+        step = max(1, int(batch_sources))
+        for start in range(0, n_sources, step):
+            yield start, min(n_sources, start + step)
+        return
+    start, size = 0, n_chunks  # one source per thread first: a lung source at 1 mm can take 0.1 s
+    while start < n_sources:
+        stop = min(n_sources, start + size)
+        began = time.perf_counter()
+        yield start, stop
+        elapsed = max(time.perf_counter() - began, 1e-6)
+        size = int(min(4 * size, max(n_chunks, size * RAY_BATCH_SECONDS / elapsed)))
+        start = stop
+
+
 def _range_kernel_dose(decays: np.ndarray, density: np.ndarray, table: DensityKernelTable, spacing,
-                       n_chunks: int, *, split_homogeneous: bool = True) -> np.ndarray:
+                       n_chunks: int, *, split_homogeneous: bool = True,
+                       batch_sources: int | None = None) -> np.ndarray:
     nodes = np.asarray(table.densities_g_cm3, dtype=np.float64)
     rho = np.clip(density.astype(np.float64), nodes[0], nodes[-1])
     active = decays != 0
@@ -549,21 +587,29 @@ def _range_kernel_dose(decays: np.ndarray, density: np.ndarray, table: DensityKe
         u = np.log(rho / nodes[0]) * (DENSITY_NODES_PER_DOUBLING / math.log(2.0))
         k_low = np.clip(np.floor(u).astype(int), 0, len(nodes) - 2)
         w_high = np.clip((rho - nodes[k_low]) / (nodes[k_low + 1] - nodes[k_low]), 0.0, 1.0)
-        for k in np.unique(k_low[homogeneous]):
-            sel = homogeneous & (k_low == k)
-            for node, weight in ((k, 1.0 - w_high), (k + 1, w_high)):
-                part = np.where(sel, decays * weight / rho, 0.0)
-                if np.any(part):
-                    dose += convolve(part.astype(np.float32), _node_kernel(table, int(node)))
+        node_groups = np.unique(k_low[homogeneous])
+        with progress.stage("homogeneous sources", total=2 * len(node_groups)) if len(node_groups) else \
+                contextlib.nullcontext():
+            for k in node_groups:
+                sel = homogeneous & (k_low == k)
+                for node, weight in ((k, 1.0 - w_high), (k + 1, w_high)):
+                    part = np.where(sel, decays * weight / rho, 0.0)
+                    if np.any(part):
+                        dose += convolve(part.astype(np.float32), _node_kernel(table, int(node)))
+                    progress.advance()
         active &= ~homogeneous
     if np.any(active):
         rows = np.ascontiguousarray(table.row_of_offset)
         offsets, parents, weights, path_weights, row, shell_start = _ray_order(rows.tobytes(), rows.shape)
-        out = _range_scatter(
-            np.ascontiguousarray(decays, dtype=np.float64), rho, np.flatnonzero(active).astype(np.int64), offsets,
-            parents, weights, path_weights, row, shell_start, np.ascontiguousarray(table.energy_density), nodes,
-            *_node_bins(nodes), np.asarray(spacing, dtype=np.float64), n_chunks,
-        )
+        sources = np.flatnonzero(active).astype(np.int64)
+        arguments = (np.ascontiguousarray(decays, dtype=np.float64), rho, sources, offsets, parents, weights,
+                     path_weights, row, shell_start, np.ascontiguousarray(table.energy_density), nodes,
+                     *_node_bins(nodes), np.asarray(spacing, dtype=np.float64))
+        out = np.zeros((n_chunks,) + decays.shape)
+        with progress.stage("ray tracing", total=len(sources)):
+            for start, stop in _source_batches(len(sources), n_chunks, batch_sources):
+                _range_scatter(*arguments, out, start, stop)
+                progress.advance(stop - start)
         dose += out.sum(axis=0)
     return dose
 

@@ -1,7 +1,9 @@
 """The ``dosimetry accumulate`` command: cumulative dose of the current and earlier treatments.
 
-Hooked into :mod:`dosimetry.cli` by :func:`add_accumulate_parser` and :func:`cmd_accumulate`; a thin layer
-over :func:`dosimetry.accumulate.accumulate_doses`.
+A thin layer over :func:`dosimetry.accumulate.accumulate_doses`; the API is imported inside
+:func:`command`. pydicom and highdicom warnings met while reading (RT Dose, DICOM CT folders, the
+structures of a DICOM run) become lines of ``warnings`` in ``accumulate.json``
+(:func:`~dosimetry.libwarnings.library_warnings`), as in ``run``.
 
 Outputs (in ``--out``, written to a temporary folder and renamed when complete):
 
@@ -18,33 +20,22 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 from pathlib import Path
 
-import numpy as np
-
-from .errors import InputFileError, OptionsError
-from .output_guard import OVERWRITE_HELP, accumulate_input_paths, check_cli_output
+from ..errors import InputFileError, OptionsError
+from ..output_guard import OVERWRITE_HELP, accumulate_input_paths, check_cli_output
+from ..progress import stage
+from .common import add_roi_options, load_roi_arguments, name_role, refuse_existing_out
 
 OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv")
 
 
-def _fraction_0_1(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
-    return value
-
-
-def add_accumulate_parser(subparsers) -> argparse.ArgumentParser:
-    from .cli import _key_value  # the run command's NAME=ROLE type (cli.py is loaded: it calls us)
-
+def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the ``accumulate`` subcommand to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     parser = subparsers.add_parser(
-        "accumulate", help="add the doses of earlier treatments to the current dose",
+        "accumulate", parents=parents, help="add the doses of earlier treatments to the current dose",
         description="Bring earlier dose maps onto the current dose grid (rigid registration of their CTs to "
                     "the current CT, checked), add them and report cumulative normal-liver and lung doses. "
                     "The sum is of physical dose: no radiobiological correction between treatments.")
@@ -58,27 +49,24 @@ def add_accumulate_parser(subparsers) -> argparse.ArgumentParser:
     inp.add_argument("--previous", action="append", default=[], required=True, metavar="DOSE[:CT]",
                      help="an earlier dose map (Gy; image or RT Dose), optionally with its CT for registration "
                           "to the current CT (repeat for each earlier treatment)")
-    inp.add_argument("--roi", action="append", default=[], metavar="ROLE[:NAME]=PATH",
-                     help="an ROI mask (liver, tumor, lung, perfused, other) of the current study")
-    inp.add_argument("--segmentation", action="append", default=[], metavar="FILE.seg.nrrd",
-                     help="a 3D Slicer segmentation of the current study")
-    inp.add_argument("--segment-role", action="append", default=[], type=_key_value, metavar="SEGMENT=ROLE",
+    add_roi_options(inp, of="the current study")
+    inp.add_argument("--segment-role", action="append", default=[], type=name_role, metavar="SEGMENT=ROLE",
                      help="set the role of a segment of --segmentation")
     reg = parser.add_argument_group("registration check")
-    reg.add_argument("--min-ncc", type=_fraction_0_1, default=0.7, metavar="R",
+    reg.add_argument("--min-ncc", default=0.7, metavar="R",
                      help="smallest accepted HU cross-correlation in the body after registration (default 0.7)")
-    reg.add_argument("--min-overlap", type=_fraction_0_1, default=0.5, metavar="F",
+    reg.add_argument("--min-overlap", default=0.5, metavar="F",
                      help="smallest accepted fraction of the current body covered by the earlier CT (default 0.5)")
     out = parser.add_argument_group("output")
     out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
     out.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.set_defaults(command_function=command)
     return parser
 
 
 def _read_dose(path: str | os.PathLike):
-    from .export.rtdose import read_rt_dose
-    from .imageio import read_image
+    from ..export.rtdose import read_rt_dose
+    from ..imageio import read_image
 
     path = Path(path)
     if not path.is_file():
@@ -100,10 +88,10 @@ def _split_previous(text: str) -> tuple[Path, Path | None]:
 
 def _read_ct(path: Path):
     """A CT in HU from an image file, or from a DICOM folder holding one CT series."""
-    from .imageio import read_image
+    from ..imageio import read_image
 
     if path.is_dir():
-        from .dicom.study import load_ct_from_folder
+        from ..dicom.study import load_ct_from_folder
 
         return load_ct_from_folder(path)
     return read_image(path)
@@ -147,7 +135,7 @@ def _rois_of_dicom_run(current: Path) -> tuple[list, list[str]]:
     folder = dicom.get("folder")
     if not folder or not dicom.get("structures") or not Path(folder).is_dir():
         return [], []
-    from .dicom import load_study
+    from ..dicom import load_study
 
     uids = [part["series_uid"] for part in (dicom.get("emission"), dicom.get("ct"), dicom.get("structures"))
             if part and part.get("series_uid")]
@@ -157,8 +145,6 @@ def _rois_of_dicom_run(current: Path) -> tuple[list, list[str]]:
 
 
 def _load_rois(args):
-    from .cli import load_roi_arguments
-
     if args.segment_role and not args.segmentation:
         raise OptionsError("--segment-role needs --segmentation")
     return load_roi_arguments(args)
@@ -185,9 +171,9 @@ def write_accumulation(result, out_dir: str | os.PathLike, *, labels: list[str],
     OutputError
         ``out_dir`` exists (without ``overwrite``) or cannot be written.
     """
-    from .imageio import write_nifti
-    from .output_guard import recorded_input_paths
-    from .outputs import _json_safe, atomic_output_dir
+    from ..imageio import write_nifti
+    from ..output_guard import recorded_input_paths
+    from ..outputs import _json_safe, atomic_output_dir
 
     with atomic_output_dir(out_dir, overwrite=overwrite, inputs=recorded_input_paths(inputs)) as tmp:
         write_nifti(result.dose_gy, tmp / "cumulative_dose.nii.gz")
@@ -210,7 +196,7 @@ def format_accumulation(stats: dict) -> str:
         reg = t.get("registration")
         if reg:
             lines.append(f"{t['label']}: registered (NCC {reg['ncc']:.2f}, rotation {reg['rotation_deg']:.1f} deg, "
-                         f"translation {np.linalg.norm(reg['translation_mm']):.1f} mm)")
+                         f"translation {math.hypot(*reg['translation_mm']):.1f} mm)")
         else:
             lines.append(f"{t['label']}: {t['alignment']}")
     lines.append(f"note: {stats['note']}")
@@ -219,36 +205,42 @@ def format_accumulation(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_accumulate(args) -> int:
-    """Run ``dosimetry accumulate`` with parsed ``args``; returns the exit code (errors are raised)."""
-    from .accumulate import PreviousDose, accumulate_doses
-
-    out_dir = Path(args.out)
+def command(args) -> int:
+    """Run ``dosimetry accumulate`` with parsed ``args``; returns the exit code (expected faults are raised)."""
     check_cli_output(args, accumulate_input_paths(args))
-    if out_dir.exists() and not args.overwrite:
-        raise OptionsError(f"{out_dir} exists already; choose another --out or add --overwrite")
-    dose_path, ct_path, notes = _current_inputs(args)
-    current = _read_dose(dose_path)
-    current_ct = _read_ct(ct_path) if ct_path is not None else None
-    previous, labels, inputs_previous = [], [], []
-    for n, text in enumerate(args.previous, start=1):
-        dose_file, ct_file = _split_previous(text)
-        label = f"previous_{n}"
-        previous.append(PreviousDose(_read_dose(dose_file), _read_ct(ct_file) if ct_file else None, None, label))
-        labels.append(label)
-        inputs_previous.append({"label": label, "dose": str(dose_file), "ct": str(ct_file) if ct_file else None})
-    rois, warnings = _load_rois(args)
-    if not rois:
-        rois, study_notes = _rois_of_dicom_run(Path(args.current))
-        notes += study_notes
-    result = accumulate_doses(current, previous, current_ct=current_ct, rois=rois, min_ncc=args.min_ncc,
-                              min_overlap=args.min_overlap)
-    result.stats["warnings"] = warnings + notes + result.stats["warnings"]
+    out_dir = refuse_existing_out(args)
+    with stage("start-up"):
+        from ..accumulate import PreviousDose, accumulate_doses
+        from ..libwarnings import library_warnings
+    library_notes: list[str] = []
+    with stage("load"), library_warnings(library_notes, during="reading the doses, CTs and ROIs"):
+        dose_path, ct_path, notes = _current_inputs(args)
+        current = _read_dose(dose_path)
+        current_ct = _read_ct(ct_path) if ct_path is not None else None
+        previous, labels, inputs_previous = [], [], []
+        for n, text in enumerate(args.previous, start=1):
+            dose_file, ct_file = _split_previous(text)
+            label = f"previous_{n}"
+            previous.append(PreviousDose(_read_dose(dose_file), _read_ct(ct_file) if ct_file else None, None, label))
+            labels.append(label)
+            inputs_previous.append({"label": label, "dose": str(dose_file), "ct": str(ct_file) if ct_file else None})
+        rois, warnings = _load_rois(args)
+        if not rois:
+            rois, study_notes = _rois_of_dicom_run(Path(args.current))
+            notes += study_notes
+    with stage("accumulate"):
+        result = accumulate_doses(current, previous, current_ct=current_ct, rois=rois, min_ncc=args.min_ncc,
+                                  min_overlap=args.min_overlap)
+    result.stats["warnings"] = warnings + notes + library_notes + result.stats["warnings"]
     inputs = {"current_dose": str(dose_path), "current_ct": str(ct_path) if ct_path else None,
               "previous": inputs_previous, "rois": [{"name": r.name, "role": r.role.value, "source": r.source}
                                                     for r in rois]}
-    write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite)
+    with stage("write results"):
+        write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite)
     if not args.quiet:
         print(format_accumulation(result.stats))
         print(f"results: {out_dir.resolve()}")
     return 0
+
+
+__all__ = ["OUTPUT_FILES", "add_parser", "command", "format_accumulation", "write_accumulation"]
