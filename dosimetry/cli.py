@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "modality, date, number of images, description, nuclide and UID.")
     inspect.add_argument("folder", metavar="DIR")
     add_accumulate_parser(sub)
+    from .nightly.command import register as add_nightly_parser  # nightly job (dosimetry/nightly/)
+    add_nightly_parser(sub)
     return _range_checked(parser)
 
 
@@ -302,7 +304,9 @@ def _main(argv: list[str] | None, state: dict) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     try:
-        return {"run": _cmd_run, "inspect": _cmd_inspect, "accumulate": cmd_accumulate}[args.command](args)
+        from .nightly.command import cmd_nightly
+        return {"run": _cmd_run, "inspect": _cmd_inspect, "accumulate": cmd_accumulate,
+                "nightly": cmd_nightly}[args.command](args)
     except DosimetryError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
