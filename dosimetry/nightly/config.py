@@ -309,8 +309,15 @@ def load_config(path: str | Path) -> NightlyConfig:
 
     security_t = check.table("security", required=False) or {}
     check.unknown("security", security_t, {"allowed_ae_titles"})
-    allowed = security_t.get("allowed_ae_titles", [pacs.ae_title] if pacs else [])
-    allowed = check.strings("[security] allowed_ae_titles", allowed) if allowed else ()
+    allowed = security_t.get("allowed_ae_titles", [pacs.ae_title] if pacs else None)
+    if allowed is None:
+        allowed = ()
+    elif allowed == []:
+        check.fault("[security] allowed_ae_titles", "got [], expected the AE titles that may send us studies "
+                                                    "(at least the PACS's)")
+        allowed = ()
+    else:
+        allowed = check.strings("[security] allowed_ae_titles", allowed)
     for title in allowed or ():
         check.ae_title("[security] allowed_ae_titles", title)
 
