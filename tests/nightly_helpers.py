@@ -112,13 +112,15 @@ allowed_ae_titles = [{", ".join(f'"{a}"' for a in allowed)}]
     return path
 
 
-def nightly_command(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "dosimetry", "nightly", "--config", str(config), "--since", "2020-01-01", *args]
+def nightly_command(config: Path, *args: str, verbose: bool = False) -> list[str]:
+    return [sys.executable, "-m", "dosimetry", *(["-vv"] if verbose else []), "nightly", "--config", str(config),
+            "--since", "2020-01-01", *args]
 
 
-def run_nightly(config: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    """One pass of the job as the console command, in its own process."""
-    return subprocess.run(nightly_command(config, *args), capture_output=True, text=True, timeout=timeout,
+def run_nightly(config: Path, *args: str, timeout: float = 240, verbose: bool = False) -> subprocess.CompletedProcess:
+    """One pass of the job as the console command, in its own process (``verbose``: -vv, DEBUG logging)."""
+    return subprocess.run(nightly_command(config, *args, verbose=verbose), capture_output=True, text=True,
+                          timeout=timeout,
                           cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 

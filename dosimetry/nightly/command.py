@@ -43,8 +43,11 @@ def cmd_nightly(args) -> int:
     from .config import load_config
     from .job import NightlyPass
 
-    if not args.log_phi:  # pynetdicom's DEBUG output dumps identifiers (patient name, ID)
-        logging.getLogger("pynetdicom").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # pynetdicom reports each network fault itself (our error line says it once) and its DEBUG output dumps
+    # identifiers (patient name, ID): silent by default, warnings with -v/-vv, DEBUG only with --log-phi
+    verbose = logging.getLogger().level < logging.WARNING
+    logging.getLogger("pynetdicom").setLevel(
+        logging.CRITICAL if not verbose else logging.NOTSET if args.log_phi else logging.WARNING)
     config = load_config(args.config)
     NightlyPass(config, log_phi=args.log_phi, say=lambda line: print(line, flush=True)).run(
         since=args.since, dry_run=args.dry_run)

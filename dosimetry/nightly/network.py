@@ -186,11 +186,13 @@ class PacsClient:
     def _association(self, ae: AE, what: str, **kwargs):
         assoc = ae.associate(self.pacs.host, self.pacs.port, ae_title=self.pacs.ae_title, **kwargs)
         if not assoc.is_established:
-            reason = "rejected the association" if assoc.is_rejected else \
-                "aborted the association" if assoc.is_aborted else "does not answer"
-            raise PacsUnreachableError(f"{self.where} {reason} ({what}; timeout {self.pacs.timeout_s:g} s); check "
-                                       "that it runs and that its DicomModalities list our AE title "
-                                       f"{self.local.ae_title}")
+            if assoc.is_rejected:
+                raise PacsUnreachableError(f"{self.where} rejected the association ({what}); check that its "
+                                           f"DicomModalities list our AE title {self.local.ae_title} at "
+                                           f"{self.local.host}:{self.local.port}")
+            raise PacsUnreachableError(f"{self.where} does not answer ({what}: connection refused, closed or no "
+                                       f"answer within {self.pacs.timeout_s:g} s); check that it runs and the "
+                                       "[pacs] host and port")
         try:
             yield assoc
         finally:
