@@ -6,8 +6,8 @@
 # 1. System programs (Debian packages): headless Chromium renders the HTML report (tests/test_report.py),
 #    dciodvfy (dicom3tools) validates the DICOM files and exports (tests/test_dicom_sample.py,
 #    tests/test_export_*.py), Orthanc is the real PACS of the nightly job's tests (tests/test_nightly_*.py)
-#    and cc (gcc) compiles their loopback-bind shim (tests/nightly_support/). Missing ones are installed with apt-get when running as root on a machine with
-#    apt-get; otherwise the script says what to install and stops (exit 3): tests are never skipped silently.
+#    and cc (gcc) compiles their loopback-bind shim (tests/nightly_support/). Missing ones are installed with
+#    apt-get when running as root on a machine with apt-get; otherwise the script says what to install and stops (exit 3): tests are never skipped silently.
 # 2. The virtualenv, exactly as README.md creates it: python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]"
 # 3. .venv/bin/python -m pytest -q "$@"; its exit code is the script's (5, no tests collected, is a failure).
 set -euo pipefail
@@ -26,7 +26,7 @@ missing_packages() {
     local missing=()
     have_chromium || missing+=(chromium)
     command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
-    command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)
+    command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)  # in /usr/sbin: root's PATH (apt-get needs root)
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
     echo "${missing[*]}"
 }

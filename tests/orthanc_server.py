@@ -26,6 +26,12 @@ SHIM_SOURCE = Path(__file__).parent / "nightly_support" / "loopback_bind.c"
 ORTHANC_AE = "ORTHANC"
 
 
+def orthanc_program() -> str | None:
+    """The Orthanc server program (the Debian package puts it in /usr/sbin, not on every user's PATH)."""
+    found = shutil.which("Orthanc")
+    return found or ("/usr/sbin/Orthanc" if os.access("/usr/sbin/Orthanc", os.X_OK) else None)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -69,7 +75,7 @@ class OrthancServer:
     def start(self, timeout_s: float = 30) -> OrthancServer:
         log = open(self.root / "orthanc.log", "ab")
         env = {**os.environ, "LD_PRELOAD": str(self.shim)}
-        self.process = subprocess.Popen([shutil.which("Orthanc") or "Orthanc", str(self.config_path)], stdout=log,
+        self.process = subprocess.Popen([orthanc_program(), str(self.config_path)], stdout=log,
                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout_s

@@ -26,7 +26,7 @@ from dosimetry.export import read_measurement_report, read_rt_dose
 from dosimetry.imageio import read_image
 from dosimetry.nightly.uids import study_key
 from nightly_helpers import SAMPLE, copy_study, run_nightly, start_nightly, wait_for_line, write_config
-from orthanc_server import OrthancServer, build_shim, free_port
+from orthanc_server import OrthancServer, build_shim, free_port, orthanc_program
 
 TRUTH = json.loads((SAMPLE.parent / "phantom" / "truth.json").read_text())
 OUTPUT_MODALITIES = ("RTDOSE", "SR", "SEG", "DOC")
@@ -34,7 +34,7 @@ OUTPUT_MODALITIES = ("RTDOSE", "SR", "SEG", "DOC")
 
 @pytest.fixture(scope="session")
 def shim(tmp_path_factory):
-    if shutil.which("Orthanc") is None:
+    if orthanc_program() is None:
         pytest.fail("Orthanc is not installed: run ./scripts/test.sh, which installs the Debian package orthanc")
     return build_shim(tmp_path_factory.mktemp("shim"))
 

@@ -18,7 +18,7 @@ from dosimetry.nightly.config import Node
 from dosimetry.nightly.network import StorageServer, StoreTarget
 from dosimetry.nightly.uids import study_key
 from nightly_helpers import SAMPLE, copy_study, run_nightly, write_config
-from orthanc_server import OrthancServer, build_shim, free_port
+from orthanc_server import OrthancServer, build_shim, free_port, orthanc_program
 
 
 def _scu(title: str) -> AE:
@@ -85,7 +85,7 @@ def _tree(folder: Path) -> dict:
 
 
 def test_folder_source_reads_the_share_only_writes_results_and_stores_back(tmp_path, tmp_path_factory):
-    if shutil.which("Orthanc") is None:
+    if orthanc_program() is None:
         pytest.fail("Orthanc is not installed: run ./scripts/test.sh, which installs the Debian package orthanc")
     share = tmp_path / "share"
     study_uid = copy_study(share / "export-1", "folder")
