@@ -114,3 +114,24 @@ def test_folder_source_reads_the_share_only_writes_results_and_stores_back(tmp_p
         assert len(server.instances(study_uid)) == 4
     finally:
         server.stop()
+
+
+def test_a_failing_study_is_retried_up_to_max_attempts_then_left_with_its_reason(tmp_path):
+    share = tmp_path / "share"
+    study_uid = copy_study(share, "retry")
+    job = tmp_path / "job"
+    config = write_config(job, our_port=free_port(), pacs_port=None, source=share)
+    # Tc-99m with absolute calibration is refused (exit 5) by the run itself: a failure that repeats
+    config.write_text(config.read_text().replace('method = "ldm"', 'method = "ldm"\nemission_nuclide = "Tc-99m"')
+                      .replace("settle_s = 0", "settle_s = 0\nmax_attempts = 2"))
+    key = study_key(study_uid)
+    for attempt in (1, 2):
+        result = run_nightly(config)
+        assert result.returncode == 0, result.stderr
+        assert f"study {key}: computing (attempt {attempt} of 2)" in result.stdout
+        assert f"study {key}: failed: exit 5:" in result.stdout
+    last = run_nightly(config)
+    assert last.returncode == 0 and "computing (attempt" not in last.stdout
+    assert f"study {key}: left failed after 2 attempts: computing: exit 5:" in last.stdout
+    assert not (job / "results" / key).exists()
+    assert "2.25." not in last.stdout  # UIDs in messages are replaced by hashes

@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -36,6 +37,15 @@ from .sources import Candidate, FolderSource, PacsSource, StillArriving, input_h
 from .uids import study_key, uid_seed
 
 log = logging.getLogger("dosimetry.nightly")
+
+_UID_PATTERN = re.compile(r"\b[0-2](?:\.\d+){2,}\b")
+
+
+def scrub_uids(text: str) -> str:
+    """``text`` with every DICOM UID (16 characters or more) replaced by ``uid-`` and its hash, as the
+    study key is made; shorter dotted numbers (versions) stay."""
+    return _UID_PATTERN.sub(lambda m: f"uid-{study_key(m.group(0))}" if len(m.group(0)) >= 16 else m.group(0), text)
+
 
 _STORE_OK = (0x0000, 0xB000, 0xB006, 0xB007)  # success and the storage warnings (coercion, elements discarded)
 
@@ -66,7 +76,7 @@ class NightlyPass:
         uid = candidate_or_uid.study_uid if isinstance(candidate_or_uid, Candidate) else candidate_or_uid
         phi = f" [{candidate_or_uid.phi}]" if self.log_phi and isinstance(candidate_or_uid, Candidate) and \
             candidate_or_uid.phi else ""
-        line = f"study {study_key(uid)}{phi}: {message}"
+        line = f"study {study_key(uid)}{phi}: {message if self.log_phi else scrub_uids(message)}"
         self.summary.lines.append(line)
         self._say(line)
 
@@ -154,7 +164,7 @@ class NightlyPass:
         work = self.config.work / key
         try:
             if row is not None and row.fingerprint == fingerprint:
-                if row.state == "stored":
+                if row.state == "stored" or (row.state == "computed" and self.client is None and self._ready(row)):
                     self.summary.up_to_date += 1
                     return
                 if self._ready(row):
@@ -229,7 +239,7 @@ class NightlyPass:
             reason = f"unexpected {type(err).__name__}: {' '.join(str(err).split())[:200]} (a bug: please report it)"
         else:
             return
-        ledger.mark_failed(uid, f"computing: {reason}")
+        ledger.mark_failed(uid, f"computing: {scrub_uids(reason)}")
         self.summary.failed += 1
         self.say(candidate, f"failed: {reason}")
         raise _StudyFailed

@@ -177,7 +177,7 @@ class FolderSource:
                 continue
             series = tuple(sorted((r.series_uid, r.modality, r.n_files) for r in inputs))
             files = tuple(sorted(str(p) for r in inputs for p in r.files))
-            candidates[study_uid] = Candidate(study_uid, "", series, files=files)
+            candidates[study_uid] = Candidate(study_uid, _accession(emission[0]), series, files=files)
         return candidates
 
     def find(self, window, own_series) -> list[Candidate]:
@@ -200,6 +200,16 @@ class FolderSource:
             except FileNotFoundError as err:
                 tmp.unlink(missing_ok=True)
                 raise StillArriving("a file of the study disappeared from the export folder") from err
+
+
+def _accession(record) -> str:
+    """The AccessionNumber of a series' first file (for the per-study options of the CSV), or ""."""
+    import pydicom
+
+    try:
+        return str(pydicom.dcmread(record.files[0], stop_before_pixels=True).get("AccessionNumber", "") or "")
+    except Exception:
+        return ""
 
 
 def _ours(record) -> bool:
