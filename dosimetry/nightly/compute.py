@@ -114,7 +114,7 @@ def encapsulated_pdf(pdf_path: Path, reference: Dataset, seed: str, *, title: st
     ds.SOPInstanceUID = sop_uid
     ds.Modality = "DOC"
     ds.SeriesInstanceUID = output_uid(seed, "report-series")
-    ds.SeriesNumber = 9904
+    ds.SeriesNumber = 903  # after the RT Dose (900), SEG (901) and SR (902)
     ds.SeriesDescription = title[:64]
     ds.Manufacturer = MANUFACTURER
     ds.SoftwareVersions = __version__
