@@ -129,9 +129,13 @@ def test_full_pass_stores_rtdose_sr_seg_pdf_then_a_rerun_sends_nothing(pacs, tmp
     assert "stored: 4 instances sent" in third.stdout
     assert {i["SOPInstanceUID"] for i in pacs.instances(study_uid)} == first_uids
 
-    # --log-phi names the patient (so the check above can fail)
+    # --dry-run with a ledger: "would do nothing"; not a byte changes; --log-phi names the patient (so the
+    # check above can fail)
+    before = {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in job.rglob("*") if p.is_file()}
     phi = run_nightly(config, "--dry-run", "--log-phi")
-    assert "PID4711" in phi.stdout
+    assert phi.returncode == 0, phi.stderr
+    assert "PID4711" in phi.stdout and "would do nothing (up to date)" in phi.stdout
+    assert {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in job.rglob("*") if p.is_file()} == before
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(pacs, tmp_path):

@@ -80,12 +80,12 @@ def has_rois(study_dir: Path) -> bool:
     return any(record.kind in (Kind.RTSTRUCT, Kind.SEG) for record in inventory(study_dir))
 
 
-def _whole_image_roi(study_dir: Path, options):
+def _whole_image_roi(study_dir: Path, options, series_uid):
     from ..dicom import load_study
     from ..roi import Roi
 
-    study = load_study(study_dir, implant_time=options.implant_time, calibration=options.calibration,
-                       emission_nuclide=options.emission_nuclide)
+    study = load_study(study_dir, series_uid=series_uid, implant_time=options.implant_time,
+                       calibration=options.calibration, emission_nuclide=options.emission_nuclide)
     mask = study.activity.with_array(np.ones(study.activity.array.shape, dtype=np.float32))
     return Roi(WHOLE_IMAGE_ROI, "other", mask, source="nightly job: the study has no ROIs")
 
@@ -198,9 +198,9 @@ def compute_study(study_dir: Path, staging: Path, final: Path, options: dict, se
     args = parse_run_options(study_dir, staging, options)
     run_options = dosimetry_options(args)
     rois_present = has_rois(study_dir)
-    extra = [] if rois_present else [_whole_image_roi(study_dir, run_options)]
+    extra = [] if rois_present else [_whole_image_roi(study_dir, run_options, args.series or None)]
     with deterministic_uids(seed):
-        result = run_dicom_study(study_dir, options=run_options, extra_rois=extra,
+        result = run_dicom_study(study_dir, options=run_options, series_uid=args.series or None, extra_rois=extra,
                                  role_overrides=dict(args.segment_role),
                                  calibration_factor_cps_per_mbq=args.spect_cps_per_mbq)
         given = tuple(e["name"] for e in result.stats["rois"] if "derived" not in e)

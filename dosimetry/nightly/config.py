@@ -27,7 +27,7 @@ SENDABLE = ("rtdose", "sr", "seg", "report")
 
 RETRIEVE_METHODS = ("C-MOVE", "C-GET")
 
-_RUN_OPTIONS_REFUSED = {"out", "overwrite", "pdf", "quiet", "q", "study", "activity", "series", "roi",
+_RUN_OPTIONS_REFUSED = {"out", "overwrite", "pdf", "quiet", "q", "study", "activity", "roi",
                         "segmentation", "ct", "scan_delay_h", "scan_time", "activity_units", "verbose", "v"}
 """``dosimetry run`` options the job sets itself or that do not apply to a DICOM study from the PACS."""
 
@@ -285,6 +285,12 @@ def load_config(path: str | Path) -> NightlyConfig:
     store_t = check.table("store", required=False) or {}
     check.unknown("store", store_t, {"send", "destination"})
     send = check.strings("[store] send", store_t.get("send", list(SENDABLE)), SENDABLE)
+    if send and "report" in send:
+        from ..report.html import find_chromium
+
+        if find_chromium() is None:
+            check.fault("[store] send", "\"report\" needs headless Chromium to print the PDF, and none is installed "
+                                        "(Debian: apt-get install chromium); install it or leave \"report\" out")
     destination = store_t.get("destination", pacs.ae_title if pacs else None)
     if destination is not None and pacs is not None and destination != pacs.ae_title:
         check.fault("[store] destination", f"got {destination!r}; results are stored to the [pacs] node, give its "
