@@ -37,11 +37,23 @@ def _remap(ds, mapping: dict) -> None:
             element.value = new if len(new) > 1 else new[0]
 
 
+def as_fdg(ds) -> None:
+    """Make a PET header say F-18 FDG (name, code, half-life, positron fraction)."""
+    if ds.Modality != "PT":
+        return
+    info = ds.RadiopharmaceuticalInformationSequence[0]
+    info.Radiopharmaceutical = "Fluorodeoxyglucose F^18^"
+    info.RadionuclideHalfLife = "6586.2"
+    info.RadionuclidePositronFraction = "0.9686"
+    code = info.RadionuclideCodeSequence[0]
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "77004003", "SCT", "^18^Fluorine"
+
+
 def copy_study(target: Path, variant: str, *, rtstruct: bool = True, only_rtstruct: bool = False,
-               patient: tuple[str, str] | None = None) -> str:
+               patient: tuple[str, str] | None = None, transform=None) -> str:
     """Copy the sample study to ``target`` with every instance UID replaced (derived from ``variant``);
     returns the new StudyInstanceUID. ``rtstruct=False`` leaves the RTSTRUCT out; ``only_rtstruct`` writes
-    only it (to add it later); ``patient`` sets (PatientName, PatientID)."""
+    only it (to add it later); ``patient`` sets (PatientName, PatientID); ``transform(ds)`` changes each."""
     files = sorted(SAMPLE.rglob("*.dcm"))
     datasets = [pydicom.dcmread(p) for p in files]
     mapping = {uid: uid_from_seed(f"test variant {variant} {uid}") for uid in _instance_uids(datasets)}
@@ -54,6 +66,8 @@ def copy_study(target: Path, variant: str, *, rtstruct: bool = True, only_rtstru
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         if patient is not None:
             ds.PatientName, ds.PatientID = patient
+        if transform is not None:
+            transform(ds)
         out = target / path.relative_to(SAMPLE)
         out.parent.mkdir(parents=True, exist_ok=True)
         ds.save_as(out, enforce_file_format=True)

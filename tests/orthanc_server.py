@@ -89,9 +89,13 @@ class OrthancServer:
                 time.sleep(0.1)
         raise RuntimeError(f"Orthanc did not answer within {timeout_s} s; see {self.root / 'orthanc.log'}")
 
-    def stop(self) -> None:
+    def stop(self, *, graceful: bool = True) -> None:
+        """Terminate Orthanc (then kill it); ``graceful=False`` kills at once (teardown: its storage is discarded)."""
         if self.process is None:
             return
+        if self.process.poll() is None and not graceful:
+            self.process.kill()
+            self.process.wait(timeout=15)
         if self.process.poll() is None:
             try:
                 os.kill(self.process.pid, signal.SIGCONT)  # a frozen server cannot terminate

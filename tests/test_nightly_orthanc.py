@@ -25,7 +25,7 @@ import pytest
 from dosimetry.export import read_measurement_report, read_rt_dose
 from dosimetry.imageio import read_image
 from dosimetry.nightly.uids import study_key
-from nightly_helpers import SAMPLE, copy_study, run_nightly, start_nightly, wait_for_line, write_config
+from nightly_helpers import SAMPLE, as_fdg, copy_study, run_nightly, start_nightly, wait_for_line, write_config
 from orthanc_server import OrthancServer, build_shim, free_port, orthanc_program
 
 TRUTH = json.loads((SAMPLE.parent / "phantom" / "truth.json").read_text())
@@ -43,7 +43,7 @@ def shim(tmp_path_factory):
 def pacs(tmp_path, shim):
     server = OrthancServer(tmp_path / "orthanc", our_ae="Y90DOSI", our_port=free_port(), shim=shim).start()
     yield server
-    server.stop()
+    server.stop(graceful=False)
 
 
 def _outputs(pacs: OrthancServer, study_uid: str) -> Counter:
@@ -266,3 +266,17 @@ def test_ae_title_not_allowed_is_rejected_by_our_scp(pacs, tmp_path):
     assert result.returncode == 12 and "C-MOVE ended with status" in result.stderr
     assert not any((job / "work").rglob("*.dcm"))
     assert _outputs(pacs, study_uid) == Counter()
+
+
+def test_a_study_the_nuclide_policy_refuses_is_skipped_without_being_fetched(pacs, tmp_path):
+    fdg_uid = copy_study(tmp_path / "fdg", "fdg", transform=as_fdg)
+    pacs.upload_folder(tmp_path / "fdg")
+    job = tmp_path / "job"
+    config = write_config(job, our_port=pacs.our_port, pacs_port=pacs.dicom_port, send=("rtdose",))
+    first = run_nightly(config)
+    assert first.returncode == 0, first.stderr
+    assert f"study {study_key(fdg_uid)}: skipped: not a Y-90 study" in first.stdout and "F-18" in first.stdout
+    assert "fetching" not in first.stdout and not any((job / "work").rglob("*.dcm"))
+    assert _ledger(job, fdg_uid)["state"] == "skipped" and _outputs(pacs, fdg_uid) == Counter()
+    second = run_nightly(config)
+    assert second.returncode == 0 and "1 skipped" in second.stdout and f"study {study_key(fdg_uid)}" not in second.stdout

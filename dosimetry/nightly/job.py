@@ -4,7 +4,9 @@ For each study, by its ledger record (:mod:`.ledger`):
 
 * same fingerprint and ``stored``: nothing to do (a rerun with nothing new sends nothing);
 * new, or its inputs changed (an RTSTRUCT arrived, an instance count changed, other run options): the
-  record starts again, the inputs are fetched into ``work/<study key>/input`` and hashed;
+  record starts again; one instance of each emission series is fetched first and the nuclide policy
+  (:mod:`dosimetry.emission`) decides: a study it refuses entirely (F-18 FDG, Lu-177, ...) is ``skipped``
+  and never fetched; otherwise the inputs are fetched into ``work/<study key>/input`` and hashed;
 * ``retrieved``: computed (the attempt is counted first, so a computation that kills the job counts);
   failures are retried on later passes up to ``[job] max_attempts``, then left with their reason;
 * ``computed`` (or failed while storing): the files of ``results/<study key>/<input hash>/`` not yet
@@ -59,6 +61,7 @@ class PassSummary:
     stored: int = 0
     computed: int = 0
     failed: int = 0
+    skipped: int = 0
     up_to_date: int = 0
     waiting: int = 0
     instances_sent: int = 0
@@ -118,7 +121,7 @@ class NightlyPass:
                         self._store(ledger, row.study_uid, row, read_manifest(Path(row.results_dir)))
         s = self.summary
         self._say(f"nightly: {s.stored} stored ({s.instances_sent} instances sent), {s.computed} computed, "
-                  f"{s.up_to_date} up to date, {s.waiting} waiting, {s.failed} failed")
+                  f"{s.up_to_date} up to date, {s.waiting} waiting, {s.skipped} skipped (not Y-90), {s.failed} failed")
         return s
 
     def _dry_run(self, window) -> PassSummary:
@@ -143,6 +146,8 @@ class NightlyPass:
             return "fetch, compute and store again (its inputs or run options changed)"
         if row.state == "stored":
             return "do nothing (up to date)"
+        if row.state == "skipped":
+            return f"do nothing ({row.reason})"
         if self._ready(row):
             return "send the results not yet confirmed by the PACS"
         if row.state == "failed" and row.attempts >= self.config.max_attempts:
@@ -167,6 +172,9 @@ class NightlyPass:
                 if row.state == "stored" or (row.state == "computed" and self.client is None and self._ready(row)):
                     self.summary.up_to_date += 1
                     return
+                if row.state == "skipped":
+                    self.summary.skipped += 1
+                    return
                 if self._ready(row):
                     self._store(ledger, uid, row, read_manifest(Path(row.results_dir)), candidate)
                     return
@@ -182,6 +190,13 @@ class NightlyPass:
                 row = ledger.study(uid)
             hashed = self._fetched(work, fingerprint)
             if hashed is None:
+                refused = self._refused(candidate, work / "probe", target, options)
+                if refused:
+                    ledger.mark_skipped(uid, refused)
+                    self.summary.skipped += 1
+                    self.say(candidate, f"skipped: {refused}")
+                    shutil.rmtree(work, ignore_errors=True)
+                    return
                 self.say(candidate, f"fetching {len(candidate.series)} series ({candidate.n_instances} instances)")
                 shutil.rmtree(work / "input", ignore_errors=True)
                 self._source().fetch(candidate, work / "input", method=self.config.pacs.retrieve if self.config.pacs
@@ -208,6 +223,26 @@ class NightlyPass:
             raise
         except _StudyFailed:
             pass
+
+    def _refused(self, candidate: Candidate, folder: Path, target: StoreTarget, options: dict) -> str | None:
+        """Why the nuclide policy refuses every emission series of the study (one instance of each is
+        fetched and its header read), or None when one is accepted (Y-90, or Tc-99m MAA: predictive)."""
+        import pydicom
+
+        from ..emission import Verdict, decide, evidence_from_header
+
+        shutil.rmtree(folder, ignore_errors=True)
+        headers = self._source().probe(candidate, folder, method=self.config.pacs.retrieve if self.config.pacs
+                                       else None, target=target)
+        reasons = []
+        for path in headers:
+            decision = decide(evidence_from_header(pydicom.dcmread(path, stop_before_pixels=True)),
+                              override=options.get("emission_nuclide"))
+            if decision.verdict is not Verdict.REFUSED:
+                return None
+            reasons.append(decision.reason)
+        shutil.rmtree(folder, ignore_errors=True)
+        return f"not a Y-90 study: {'; '.join(dict.fromkeys(reasons))}" if reasons else None
 
     def _fetched(self, work: Path, fingerprint: str) -> str | None:
         """The input hash of a complete earlier fetch of these inputs (``input.json`` is written last)."""

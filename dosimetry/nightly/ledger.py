@@ -2,7 +2,8 @@
 
 Table ``studies``, one row per StudyInstanceUID: ``study_key`` (the hash the logs use), ``fingerprint``
 (what the PACS reported: the input series and their instance counts), ``input_hash`` (of the retrieved
-files and the run options), ``state`` (``retrieved``, ``computed``, ``stored``, ``failed``), ``attempts``
+files and the run options), ``state`` (``retrieved``, ``computed``, ``stored``, ``failed``; ``skipped``: no emission series the nuclide
+policy accepts, e.g. an F-18 FDG PET), ``attempts``
 (computations tried for these inputs), ``reason`` (of the last failure, one line), ``no_rois`` (computed
 without ROIs), ``results_dir`` and ``updated``. Table ``sent``: every instance stored back (study,
 SOP Instance UID, what it is, input hash, time), written right after the PACS confirmed it.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 
-STATES = ("retrieved", "computed", "stored", "failed")
+STATES = ("retrieved", "computed", "stored", "failed", "skipped")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS studies (
     study_key   TEXT NOT NULL,
     fingerprint TEXT,
     input_hash  TEXT,
-    state       TEXT NOT NULL CHECK (state IN ('retrieved', 'computed', 'stored', 'failed')),
+    state       TEXT NOT NULL CHECK (state IN ('retrieved', 'computed', 'stored', 'failed', 'skipped')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     reason      TEXT,
     no_rois     INTEGER NOT NULL DEFAULT 0,
@@ -192,6 +193,12 @@ class Ledger:
         reason = " ".join(str(reason).split())[:500]
         self._write("UPDATE studies SET state = 'failed', reason = ?, attempts = attempts + ?, updated = ? "
                     "WHERE study_uid = ?", (reason, int(count_attempt), _now(), study_uid))
+
+    def mark_skipped(self, study_uid: str, reason: str) -> None:
+        """Not a study for this program (the nuclide policy refuses every emission series); not fetched."""
+        reason = " ".join(str(reason).split())[:500]
+        self._write("UPDATE studies SET state = 'skipped', reason = ?, updated = ? WHERE study_uid = ?",
+                    (reason, _now(), study_uid))
 
     def record_sent(self, study_uid: str, sop_instance_uid: str, series_uid: str, what: str, input_hash: str) -> None:
         self._write("INSERT OR IGNORE INTO sent VALUES (?, ?, ?, ?, ?, ?)",

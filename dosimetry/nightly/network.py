@@ -228,11 +228,13 @@ class PacsClient:
                                                f"0x{status.Status:04X}; check its query settings")
         return matches
 
-    def _retrieve_identifier(self, study_uid: str, series_uid: str) -> Dataset:
+    def _retrieve_identifier(self, study_uid: str, series_uid: str, sop_instance_uid: str | None) -> Dataset:
         ds = Dataset()
-        ds.QueryRetrieveLevel = "SERIES"
+        ds.QueryRetrieveLevel = "IMAGE" if sop_instance_uid else "SERIES"
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
+        if sop_instance_uid:
+            ds.SOPInstanceUID = sop_instance_uid
         return ds
 
     def _check_retrieve(self, responses, what: str) -> int:
@@ -252,17 +254,20 @@ class PacsClient:
                                        f"title {self.local.ae_title} at {self.local.host}:{self.local.port}")
         return completed
 
-    def move(self, study_uid: str, series_uid: str) -> int:
-        """C-MOVE one series to our own AE title (the storage SCP must be running); instances sent."""
+    def move(self, study_uid: str, series_uid: str, sop_instance_uid: str | None = None) -> int:
+        """C-MOVE one series (or one instance of it) to our own AE title (the storage SCP must be running);
+        the number of instances sent."""
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
         with self._association(ae, "C-MOVE") as assoc:
-            responses = assoc.send_c_move(self._retrieve_identifier(study_uid, series_uid), self.local.ae_title,
+            responses = assoc.send_c_move(self._retrieve_identifier(study_uid, series_uid, sop_instance_uid),
+                                          self.local.ae_title,
                                           StudyRootQueryRetrieveInformationModelMove)
             return self._check_retrieve(responses, "C-MOVE")
 
-    def get(self, study_uid: str, series_uid: str, target: StoreTarget) -> int:
-        """C-GET one series over the same association (we take the storage SCP role on it)."""
+    def get(self, study_uid: str, series_uid: str, target: StoreTarget, sop_instance_uid: str | None = None) -> int:
+        """C-GET one series (or one instance of it) over the same association (we take the storage SCP role
+        on it); the number of instances sent."""
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
         roles = []
@@ -271,7 +276,7 @@ class PacsClient:
             roles.append(build_role(uid, scp_role=True))
         with self._association(ae, "C-GET", ext_neg=roles,
                                evt_handlers=[(evt.EVT_C_STORE, target.handle_store)]) as assoc:
-            responses = assoc.send_c_get(self._retrieve_identifier(study_uid, series_uid),
+            responses = assoc.send_c_get(self._retrieve_identifier(study_uid, series_uid, sop_instance_uid),
                                          StudyRootQueryRetrieveInformationModelGet)
             return self._check_retrieve(responses, "C-GET")
 

@@ -119,6 +119,32 @@ class PacsSource:
             series.append((uid, modality, int(match.get("NumberOfSeriesRelatedInstances") or 0)))
         return tuple(sorted(series))
 
+    def probe(self, candidate: Candidate, folder: Path, *, method: str, target: StoreTarget) -> list[Path]:
+        """One instance of each emission series (C-FIND IMAGE, then C-MOVE/C-GET of that instance), for the
+        nuclide policy before the whole study is fetched; the paths of the files received."""
+        paths = []
+        for series_uid, modality, _count in candidate.series:
+            if modality not in self.modalities:
+                continue
+            query = Dataset()
+            query.QueryRetrieveLevel = "IMAGE"
+            query.StudyInstanceUID = candidate.study_uid
+            query.SeriesInstanceUID = series_uid
+            query.SOPInstanceUID = ""
+            matches = self.client.find(query)
+            if not matches:
+                continue
+            sop_uid = str(matches[0].SOPInstanceUID)
+            with target.expect(candidate.study_uid, [series_uid], folder):
+                if method == "C-GET":
+                    self.client.get(candidate.study_uid, series_uid, target, sop_uid)
+                else:
+                    self.client.move(candidate.study_uid, series_uid, sop_uid)
+            path = folder / instance_file_name(sop_uid)
+            if path.exists():
+                paths.append(path)
+        return paths
+
     def refresh(self, candidate: Candidate, own: set) -> Candidate:
         return Candidate(candidate.study_uid, candidate.accession, self._series(candidate.study_uid, own),
                          phi=candidate.phi)
@@ -187,6 +213,22 @@ class FolderSource:
         time.sleep(self.settle_s)
         second = self._scan(window, own_series)
         return [c for uid, c in second.items() if uid in first and first[uid].fingerprint({}) == c.fingerprint({})]
+
+    def probe(self, candidate: Candidate, folder: Path, **_ignored) -> list[Path]:
+        """The first file of each emission series, read where it is (the share is not written)."""
+        emission = {s[0] for s in candidate.series if s[1] in self.modalities}
+        firsts = {}
+        for path in candidate.files:
+            try:
+                import pydicom
+
+                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+            except Exception:
+                continue
+            series_uid = str(ds.get("SeriesInstanceUID", ""))
+            if series_uid in emission and series_uid not in firsts:
+                firsts[series_uid] = Path(path)
+        return list(firsts.values())
 
     def fetch(self, candidate: Candidate, folder: Path, **_ignored) -> None:
         folder.mkdir(parents=True, exist_ok=True)
