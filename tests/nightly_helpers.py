@@ -49,6 +49,19 @@ def as_fdg(ds) -> None:
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "77004003", "SCT", "^18^Fluorine"
 
 
+def as_tc99m_maa(ds) -> None:
+    """Make an emission header say Tc-99m MAA (a predictive study)."""
+    if ds.Modality != "PT":
+        return
+    info = ds.RadiopharmaceuticalInformationSequence[0]
+    info.Radiopharmaceutical = "Tc99m MAA"
+    info.RadionuclideHalfLife = "21624.0"
+    del info.RadionuclidePositronFraction
+    del info.RadionuclideTotalDose
+    code = info.RadionuclideCodeSequence[0]
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "72454006", "SCT", "^99m^Technetium"
+
+
 def copy_study(target: Path, variant: str, *, rtstruct: bool = True, only_rtstruct: bool = False,
                patient: tuple[str, str] | None = None, transform=None) -> str:
     """Copy the sample study to ``target`` with every instance UID replaced (derived from ``variant``);

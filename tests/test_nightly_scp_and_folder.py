@@ -17,7 +17,7 @@ from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 from dosimetry.nightly.config import Node
 from dosimetry.nightly.network import StorageServer, StoreTarget
 from dosimetry.nightly.uids import study_key
-from nightly_helpers import SAMPLE, copy_study, run_nightly, write_config
+from nightly_helpers import SAMPLE, as_tc99m_maa, copy_study, run_nightly, write_config
 from orthanc_server import OrthancServer, build_shim, free_port, orthanc_program
 
 
@@ -135,3 +135,23 @@ def test_a_failing_study_is_retried_up_to_max_attempts_then_left_with_its_reason
     assert f"study {key}: left failed after 2 attempts: computing: exit 5:" in last.stdout
     assert not (job / "results" / key).exists()
     assert "2.25." not in last.stdout  # UIDs in messages are replaced by hashes
+
+
+def test_tc99m_maa_study_is_a_predictive_run_labelled_so_with_its_csv_options(tmp_path):
+    share = tmp_path / "share"
+    study_uid = copy_study(share, "maa", transform=as_tc99m_maa)
+    job = tmp_path / "job"
+    config = write_config(job, our_port=free_port(), pacs_port=None, source=share)
+    (job / "treatments.csv").write_text(f"StudyInstanceUID,calibration,administered_gbq\n{study_uid},relative,2.0\n")
+    config.write_text(config.read_text().replace('method = "ldm"', 'method = "ldm"\nstudies_csv = "treatments.csv"'))
+    result = run_nightly(config)
+    assert result.returncode == 0, result.stderr
+    assert "(predictive, Tc-99m MAA)" in result.stdout
+    results = next((job / "results" / study_key(study_uid)).iterdir())
+    manifest = json.loads((results / "nightly.json").read_text())
+    assert manifest["predictive"] is True
+    rtdose = pydicom.dcmread(results / "rtdose.dcm", stop_before_pixels=True)
+    assert rtdose.SeriesDescription == "Y-90 predictive dose from Tc-99m MAA"
+    stats = json.loads((results / "stats.json").read_text())
+    assert stats["inputs"]["activity"]["calibration"] == "relative"  # from the CSV row
+    assert stats["inputs"]["activity"]["administered_activity_gbq"] == 2.0

@@ -283,7 +283,7 @@ class NightlyPass:
         who = candidate if candidate is not None else uid
         if self.client is None or not self.config.destination:
             ledger.mark_computed(uid, row.results_dir, no_rois=manifest["no_rois"], predictive=manifest["predictive"])
-            self.say(who, f"computed; results in {row.results_dir} (no PACS to store to)")
+            self.say(who, f"computed{_marks(manifest)}; results in {row.results_dir} (no PACS to store to)")
             return
         results_dir = Path(row.results_dir)
         sent = ledger.sent(uid, manifest["input_hash"])
@@ -310,11 +310,14 @@ class NightlyPass:
             return
         ledger.mark_stored(uid)
         self.summary.stored += 1
-        marks = (" (no ROIs: RT Dose and whole-image statistics only)" if manifest["no_rois"] else "") + \
-            (" (predictive, Tc-99m MAA)" if manifest["predictive"] else "")
         self.say(who, f"stored: {len(todo)} instances sent, {len(manifest['send']) - len(todo)} confirmed "
-                      f"earlier{marks}; results in {results_dir}")
+                      f"earlier{_marks(manifest)}; results in {results_dir}")
         shutil.rmtree(self.config.work / study_key(uid), ignore_errors=True)
+
+
+def _marks(manifest: dict) -> str:
+    return (" (no ROIs: RT Dose and whole-image statistics only)" if manifest["no_rois"] else "") + \
+        (" (predictive, Tc-99m MAA)" if manifest["predictive"] else "")
 
 
 class _StudyFailed(Exception):
