@@ -155,3 +155,16 @@ def test_tc99m_maa_study_is_a_predictive_run_labelled_so_with_its_csv_options(tm
     stats = json.loads((results / "stats.json").read_text())
     assert stats["inputs"]["activity"]["calibration"] == "relative"  # from the CSV row
     assert stats["inputs"]["activity"]["administered_activity_gbq"] == 2.0
+
+
+def test_only_one_pass_at_a_time(tmp_path):
+    from dosimetry.nightly.job import _pass_lock
+
+    share = tmp_path / "share"
+    copy_study(share, "lock")
+    job = tmp_path / "job"
+    config = write_config(job, our_port=free_port(), pacs_port=None, source=share)
+    with _pass_lock(job / "ledger.sqlite"):
+        result = run_nightly(config)
+    assert result.returncode == 10 and result.stderr.startswith("error: another pass of the nightly job is running")
+    assert not (job / "ledger.sqlite").exists()
