@@ -95,3 +95,15 @@ def test_folder_source_must_not_overlap_the_outputs(tmp_path):
     path.write_text(path.read_text().replace('results = "results"', 'results = "share/results"'))
     with pytest.raises(ConfigError, match=r"\[paths\] results: .* overlaps the input folder"):
         load_config(path)
+
+
+def test_the_readme_example_is_a_valid_configuration(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Nightly job"):]
+    example = section[section.index("```toml") + len("```toml"):section.index("```", section.index("```toml") + 7)]
+    path = tmp_path / "nightly.toml"
+    path.write_text(example)
+    config = load_config(path)
+    assert config.pacs.ae_title == "ORTHANC" and config.local.port == 11112 and config.max_attempts == 3
