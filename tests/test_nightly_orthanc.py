@@ -168,16 +168,19 @@ def test_pacs_unreachable_at_start_is_exit_12_and_the_ledger_untouched(tmp_path)
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in job.iterdir()} == before
 
 
-@pytest.mark.parametrize("fault", ["stopped", "frozen"])
-def test_pacs_lost_mid_run_then_the_next_run_completes_without_duplicates(pacs, tmp_path, fault):
-    study_uid = copy_study(tmp_path / "study", f"lost-{fault}")
+@pytest.mark.parametrize("fault, moment", [("stopped", "computing"), ("frozen", "computing"), ("frozen", "fetching")])
+def test_pacs_lost_mid_run_then_the_next_run_completes_without_duplicates(pacs, tmp_path, fault, moment):
+    """Orthanc stopped (connections refused or closed) or frozen (SIGSTOP: connections hang until the
+    timeouts) while the job computes (so the C-STOREs fail) or once it starts fetching (the retrieval or,
+    if it already finished, the C-STOREs fail): exit 12, the study marked for retry, then completed."""
+    study_uid = copy_study(tmp_path / "study", f"lost-{fault}-{moment}")
     uploaded = pacs.upload_folder(tmp_path / "study")
     job = tmp_path / "job"
     config = write_config(job, our_port=pacs.our_port, pacs_port=pacs.dicom_port, timeout_s=3,
                           send=("rtdose", "sr", "seg"))
     process = start_nightly(config)
     lines: list[str] = []
-    wait_for_line(process, "computing", lines)
+    wait_for_line(process, moment, lines)
     if fault == "stopped":
         pacs.stop()
     else:
@@ -188,7 +191,7 @@ def test_pacs_lost_mid_run_then_the_next_run_completes_without_duplicates(pacs, 
     assert "marked for retry" in out
     ledger = _ledger(job, study_uid)
     assert ledger["state"] == "failed" and "retried on the next run" in ledger["reason"] and ledger["sent"] == []
-    assert ledger["attempts"] == 1  # the network fault is not counted against the study
+    assert ledger["attempts"] <= 1  # the network fault is not counted against the study
 
     if fault == "stopped":
         pacs.start()
@@ -196,7 +199,9 @@ def test_pacs_lost_mid_run_then_the_next_run_completes_without_duplicates(pacs, 
         pacs.thaw()
     again = run_nightly(config)
     assert again.returncode == 0, again.stderr
-    assert "computing" not in again.stdout and "stored: 3 instances sent" in again.stdout  # results kept
+    assert "stored: 3 instances sent" in again.stdout
+    if moment == "computing":
+        assert "computing" not in again.stdout  # the results of the interrupted run are kept
     assert _outputs(pacs, study_uid) == Counter({"RTDOSE": 1, "SR": 1, "SEG": 1})
     assert len(pacs.instances(study_uid)) == uploaded + 3
     assert run_nightly(config).returncode == 0 and len(pacs.instances(study_uid)) == uploaded + 3
