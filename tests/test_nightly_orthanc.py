@@ -139,6 +139,7 @@ def test_full_pass_stores_rtdose_sr_seg_pdf_then_a_rerun_sends_nothing(pacs, tmp
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(pacs, tmp_path):
+    assert pacs.listening_addresses() == {"127.0.0.1"}  # the test PACS listens on the loopback address only
     study_uid = copy_study(tmp_path / "study", "dry")
     uploaded = pacs.upload_folder(tmp_path / "study")
     job = tmp_path / "job"
