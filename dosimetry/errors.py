@@ -54,6 +54,15 @@ class OutputError(DosimetryError, OSError):
     exit_code = 8
 
 
+class PacsUnreachableError(DosimetryError, ConnectionError):
+    """The PACS does not answer (no association, aborted, timed out): the nightly job stops, work is kept."""
+
+    exit_code = 12
+
+
+PACS_UNREACHABLE_EXIT_CODE = PacsUnreachableError.exit_code
+"""Exit code of ``dosimetry nightly`` when the PACS cannot be reached (at the start or in the middle of a run)."""
+
 INTERRUPTED_EXIT_CODE = 130
 """Exit code after Ctrl-C (SIGINT), the shell's 128 + 2."""
 
@@ -75,6 +84,7 @@ EXIT_CODES: dict[int, str] = {
     OutputError.exit_code: "output cannot be written",
     DosimetryError.exit_code: "other expected fault (not raised by the package itself; reserved for extensions)",
     CASES_FAILED_EXIT_CODE: "batch: some cases failed (the others are complete; see OUT/summary.csv)",
+    PACS_UNREACHABLE_EXIT_CODE: "nightly: the PACS cannot be reached or stopped answering (the ledger keeps the work for the next run)",
     INTERRUPTED_EXIT_CODE: "interrupted (Ctrl-C); no output was written",
     TERMINATED_EXIT_CODE: "terminated (SIGTERM); no output was written",
 }

@@ -3,10 +3,11 @@
 #
 #   ./scripts/test.sh [PYTEST ARGS ...]      e.g.  ./scripts/test.sh -x tests/test_cli.py
 #
-# 1. System programs (Debian packages): headless Chromium renders the HTML report (tests/test_report.py) and
+# 1. System programs (Debian packages): headless Chromium renders the HTML report (tests/test_report.py),
 #    dciodvfy (dicom3tools) validates the DICOM files and exports (tests/test_dicom_sample.py,
-#    tests/test_export_*.py). Missing ones are installed with apt-get when running as root on a machine with
-#    apt-get; otherwise the script says what to install and stops (exit 3): tests are never skipped silently.
+#    tests/test_export_*.py), Orthanc is the real PACS of the nightly job's tests (tests/test_nightly_*.py)
+#    and cc (gcc) compiles their loopback-bind shim (tests/nightly_support/). Missing ones are installed with
+#    apt-get when running as root on a machine with apt-get; otherwise the script says what to install and stops (exit 3): tests are never skipped silently.
 # 2. The virtualenv, exactly as README.md creates it: python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]"
 # 3. .venv/bin/python -m pytest -q "$@"; its exit code is the script's (5, no tests collected, is a failure).
 set -euo pipefail
@@ -25,6 +26,8 @@ missing_packages() {
     local missing=()
     have_chromium || missing+=(chromium)
     command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
+    command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)  # in /usr/sbin: root's PATH (apt-get needs root)
+    command -v cc >/dev/null 2>&1 || missing+=(gcc)
     echo "${missing[*]}"
 }
 
@@ -37,15 +40,21 @@ if [[ -n $missing ]]; then
             echo "error: apt-get could not install $missing; install them (apt-get install $missing) and run again" >&2
             exit 3
         fi
+        # orthanc's package starts a system service; the tests start their own servers: stop and disable it
+        if [[ $missing == *orthanc* ]] && command -v service >/dev/null 2>&1; then
+            service orthanc stop >/dev/null 2>&1 || true
+            command -v update-rc.d >/dev/null 2>&1 && update-rc.d orthanc disable >/dev/null 2>&1 || true
+        fi
         missing=$(missing_packages)
         if [[ -n $missing ]]; then
-            echo "error: apt-get installed $missing, but chromium or dciodvfy is still not on PATH; check the installation" >&2
+            echo "error: apt-get installed $missing, but chromium, dciodvfy, Orthanc or cc is still not on PATH; check the installation" >&2
             exit 3
         fi
     else
-        echo "error: the tests need the Debian packages: $missing (programs chromium and dciodvfy); install them" \
-             "with: sudo apt-get install $missing  (other systems: Chromium or Chrome, and dicom3tools," \
-             "https://www.dclunie.com/dicom3tools.html), then run this script again" >&2
+        echo "error: the tests need the Debian packages: $missing (programs chromium, dciodvfy, Orthanc, cc); install them" \
+             "with: sudo apt-get install $missing  (other systems: Chromium or Chrome, dicom3tools," \
+             "https://www.dclunie.com/dicom3tools.html, Orthanc, https://www.orthanc-server.com, and a C compiler)," \
+             "then run this script again" >&2
         exit 3
     fi
 fi

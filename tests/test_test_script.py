@@ -24,7 +24,7 @@ def fake(bin_dir: Path, name: str, body: str) -> None:
 
 @pytest.fixture
 def bin_dir(tmp_path):
-    """A PATH folder with the real ``dirname`` only: no chromium, dciodvfy, apt-get, python3."""
+    """A PATH folder with the real ``dirname`` only: no chromium, dciodvfy, Orthanc, cc, apt-get, python3."""
     folder = tmp_path / "bin"
     folder.mkdir()
     (folder / "dirname").symlink_to(shutil.which("dirname"))
@@ -47,7 +47,8 @@ def test_not_root_says_what_to_install_and_fails(bin_dir):
     fake(bin_dir, "apt-get", "echo called >> \"$0.log\"; exit 0")
     proc = run_script(bin_dir)
     assert proc.returncode == 3
-    assert "chromium dicom3tools" in proc.stderr and "sudo apt-get install chromium dicom3tools" in proc.stderr
+    assert "chromium dicom3tools orthanc gcc" in proc.stderr
+    assert "sudo apt-get install chromium dicom3tools orthanc gcc" in proc.stderr
     assert not (bin_dir / "apt-get.log").exists()  # nothing installed without root
 
 
@@ -65,8 +66,9 @@ def test_root_with_apt_get_updates_then_installs_the_missing_packages(bin_dir):
     fake(bin_dir, "apt-get", 'echo "$*" >> "$0.log"; [ "$1" = update ]')
     proc = run_script(bin_dir, "-k", "nothing")
     assert proc.returncode == 3, proc.stderr
-    assert (bin_dir / "apt-get.log").read_text().splitlines() == ["update -qq", "install -y -qq chromium dicom3tools"]
-    assert "apt-get could not install chromium dicom3tools" in proc.stderr
+    assert (bin_dir / "apt-get.log").read_text().splitlines() == ["update -qq",
+                                                                      "install -y -qq chromium dicom3tools orthanc gcc"]
+    assert "apt-get could not install chromium dicom3tools orthanc gcc" in proc.stderr
 
 
 def test_installed_but_still_missing_is_an_error(bin_dir):
@@ -79,7 +81,7 @@ def test_installed_but_still_missing_is_an_error(bin_dir):
 
 def test_no_tests_collected_fails_loudly(bin_dir, tmp_path):
     """With the programs present the script goes on to the venv and pytest; exit 5 is passed on and named."""
-    for name in ("chromium", "dciodvfy"):
+    for name in ("chromium", "dciodvfy", "Orthanc", "cc"):
         fake(bin_dir, name, "exit 0")
     # fakes for the venv and pytest steps, run in a copy of the script's layout
     repo = tmp_path / "repo"

@@ -88,18 +88,14 @@ def _check_options(args) -> None:
         raise OptionsError("--segment-role needs --segmentation or a DICOM STUDY_DIR")
 
 
-def command(args) -> int:
-    """Run ``dosimetry run`` with parsed ``args``; returns the exit code (expected faults are raised)."""
-    _check_options(args)
-    check_cli_output(args, run_input_paths(args))
-    out_dir = refuse_existing_out(args)
-    with stage("start-up"):
-        from ..constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML
-        from ..outputs import write_results
-        from ..pipeline import DosimetryOptions, run_dicom_study, run_dosimetry
-    with stage("read ROIs"):
-        rois, notes = load_roi_arguments(args)
-    options = DosimetryOptions(
+def dosimetry_options(args):
+    """:class:`~dosimetry.pipeline.DosimetryOptions` from parsed ``run`` arguments: the one translation of the
+    run options, used by ``dosimetry run`` and by the nightly job (which parses its ``[run]`` table with the
+    run parser)."""
+    from ..constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML
+    from ..pipeline import DosimetryOptions
+
+    return DosimetryOptions(
         method=args.method, calibration=args.calibration, activity_units=args.activity_units,
         administered_activity_gbq=args.administered_gbq, residual_fraction=args.residual_fraction,
         lung_shunt_fraction=args.lung_shunt, calibration_roi=args.calibration_roi,
@@ -107,6 +103,19 @@ def command(args) -> int:
         default_density_g_ml=args.density_g_ml or DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
         lung_mass_kg=args.lung_mass_kg, allow_roi_outside=args.allow_roi_outside,
         clinical=clinical_options_from_args(args), emission_nuclide=args.emission_nuclide)
+
+
+def command(args) -> int:
+    """Run ``dosimetry run`` with parsed ``args``; returns the exit code (expected faults are raised)."""
+    _check_options(args)
+    check_cli_output(args, run_input_paths(args))
+    out_dir = refuse_existing_out(args)
+    with stage("start-up"):
+        from ..outputs import write_results
+        from ..pipeline import run_dicom_study, run_dosimetry
+    with stage("read ROIs"):
+        rois, notes = load_roi_arguments(args)
+    options = dosimetry_options(args)
     log.info("running %s dosimetry", args.method)
     if args.study is not None:
         result = run_dicom_study(args.study, options=options, series_uid=args.series, extra_rois=rois,

@@ -2,7 +2,8 @@
 
 :mod:`.rtdose`
     :func:`~.rtdose.write_rt_dose` (and :func:`~.rtdose.read_rt_dose` for round trips): the dose grid
-    in the Frame of Reference and study of a reference CT or PET series.
+    in the Frame of Reference and study of a reference CT or PET series; :func:`~.rtdose.deterministic_uids`
+    makes the UIDs of every export inside it derive from a seed (the nightly job's resends are duplicates).
 :mod:`.seg`
     :func:`~.seg.build_segmentation` / :func:`~.seg.write_segmentation`: ROI masks (from NIfTI/NRRD) as
     a DICOM Segmentation on the grid of the source images (highdicom).
@@ -20,7 +21,7 @@
 Nothing here configures logging; messages never contain patient identifiers.
 """
 
-from .rtdose import DOSE_SUMMATION_TYPE, read_rt_dose, write_rt_dose
+from .rtdose import DOSE_SUMMATION_TYPE, deterministic_uids, read_rt_dose, write_rt_dose
 from .seg import build_segmentation, write_segmentation
 from .sr import PRIVATE_CODING_SCHEME, build_measurement_report, read_measurement_report, write_measurement_report
 
@@ -29,6 +30,7 @@ __all__ = [
     "PRIVATE_CODING_SCHEME",
     "build_measurement_report",
     "build_segmentation",
+    "deterministic_uids",
     "read_measurement_report",
     "read_rt_dose",
     "write_measurement_report",

@@ -17,8 +17,12 @@ References
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
 
@@ -77,11 +81,45 @@ _TYPE2_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
 
 
 # --- helpers shared by the DICOM exports -----------------------------------------------------------
+_UID_SOURCE: ContextVar = ContextVar("dosimetry_export_uid_source", default=None)
+
+
 def new_uid() -> str:
-    """A new globally unique UID (highdicom's generator: 2.25 + random 128-bit integer, PS3.5 B.2)."""
+    """A new globally unique UID (highdicom's generator: 2.25 + random 128-bit integer, PS3.5 B.2).
+
+    Inside :func:`deterministic_uids` the UIDs are derived from its seed instead (same seed, same UIDs).
+    """
+    source = _UID_SOURCE.get()
+    if source is not None:
+        return source()
     import highdicom
 
     return str(highdicom.UID())
+
+
+def uid_from_seed(name: str) -> str:
+    """A UID derived from ``name``: ``2.25.`` and the integer of the name-based (SHA-1) UUID of ``name``
+    (RFC 4122 version 5 in the OID namespace), the UUID form of PS3.5 B.2. Same name, same UID."""
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}"
+
+
+@contextmanager
+def deterministic_uids(seed: str):
+    """Within the block, :func:`new_uid` returns UIDs derived from ``seed`` and a counter.
+
+    The n-th UID of the block is :func:`uid_from_seed` ``(f"{seed}:{n}")``: the same seed and the same
+    sequence of exports give the same Series and SOP Instance UIDs, so a file made again from the same
+    inputs is recognised by a PACS as the same instance. ``seed`` must identify the inputs and the software
+    version (e.g. their hashes).
+    """
+    if not seed:
+        raise ValueError("deterministic_uids needs a non-empty seed")
+    counter = itertools.count(1)
+    token = _UID_SOURCE.set(lambda: uid_from_seed(f"{seed}:{next(counter)}"))
+    try:
+        yield
+    finally:
+        _UID_SOURCE.reset(token)
 
 
 def copy_patient_study_frame(reference: Dataset, target: Dataset, *, frame_of_reference: bool = True) -> None:
