@@ -286,3 +286,42 @@ def test_a_study_the_nuclide_policy_refuses_is_skipped_without_being_fetched(pac
     assert _ledger(job, fdg_uid)["state"] == "skipped" and _outputs(pacs, fdg_uid) == Counter()
     second = run_nightly(config)
     assert second.returncode == 0 and "1 skipped" in second.stdout and f"study {study_key(fdg_uid)}" not in second.stdout
+
+
+def test_a_study_still_arriving_during_the_fetch_is_left_for_the_next_run_then_completed(pacs, tmp_path, monkeypatch,
+                                                                                       capsys):
+    """Instances reach the PACS while the job fetches (a modality still sending): the PACS's counts change,
+    so the study is not computed on a partial series; it is marked for the next run, which completes it."""
+    from dosimetry.cli import main
+    from dosimetry.nightly import sources
+
+    study_uid = copy_study(tmp_path / "study", "arriving")
+    late = sorted((tmp_path / "study" / "CT").glob("*.dcm"))[-1]  # the last CT slice is still on its way
+    held = tmp_path / "late.dcm"
+    late.rename(held)
+    uploaded = pacs.upload_folder(tmp_path / "study")
+    job = tmp_path / "job"
+    config = write_config(job, our_port=pacs.our_port, pacs_port=pacs.dicom_port)
+
+    original = sources.PacsSource.refresh
+    arrivals = []
+
+    def arrives_during_the_fetch(self, candidate, own):
+        if not arrivals:  # the first check after the retrieval: the late slice has reached the PACS meanwhile
+            arrivals.append(pacs.post("/instances", held.read_bytes()))
+        return original(self, candidate, own)
+
+    monkeypatch.setattr(sources.PacsSource, "refresh", arrives_during_the_fetch)
+    assert main(["nightly", "--config", str(config), "--since", "2020-01-01"]) == 0
+    out = capsys.readouterr().out
+    assert arrivals and arrivals[0]["Status"] == "Success", out
+    assert "still arriving" in out and "left for the next run" in out
+    assert _outputs(pacs, study_uid) == Counter()  # nothing computed from the partial study, nothing sent
+    assert "still arriving" in _ledger(job, study_uid)["reason"]
+
+    monkeypatch.setattr(sources.PacsSource, "refresh", original)
+    second = run_nightly(config)
+    assert second.returncode == 0, second.stderr
+    assert f"fetching 3 series ({uploaded + 1} instances)" in second.stdout
+    assert _outputs(pacs, study_uid) == Counter({m: 1 for m in OUTPUT_MODALITIES})
+    assert _ledger(job, study_uid)["state"] == "stored"
