@@ -208,12 +208,12 @@ def test_pacs_lost_mid_run_then_the_next_run_completes_without_duplicates(pacs, 
     assert run_nightly(config).returncode == 0 and len(pacs.instances(study_uid)) == uploaded + 3
 
 
-def test_job_killed_while_computing_and_while_storing_then_rerun_completes_without_duplicates(pacs, tmp_path):
+def test_job_killed_while_fetching_computing_and_storing_then_rerun_completes_without_duplicates(pacs, tmp_path):
     study_uid = copy_study(tmp_path / "study", "killed")
     uploaded = pacs.upload_folder(tmp_path / "study")
     job = tmp_path / "job"
     config = write_config(job, our_port=pacs.our_port, pacs_port=pacs.dicom_port, send=("rtdose", "sr", "seg"))
-    for moment in ("computing", "storing"):
+    for moment in ("fetching", "computing", "storing"):
         process = start_nightly(config)
         wait_for_line(process, moment, [])
         os.kill(process.pid, signal.SIGKILL)
