@@ -12,7 +12,7 @@ can be answered with one line).
 import importlib
 import logging
 
-from ._version import __version__
+from ._version import __version__ as __version__
 
 _PUBLIC = {
     "DosimetryError": ".errors",

@@ -36,8 +36,10 @@ from .roi import Role, Roi
 from .stats import STAT_KEYS, roi_statistics
 
 SCHEMA_VERSION = "1.0"
-PHYSICAL_SUM_NOTE = ("cumulative dose = sum of physical absorbed doses after rigid alignment; no radiobiological "
-                     "correction (dose rate, repair, repopulation, response to earlier treatment)")
+PHYSICAL_SUM_NOTE = (
+    "cumulative dose = sum of physical absorbed doses after rigid alignment; no radiobiological "
+    "correction (dose rate, repair, repopulation, response to earlier treatment)"
+)
 _CUMULATIVE_KEYS = tuple(k for k in STAT_KEYS if k != "activity_mbq")
 
 
@@ -143,8 +145,9 @@ def _roi_weights(rois: Sequence[Roi], grid: Image) -> list[tuple[str, str, np.nd
         return np.minimum(np.sum(items, axis=0), 1.0).astype(np.float32)
 
     if by_role.get(Role.LIVER):
-        normal = np.clip(union(by_role[Role.LIVER]) - (union(by_role[Role.TUMOR]) if by_role.get(Role.TUMOR)
-                                                       else 0.0), 0.0, 1.0)
+        normal = np.clip(
+            union(by_role[Role.LIVER]) - (union(by_role[Role.TUMOR]) if by_role.get(Role.TUMOR) else 0.0), 0.0, 1.0
+        )
         if normal.any():
             entries.append(("normal_liver", "normal_liver", normal.astype(np.float32)))
     if len(by_role.get(Role.LUNG, [])) > 1:
@@ -152,11 +155,16 @@ def _roi_weights(rois: Sequence[Roi], grid: Image) -> list[tuple[str, str, np.nd
     return entries
 
 
-def accumulate_doses(current_dose: Image, previous: Sequence, *, current_ct: Image | None = None,
-                     rois: Sequence[Roi] = (),
-                     min_ncc: float = 0.7,
-                     min_overlap: float = 0.5,
-                     default_density_g_ml: float = DEFAULT_SOFT_TISSUE_DENSITY_G_ML) -> AccumulationResult:
+def accumulate_doses(
+    current_dose: Image,
+    previous: Sequence,
+    *,
+    current_ct: Image | None = None,
+    rois: Sequence[Roi] = (),
+    min_ncc: float = 0.7,
+    min_overlap: float = 0.5,
+    default_density_g_ml: float = DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
+) -> AccumulationResult:
     """Add the doses of earlier treatments to the current dose, on the current grid.
 
     Parameters
@@ -217,22 +225,30 @@ def accumulate_doses(current_dose: Image, previous: Sequence, *, current_ct: Ima
             transform, alignment = item.transform, {"alignment": "transform given"}
         elif item.ct_hu is not None:
             if current_ct is None:
-                raise OptionsError(f"{item.label} has a CT but the current CT is missing; give the current CT "
-                                   "(--ct) so that the two can be registered")
+                raise OptionsError(
+                    f"{item.label} has a CT but the current CT is missing; give the current CT "
+                    "(--ct) so that the two can be registered"
+                )
             try:
                 registration = register_rigid(current_ct, item.ct_hu, min_ncc=min_ncc, min_overlap=min_overlap)
             except GeometryError as err:
                 raise GeometryError(f"{item.label}: {err}") from err
-            transform, alignment = registration.transform, {"alignment": "rigid registration of CTs",
-                                                            "registration": registration.record()}
+            transform, alignment = (
+                registration.transform,
+                {"alignment": "rigid registration of CTs", "registration": registration.record()},
+            )
         else:
             transform, alignment = None, {"alignment": "none (assumed in the current coordinates)"}
-            warnings.append(f"{item.label}: no CT and no transform; its dose is assumed to be in the current "
-                            "patient coordinates already (same scanner position)")
+            warnings.append(
+                f"{item.label}: no CT and no transform; its dose is assumed to be in the current "
+                "patient coordinates already (same scanner position)"
+            )
         dose_on_current, coverage = resample_dose(item.dose_gy, current_dose, transform)
         if not coverage.any():
-            raise GeometryError(f"{item.label}: the dose map does not overlap the current dose grid after "
-                                "alignment; check the files and the transform")
+            raise GeometryError(
+                f"{item.label}: the dose map does not overlap the current dose grid after "
+                "alignment; check the files and the transform"
+            )
         resampled.append(dose_on_current)
         registrations.append(registration)
         coverages.append(coverage)
@@ -260,11 +276,16 @@ def accumulate_doses(current_dose: Image, previous: Sequence, *, current_ct: Ima
         current_values, _ = roi_statistics(current_dose.array, zeros, rho, weights, voxel_ml)
         values, _ = roi_statistics(cumulative.array, zeros, rho, weights, voxel_ml)
         previous_means = [roi_statistics(d.array, zeros, rho, weights, voxel_ml)[0]["mean_gy"] for d in resampled]
-        entries.append({
-            "name": name, "role": role, "volume_ml": values["volume_ml"],
-            "current_mean_gy": current_values["mean_gy"], "previous_mean_gy": previous_means,
-            "cumulative": {**{k: values[k] for k in _CUMULATIVE_KEYS}, "voxel_mean_gy": values["voxel_mean_gy"]},
-        })
+        entries.append(
+            {
+                "name": name,
+                "role": role,
+                "volume_ml": values["volume_ml"],
+                "current_mean_gy": current_values["mean_gy"],
+                "previous_mean_gy": previous_means,
+                "cumulative": {**{k: values[k] for k in _CUMULATIVE_KEYS}, "voxel_mean_gy": values["voxel_mean_gy"]},
+            }
+        )
     by_name = {e["name"]: e for e in entries}
     lung_names = [e["name"] for e in entries if e["role"] == "lung"]
     lung_name = "lungs_all" if "lungs_all" in by_name else (lung_names[0] if lung_names else None)

@@ -58,11 +58,13 @@ def check_emission_values(values, *, source: str) -> None:
     gross = float(np.abs(finite).sum())
     if total <= 0:
         raise UnitsError(
-            f"{source}: the activity image sums to {total:g} (negative voxels outweigh positive ones); {fix}")
+            f"{source}: the activity image sums to {total:g} (negative voxels outweigh positive ones); {fix}"
+        )
     if total < NET_TO_GROSS_MIN * gross:
         raise UnitsError(
             f"{source}: the activity image sums to {total:g}, only {total / gross:.2g} of the sum of its absolute "
-            f"values ({gross:g}): noise around zero, not an activity distribution; {fix}")
+            f"values ({gross:g}): noise around zero, not an activity distribution; {fix}"
+        )
 
 
 def check_total_activity(activity_bq: Image, *, calibration: str, source: str) -> list[str]:
@@ -82,8 +84,11 @@ def check_total_activity(activity_bq: Image, *, calibration: str, source: str) -
         raise UnitsError(
             f"{source}: the image holds {total_bq:.3g} Bq in total at implant, below {MIN_TOTAL_ACTIVITY_BQ:g} Bq "
             "(a Y-90 treatment is at least 1e8 Bq); check the activity units (--activity-units: MBq/mL read as "
-            "Bq/mL?) and the image scaling")
+            "Bq/mL?) and the image scaling"
+        )
     if total_bq < LOW_TOTAL_ACTIVITY_BQ:
-        return [f"{source}: the image holds {total_bq / 1e6:.3g} MBq in total at implant, below any Y-90 treatment "
-                f"({LOW_TOTAL_ACTIVITY_BQ / 1e6:g} MBq); check the activity units and the image scaling"]
+        return [
+            f"{source}: the image holds {total_bq / 1e6:.3g} MBq in total at implant, below any Y-90 treatment "
+            f"({LOW_TOTAL_ACTIVITY_BQ / 1e6:g} MBq); check the activity units and the image scaling"
+        ]
     return []

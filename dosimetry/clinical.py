@@ -14,8 +14,13 @@ from typing import Mapping
 
 import numpy as np
 
-from .constants import (ALPHA_BETA_LIVER_GY, ALPHA_BETA_TUMOR_GY, PARTITION_LUNG_LIMIT_GY,
-                        PARTITION_NORMAL_LIVER_LIMIT_GY, Y90_REPAIR_HALF_TIME_H)
+from .constants import (
+    ALPHA_BETA_LIVER_GY,
+    ALPHA_BETA_TUMOR_GY,
+    PARTITION_LUNG_LIMIT_GY,
+    PARTITION_NORMAL_LIVER_LIMIT_GY,
+    Y90_REPAIR_HALF_TIME_H,
+)
 from .errors import OptionsError
 from .partial_volume import partial_volume_check
 from .planning import planning_section
@@ -83,9 +88,19 @@ class ClinicalOptions:
     previous_lung_dose_gy: float | None = None
 
     def __post_init__(self):
-        positive = ("alpha_beta_tumor_gy", "alpha_beta_liver_gy", "alpha_beta_lung_gy", "alpha_beta_other_gy",
-                    "repair_half_time_h", "eud_alpha_per_gy", "planning_tn_ratio", "mird_target_gy",
-                    "partition_normal_liver_limit_gy", "partition_lung_limit_gy", "resolution_mm")
+        positive = (
+            "alpha_beta_tumor_gy",
+            "alpha_beta_liver_gy",
+            "alpha_beta_lung_gy",
+            "alpha_beta_other_gy",
+            "repair_half_time_h",
+            "eud_alpha_per_gy",
+            "planning_tn_ratio",
+            "mird_target_gy",
+            "partition_normal_liver_limit_gy",
+            "partition_lung_limit_gy",
+            "resolution_mm",
+        )
         for name in positive:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -96,8 +111,10 @@ class ClinicalOptions:
             raise OptionsError(f"device must be resin, glass or None, got {self.device!r}")
         if self.indication is not None and self.indication not in INDICATIONS:
             raise OptionsError(f"indication must be one of {', '.join(INDICATIONS)} or None, got {self.indication!r}")
-        for name, (lo, hi), hint in (("height_cm", _HEIGHT_RANGE_CM, "give centimetres, e.g. 172"),
-                                     ("weight_kg", _WEIGHT_RANGE_KG, "give kilograms, e.g. 70")):
+        for name, (lo, hi), hint in (
+            ("height_cm", _HEIGHT_RANGE_CM, "give centimetres, e.g. 172"),
+            ("weight_kg", _WEIGHT_RANGE_KG, "give kilograms, e.g. 70"),
+        ):
             value = getattr(self, name)
             if value is not None and not lo <= value <= hi:
                 raise OptionsError(f"{name} {value} is outside {lo:g}..{hi:g}; {hint}")
@@ -105,17 +122,24 @@ class ClinicalOptions:
             object.__setattr__(self, "threshold_sets", (self.threshold_sets,))
         elif self.threshold_sets is not None:
             object.__setattr__(self, "threshold_sets", tuple(self.threshold_sets))
-        select_threshold_sets(self.threshold_sets, device=self.device)   # unknown names fail here, early
+        select_threshold_sets(self.threshold_sets, device=self.device)  # unknown names fail here, early
 
     def alpha_beta_by_role(self) -> dict[str, float | None]:
         """alpha/beta (Gy) per ROI role (given roles and the derived ``normal_liver``)."""
         liver = self.alpha_beta_liver_gy
-        return {"tumor": self.alpha_beta_tumor_gy, "liver": liver, "normal_liver": liver, "perfused": liver,
-                "lung": self.alpha_beta_lung_gy, "other": self.alpha_beta_other_gy}
+        return {
+            "tumor": self.alpha_beta_tumor_gy,
+            "liver": liver,
+            "normal_liver": liver,
+            "perfused": liver,
+            "lung": self.alpha_beta_lung_gy,
+            "other": self.alpha_beta_other_gy,
+        }
 
 
-def clinical_sections(stats: dict, *, dose_gy: np.ndarray, roi_weights: Mapping[str, np.ndarray],
-                      options: ClinicalOptions | None = None) -> dict:
+def clinical_sections(
+    stats: dict, *, dose_gy: np.ndarray, roi_weights: Mapping[str, np.ndarray], options: ClinicalOptions | None = None
+) -> dict:
     """The ``radiobiology``, ``planning`` and ``flags`` sections of ``stats.json``.
 
     Also, in place: every tumour ROI of ``stats['rois']`` gets its ``partial_volume`` record, and the
@@ -144,14 +168,23 @@ def clinical_sections(stats: dict, *, dose_gy: np.ndarray, roi_weights: Mapping[
     selection = choose_threshold_sets(options.threshold_sets, indication=options.indication, device=options.device)
     stats.setdefault("warnings", []).extend([*pv_warnings, *selection.warnings])
     stats.setdefault("assumptions", []).extend(pv_assumptions)
-    radiobiology = radiobiology_section(stats, np.asarray(dose_gy), roi_weights,
-                                        alpha_beta_by_role=options.alpha_beta_by_role(),
-                                        repair_half_time_h=options.repair_half_time_h,
-                                        eud_alpha_per_gy=options.eud_alpha_per_gy)
-    planning = planning_section(stats, height_cm=options.height_cm, weight_kg=options.weight_kg,
-                                planning_tn_ratio=options.planning_tn_ratio, mird_target_gy=options.mird_target_gy,
-                                normal_liver_limit_gy=options.partition_normal_liver_limit_gy,
-                                lung_limit_gy=options.partition_lung_limit_gy)
+    radiobiology = radiobiology_section(
+        stats,
+        np.asarray(dose_gy),
+        roi_weights,
+        alpha_beta_by_role=options.alpha_beta_by_role(),
+        repair_half_time_h=options.repair_half_time_h,
+        eud_alpha_per_gy=options.eud_alpha_per_gy,
+    )
+    planning = planning_section(
+        stats,
+        height_cm=options.height_cm,
+        weight_kg=options.weight_kg,
+        planning_tn_ratio=options.planning_tn_ratio,
+        mird_target_gy=options.mird_target_gy,
+        normal_liver_limit_gy=options.partition_normal_liver_limit_gy,
+        lung_limit_gy=options.partition_lung_limit_gy,
+    )
     planning["device"] = options.device
     flags = evaluate_thresholds(stats, selection.sets, previous_lung_dose_gy=options.previous_lung_dose_gy)
     flags["device"] = options.device

@@ -89,9 +89,7 @@ JOULE_PER_MEV: float = 1.602176634e-13
 """1 MeV in J (exact since the 2019 SI redefinition) [CODATA2018]."""
 
 # --- local deposition ----------------------------------------------------------------------------------
-Y90_LDM_GY_KG_PER_GBQ: float = (
-    Y90_MEAN_BETA_ENERGY_MEV * JOULE_PER_MEV * Y90_MEAN_LIFE_S * 1e9
-)
+Y90_LDM_GY_KG_PER_GBQ: float = Y90_MEAN_BETA_ENERGY_MEV * JOULE_PER_MEV * Y90_MEAN_LIFE_S * 1e9
 """Absorbed dose x mass per administered GBq for full local absorption (Gy kg/GBq), derived here
 from [ICRP107] (= 49.76). This is the value the package uses, because it follows from the same decay data
 as everything else we compute."""
@@ -320,7 +318,4 @@ def constants_record() -> dict[str, dict[str, object]]:
         "PARTITION_NORMAL_LIVER_LIMIT_GY": PARTITION_NORMAL_LIVER_LIMIT_GY,
         "PARTITION_LUNG_LIMIT_GY": PARTITION_LUNG_LIMIT_GY,
     }
-    return {
-        name: {"value": value, "unit": UNITS[name], "source": SOURCES[name]}
-        for name, value in values.items()
-    }
+    return {name: {"value": value, "unit": UNITS[name], "source": SOURCES[name]} for name, value in values.items()}

@@ -36,16 +36,19 @@ def decay_factor_to_implant(delay_s: float) -> float:
     if not math.isfinite(delay_s):
         raise UnitsError(
             f"scan delay must be a finite number of seconds, got {delay_s}; check --scan-delay-h or the scan and "
-            "implant date-times")
+            "implant date-times"
+        )
     if delay_s < -NEGATIVE_DELAY_TOL_S:
         raise UnitsError(
             f"the scan is {-delay_s / 3600:.4g} h BEFORE the implant time; check --scan-delay-h or the "
-            "scan and implant date-times")
+            "scan and implant date-times"
+        )
     if delay_s > MAX_SCAN_DELAY_S:
         raise UnitsError(
             f"the scan is {delay_s / 3600:.4g} h ({delay_s / 86400:.4g} days) after the implant, more than the "
             f"{MAX_SCAN_DELAY_S / 86400:.0f} days after which a Y-90 image holds almost no activity; check "
-            "--scan-delay-h (hours, not minutes?) or the scan and implant date-times (the year?)")
+            "--scan-delay-h (hours, not minutes?) or the scan and implant date-times (the year?)"
+        )
     return math.exp(Y90_DECAY_CONSTANT_PER_S * delay_s)
 
 

@@ -26,11 +26,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .constants import (DEFAULT_LUNG_MASS_KG, LUNG_MASS_DISAGREEMENT_FRACTION, LUNG_MASS_PLAUSIBLE_FACTOR,
-                        Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ)
+from .constants import (
+    DEFAULT_LUNG_MASS_KG,
+    LUNG_MASS_DISAGREEMENT_FRACTION,
+    LUNG_MASS_PLAUSIBLE_FACTOR,
+    Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
+)
 
-__all__ = ["assumption", "run_assumptions", "format_assumption", "LungEstimate", "lung_shunt_estimate",
-           "MAX_LUNG_OUTSIDE_CT_FRACTION"]
+__all__ = [
+    "assumption",
+    "run_assumptions",
+    "format_assumption",
+    "LungEstimate",
+    "lung_shunt_estimate",
+    "MAX_LUNG_OUTSIDE_CT_FRACTION",
+]
 
 MAX_LUNG_OUTSIDE_CT_FRACTION = 0.01
 """Largest share of the lung ROI's volume outside the CT for its mass to count as "from CT density"
@@ -79,20 +89,35 @@ def run_assumptions(options, *, density_source: str) -> list[dict]:
     out = []
     relative = options.calibration == "relative"
     if options.activity_units is None and not relative:
-        out.append(assumption("activity units", "Bq/mL", "not stated with the image",
-                              "set --activity-units"))
-    uses = [use for use, used in (("relative calibration", relative),
-                                  ("lung-shunt estimate and planning models",
-                                   options.administered_activity_gbq is not None)) if used]
+        out.append(assumption("activity units", "Bq/mL", "not stated with the image", "set --activity-units"))
+    uses = [
+        use
+        for use, used in (
+            ("relative calibration", relative),
+            ("lung-shunt estimate and planning models", options.administered_activity_gbq is not None),
+        )
+        if used
+    ]
     if options.residual_fraction is None and uses:
-        out.append(assumption("residual fraction", 0.0, f"not given; used in the {' and the '.join(uses)}",
-                              "set --residual-fraction"))
+        out.append(
+            assumption(
+                "residual fraction", 0.0, f"not given; used in the {' and the '.join(uses)}", "set --residual-fraction"
+            )
+        )
     if options.lung_shunt_fraction is None and relative:
-        out.append(assumption("lung shunt fraction", 0.0, "not given; used in the relative calibration",
-                              "set --lung-shunt"))
+        out.append(
+            assumption("lung shunt fraction", 0.0, "not given; used in the relative calibration", "set --lung-shunt")
+        )
     if density_source == "default":
-        out.append(assumption("tissue density", float(options.default_density_g_ml), "no CT: every voxel",
-                              "give a CT (--ct) or set --density-g-ml", unit="g/mL"))
+        out.append(
+            assumption(
+                "tissue density",
+                float(options.default_density_g_ml),
+                "no CT: every voxel",
+                "give a CT (--ct) or set --density-g-ml",
+                unit="g/mL",
+            )
+        )
     return out
 
 
@@ -111,8 +136,14 @@ class LungEstimate:
     assumptions: list[dict] = field(default_factory=list)
 
 
-def _roi_mass_kg(lung_name: str | None, lung_entry: dict | None, lung_weights: np.ndarray | None,
-                 *, density_source: str, outside_ct: np.ndarray | None) -> tuple[float | None, str | None]:
+def _roi_mass_kg(
+    lung_name: str | None,
+    lung_entry: dict | None,
+    lung_weights: np.ndarray | None,
+    *,
+    density_source: str,
+    outside_ct: np.ndarray | None,
+) -> tuple[float | None, str | None]:
     """The lung ROI's mass from CT density (kg), or None and why not."""
     if lung_name is None or lung_entry is None:
         return None, None
@@ -122,14 +153,22 @@ def _roi_mass_kg(lung_name: str | None, lung_entry: dict | None, lung_weights: n
         total = float(np.sum(lung_weights))
         share = float(np.sum(lung_weights[outside_ct])) / total if total > 0 else 0.0
         if share > MAX_LUNG_OUTSIDE_CT_FRACTION:
-            return None, (f"lung ROI {lung_name!r}: {100 * share:.1f}% of its volume lies outside the CT, "
-                          "so its mass is not from CT density")
+            return None, (
+                f"lung ROI {lung_name!r}: {100 * share:.1f}% of its volume lies outside the CT, "
+                "so its mass is not from CT density"
+            )
     return lung_entry["mass_g"] / 1000.0, None
 
 
-def lung_shunt_estimate(options, *, lung_name: str | None, lung_entry: dict | None,
-                        lung_weights: np.ndarray | None, density_source: str,
-                        outside_ct: np.ndarray | None) -> LungEstimate:
+def lung_shunt_estimate(
+    options,
+    *,
+    lung_name: str | None,
+    lung_entry: dict | None,
+    lung_weights: np.ndarray | None,
+    density_source: str,
+    outside_ct: np.ndarray | None,
+) -> LungEstimate:
     """Lung dose from the lung shunt fraction, ``49.67 x A x (1 - R) x LSF / M_lung`` [Gulec2006].
 
     Parameters
@@ -152,8 +191,9 @@ def lung_shunt_estimate(options, *, lung_name: str | None, lung_entry: dict | No
     """
     warnings: list[str] = []
     assumptions: list[dict] = []
-    roi_mass_kg, roi_note = _roi_mass_kg(lung_name, lung_entry, lung_weights, density_source=density_source,
-                                         outside_ct=outside_ct)
+    roi_mass_kg, roi_note = _roi_mass_kg(
+        lung_name, lung_entry, lung_weights, density_source=density_source, outside_ct=outside_ct
+    )
     given = options.lung_mass_kg
     if given is not None:
         mass_kg, source = float(given), "given"
@@ -164,28 +204,60 @@ def lung_shunt_estimate(options, *, lung_name: str | None, lung_entry: dict | No
     estimate = None
     if options.administered_activity_gbq is not None and options.lung_shunt_fraction is not None:
         residual = options.residual_fraction or 0.0
-        estimate = (Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ * options.administered_activity_gbq * (1 - residual)
-                    * options.lung_shunt_fraction / mass_kg)
+        estimate = (
+            Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ
+            * options.administered_activity_gbq
+            * (1 - residual)
+            * options.lung_shunt_fraction
+            / mass_kg
+        )
         if options.residual_fraction is None:
-            warnings.append("residual fraction not given: 0 used for the lung-shunt dose estimate "
-                            "(set --residual-fraction)")
-        if given is not None and roi_mass_kg is not None and roi_mass_kg > 0 and \
-                abs(given - roi_mass_kg) > LUNG_MASS_DISAGREEMENT_FRACTION * roi_mass_kg:
-            warnings.append(f"--lung-mass-kg {given:g} kg differs by {100 * abs(given - roi_mass_kg) / roi_mass_kg:.0f}% "
-                            f"from the mass of lung ROI {lung_name!r} from CT density ({roi_mass_kg:.3f} kg); "
-                            "the given mass is used: check it, or the lung contour")
+            warnings.append(
+                "residual fraction not given: 0 used for the lung-shunt dose estimate (set --residual-fraction)"
+            )
+        if (
+            given is not None
+            and roi_mass_kg is not None
+            and roi_mass_kg > 0
+            and abs(given - roi_mass_kg) > LUNG_MASS_DISAGREEMENT_FRACTION * roi_mass_kg
+        ):
+            warnings.append(
+                f"--lung-mass-kg {given:g} kg differs by {100 * abs(given - roi_mass_kg) / roi_mass_kg:.0f}% "
+                f"from the mass of lung ROI {lung_name!r} from CT density ({roi_mass_kg:.3f} kg); "
+                "the given mass is used: check it, or the lung contour"
+            )
         if source.startswith("default"):
             why = "not given" + (f"; {roi_note}" if roi_note else "; no lung ROI")
-            warnings.append(f"lung mass not given: the lung-shunt dose estimate uses the conventional "
-                            f"{DEFAULT_LUNG_MASS_KG:g} kg ({why}; set --lung-mass-kg)")
-            assumptions.append(assumption("lung mass", DEFAULT_LUNG_MASS_KG, why + " (conventional value)",
-                                          "set --lung-mass-kg, or give a lung ROI with a CT", unit="kg"))
-        elif source != "given" and not (DEFAULT_LUNG_MASS_KG / LUNG_MASS_PLAUSIBLE_FACTOR <= mass_kg
-                                        <= DEFAULT_LUNG_MASS_KG * LUNG_MASS_PLAUSIBLE_FACTOR):
-            warnings.append(f"lung ROI {lung_name!r} weighs {mass_kg:.3f} kg (CT density), far from a pair of "
-                            f"whole lungs (about {DEFAULT_LUNG_MASS_KG:g} kg): the lung-shunt estimate uses it and "
-                            "is too high if the ROI holds only part of the lungs (e.g. the bases in the image); "
-                            "check the ROI, or set --lung-mass-kg")
-    record = {"lsf_estimate_gy": estimate, "lsf_formula": LSF_FORMULA, "lung_mass_kg": mass_kg,
-              "lung_mass_source": source, "lung_roi_mass_kg": roi_mass_kg, "lung_roi_mass_note": roi_note}
+            warnings.append(
+                f"lung mass not given: the lung-shunt dose estimate uses the conventional "
+                f"{DEFAULT_LUNG_MASS_KG:g} kg ({why}; set --lung-mass-kg)"
+            )
+            assumptions.append(
+                assumption(
+                    "lung mass",
+                    DEFAULT_LUNG_MASS_KG,
+                    why + " (conventional value)",
+                    "set --lung-mass-kg, or give a lung ROI with a CT",
+                    unit="kg",
+                )
+            )
+        elif source != "given" and not (
+            DEFAULT_LUNG_MASS_KG / LUNG_MASS_PLAUSIBLE_FACTOR
+            <= mass_kg
+            <= DEFAULT_LUNG_MASS_KG * LUNG_MASS_PLAUSIBLE_FACTOR
+        ):
+            warnings.append(
+                f"lung ROI {lung_name!r} weighs {mass_kg:.3f} kg (CT density), far from a pair of "
+                f"whole lungs (about {DEFAULT_LUNG_MASS_KG:g} kg): the lung-shunt estimate uses it and "
+                "is too high if the ROI holds only part of the lungs (e.g. the bases in the image); "
+                "check the ROI, or set --lung-mass-kg"
+            )
+    record = {
+        "lsf_estimate_gy": estimate,
+        "lsf_formula": LSF_FORMULA,
+        "lung_mass_kg": mass_kg,
+        "lung_mass_source": source,
+        "lung_roi_mass_kg": roi_mass_kg,
+        "lung_roi_mass_note": roi_note,
+    }
     return LungEstimate(record, warnings, assumptions)

@@ -37,8 +37,8 @@ def hu_to_density(hu) -> np.ndarray:
     out = np.empty(values.shape, dtype=np.float32, order="F")
     step = max(1, _SLAB_VOXELS // max(values.shape[0] * values.shape[1], 1))
     for k0 in range(0, values.shape[2], step):
-        slab = values[:, :, k0:k0 + step]
-        out[:, :, k0:k0 + step] = _slab_density(slab, hu_nodes, density_nodes)
+        slab = values[:, :, k0 : k0 + step]
+        out[:, :, k0 : k0 + step] = _slab_density(slab, hu_nodes, density_nodes)
     return out
 
 
@@ -74,8 +74,9 @@ class DensityMap:
     """Voxels (bool, activity grid) not covered by the CT, which got the default density."""
 
 
-def density_on_grid(ct_hu: Image | None, reference: Image, *,
-                    default_density_g_ml: float = DEFAULT_SOFT_TISSUE_DENSITY_G_ML) -> DensityMap:
+def density_on_grid(
+    ct_hu: Image | None, reference: Image, *, default_density_g_ml: float = DEFAULT_SOFT_TISSUE_DENSITY_G_ML
+) -> DensityMap:
     """Density (g/mL) on the ``reference`` grid, from a CT in HU or the default density.
 
     The CT is converted to density on its own grid first (the HU -> density curve is not linear), then
@@ -87,11 +88,15 @@ def density_on_grid(ct_hu: Image | None, reference: Image, *,
         raise GeometryError(f"default density must be a positive number of g/mL, got {default_density_g_ml}")
     if ct_hu is None:
         density = reference.with_array(np.full(reference.shape, default_density_g_ml, dtype=np.float32))
-        record = {"source": "default", "default_density_g_ml": default_density_g_ml,
-                  "note": f"no CT given: uniform density {default_density_g_ml} g/mL "
-                          f"({SOURCES['DEFAULT_SOFT_TISSUE_DENSITY_G_ML']})"}
-        return DensityMap(density, "default", record,
-                          (f"no CT: every voxel has the default density {default_density_g_ml} g/mL",))
+        record = {
+            "source": "default",
+            "default_density_g_ml": default_density_g_ml,
+            "note": f"no CT given: uniform density {default_density_g_ml} g/mL "
+            f"({SOURCES['DEFAULT_SOFT_TISSUE_DENSITY_G_ML']})",
+        }
+        return DensityMap(
+            density, "default", record, (f"no CT: every voxel has the default density {default_density_g_ml} g/mL",)
+        )
     density_ct = ct_hu.with_array(hu_to_density(ct_hu.array))
     mean, coverage = mean_on_grid(density_ct, reference)
     if not np.any(coverage > 0):
@@ -99,7 +104,11 @@ def density_on_grid(ct_hu: Image | None, reference: Image, *,
     values = mean.array
     outside = coverage < 0.5
     values = np.where(outside | ~np.isfinite(values), np.float32(default_density_g_ml), values).astype(np.float32)
-    record = {"source": "ct", "hu_to_density": SOURCES["HU_TO_DENSITY"],
-              "resampling": "volume average over each activity voxel (supersampled, linear)",
-              "voxels_outside_ct_fraction": float(outside.mean()), "default_density_g_ml": default_density_g_ml}
+    record = {
+        "source": "ct",
+        "hu_to_density": SOURCES["HU_TO_DENSITY"],
+        "resampling": "volume average over each activity voxel (supersampled, linear)",
+        "voxels_outside_ct_fraction": float(outside.mean()),
+        "default_density_g_ml": default_density_g_ml,
+    }
     return DensityMap(reference.with_array(values), "ct", record, (), outside)

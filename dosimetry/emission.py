@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from .constants import NUCLIDE_HALF_LIVES_S, NUCLIDE_POSITRON_FRACTIONS
@@ -64,46 +64,85 @@ LABELS: dict[Verdict, str] = {Verdict.Y90: "Y-90 dose", Verdict.TC99M_PREDICTIVE
 
 # (symbol, element name, mass number) of the nuclides we can name from free text
 NUCLIDES: dict[str, tuple[str, str, str]] = {
-    "Y-90": ("y", "yttrium", "90"), "Y-86": ("y", "yttrium", "86"), "Tc-99m": ("tc", "technetium", "99m"),
-    "Lu-177": ("lu", "lutetium", "177"), "Ho-166": ("ho", "holmium", "166"), "I-131": ("i", "iodine", "131"),
-    "I-123": ("i", "iodine", "123"), "I-124": ("i", "iodine", "124"), "I-125": ("i", "iodine", "125"),
-    "Ga-68": ("ga", "gallium", "68"), "Ga-67": ("ga", "gallium", "67"), "F-18": ("f", "fluorine", "18"),
-    "Cu-64": ("cu", "copper", "64"), "Cu-67": ("cu", "copper", "67"), "Ge-68": ("ge", "germanium", "68"),
-    "In-111": ("in", "indium", "111"), "Zr-89": ("zr", "zirconium", "89"), "Rb-82": ("rb", "rubidium", "82"),
-    "C-11": ("c", "carbon", "11"), "N-13": ("n", "nitrogen", "13"), "O-15": ("o", "oxygen", "15"),
-    "Tl-201": ("tl", "thallium", "201"), "Re-186": ("re", "rhenium", "186"), "Re-188": ("re", "rhenium", "188"),
-    "Sm-153": ("sm", "samarium", "153"), "Sr-89": ("sr", "strontium", "89"), "Ra-223": ("ra", "radium", "223"),
-    "Ac-225": ("ac", "actinium", "225"), "Pb-212": ("pb", "lead", "212"), "Tb-161": ("tb", "terbium", "161"),
+    "Y-90": ("y", "yttrium", "90"),
+    "Y-86": ("y", "yttrium", "86"),
+    "Tc-99m": ("tc", "technetium", "99m"),
+    "Lu-177": ("lu", "lutetium", "177"),
+    "Ho-166": ("ho", "holmium", "166"),
+    "I-131": ("i", "iodine", "131"),
+    "I-123": ("i", "iodine", "123"),
+    "I-124": ("i", "iodine", "124"),
+    "I-125": ("i", "iodine", "125"),
+    "Ga-68": ("ga", "gallium", "68"),
+    "Ga-67": ("ga", "gallium", "67"),
+    "F-18": ("f", "fluorine", "18"),
+    "Cu-64": ("cu", "copper", "64"),
+    "Cu-67": ("cu", "copper", "67"),
+    "Ge-68": ("ge", "germanium", "68"),
+    "In-111": ("in", "indium", "111"),
+    "Zr-89": ("zr", "zirconium", "89"),
+    "Rb-82": ("rb", "rubidium", "82"),
+    "C-11": ("c", "carbon", "11"),
+    "N-13": ("n", "nitrogen", "13"),
+    "O-15": ("o", "oxygen", "15"),
+    "Tl-201": ("tl", "thallium", "201"),
+    "Re-186": ("re", "rhenium", "186"),
+    "Re-188": ("re", "rhenium", "188"),
+    "Sm-153": ("sm", "samarium", "153"),
+    "Sr-89": ("sr", "strontium", "89"),
+    "Ra-223": ("ra", "radium", "223"),
+    "Ac-225": ("ac", "actinium", "225"),
+    "Pb-212": ("pb", "lead", "212"),
+    "Tb-161": ("tb", "terbium", "161"),
     "Sc-44": ("sc", "scandium", "44"),
 }
 
 RADIONUCLIDE_CODES: dict[tuple[str, str], str] = {
-    ("SCT", "14691008"): "Y-90", ("SRT", "C-162A7"): "Y-90",
-    ("SCT", "10738001"): "Y-86", ("SRT", "C-162A3"): "Y-86",
-    ("SCT", "72454006"): "Tc-99m", ("SRT", "C-163A8"): "Tc-99m",
-    ("SCT", "447553000"): "Lu-177", ("SRT", "C-101ED"): "Lu-177",
+    ("SCT", "14691008"): "Y-90",
+    ("SRT", "C-162A7"): "Y-90",
+    ("SCT", "10738001"): "Y-86",
+    ("SRT", "C-162A3"): "Y-86",
+    ("SCT", "72454006"): "Tc-99m",
+    ("SRT", "C-163A8"): "Tc-99m",
+    ("SCT", "447553000"): "Lu-177",
+    ("SRT", "C-101ED"): "Lu-177",
     ("NCIt", "C1943"): "Ho-166",
-    ("SCT", "1368003"): "I-131", ("SRT", "C-114B1"): "I-131",
-    ("SCT", "21572004"): "I-123", ("SRT", "C-114A4"): "I-123",
-    ("SCT", "40937006"): "I-124", ("SRT", "C-114A5"): "I-124",
-    ("SCT", "35337001"): "Ga-68", ("SRT", "C-131A3"): "Ga-68",
-    ("SCT", "2008008"): "Ga-67", ("SRT", "C-131A2"): "Ga-67",
-    ("SCT", "77004003"): "F-18", ("SRT", "C-111A1"): "F-18",
-    ("SCT", "3932008"): "Cu-64", ("SRT", "C-127A2"): "Cu-64",
-    ("SCT", "53315004"): "Ge-68", ("SRT", "C-128A2"): "Ge-68",
-    ("SCT", "56609000"): "In-111", ("SRT", "C-145A4"): "In-111",
-    ("SCT", "63360001"): "Zr-89", ("SRT", "C-168A4"): "Zr-89",
-    ("SCT", "60057003"): "Tl-201", ("SRT", "C-138A9"): "Tl-201",
+    ("SCT", "1368003"): "I-131",
+    ("SRT", "C-114B1"): "I-131",
+    ("SCT", "21572004"): "I-123",
+    ("SRT", "C-114A4"): "I-123",
+    ("SCT", "40937006"): "I-124",
+    ("SRT", "C-114A5"): "I-124",
+    ("SCT", "35337001"): "Ga-68",
+    ("SRT", "C-131A3"): "Ga-68",
+    ("SCT", "2008008"): "Ga-67",
+    ("SRT", "C-131A2"): "Ga-67",
+    ("SCT", "77004003"): "F-18",
+    ("SRT", "C-111A1"): "F-18",
+    ("SCT", "3932008"): "Cu-64",
+    ("SRT", "C-127A2"): "Cu-64",
+    ("SCT", "53315004"): "Ge-68",
+    ("SRT", "C-128A2"): "Ge-68",
+    ("SCT", "56609000"): "In-111",
+    ("SRT", "C-145A4"): "In-111",
+    ("SCT", "63360001"): "Zr-89",
+    ("SRT", "C-168A4"): "Zr-89",
+    ("SCT", "60057003"): "Tl-201",
+    ("SRT", "C-138A9"): "Tl-201",
 }
 """(coding scheme, code value) of CID 18 / CID 4020 radionuclides -> nuclide [PS3.16-CID18]."""
 
 RADIOPHARMACEUTICAL_CODES: dict[tuple[str, str], tuple[str, str]] = {
     ("SCT", "764678003"): ("Y-90", "microspheres"),
-    ("SCT", "81761004"): ("Tc-99m", "MAA"), ("SRT", "C-B1203"): ("Tc-99m", "MAA"),
-    ("SCT", "85693008"): ("Tc-99m", "MAA"), ("SRT", "C-B1200"): ("Tc-99m", "MAA"),
-    ("SCT", "35321007"): ("F-18", "FDG"), ("SRT", "C-B1031"): ("F-18", "FDG"),
+    ("SCT", "81761004"): ("Tc-99m", "MAA"),
+    ("SRT", "C-B1203"): ("Tc-99m", "MAA"),
+    ("SCT", "85693008"): ("Tc-99m", "MAA"),
+    ("SRT", "C-B1200"): ("Tc-99m", "MAA"),
+    ("SCT", "35321007"): ("F-18", "FDG"),
+    ("SRT", "C-B1031"): ("F-18", "FDG"),
     ("SCT", "781259000"): ("Lu-177", "DOTATATE"),
-    ("SCT", "111160004"): ("I-131", "sodium iodide"), ("SRT", "C-B1086"): ("I-131", "sodium iodide"),
+    ("SCT", "111160004"): ("I-131", "sodium iodide"),
+    ("SRT", "C-B1086"): ("I-131", "sodium iodide"),
 }
 """(coding scheme, code value) of CID 25 / CID 4021 radiopharmaceuticals -> (nuclide, agent) [PS3.16-CID25]."""
 
@@ -111,14 +150,17 @@ _SCHEME_ALIASES = {"SNM3": "SRT", "99SDM": "SRT", "SNOMED": "SCT", "SNOMEDCT": "
 
 # agents named in free text: (pattern on normalised text, nuclide it implies, agent)
 _AGENTS: tuple[tuple[re.Pattern, str, str], ...] = tuple(
-    (re.compile(pattern), nuclide, agent) for pattern, nuclide, agent in (
+    (re.compile(pattern), nuclide, agent)
+    for pattern, nuclide, agent in (
         (r"\bmaa\b|aggregated albumin|albumin aggregated|macroaggregat|microaggregat", TC99M, "MAA"),
         (r"\bfdg\b|fluorodeoxyglucose|fludeoxyglucose", "F-18", "FDG"),
         (r"\bsir ?spheres?\b|\bthera ?spheres?\b", Y90, "microspheres"),
         (r"\bquirem ?spheres?\b|\bquirem\b", HO166, "microspheres"),
-    ))
+    )
+)
 _NOT_AGENT_WORDS = frozenset(
-    "tc technetium spect nm pet ct scan study injection inj kit labelled labeled with and the of dose".split())
+    "tc technetium spect nm pet ct scan study injection inj kit labelled labeled with and the of dose".split()
+)
 
 
 def _normalise(text) -> str:
@@ -128,8 +170,10 @@ def _normalise(text) -> str:
 def _patterns(symbol: str, name: str, mass: str) -> tuple[re.Pattern, ...]:
     mass_rx = mass[:-1] + "m?" if mass.endswith("m") else re.escape(mass)
     element = f"(?:{name}|{symbol})"
-    return (re.compile(rf"(?<![a-z0-9]){element} ?{mass_rx}(?![0-9])"),
-            re.compile(rf"(?<![a-z0-9]){mass_rx} ?{element}(?![a-z])"))
+    return (
+        re.compile(rf"(?<![a-z0-9]){element} ?{mass_rx}(?![0-9])"),
+        re.compile(rf"(?<![a-z0-9]){mass_rx} ?{element}(?![a-z])"),
+    )
 
 
 _TEXT_PATTERNS = {nuclide: _patterns(*parts) for nuclide, parts in NUCLIDES.items()}
@@ -168,8 +212,10 @@ def parse_nuclide(text: str) -> str:
     """
     found, _ = nuclides_in_text(text)
     if len(found) != 1:
-        raise OptionsError(f"--emission-nuclide {text!r} names {'no' if not found else 'more than one'} nuclide; "
-                           "give one, like Y-90 or Tc-99m")
+        raise OptionsError(
+            f"--emission-nuclide {text!r} names {'no' if not found else 'more than one'} nuclide; "
+            "give one, like Y-90 or Tc-99m"
+        )
     return found[0]
 
 
@@ -257,16 +303,26 @@ def evidence_from_header(ds) -> tuple[Evidence, ...]:
             for nuclide in found or (None,):
                 out.append(Evidence(where + "Radiopharmaceutical", repr(text), nuclide, "radiopharmaceutical", agent))
         for code in item.get("RadiopharmaceuticalCodeSequence") or []:
-            out += _code_evidence(code, where + "RadiopharmaceuticalCodeSequence", RADIOPHARMACEUTICAL_CODES,
-                                  "radiopharmaceutical")
+            out += _code_evidence(
+                code, where + "RadiopharmaceuticalCodeSequence", RADIOPHARMACEUTICAL_CODES, "radiopharmaceutical"
+            )
         half_life_s = _number(item.get("RadionuclideHalfLife"))
         if half_life_s is not None:
-            out.append(Evidence(where + "RadionuclideHalfLife", f"{half_life_s:g} s", half_life_nuclide(half_life_s),
-                                "half-life"))
+            out.append(
+                Evidence(
+                    where + "RadionuclideHalfLife", f"{half_life_s:g} s", half_life_nuclide(half_life_s), "half-life"
+                )
+            )
         fraction = _number(item.get("RadionuclidePositronFraction"))
         if fraction is not None:
-            out.append(Evidence(where + "RadionuclidePositronFraction", f"{fraction:g}",
-                                positron_fraction_nuclide(fraction), "positron fraction"))
+            out.append(
+                Evidence(
+                    where + "RadionuclidePositronFraction",
+                    f"{fraction:g}",
+                    positron_fraction_nuclide(fraction),
+                    "positron fraction",
+                )
+            )
     return tuple(out)
 
 
@@ -345,7 +401,9 @@ def _summary(evidence: Sequence[Evidence], nuclide: str | None = None) -> str:
     return "; ".join(e.describe() for e in items) or "no evidence"
 
 
-def decide(evidence: Sequence[Evidence], *, override: str | None = None, where: str = "the DICOM header") -> EmissionDecision:
+def decide(
+    evidence: Sequence[Evidence], *, override: str | None = None, where: str = "the DICOM header"
+) -> EmissionDecision:
     """The verdict on an emission image from its evidence and the user's statement (a pure function).
 
     Parameters
@@ -381,8 +439,10 @@ def decide(evidence: Sequence[Evidence], *, override: str | None = None, where: 
         header = named[0]
         for e in evidence:
             if not e.names and e.nuclide and e.nuclide != header:
-                conflicts.append(f"{e.attribute} {e.value} points to {e.nuclide}, but {_summary(evidence, header)}: "
-                                 f"{header} is taken (the radionuclide/radiopharmaceutical wins over the {e.kind})")
+                conflicts.append(
+                    f"{e.attribute} {e.value} points to {e.nuclide}, but {_summary(evidence, header)}: "
+                    f"{header} is taken (the radionuclide/radiopharmaceutical wins over the {e.kind})"
+                )
     elif len(named) > 1:
         unclear = f"{where} names several nuclides ({_summary([e for e in evidence if e.names])})"
     elif len(numbers) == 1:
@@ -394,13 +454,18 @@ def decide(evidence: Sequence[Evidence], *, override: str | None = None, where: 
     if override is not None:
         nuclide, source = parse_nuclide(override), "--emission-nuclide"
         if (header and header != nuclide) or unclear:
-            warnings.append(f"--emission-nuclide {nuclide} overrides {where}, which points to "
-                            f"{header or 'several nuclides'} ({_summary(evidence)})")
+            warnings.append(
+                f"--emission-nuclide {nuclide} overrides {where}, which points to "
+                f"{header or 'several nuclides'} ({_summary(evidence)})"
+            )
     elif unclear:
-        reason = (f"{unclear}: cannot tell which nuclide the image shows; state it with --emission-nuclide "
-                  "(Y-90 for a Y-90 scan, Tc-99m for an MAA scan)")
-        return EmissionDecision(Verdict.REFUSED, UNKNOWN, where, evidence, None, None, None, reason,
-                                tuple(warnings), tuple(conflicts))
+        reason = (
+            f"{unclear}: cannot tell which nuclide the image shows; state it with --emission-nuclide "
+            "(Y-90 for a Y-90 scan, Tc-99m for an MAA scan)"
+        )
+        return EmissionDecision(
+            Verdict.REFUSED, UNKNOWN, where, evidence, None, None, None, reason, tuple(warnings), tuple(conflicts)
+        )
     elif header is None:
         nuclide, source = Y90, "assumed (not stated)"
         warnings.append(f"{where} does not name the emission nuclide: Y-90 assumed (state it with --emission-nuclide)")
@@ -419,20 +484,36 @@ def decide(evidence: Sequence[Evidence], *, override: str | None = None, where: 
         agent = "MAA"
     elif nuclide == TC99M:
         verdict = Verdict.REFUSED
-        reason = (f"the emission image is Tc-99m {agent} ({shown}), not Tc-99m MAA: only MAA gives a predictive "
-                  "Y-90 dose; if it is MAA, give --emission-nuclide Tc-99m")
+        reason = (
+            f"the emission image is Tc-99m {agent} ({shown}), not Tc-99m MAA: only MAA gives a predictive "
+            "Y-90 dose; if it is MAA, give --emission-nuclide Tc-99m"
+        )
     elif nuclide == HO166:
         verdict = Verdict.REFUSED
-        reason = (f"the emission image is Ho-166 ({shown}): Ho-166 dosimetry is not supported yet (its half-life, "
-                  "beta energy and kernel differ from Y-90, so a Y-90 dose would be wrong); for a Y-90 scan "
-                  "acquired under a Ho-166 protocol give --emission-nuclide Y-90")
+        reason = (
+            f"the emission image is Ho-166 ({shown}): Ho-166 dosimetry is not supported yet (its half-life, "
+            "beta energy and kernel differ from Y-90, so a Y-90 dose would be wrong); for a Y-90 scan "
+            "acquired under a Ho-166 protocol give --emission-nuclide Y-90"
+        )
     else:
         verdict = Verdict.REFUSED
         what = "an unknown nuclide" if nuclide == UNKNOWN else nuclide
-        reason = (f"the emission image is {what} ({shown}): only Y-90 doses (and predictive doses from Tc-99m "
-                  f"MAA) are computed; for a Y-90 scan acquired under another protocol give --emission-nuclide Y-90")
-    return EmissionDecision(verdict, nuclide, source, evidence, parse_nuclide(override) if override else None,
-                            header, agent, reason, tuple(warnings), tuple(conflicts))
+        reason = (
+            f"the emission image is {what} ({shown}): only Y-90 doses (and predictive doses from Tc-99m "
+            f"MAA) are computed; for a Y-90 scan acquired under another protocol give --emission-nuclide Y-90"
+        )
+    return EmissionDecision(
+        verdict,
+        nuclide,
+        source,
+        evidence,
+        parse_nuclide(override) if override else None,
+        header,
+        agent,
+        reason,
+        tuple(warnings),
+        tuple(conflicts),
+    )
 
 
 def decide_for_image_file(override: str | None = None) -> EmissionDecision:
@@ -441,8 +522,9 @@ def decide_for_image_file(override: str | None = None) -> EmissionDecision:
     return decide((), override=override, where="an image file")
 
 
-def check_calibration(decision: EmissionDecision, *, calibration: str, administered_gbq: float | None,
-                      what: str = "the emission image") -> None:
+def check_calibration(
+    decision: EmissionDecision, *, calibration: str, administered_gbq: float | None, what: str = "the emission image"
+) -> None:
     """What a predictive (Tc-99m MAA) run needs: relative calibration to the planned Y-90 activity.
 
     Raises
@@ -456,11 +538,13 @@ def check_calibration(decision: EmissionDecision, *, calibration: str, administe
     if calibration != "relative":
         raise UnitsError(
             f"{what} is Tc-99m MAA: a predictive run, and absolute calibration would take Tc-99m activity for "
-            "Y-90; use --calibration relative with --administered-gbq (the planned Y-90 activity)")
+            "Y-90; use --calibration relative with --administered-gbq (the planned Y-90 activity)"
+        )
     if administered_gbq is None:
         raise UnitsError(
             f"{what} is Tc-99m MAA: a predictive dose needs the planned Y-90 activity; give --administered-gbq "
-            "(the header's RadionuclideTotalDose is Tc-99m activity and is never used)")
+            "(the header's RadionuclideTotalDose is Tc-99m activity and is never used)"
+        )
 
 
 # --- the words of the outputs -------------------------------------------------------------------------
@@ -481,23 +565,44 @@ def report_title(stats: dict) -> str:
 def series_description(stats: dict, what: str) -> str:
     """SeriesDescription of a DICOM output ('rtdose' or 'sr'), at most 64 characters (LO)."""
     if is_predictive(stats):
-        text = {"rtdose": "Y-90 predictive dose from Tc-99m MAA",
-                "sr": "Y-90 predictive dose from Tc-99m MAA: results"}[what]
+        text = {
+            "rtdose": "Y-90 predictive dose from Tc-99m MAA",
+            "sr": "Y-90 predictive dose from Tc-99m MAA: results",
+        }[what]
     else:
         text = {"rtdose": "Y-90 absorbed dose", "sr": "Y-90 dosimetry results"}[what]
     return text[:64]
 
 
 __all__ = [
-    "Evidence", "EmissionDecision", "LABELS", "RADIONUCLIDE_CODES", "RADIOPHARMACEUTICAL_CODES", "Verdict",
-    "check_calibration", "decide", "decide_for_image_file", "evidence_from_header", "half_life_nuclide",
-    "is_predictive", "nuclides_in_text", "parse_nuclide", "positron_fraction_nuclide", "report_title",
+    "Evidence",
+    "EmissionDecision",
+    "LABELS",
+    "RADIONUCLIDE_CODES",
+    "RADIOPHARMACEUTICAL_CODES",
+    "Verdict",
+    "check_calibration",
+    "decide",
+    "decide_for_image_file",
+    "evidence_from_header",
+    "half_life_nuclide",
+    "is_predictive",
+    "nuclides_in_text",
+    "parse_nuclide",
+    "positron_fraction_nuclide",
+    "report_title",
     "series_description",
 ]
 
 
-def emission_for_run(decision: EmissionDecision | None, *, emission_nuclide: str | None, calibration: str,
-                     administered_gbq: float | None, what: str) -> EmissionDecision:
+def emission_for_run(
+    decision: EmissionDecision | None,
+    *,
+    emission_nuclide: str | None,
+    calibration: str,
+    administered_gbq: float | None,
+    what: str,
+) -> EmissionDecision:
     """The decision a run goes by (``decision`` from a DICOM study, else :func:`decide_for_image_file`),
     after refusing what may not be computed (:meth:`~EmissionDecision.require_computable`,
     :func:`check_calibration`)."""

@@ -137,7 +137,7 @@ class Image:
         """The sub-image of voxels ``lower <= ijk < upper`` with its geometry corrected."""
         lower = np.asarray(lower, dtype=int)
         upper = np.asarray(upper, dtype=int)
-        sub = self.array[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]]
+        sub = self.array[lower[0] : upper[0], lower[1] : upper[1], lower[2] : upper[2]]
         return Image(sub, self.index_to_world(lower), self.spacing_mm, self.direction)
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic

@@ -99,20 +99,27 @@ def check_affine(affine_lps, source) -> None:
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise GeometryError(
             f"{source}: the voxel-to-world matrix holds values that are not numbers ({np.round(affine, 4).tolist()}); "
-            "fix the header's voxel size and orientation")
+            "fix the header's voxel size and orientation"
+        )
     columns = affine[:3, :3]
     spacing = np.linalg.norm(columns, axis=0)
     if np.any(spacing < MIN_SPACING_MM) or np.any(spacing > MAX_SPACING_MM):
         raise GeometryError(
             f"{source}: voxel size {np.round(spacing, 6).tolist()} mm is outside {MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm "
-            "(0, or a header in metres or micrometres?); rewrite the header with the voxel size in mm")
+            "(0, or a header in metres or micrometres?); rewrite the header with the voxel size in mm"
+        )
     direction = columns / spacing
     deviation = float(np.max(np.abs(direction.T @ direction - np.eye(3))))
     if deviation > ORTHO_TOL:
-        kind = "singular (two axes in one direction)" if abs(np.linalg.det(direction)) < 1e-6 else "not orthogonal (sheared)"
+        kind = (
+            "singular (two axes in one direction)"
+            if abs(np.linalg.det(direction)) < 1e-6
+            else "not orthogonal (sheared)"
+        )
         raise GeometryError(
             f"{source}: the axis directions are {kind}: {np.round(direction, 4).tolist()}; expected orthonormal "
-            "axes; resample the image to an orthogonal grid or fix its orientation in the header")
+            "axes; resample the image to an orthogonal grid or fix its orientation in the header"
+        )
 
 
 def _one_line(err: Exception) -> str:
@@ -129,13 +136,15 @@ def _squeeze_volumes(array: np.ndarray, path: Path, notes: list[str]) -> np.ndar
     if array.ndim < 3:
         raise GeometryError(
             f"{path}: the image is {array.ndim}-D (shape {list(array.shape)}); expected a 3-D volume; export the "
-            "whole volume, not a slice")
+            "whole volume, not a slice"
+        )
     if array.ndim > 3:
         extra = array.shape[3:]
         if int(np.prod(extra)) != 1:
             raise GeometryError(
                 f"{path}: the image holds {int(np.prod(extra))} volumes (shape {list(array.shape)}); expected one 3-D "
-                "volume; extract the time point or component you need (e.g. fslroi IN OUT 0 1)")
+                "volume; extract the time point or component you need (e.g. fslroi IN OUT 0 1)"
+            )
         notes.append(f"{path}: a {array.ndim}-D image with a single volume (shape {list(array.shape)}) was read as 3-D")
         array = array.reshape(array.shape[:3])
     if 0 in array.shape:
@@ -161,20 +170,22 @@ def _check_nifti_header(path: Path, notes: list[str]) -> None:
         raise InputFileError(f"{path}: NIfTI dim[0] is {ndim}; expected 3 (a 3-D volume); the header is damaged")
     if ndim < 3:
         raise GeometryError(
-            f"{path}: the image is {ndim}-D (NIfTI dim {header['dim'][1:ndim + 1].tolist()}); expected a 3-D volume; "
-            "export the whole volume, not a slice")
+            f"{path}: the image is {ndim}-D (NIfTI dim {header['dim'][1 : ndim + 1].tolist()}); expected a 3-D volume; "
+            "export the whole volume, not a slice"
+        )
     if not (np.all(np.isfinite(pixdim)) and np.all(pixdim > 0)):
         raise GeometryError(
             f"{path}: NIfTI pixdim (voxel size) is {pixdim.tolist()}; expected positive voxel "
-            "sizes in mm; rewrite the header with the true voxel size (nibabel would read 0 as 1 mm)")
+            "sizes in mm; rewrite the header with the true voxel size (nibabel would read 0 as 1 mm)"
+        )
     spatial_units = header.get_xyzt_units()[0]
     if spatial_units in ("meter", "micron"):
-        raise GeometryError(
-            f"{path}: NIfTI spatial units are {spatial_units}s; expected mm; rewrite the header in mm")
+        raise GeometryError(f"{path}: NIfTI spatial units are {spatial_units}s; expected mm; rewrite the header in mm")
     if int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
         notes.append(
             f"{path}: NIfTI qform_code and sform_code are both 0 (no orientation or origin stored): the fallback "
-            "affine from pixdim only is used; check that the ROIs and the CT line up with it")
+            "affine from pixdim only is used; check that the ROIs and the CT line up with it"
+        )
 
 
 # --- files -------------------------------------------------------------------------------------------------
@@ -227,7 +238,8 @@ def read_image(path: str | os.PathLike, *, notes: list[str] | None = None) -> Im
             if sitk_image.GetNumberOfComponentsPerPixel() != 1:
                 raise GeometryError(
                     f"{path}: {sitk_image.GetNumberOfComponentsPerPixel()} components per voxel; expected a scalar "
-                    "image; save one component")
+                    "image; save one component"
+                )
             dim = sitk_image.GetDimension()
             array = _squeeze_volumes(sitk.GetArrayFromImage(sitk_image).transpose(*range(dim - 1, -1, -1)), path, found)
             direction = np.asarray(sitk_image.GetDirection(), dtype=float).reshape(dim, dim)[:3, :3]
@@ -241,8 +253,11 @@ def read_image(path: str | os.PathLike, *, notes: list[str] | None = None) -> Im
     except RuntimeError as err:  # ITK: zero or NaN spacing, singular direction, unreadable data
         message = _one_line(err)
         kind = GeometryError if re.search(r"spacing|direction|determinant", message, flags=re.I) else InputFileError
-        raise kind(f"{path}: cannot read as an image ({message}); fix the header's voxel size and orientation"
-                   if kind is GeometryError else f"{path}: cannot read as an image ({message})") from err
+        raise kind(
+            f"{path}: cannot read as an image ({message}); fix the header's voxel size and orientation"
+            if kind is GeometryError
+            else f"{path}: cannot read as an image ({message})"
+        ) from err
     except Exception as err:  # parsers raise many types; all mean "not a readable image"
         raise InputFileError(f"{path}: cannot read as an image ({type(err).__name__}: {_one_line(err)})") from err
     if notes is None:

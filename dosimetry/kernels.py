@@ -554,7 +554,9 @@ def _density_table_cached(spacing: tuple[float, float, float], lowest: float, ca
 
     arrays = _load_or_build("density_table", spacing, float(nodes[0]), cache_dir, build)
     return DensityKernelTable(
-        _read_only(nodes), _read_only(arrays["offsets"]), _read_only(arrays["energy_density"]),
+        _read_only(nodes),
+        _read_only(arrays["offsets"]),
+        _read_only(arrays["energy_density"]),
         _read_only(arrays["row_of_offset"]),
     )
 
@@ -578,7 +580,14 @@ def density_kernel_table(spacing_mm, min_density_g_cm3: float, *, cache_dir=None
 
 
 __all__ = [
-    "CACHE_ENV_VAR", "DensityKernelTable", "KERNEL_CODE_VERSION", "PointKernel", "density_kernel_table",
-    "density_nodes_g_cm3", "deposited_energy_mev", "point_kernel", "voxel_s_values",
+    "CACHE_ENV_VAR",
+    "DensityKernelTable",
+    "KERNEL_CODE_VERSION",
+    "PointKernel",
+    "density_kernel_table",
+    "density_nodes_g_cm3",
+    "deposited_energy_mev",
+    "point_kernel",
+    "voxel_s_values",
     "water_cumulative_energy_mev",
 ]

@@ -23,18 +23,30 @@ log = logging.getLogger("dosimetry")
 LIBRARY_LOGGERS = ("pydicom", "highdicom")
 
 HARMLESS: tuple[tuple[re.Pattern, str], ...] = (
-    (re.compile(r"The value length \(\d+\) exceeds the maximum length"),
-     "a source value longer than its VR allows: reading keeps it as it is, and the exports fit every value "
-     "they copy and say so (dosimetry.export.vr)"),
-    (re.compile(r"(Invalid value for VR|Value .* is not valid for VR|is an invalid value for|"
-                r"contains characters not allowed)"),
-     "a source value that breaks its VR: the values used are parsed by our own code, which refuses or notes "
-     "what it cannot use; the exports fit every value they copy"),
-    (re.compile(r"Expected explicit VR, but found implicit VR|The VR .* is unknown|"
-                r"Unknown VR|VR of 'UN'"),
-     "an encoding irregularity pydicom has already recovered from (the values are read correctly)"),
-    (re.compile(r"Invalid value for (Specific Character Set|SpecificCharacterSet)|Unknown encoding"),
-     "an unusual character set: pydicom falls back to its default encoding; names are not used in the dose"),
+    (
+        re.compile(r"The value length \(\d+\) exceeds the maximum length"),
+        "a source value longer than its VR allows: reading keeps it as it is, and the exports fit every value "
+        "they copy and say so (dosimetry.export.vr)",
+    ),
+    (
+        re.compile(
+            r"(Invalid value for VR|Value .* is not valid for VR|is an invalid value for|"
+            r"contains characters not allowed)"
+        ),
+        "a source value that breaks its VR: the values used are parsed by our own code, which refuses or notes "
+        "what it cannot use; the exports fit every value they copy",
+    ),
+    (
+        re.compile(
+            r"Expected explicit VR, but found implicit VR|The VR .* is unknown|"
+            r"Unknown VR|VR of 'UN'"
+        ),
+        "an encoding irregularity pydicom has already recovered from (the values are read correctly)",
+    ),
+    (
+        re.compile(r"Invalid value for (Specific Character Set|SpecificCharacterSet)|Unknown encoding"),
+        "an unusual character set: pydicom falls back to its default encoding; names are not used in the dose",
+    ),
 )
 """(pattern, reason) of library messages that change nothing in the results."""
 

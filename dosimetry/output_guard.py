@@ -27,9 +27,11 @@ MARKER_NAME = ".y90-dosimetry-output.json"
 
 SOFTWARE_NAME = "y90-dosimetry"
 
-OVERWRITE_HELP = (f"replace --out if it exists, after the new results are complete, and only if it is a folder "
-                  f"written by this software (it holds {MARKER_NAME}); any other folder or file is never "
-                  "replaced or deleted")
+OVERWRITE_HELP = (
+    f"replace --out if it exists, after the new results are complete, and only if it is a folder "
+    f"written by this software (it holds {MARKER_NAME}); any other folder or file is never "
+    "replaced or deleted"
+)
 
 # keys of a stats.json ``inputs`` record (and of accumulate.json) whose string values are input paths
 _PATH_KEYS = frozenset({"file", "folder", "source", "dose", "ct", "current_dose", "current_ct"})
@@ -37,9 +39,12 @@ _PATH_KEYS = frozenset({"file", "folder", "source", "dose", "ct", "current_dose"
 
 def marker_record() -> dict:
     """The content of the marker file: software and time only, nothing about the patient."""
-    return {"software": SOFTWARE_NAME, "version": __version__,
-            "written_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "note": "folder written by y90-dosimetry; 'dosimetry ... --overwrite' may replace it"}
+    return {
+        "software": SOFTWARE_NAME,
+        "version": __version__,
+        "written_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "note": "folder written by y90-dosimetry; 'dosimetry ... --overwrite' may replace it",
+    }
 
 
 def write_marker(folder: str | os.PathLike) -> None:
@@ -74,9 +79,11 @@ def check_replaceable(out_dir: str | os.PathLike, *, overwrite: bool) -> None:
     if not overwrite:
         raise OutputError(f"--out {out_dir} exists already; choose another --out or add --overwrite")
     if not is_our_output(out_dir):
-        kind = ("a symbolic link" if out_dir.is_symlink() else "a folder" if out_dir.is_dir() else "a file")
-        raise OutputError(f"--out {out_dir} is {kind} not written by y90-dosimetry (no {MARKER_NAME}), so "
-                          "--overwrite will not replace it: choose another --out or remove it yourself")
+        kind = "a symbolic link" if out_dir.is_symlink() else "a folder" if out_dir.is_dir() else "a file"
+        raise OutputError(
+            f"--out {out_dir} is {kind} not written by y90-dosimetry (no {MARKER_NAME}), so "
+            "--overwrite will not replace it: choose another --out or remove it yourself"
+        )
 
 
 def _variants(path: str | os.PathLike) -> set[Path]:
@@ -126,8 +133,10 @@ def check_output_location(out_dir: str | os.PathLike, inputs: Iterable[str | os.
             for inp in _variants(item):
                 relation = relation or _relation(out, inp)
         if relation:
-            raise OutputError(f"--out {out_dir} {relation} the input {item}: writing there could destroy or "
-                              "pollute the input; choose an --out outside the inputs")
+            raise OutputError(
+                f"--out {out_dir} {relation} the input {item}: writing there could destroy or "
+                "pollute the input; choose an --out outside the inputs"
+            )
 
 
 def recorded_input_paths(inputs: Mapping | None) -> list[str]:

@@ -115,8 +115,9 @@ def _move_into_place(tmp: Path, out_dir: Path, *, overwrite: bool) -> None:
 
 
 @contextmanager
-def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False,
-                      inputs: Iterable[str | os.PathLike | None] = ()):
+def atomic_output_dir(
+    out_dir: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable[str | os.PathLike | None] = ()
+):
     """A temporary folder beside ``out_dir`` that becomes ``out_dir`` when the ``with`` block succeeds.
 
     The folder gets the marker file :data:`~dosimetry.output_guard.MARKER_NAME` first, so that a later
@@ -142,8 +143,9 @@ def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False,
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
     except OSError as err:
         _remove_folders(created)
-        raise OutputError(f"cannot create the output folder {out_dir}: {err.strerror or err}; "
-                          "choose another --out") from err
+        raise OutputError(
+            f"cannot create the output folder {out_dir}: {err.strerror or err}; choose another --out"
+        ) from err
     except BaseException:
         _remove_folders(created)
         raise
@@ -156,13 +158,16 @@ def atomic_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False,
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_folders(created)
         if isinstance(err, OSError) and not isinstance(err, OutputError):
-            raise OutputError(f"cannot write {out_dir}: {err.strerror or err}; check the space and "
-                              "permissions there or choose another --out") from err
+            raise OutputError(
+                f"cannot write {out_dir}: {err.strerror or err}; check the space and "
+                "permissions there or choose another --out"
+            ) from err
         raise
 
 
-def write_results(result: DosimetryResult, out_dir: str | os.PathLike, *, overwrite: bool = False,
-                  pdf: bool = False) -> Path:
+def write_results(
+    result: DosimetryResult, out_dir: str | os.PathLike, *, overwrite: bool = False, pdf: bool = False
+) -> Path:
     """Write every output file of ``result`` into ``out_dir``, atomically.
 
     The files are written into a hidden temporary folder beside ``out_dir`` and the folder is renamed to

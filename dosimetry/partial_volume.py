@@ -56,14 +56,21 @@ def partial_volume_record(volume_ml: float, resolution_mm: float, *, resolution_
         reasons.append(f"under {PARTIAL_VOLUME_MIN_VOLUME_ML:g} mL")
     if ratio < PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM:
         reasons.append(f"diameter under {PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM:g} x the resolution")
-    return {"equivalent_diameter_mm": diameter, "resolution_mm": resolution_mm,
-            "resolution_source": resolution_source, "ratio": ratio,
-            "min_volume_ml": PARTIAL_VOLUME_MIN_VOLUME_ML, "min_ratio": PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM,
-            "warning": bool(reasons), "reason": " and ".join(reasons) or None}
+    return {
+        "equivalent_diameter_mm": diameter,
+        "resolution_mm": resolution_mm,
+        "resolution_source": resolution_source,
+        "ratio": ratio,
+        "min_volume_ml": PARTIAL_VOLUME_MIN_VOLUME_ML,
+        "min_ratio": PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM,
+        "warning": bool(reasons),
+        "reason": " and ".join(reasons) or None,
+    }
 
 
-def partial_volume_check(stats: dict, *, resolution_mm: float | None,
-                         spacing_mm: Sequence[float] | None) -> tuple[list[str], list[dict]]:
+def partial_volume_check(
+    stats: dict, *, resolution_mm: float | None, spacing_mm: Sequence[float] | None
+) -> tuple[list[str], list[dict]]:
     """Add ``partial_volume`` to every given tumour ROI of ``stats['rois']``; return warnings and assumptions.
 
     Parameters
@@ -84,10 +91,16 @@ def partial_volume_check(stats: dict, *, resolution_mm: float | None,
     elif spacing_mm:
         resolution = float(max(spacing_mm))
         source = "not given: largest voxel spacing, a lower bound of the FWHM"
-        assumptions.append(assumption(
-            "image resolution for the partial-volume check", resolution,
-            "the scanner FWHM is not in the image; the largest voxel spacing is a lower bound, so small lesions "
-            "may go unflagged", "set --resolution-mm to the reconstructed FWHM", unit="mm"))
+        assumptions.append(
+            assumption(
+                "image resolution for the partial-volume check",
+                resolution,
+                "the scanner FWHM is not in the image; the largest voxel spacing is a lower bound, so small lesions "
+                "may go unflagged",
+                "set --resolution-mm to the reconstructed FWHM",
+                unit="mm",
+            )
+        )
     else:
         return [], []
     warnings = []
@@ -100,5 +113,6 @@ def partial_volume_check(stats: dict, *, resolution_mm: float | None,
                 f"{record['equivalent_diameter_mm']:.1f} mm = {record['ratio']:.1f} x the resolution "
                 f"{resolution:.1f} mm ({'FWHM' if resolution_mm is not None else 'voxel spacing, a lower bound'}): "
                 f"{record['reason']}, partial-volume effect: its mean dose and D-values are likely "
-                "underestimated and dose-response thresholds may not apply")
+                "underestimated and dose-response thresholds may not apply"
+            )
     return warnings, assumptions

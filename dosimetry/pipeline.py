@@ -30,8 +30,7 @@ import numpy as np
 
 from ._version import __version__
 from .checks import check_emission_values, check_total_activity
-from .constants import (DEFAULT_LUNG_MASS_KG, DEFAULT_SOFT_TISSUE_DENSITY_G_ML, Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
-                        constants_record)
+from .constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML, constants_record
 from .clinical import ClinicalOptions, clinical_sections
 from .defaults import lung_shunt_estimate, run_assumptions
 from .density import DensityMap, density_on_grid
@@ -110,11 +109,18 @@ class DosimetryOptions:
         check_fields(self)
         check_fields(self.clinical)
         # the delay matters only where it is used: relative calibration needs no timing (issue 9, part 4)
-        if self.calibration == "absolute" and self.scan_time is not None and self.implant_time is not None and (
-                (self.scan_time.tzinfo is None) == (self.implant_time.tzinfo is None)):
+        if (
+            self.calibration == "absolute"
+            and self.scan_time is not None
+            and self.implant_time is not None
+            and ((self.scan_time.tzinfo is None) == (self.implant_time.tzinfo is None))
+        ):
             delay_h = (self.scan_time - self.implant_time).total_seconds() / 3600.0
-            check_value("scan_delay_h", delay_h, name="scan time - implant time (--scan-time, --implant-time or "
-                                                      "the DICOM header)")
+            check_value(
+                "scan_delay_h",
+                delay_h,
+                name="scan time - implant time (--scan-time, --implant-time or the DICOM header)",
+            )
 
 
 @dataclass(frozen=True)
@@ -274,13 +280,17 @@ def _added(*timings: dict[str, float]) -> dict[str, float]:
     return total
 
 
-def load_inputs(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
-                ct: Image | str | os.PathLike | None = None,
-                options: DosimetryOptions | None = None,
-                inputs_record: dict | None = None,
-                extra_warnings: Sequence[str] = (),
-                extra_assumptions: Sequence[dict] = (),
-                emission: EmissionDecision | None = None) -> LoadedStudy:
+def load_inputs(
+    activity: Image | str | os.PathLike,
+    rois: Sequence[Roi],
+    *,
+    ct: Image | str | os.PathLike | None = None,
+    options: DosimetryOptions | None = None,
+    inputs_record: dict | None = None,
+    extra_warnings: Sequence[str] = (),
+    extra_assumptions: Sequence[dict] = (),
+    emission: EmissionDecision | None = None,
+) -> LoadedStudy:
     """Stage 'load': read the images given as paths, check the ROIs, decide the emission nuclide.
 
     Parameters are those of :func:`run_dosimetry`.
@@ -299,17 +309,34 @@ def load_inputs(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
         ct_image, ct_path = _as_image(ct, warnings) if ct is not None else (None, None)
         rois = tuple(rois)
         if not rois:
-            raise RoiError("no ROI given; give at least a liver ROI (an RTSTRUCT or SEG in the DICOM study, --roi "
-                           "liver=PATH or --segmentation FILE)")
+            raise RoiError(
+                "no ROI given; give at least a liver ROI (an RTSTRUCT or SEG in the DICOM study, --roi "
+                "liver=PATH or --segmentation FILE)"
+            )
         _check_names(rois)
         warnings.extend(role_warnings(list(rois)))
         what = activity_path or "the emission image"
-        decision = emission_for_run(emission, emission_nuclide=options.emission_nuclide,
-                                    calibration=options.calibration,
-                                    administered_gbq=options.administered_activity_gbq, what=what)
+        decision = emission_for_run(
+            emission,
+            emission_nuclide=options.emission_nuclide,
+            calibration=options.calibration,
+            administered_gbq=options.administered_activity_gbq,
+            what=what,
+        )
         warnings.extend(decision.warnings if emission is None else ())
-    return LoadedStudy(activity_image, rois, options, decision, ct_image, activity_path, ct_path,
-                       dict(inputs_record or {}), tuple(extra_assumptions), tuple(warnings), timings)
+    return LoadedStudy(
+        activity_image,
+        rois,
+        options,
+        decision,
+        ct_image,
+        activity_path,
+        ct_path,
+        dict(inputs_record or {}),
+        tuple(extra_assumptions),
+        tuple(warnings),
+        timings,
+    )
 
 
 def resample_rois(study: LoadedStudy) -> RoiOccupancy:
@@ -334,8 +361,13 @@ def resample_rois(study: LoadedStudy) -> RoiOccupancy:
             except GeometryError as err:
                 raise GeometryError(f"ROI {roi.name!r} ({roi.source or 'mask'}): {err}") from err
             outside_image[roi.name], note = check_roi_inside(
-                roi.name, roi.mask, study.activity, source=roi.source, allow_outside=study.options.allow_roi_outside,
-                refuse=roi.role is not Role.OTHER)
+                roi.name,
+                roi.mask,
+                study.activity,
+                source=roi.source,
+                allow_outside=study.options.allow_roi_outside,
+                refuse=roi.role is not Role.OTHER,
+            )
             if note:
                 warnings.append(note)
                 partial.append(f"{roi.name} ({outside_image[roi.name]['outside_image_percent']:.1f}% outside)")
@@ -375,8 +407,12 @@ def quantify_activity(study: LoadedStudy, occupancy: RoiOccupancy) -> Quantified
         for name in ("residual_fraction", "lung_shunt_fraction"):
             if getattr(options, name) is None and options.calibration == "relative":
                 warnings.append(f"{name.replace('_', ' ')} not given: 0 used for the relative calibration")
-        calibration = Calibration(options.calibration, options.administered_activity_gbq,
-                                  options.residual_fraction or 0.0, options.lung_shunt_fraction or 0.0)
+        calibration = Calibration(
+            options.calibration,
+            options.administered_activity_gbq,
+            options.residual_fraction or 0.0,
+            options.lung_shunt_fraction or 0.0,
+        )
         timing = Timing(options.scan_delay_h, options.scan_time, options.implant_time)
         calibration_name = None
         calibration_weights = None
@@ -386,25 +422,40 @@ def quantify_activity(study: LoadedStudy, occupancy: RoiOccupancy) -> Quantified
                 livers = _by_role(study.rois).get(Role.LIVER, [])
                 if len(livers) != 1:
                     names = f": {', '.join(repr(r.name) for r in livers)}" if livers else ""
-                    raise RoiError(f"relative calibration needs one liver ROI (found {len(livers)}{names}); name "
-                                   "the calibration ROI with --calibration-roi NAME, or give the others another role "
-                                   "with --segment-role 'NAME=other'")
+                    raise RoiError(
+                        f"relative calibration needs one liver ROI (found {len(livers)}{names}); name "
+                        "the calibration ROI with --calibration-roi NAME, or give the others another role "
+                        "with --segment-role 'NAME=other'"
+                    )
                 calibration_name = livers[0].name
             if calibration_name not in occupancy.weights:
-                raise RoiError(f"--calibration-roi {calibration_name!r} is not among the ROIs: "
-                               f"{', '.join(occupancy.weights)}")
+                raise RoiError(
+                    f"--calibration-roi {calibration_name!r} is not among the ROIs: {', '.join(occupancy.weights)}"
+                )
             calibration_weights = occupancy.weights[calibration_name]
         check_emission_values(study.activity, source=study.activity_path or "the activity image")
-        activity_map = activity_at_implant(study.activity, units=units, calibration=calibration, timing=timing,
-                                           calibration_occupancy=calibration_weights,
-                                           calibration_roi_name=calibration_name)
+        activity_map = activity_at_implant(
+            study.activity,
+            units=units,
+            calibration=calibration,
+            timing=timing,
+            calibration_occupancy=calibration_weights,
+            calibration_roi_name=calibration_name,
+        )
         warnings.extend(activity_map.warnings)
         activity_bq = activity_map.activity_bq
-        warnings.extend(check_total_activity(activity_bq, calibration=options.calibration,
-                                             source=study.activity_path or "the activity image"))
+        warnings.extend(
+            check_total_activity(
+                activity_bq, calibration=options.calibration, source=study.activity_path or "the activity image"
+            )
+        )
         activity_check, check_warnings = recovered_activity_check(
-            activity_bq, calibration, residual_given=options.residual_fraction is not None, what=what,
-            administered_source=study.inputs_record.get("administered_activity_source", "given"))
+            activity_bq,
+            calibration,
+            residual_given=options.residual_fraction is not None,
+            what=what,
+            administered_source=study.inputs_record.get("administered_activity_source", "given"),
+        )
         warnings.extend(check_warnings)
 
     with stage("density", timings):
@@ -419,9 +470,11 @@ def quantify_activity(study: LoadedStudy, occupancy: RoiOccupancy) -> Quantified
                 warnings.append(
                     f"{100 * share:.1f}% of the activity lies outside the CT"
                     + (f" (ROIs {', '.join(in_rois)} partly)" if in_rois else "")
-                    + f"; those voxels were given the default density {options.default_density_g_ml} g/mL")
-    return QuantifiedStudy(study, occupancy, activity_bq, units, activity_map.record, activity_check, density,
-                           tuple(warnings), timings)
+                    + f"; those voxels were given the default density {options.default_density_g_ml} g/mL"
+                )
+    return QuantifiedStudy(
+        study, occupancy, activity_bq, units, activity_map.record, activity_check, density, tuple(warnings), timings
+    )
 
 
 def compute_study_dose(quantified: QuantifiedStudy, *, method: str | None = None) -> StudyDose:
@@ -454,15 +507,19 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
         shape = activity_image.shape
         entries: list[tuple[str, str, np.ndarray, dict]] = [
             (roi.name, roi.role.value, weights[roi.name], {"source": roi.source, **occupancy.outside_image[roi.name]})
-            for roi in rois]
+            for roi in rois
+        ]
         tumor_w = _union((weights[r.name] for r in by_role.get(Role.TUMOR, [])), shape)
         liver_w = _union((weights[r.name] for r in by_role.get(Role.LIVER, [])), shape)
         has_tumors = bool(by_role.get(Role.TUMOR))
         has_liver = bool(by_role.get(Role.LIVER))
         if has_tumors and len(by_role[Role.TUMOR]) > 1:
             entries.append(("tumors_all", "tumor", tumor_w, {"derived": "union of all tumour ROIs"}))
-        tumors_all_name = "tumors_all" if has_tumors and len(by_role[Role.TUMOR]) > 1 else (
-            by_role[Role.TUMOR][0].name if has_tumors else None)
+        tumors_all_name = (
+            "tumors_all"
+            if has_tumors and len(by_role[Role.TUMOR]) > 1
+            else (by_role[Role.TUMOR][0].name if has_tumors else None)
+        )
         if has_liver:
             normal_w = np.clip(liver_w - tumor_w, 0.0, 1.0)
             if normal_w.any():
@@ -471,15 +528,22 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
                 perfused_w = _union((weights[r.name] for r in by_role[Role.PERFUSED]), shape)
                 pn = np.clip(np.minimum(perfused_w, liver_w) - tumor_w, 0.0, 1.0)
                 if pn.any():
-                    entries.append(("perfused_normal_liver", "normal_liver", pn,
-                                    {"derived": "perfused liver minus all tumours"}))
+                    entries.append(
+                        ("perfused_normal_liver", "normal_liver", pn, {"derived": "perfused liver minus all tumours"})
+                    )
         else:
             warnings.append("no liver ROI: normal-liver statistics and T:N ratios are not computed")
         del tumor_w, liver_w
         lung_rois = by_role.get(Role.LUNG, [])
         if len(lung_rois) > 1:
-            entries.append(("lungs_all", "lung", _union((weights[r.name] for r in lung_rois), shape),
-                            {"derived": "union of all lung ROIs"}))
+            entries.append(
+                (
+                    "lungs_all",
+                    "lung",
+                    _union((weights[r.name] for r in lung_rois), shape),
+                    {"derived": "union of all lung ROIs"},
+                )
+            )
 
         partial = occupancy.partial
         partial_note = "from the parts inside the image of ROIs partly outside it: " + ", ".join(partial)
@@ -503,21 +567,34 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
             advance()
         by_name = {e["name"]: e for e in roi_entries}
 
-        tn = {"dose_ratio": None, "activity_ratio": None, "tumor": tumors_all_name, "normal": None,
-              **({"outside_image_note": partial_note} if partial else {})}
+        tn = {
+            "dose_ratio": None,
+            "activity_ratio": None,
+            "tumor": tumors_all_name,
+            "normal": None,
+            **({"outside_image_note": partial_note} if partial else {}),
+        }
         if tumors_all_name in by_name and "normal_liver" in by_name:
             t, n = by_name[tumors_all_name], by_name["normal_liver"]
-            tn.update({
-                "normal": "normal_liver",
-                "dose_ratio": t["mean_gy"] / n["mean_gy"] if n["mean_gy"] else None,
-                "activity_ratio": (t["activity_mbq"] / t["volume_ml"]) / (n["activity_mbq"] / n["volume_ml"])
-                if n["activity_mbq"] else None,
-            })
+            tn.update(
+                {
+                    "normal": "normal_liver",
+                    "dose_ratio": t["mean_gy"] / n["mean_gy"] if n["mean_gy"] else None,
+                    "activity_ratio": (t["activity_mbq"] / t["volume_ml"]) / (n["activity_mbq"] / n["volume_ml"])
+                    if n["activity_mbq"]
+                    else None,
+                }
+            )
 
         lung_name = "lungs_all" if len(lung_rois) > 1 else (lung_rois[0].name if lung_rois else None)
-        estimate = lung_shunt_estimate(options, lung_name=lung_name, lung_entry=by_name.get(lung_name),
-                                       lung_weights=next((w for n, _, w, _ in entries if n == lung_name), None),
-                                       density_source=density.source, outside_ct=density.outside_ct)
+        estimate = lung_shunt_estimate(
+            options,
+            lung_name=lung_name,
+            lung_entry=by_name.get(lung_name),
+            lung_weights=next((w for n, _, w, _ in entries if n == lung_name), None),
+            density_source=density.source,
+            outside_ct=density.outside_ct,
+        )
         warnings.extend(estimate.warnings)
         lung = {
             "roi": lung_name,
@@ -527,10 +604,14 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
         }
 
         inputs = {
-            "activity": {"file": study.activity_path, "shape": list(activity_image.shape),
-                         "spacing_mm": activity_image.spacing_mm.tolist(),
-                         "units": quantified.units, "units_source": "given" if options.activity_units else "default",
-                         **quantified.activity_record},
+            "activity": {
+                "file": study.activity_path,
+                "shape": list(activity_image.shape),
+                "spacing_mm": activity_image.spacing_mm.tolist(),
+                "units": quantified.units,
+                "units_source": "given" if options.activity_units else "default",
+                **quantified.activity_record,
+            },
             "ct": {"file": study.ct_path, **density.record},
             "rois": [{"name": r.name, "role": r.role.value, "source": r.source} for r in rois],
             "options": {
@@ -562,15 +643,20 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
             "tumor_to_normal": tn,
             "lung": lung,
             "warnings": warnings,
-            "assumptions": [*study.extra_assumptions, *run_assumptions(options, density_source=density.source),
-                            *estimate.assumptions],
+            "assumptions": [
+                *study.extra_assumptions,
+                *run_assumptions(options, density_source=density.source),
+                *estimate.assumptions,
+            ],
         }
         roi_weights = {name: w for name, _, w, _ in entries if name in by_name}
-        stats.update(clinical_sections(stats, dose_gy=dose.dose_gy.array, roi_weights=roi_weights,
-                                       options=options.clinical))
+        stats.update(
+            clinical_sections(stats, dose_gy=dose.dose_gy.array, roi_weights=roi_weights, options=options.clinical)
+        )
     stats["timings_s"] = _added(study.timings_s, occupancy.timings_s, quantified.timings_s, dose.timings_s, timings)
-    return DosimetryResult(dose.dose_gy, quantified.activity_bq, density.density_g_ml, stats, dvh_axis, dvh_curves,
-                           roi_weights, study.ct)
+    return DosimetryResult(
+        dose.dose_gy, quantified.activity_bq, density.density_g_ml, stats, dvh_axis, dvh_curves, roi_weights, study.ct
+    )
 
 
 def run_stages(study: LoadedStudy) -> DosimetryResult:
@@ -581,13 +667,17 @@ def run_stages(study: LoadedStudy) -> DosimetryResult:
     return compute_statistics(quantified, compute_study_dose(quantified))
 
 
-def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
-                  ct: Image | str | os.PathLike | None = None,
-                  options: DosimetryOptions | None = None,
-                  inputs_record: dict | None = None,
-                  extra_warnings: Sequence[str] = (),
-                  extra_assumptions: Sequence[dict] = (),
-                  emission: EmissionDecision | None = None) -> DosimetryResult:
+def run_dosimetry(
+    activity: Image | str | os.PathLike,
+    rois: Sequence[Roi],
+    *,
+    ct: Image | str | os.PathLike | None = None,
+    options: DosimetryOptions | None = None,
+    inputs_record: dict | None = None,
+    extra_warnings: Sequence[str] = (),
+    extra_assumptions: Sequence[dict] = (),
+    emission: EmissionDecision | None = None,
+) -> DosimetryResult:
     """Absorbed dose and ROI statistics of one Y-90 radioembolization study.
 
     The stages :func:`load_inputs`, :func:`resample_rois`, :func:`quantify_activity`,
@@ -624,16 +714,30 @@ def run_dosimetry(activity: Image | str | os.PathLike, rois: Sequence[Roi], *,
     DosimetryError
         Any expected fault of the inputs (subclasses say which).
     """
-    return run_stages(load_inputs(activity, rois, ct=ct, options=options, inputs_record=inputs_record,
-                                  extra_warnings=extra_warnings, extra_assumptions=extra_assumptions,
-                                  emission=emission))
+    return run_stages(
+        load_inputs(
+            activity,
+            rois,
+            ct=ct,
+            options=options,
+            inputs_record=inputs_record,
+            extra_warnings=extra_warnings,
+            extra_assumptions=extra_assumptions,
+            emission=emission,
+        )
+    )
 
 
-def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | None = None,
-                    series_uid: str | Sequence[str] | None = None, extra_rois: Sequence[Roi] = (),
-                    role_overrides: dict[str, str] | None = None,
-                    calibration_factor_cps_per_mbq: float | None = None,
-                    extra_warnings: Sequence[str] = ()) -> DosimetryResult:
+def run_dicom_study(
+    folder: str | os.PathLike,
+    *,
+    options: DosimetryOptions | None = None,
+    series_uid: str | Sequence[str] | None = None,
+    extra_rois: Sequence[Roi] = (),
+    role_overrides: dict[str, str] | None = None,
+    calibration_factor_cps_per_mbq: float | None = None,
+    extra_warnings: Sequence[str] = (),
+) -> DosimetryResult:
     """:func:`run_dosimetry` on a DICOM folder: find and load the study, then compute as for images.
 
     Units, the scan time and the implant time come from the DICOM headers (``options.implant_time``
@@ -661,33 +765,54 @@ def run_dicom_study(folder: str | os.PathLike, *, options: DosimetryOptions | No
 
     options = options or DosimetryOptions()
     if options.scan_delay_h is not None or options.scan_time is not None:
-        raise OptionsError("for a DICOM study the scan time comes from the headers: drop --scan-delay-h/--scan-time "
-                           "(use --implant-time to override the implant time)")
+        raise OptionsError(
+            "for a DICOM study the scan time comes from the headers: drop --scan-delay-h/--scan-time "
+            "(use --implant-time to override the implant time)"
+        )
     library_notes: list[str] = []
     timings: dict[str, float] = {}
     with stage("load", timings), library_warnings(library_notes, during="reading the DICOM study"):
-        study = load_study(folder, series_uid=series_uid, implant_time=options.implant_time,
-                           calibration=options.calibration,
-                           calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq, role_overrides=role_overrides,
-                           emission_nuclide=options.emission_nuclide)
+        study = load_study(
+            folder,
+            series_uid=series_uid,
+            implant_time=options.implant_time,
+            calibration=options.calibration,
+            calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq,
+            role_overrides=role_overrides,
+            emission_nuclide=options.emission_nuclide,
+        )
     if options.activity_units is not None and parse_units(options.activity_units) != parse_units(study.activity_units):
-        raise OptionsError(f"--activity-units {options.activity_units} contradicts the DICOM header "
-                           f"({study.activity_units}); drop the option")
+        raise OptionsError(
+            f"--activity-units {options.activity_units} contradicts the DICOM header "
+            f"({study.activity_units}); drop the option"
+        )
     administered_gbq, administered_source = options.administered_activity_gbq, "given"
     if administered_gbq is None and study.administered_activity_bq:
         administered_gbq, administered_source = study.administered_activity_bq / 1e9, "DICOM RadionuclideTotalDose"
     elif administered_gbq is None:
         administered_source = None
     timed = study.activity_time is not None and study.implant_time is not None
-    run_options = replace(options, activity_units=study.activity_units, administered_activity_gbq=administered_gbq,
-                          scan_time=study.activity_time if timed else None,
-                          implant_time=study.implant_time if timed else None)
-    record = {"dicom": {**study.provenance, "folder": os.fspath(folder)},
-              "activity": {"units_source": "DICOM header"},
-              "administered_activity_source": administered_source}
-    loaded = load_inputs(study.activity, [*study.rois, *extra_rois], ct=study.ct, options=run_options,
-                         inputs_record=record, extra_warnings=[*study.warnings, *library_notes, *extra_warnings],
-                         emission=study.emission)
+    run_options = replace(
+        options,
+        activity_units=study.activity_units,
+        administered_activity_gbq=administered_gbq,
+        scan_time=study.activity_time if timed else None,
+        implant_time=study.implant_time if timed else None,
+    )
+    record = {
+        "dicom": {**study.provenance, "folder": os.fspath(folder)},
+        "activity": {"units_source": "DICOM header"},
+        "administered_activity_source": administered_source,
+    }
+    loaded = load_inputs(
+        study.activity,
+        [*study.rois, *extra_rois],
+        ct=study.ct,
+        options=run_options,
+        inputs_record=record,
+        extra_warnings=[*study.warnings, *library_notes, *extra_warnings],
+        emission=study.emission,
+    )
     result = run_stages(replace(loaded, timings_s=_added(timings, loaded.timings_s)))
     sources = {**study.series_files, "added_rois": tuple(r.name for r in extra_rois)}
     return replace(result, dicom_sources=sources)

@@ -43,13 +43,29 @@ from __future__ import annotations
 
 import math
 
-from .constants import (DEFAULT_LUNG_MASS_KG, DU_BOIS_BSA_COEFFICIENT, DU_BOIS_HEIGHT_EXPONENT,
-                        DU_BOIS_WEIGHT_EXPONENT, PARTITION_LUNG_LIMIT_GY, PARTITION_NORMAL_LIVER_LIMIT_GY,
-                        RESIN_BSA_OFFSET_M2, RESIN_LSF_ACTIVITY_REDUCTION, Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ)
+from .constants import (
+    DEFAULT_LUNG_MASS_KG,
+    DU_BOIS_BSA_COEFFICIENT,
+    DU_BOIS_HEIGHT_EXPONENT,
+    DU_BOIS_WEIGHT_EXPONENT,
+    PARTITION_LUNG_LIMIT_GY,
+    PARTITION_NORMAL_LIVER_LIMIT_GY,
+    RESIN_BSA_OFFSET_M2,
+    RESIN_LSF_ACTIVITY_REDUCTION,
+    Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
+)
 from .errors import OptionsError
 
-__all__ = ["bsa_du_bois_m2", "bsa_activity_gbq", "resin_lsf_factor", "mird_dose_gy", "mird_activity_gbq",
-           "partition_doses_gy", "partition_max_activity_gbq", "planning_section"]
+__all__ = [
+    "bsa_du_bois_m2",
+    "bsa_activity_gbq",
+    "resin_lsf_factor",
+    "mird_dose_gy",
+    "mird_activity_gbq",
+    "partition_doses_gy",
+    "partition_max_activity_gbq",
+    "planning_section",
+]
 
 K_GY_KG_PER_GBQ = Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ
 
@@ -88,8 +104,9 @@ def resin_lsf_factor(lung_shunt_fraction: float) -> float | None:
     return None
 
 
-def bsa_activity_gbq(bsa_m2: float, tumour_volume_ml: float, normal_liver_volume_ml: float, *,
-                     perfused_fraction: float = 1.0) -> float:
+def bsa_activity_gbq(
+    bsa_m2: float, tumour_volume_ml: float, normal_liver_volume_ml: float, *, perfused_fraction: float = 1.0
+) -> float:
     """BSA-method activity before any lung-shunt reduction (GBq) [SirtexIFU]_.
 
     ``A = ((BSA - 0.2) + V_T / (V_T + V_N)) x perfused_fraction``.
@@ -100,15 +117,17 @@ def bsa_activity_gbq(bsa_m2: float, tumour_volume_ml: float, normal_liver_volume
     bsa_m2 = _positive(bsa_m2, "BSA (m2)")
     total = tumour_volume_ml + normal_liver_volume_ml
     if not total > 0 or tumour_volume_ml < 0 or normal_liver_volume_ml < 0:
-        raise OptionsError(f"liver volumes must be >= 0 with a positive sum, got T={tumour_volume_ml} "
-                           f"N={normal_liver_volume_ml} mL")
+        raise OptionsError(
+            f"liver volumes must be >= 0 with a positive sum, got T={tumour_volume_ml} N={normal_liver_volume_ml} mL"
+        )
     if not 0 < perfused_fraction <= 1:
         raise OptionsError(f"perfused fraction must be in (0, 1], got {perfused_fraction}")
     return ((bsa_m2 - RESIN_BSA_OFFSET_M2) + tumour_volume_ml / total) * perfused_fraction
 
 
-def mird_dose_gy(activity_gbq: float, target_mass_kg: float, *, lung_shunt_fraction: float = 0.0,
-                 residual_fraction: float = 0.0) -> float:
+def mird_dose_gy(
+    activity_gbq: float, target_mass_kg: float, *, lung_shunt_fraction: float = 0.0, residual_fraction: float = 0.0
+) -> float:
     """Mean target dose of the MIRD single-compartment model (Gy) [Gulec2006]_.
 
     ``D = 49.67 A (1 - R)(1 - LSF) / M``.
@@ -131,9 +150,16 @@ def mird_activity_gbq(target_dose_gy: float, target_mass_kg: float, *, lung_shun
     return target_dose_gy * target_mass_kg / (K_GY_KG_PER_GBQ * (1 - lsf))
 
 
-def partition_doses_gy(activity_gbq: float, *, lung_shunt_fraction: float, tn_ratio: float,
-                       tumour_mass_kg: float, normal_mass_kg: float, lung_mass_kg: float,
-                       residual_fraction: float = 0.0) -> dict[str, float]:
+def partition_doses_gy(
+    activity_gbq: float,
+    *,
+    lung_shunt_fraction: float,
+    tn_ratio: float,
+    tumour_mass_kg: float,
+    normal_mass_kg: float,
+    lung_mass_kg: float,
+    residual_fraction: float = 0.0,
+) -> dict[str, float]:
     """Tumour, normal-liver and lung doses of the partition model (Gy) [Ho1996]_.
 
     Returns
@@ -161,24 +187,43 @@ def partition_doses_gy(activity_gbq: float, *, lung_shunt_fraction: float, tn_ra
     a_n = liver * mn / (tn * mt + mn)
     a_t = liver - a_n
     a_l = delivered * lsf
-    return {"tumor_gy": K_GY_KG_PER_GBQ * a_t / mt, "normal_liver_gy": K_GY_KG_PER_GBQ * a_n / mn,
-            "lung_gy": K_GY_KG_PER_GBQ * a_l / ml, "tumor_gbq": a_t, "normal_liver_gbq": a_n, "lung_gbq": a_l}
+    return {
+        "tumor_gy": K_GY_KG_PER_GBQ * a_t / mt,
+        "normal_liver_gy": K_GY_KG_PER_GBQ * a_n / mn,
+        "lung_gy": K_GY_KG_PER_GBQ * a_l / ml,
+        "tumor_gbq": a_t,
+        "normal_liver_gbq": a_n,
+        "lung_gbq": a_l,
+    }
 
 
-def partition_max_activity_gbq(*, lung_shunt_fraction: float, tn_ratio: float, tumour_mass_kg: float,
-                               normal_mass_kg: float, lung_mass_kg: float,
-                               normal_liver_limit_gy: float = PARTITION_NORMAL_LIVER_LIMIT_GY,
-                               lung_limit_gy: float = PARTITION_LUNG_LIMIT_GY) -> tuple[float, str]:
+def partition_max_activity_gbq(
+    *,
+    lung_shunt_fraction: float,
+    tn_ratio: float,
+    tumour_mass_kg: float,
+    normal_mass_kg: float,
+    lung_mass_kg: float,
+    normal_liver_limit_gy: float = PARTITION_NORMAL_LIVER_LIMIT_GY,
+    lung_limit_gy: float = PARTITION_LUNG_LIMIT_GY,
+) -> tuple[float, str]:
     """Largest activity (GBq) that keeps normal liver and lung within their limits, and which limit binds."""
     lsf = _fraction(lung_shunt_fraction, "lung shunt fraction")
-    per_gbq = partition_doses_gy(1.0, lung_shunt_fraction=lsf, tn_ratio=tn_ratio, tumour_mass_kg=tumour_mass_kg,
-                                 normal_mass_kg=normal_mass_kg, lung_mass_kg=lung_mass_kg)
+    per_gbq = partition_doses_gy(
+        1.0,
+        lung_shunt_fraction=lsf,
+        tn_ratio=tn_ratio,
+        tumour_mass_kg=tumour_mass_kg,
+        normal_mass_kg=normal_mass_kg,
+        lung_mass_kg=lung_mass_kg,
+    )
     by_normal = normal_liver_limit_gy / per_gbq["normal_liver_gy"]
     by_lung = lung_limit_gy / per_gbq["lung_gy"] if per_gbq["lung_gy"] > 0 else math.inf
     return (by_normal, "normal liver") if by_normal <= by_lung else (by_lung, "lung")
 
 
 # --- the stats.json section --------------------------------------------------------------------------
+
 
 def _by_name(stats: dict) -> dict[str, dict]:
     return {e["name"]: e for e in stats["rois"]}
@@ -188,10 +233,16 @@ def _ratio(predicted, delivered):
     return predicted / delivered if predicted is not None and delivered else None
 
 
-def planning_section(stats: dict, *, height_cm: float | None = None, weight_kg: float | None = None,
-                     planning_tn_ratio: float | None = None, mird_target_gy: float | None = None,
-                     normal_liver_limit_gy: float = PARTITION_NORMAL_LIVER_LIMIT_GY,
-                     lung_limit_gy: float = PARTITION_LUNG_LIMIT_GY) -> dict:
+def planning_section(
+    stats: dict,
+    *,
+    height_cm: float | None = None,
+    weight_kg: float | None = None,
+    planning_tn_ratio: float | None = None,
+    mird_target_gy: float | None = None,
+    normal_liver_limit_gy: float = PARTITION_NORMAL_LIVER_LIMIT_GY,
+    lung_limit_gy: float = PARTITION_LUNG_LIMIT_GY,
+) -> dict:
     """The ``planning`` section of ``stats.json``: the three models and predicted-vs-delivered rows.
 
     Parameters
@@ -223,7 +274,7 @@ def planning_section(stats: dict, *, height_cm: float | None = None, weight_kg: 
     normal = first("perfused_normal_liver", "normal_liver")
     lung_record = stats.get("lung") or {}
     lung_mass_kg, lung_mass_source = lung_record.get("lung_mass_kg"), lung_record.get("lung_mass_source")
-    if lung_mass_kg is None:   # statistics without the pipeline's lung record
+    if lung_mass_kg is None:  # statistics without the pipeline's lung record
         lung_mass_kg, lung_mass_source = opts.get("lung_mass_kg"), "given"
     if lung_mass_kg is None:
         lung_mass_kg, lung_mass_source = DEFAULT_LUNG_MASS_KG, f"default {DEFAULT_LUNG_MASS_KG:g} kg (conventional)"
@@ -240,27 +291,36 @@ def planning_section(stats: dict, *, height_cm: float | None = None, weight_kg: 
     else:
         target_name, target_mass_g, target_delivered = None, None, None
 
-    missing = [label for label, value in (("administered activity", a_admin), ("lung shunt fraction", lsf))
-               if value is None]
+    missing = [
+        label for label, value in (("administered activity", a_admin), ("lung shunt fraction", lsf)) if value is None
+    ]
 
     # --- MIRD single compartment
-    mird = {"model": "mird", "title": "MIRD single compartment (glass)", "source": "Gulec et al., J Nucl Med "
-            "2006;47:1209 (TheraSphere)", "formula": "D = 49.67 A (1 - R)(1 - LSF) / M_target; "
-            "A = D M / (49.67 (1 - LSF))", "target_roi": target_name,
-            "target_mass_kg": target_mass_g / 1000 if target_mass_g else None,
-            "target_dose_gy": mird_target_gy, "prescribed_activity_gbq": None,
-            "predicted_target_gy": None, "delivered_target_gy": target_delivered}
+    mird = {
+        "model": "mird",
+        "title": "MIRD single compartment (glass)",
+        "source": "Gulec et al., J Nucl Med 2006;47:1209 (TheraSphere)",
+        "formula": "D = 49.67 A (1 - R)(1 - LSF) / M_target; A = D M / (49.67 (1 - LSF))",
+        "target_roi": target_name,
+        "target_mass_kg": target_mass_g / 1000 if target_mass_g else None,
+        "target_dose_gy": mird_target_gy,
+        "prescribed_activity_gbq": None,
+        "predicted_target_gy": None,
+        "delivered_target_gy": target_delivered,
+    }
     if target_mass_g is None:
         mird["status"] = "not computable: no liver or perfused ROI"
     elif missing:
         mird["status"] = f"not computable: {' and '.join(missing)} not given"
     else:
         mird["status"] = "computed"
-        mird["predicted_target_gy"] = mird_dose_gy(a_admin, target_mass_g / 1000, lung_shunt_fraction=lsf,
-                                                   residual_fraction=residual)
+        mird["predicted_target_gy"] = mird_dose_gy(
+            a_admin, target_mass_g / 1000, lung_shunt_fraction=lsf, residual_fraction=residual
+        )
     if mird_target_gy is not None and target_mass_g and lsf is not None:
-        mird["prescribed_activity_gbq"] = mird_activity_gbq(mird_target_gy, target_mass_g / 1000,
-                                                            lung_shunt_fraction=lsf)
+        mird["prescribed_activity_gbq"] = mird_activity_gbq(
+            mird_target_gy, target_mass_g / 1000, lung_shunt_fraction=lsf
+        )
 
     # --- T:N for the partition model (and the BSA doses)
     if planning_tn_ratio is not None:
@@ -270,12 +330,21 @@ def planning_section(stats: dict, *, height_cm: float | None = None, weight_kg: 
         tn_source = "measured on the post-treatment image (no pre-treatment T:N given)" if tn else None
 
     # --- BSA (resin)
-    bsa = {"model": "bsa", "title": "Body surface area (resin)", "source": "SIR-Spheres IFU (Sirtex); Du Bois "
-           "1916; Kao et al., Ann Nucl Med 2011;25:455", "formula": "A = ((BSA - 0.2) + V_T / (V_T + V_N)) x "
-           "perfused fraction x LSF factor; BSA = 0.007184 W^0.425 H^0.725",
-           "height_cm": height_cm, "weight_kg": weight_kg, "bsa_m2": None, "perfused_fraction": None,
-           "lsf_factor": None, "prescribed_activity_gbq": None, "administered_over_prescribed": None,
-           "predicted_at_prescribed": None}
+    bsa = {
+        "model": "bsa",
+        "title": "Body surface area (resin)",
+        "source": "SIR-Spheres IFU (Sirtex); Du Bois 1916; Kao et al., Ann Nucl Med 2011;25:455",
+        "formula": "A = ((BSA - 0.2) + V_T / (V_T + V_N)) x "
+        "perfused fraction x LSF factor; BSA = 0.007184 W^0.425 H^0.725",
+        "height_cm": height_cm,
+        "weight_kg": weight_kg,
+        "bsa_m2": None,
+        "perfused_fraction": None,
+        "lsf_factor": None,
+        "prescribed_activity_gbq": None,
+        "administered_over_prescribed": None,
+        "predicted_at_prescribed": None,
+    }
     tumour_v = tumours["volume_ml"] if tumours else 0.0
     normal_all = rois.get("normal_liver")
     if height_cm is None or weight_kg is None:
@@ -303,20 +372,34 @@ def planning_section(stats: dict, *, height_cm: float | None = None, weight_kg: 
                 bsa["administered_over_prescribed"] = a_admin / bsa["prescribed_activity_gbq"]
             if tn and tumours and normal and lsf is not None:
                 bsa["predicted_at_prescribed"] = partition_doses_gy(
-                    bsa["prescribed_activity_gbq"], lung_shunt_fraction=lsf, tn_ratio=tn,
-                    tumour_mass_kg=tumours["mass_g"] / 1000, normal_mass_kg=normal["mass_g"] / 1000,
-                    lung_mass_kg=lung_mass_kg)
+                    bsa["prescribed_activity_gbq"],
+                    lung_shunt_fraction=lsf,
+                    tn_ratio=tn,
+                    tumour_mass_kg=tumours["mass_g"] / 1000,
+                    normal_mass_kg=normal["mass_g"] / 1000,
+                    lung_mass_kg=lung_mass_kg,
+                )
 
     # --- partition
-    part = {"model": "partition", "title": "Partition model", "source": "Ho et al., Eur J Nucl Med 1996;23:947",
-            "formula": "A_L = A(1-R) LSF; A_N = A(1-R)(1-LSF) M_N/(TN M_T + M_N); A_T = rest; D_x = 49.67 A_x / M_x",
-            "tn_ratio": tn, "tn_source": tn_source,
-            "tumor_roi": tumours["name"] if tumours else None, "normal_liver_roi": normal["name"] if normal else None,
-            "tumor_mass_kg": tumours["mass_g"] / 1000 if tumours else None,
-            "normal_liver_mass_kg": normal["mass_g"] / 1000 if normal else None,
-            "lung_mass_kg": lung_mass_kg, "lung_mass_source": lung_mass_source,
-            "normal_liver_limit_gy": normal_liver_limit_gy, "lung_limit_gy": lung_limit_gy,
-            "predicted": None, "max_activity_gbq": None, "limited_by": None}
+    part = {
+        "model": "partition",
+        "title": "Partition model",
+        "source": "Ho et al., Eur J Nucl Med 1996;23:947",
+        "formula": "A_L = A(1-R) LSF; A_N = A(1-R)(1-LSF) M_N/(TN M_T + M_N); A_T = rest; D_x = 49.67 A_x / M_x",
+        "tn_ratio": tn,
+        "tn_source": tn_source,
+        "tumor_roi": tumours["name"] if tumours else None,
+        "normal_liver_roi": normal["name"] if normal else None,
+        "tumor_mass_kg": tumours["mass_g"] / 1000 if tumours else None,
+        "normal_liver_mass_kg": normal["mass_g"] / 1000 if normal else None,
+        "lung_mass_kg": lung_mass_kg,
+        "lung_mass_source": lung_mass_source,
+        "normal_liver_limit_gy": normal_liver_limit_gy,
+        "lung_limit_gy": lung_limit_gy,
+        "predicted": None,
+        "max_activity_gbq": None,
+        "limited_by": None,
+    }
     if not tumours or not normal:
         part["status"] = "not computable: needs tumour and liver ROIs"
     elif not tn:
@@ -325,14 +408,24 @@ def planning_section(stats: dict, *, height_cm: float | None = None, weight_kg: 
         part["status"] = f"not computable: {' and '.join(missing)} not given"
     else:
         part["status"] = "computed"
-        part["predicted"] = partition_doses_gy(a_admin, lung_shunt_fraction=lsf, tn_ratio=tn,
-                                               tumour_mass_kg=part["tumor_mass_kg"],
-                                               normal_mass_kg=part["normal_liver_mass_kg"],
-                                               lung_mass_kg=lung_mass_kg, residual_fraction=residual)
+        part["predicted"] = partition_doses_gy(
+            a_admin,
+            lung_shunt_fraction=lsf,
+            tn_ratio=tn,
+            tumour_mass_kg=part["tumor_mass_kg"],
+            normal_mass_kg=part["normal_liver_mass_kg"],
+            lung_mass_kg=lung_mass_kg,
+            residual_fraction=residual,
+        )
         part["max_activity_gbq"], part["limited_by"] = partition_max_activity_gbq(
-            lung_shunt_fraction=lsf, tn_ratio=tn, tumour_mass_kg=part["tumor_mass_kg"],
-            normal_mass_kg=part["normal_liver_mass_kg"], lung_mass_kg=lung_mass_kg,
-            normal_liver_limit_gy=normal_liver_limit_gy, lung_limit_gy=lung_limit_gy)
+            lung_shunt_fraction=lsf,
+            tn_ratio=tn,
+            tumour_mass_kg=part["tumor_mass_kg"],
+            normal_mass_kg=part["normal_liver_mass_kg"],
+            lung_mass_kg=lung_mass_kg,
+            normal_liver_limit_gy=normal_liver_limit_gy,
+            lung_limit_gy=lung_limit_gy,
+        )
         if lung_mass_source.startswith("default"):
             notes.append("partition model: lung mass not given, conventional 1 kg used")
         elif lung_mass_source != "given":
@@ -342,21 +435,42 @@ def planning_section(stats: dict, *, height_cm: float | None = None, weight_kg: 
     lung = stats.get("lung", {})
     comparison = []
     if mird["predicted_target_gy"] is not None:
-        comparison.append({"model": "mird", "quantity": f"mean dose, {target_name}", "roi": target_name,
-                           "predicted_gy": mird["predicted_target_gy"], "delivered_gy": target_delivered,
-                           "predicted_over_delivered": _ratio(mird["predicted_target_gy"], target_delivered)})
+        comparison.append(
+            {
+                "model": "mird",
+                "quantity": f"mean dose, {target_name}",
+                "roi": target_name,
+                "predicted_gy": mird["predicted_target_gy"],
+                "delivered_gy": target_delivered,
+                "predicted_over_delivered": _ratio(mird["predicted_target_gy"], target_delivered),
+            }
+        )
     if part["predicted"] is not None:
-        for key, roi, delivered in (("tumor_gy", part["tumor_roi"], rois[part["tumor_roi"]]["mean_gy"]),
-                                    ("normal_liver_gy", part["normal_liver_roi"],
-                                     rois[part["normal_liver_roi"]]["mean_gy"]),
-                                    ("lung_gy", lung.get("roi"), lung.get("mean_gy"))):
-            comparison.append({"model": "partition", "quantity": f"mean dose, {key[:-3].replace('_', ' ')}",
-                               "roi": roi, "predicted_gy": part["predicted"][key], "delivered_gy": delivered,
-                               "predicted_over_delivered": _ratio(part["predicted"][key], delivered)})
+        for key, roi, delivered in (
+            ("tumor_gy", part["tumor_roi"], rois[part["tumor_roi"]]["mean_gy"]),
+            ("normal_liver_gy", part["normal_liver_roi"], rois[part["normal_liver_roi"]]["mean_gy"]),
+            ("lung_gy", lung.get("roi"), lung.get("mean_gy")),
+        ):
+            comparison.append(
+                {
+                    "model": "partition",
+                    "quantity": f"mean dose, {key[:-3].replace('_', ' ')}",
+                    "roi": roi,
+                    "predicted_gy": part["predicted"][key],
+                    "delivered_gy": delivered,
+                    "predicted_over_delivered": _ratio(part["predicted"][key], delivered),
+                }
+            )
     return {
-        "inputs": {"administered_activity_gbq": a_admin, "residual_fraction": opts.get("residual_fraction"),
-                   "lung_shunt_fraction": lsf, "height_cm": height_cm, "weight_kg": weight_kg,
-                   "planning_tn_ratio": planning_tn_ratio, "mird_target_gy": mird_target_gy},
+        "inputs": {
+            "administered_activity_gbq": a_admin,
+            "residual_fraction": opts.get("residual_fraction"),
+            "lung_shunt_fraction": lsf,
+            "height_cm": height_cm,
+            "weight_kg": weight_kg,
+            "planning_tn_ratio": planning_tn_ratio,
+            "mird_target_gy": mird_target_gy,
+        },
         "constant_gy_kg_per_gbq": K_GY_KG_PER_GBQ,
         "models": {"mird": mird, "bsa": bsa, "partition": part},
         "comparison": comparison,

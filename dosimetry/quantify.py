@@ -29,8 +29,17 @@ def parse_units(text: str) -> str:
     """Canonical spelling of an activity unit (case-insensitive, 'BQML' accepted for Bq/mL)."""
     key = text.strip().replace(" ", "").lower()
     aliases = {u.lower(): u for u in UNITS}
-    aliases.update({"bqml": "Bq/mL", "bq/ml": "Bq/mL", "bq/cc": "Bq/mL", "kbqml": "kBq/mL",
-                    "mbqml": "MBq/mL", "cnts": "counts", "count": "counts"})
+    aliases.update(
+        {
+            "bqml": "Bq/mL",
+            "bq/ml": "Bq/mL",
+            "bq/cc": "Bq/mL",
+            "kbqml": "kBq/mL",
+            "mbqml": "MBq/mL",
+            "cnts": "counts",
+            "count": "counts",
+        }
+    )
     if key not in aliases:
         raise UnitsError(f"unknown activity units {text!r}; use one of {', '.join(UNITS)}")
     return aliases[key]
@@ -75,7 +84,8 @@ class Calibration:
         a = self.administered_activity_gbq
         if a is not None and not (np.isfinite(a) and 0 < a < 100):
             raise OptionsError(
-                f"administered activity must be in GBq (0 < A < 100), got {a}; a value in MBq? divide by 1000")
+                f"administered activity must be in GBq (0 < A < 100), got {a}; a value in MBq? divide by 1000"
+            )
 
     @property
     def liver_target_gbq(self) -> float:
@@ -94,9 +104,15 @@ class ActivityMap:
     warnings: tuple[str, ...] = ()
 
 
-def activity_at_implant(image: Image, *, units: str, calibration: Calibration, timing: Timing,
-                        calibration_occupancy: np.ndarray | None = None,
-                        calibration_roi_name: str | None = None) -> ActivityMap:
+def activity_at_implant(
+    image: Image,
+    *,
+    units: str,
+    calibration: Calibration,
+    timing: Timing,
+    calibration_occupancy: np.ndarray | None = None,
+    calibration_roi_name: str | None = None,
+) -> ActivityMap:
     """Activity (Bq) in each voxel at implant time.
 
     Parameters
@@ -129,11 +145,13 @@ def activity_at_implant(image: Image, *, units: str, calibration: Calibration, t
         if units not in CONCENTRATION_UNITS_TO_BQ_ML:
             raise UnitsError(
                 f"image units are {units!r}, which carry no absolute scale; use --calibration relative with "
-                "--administered-gbq, or give an image in Bq/mL")
+                "--administered-gbq, or give an image in Bq/mL"
+            )
         if delay_s is None:
             raise UnitsError(
                 "absolute calibration needs the time from implant to scan: give --scan-delay-h H (0 if the image "
-                "is already decay-corrected to implant) or --scan-time and --implant-time")
+                "is already decay-corrected to implant) or --scan-time and --implant-time"
+            )
         factor = decay_factor_to_implant(delay_s)
         negative = int(np.count_nonzero(values < 0))
         activity = values
@@ -147,27 +165,31 @@ def activity_at_implant(image: Image, *, units: str, calibration: Calibration, t
         if not inside > 0:
             raise UnitsError(
                 f"the image sums to {inside:g} inside the calibration ROI {calibration_roi_name!r}; relative "
-                "calibration needs positive counts there (wrong ROI or wrong image?)")
+                "calibration needs positive counts there (wrong ROI or wrong image?)"
+            )
         scale = target_bq / inside
         negative = int(np.count_nonzero(values < 0))
         activity = values
         activity *= scale
-        record.update({
-            "calibration_roi": calibration_roi_name,
-            "administered_activity_gbq": calibration.administered_activity_gbq,
-            "residual_fraction": calibration.residual_fraction,
-            "lung_shunt_fraction": calibration.lung_shunt_fraction,
-            "target_activity_gbq": target_bq / 1e9,
-            "scale_bq_per_unit": scale,
-            "formula": "A_roi = A_admin x (1 - residual) x (1 - LSF)",
-        })
+        record.update(
+            {
+                "calibration_roi": calibration_roi_name,
+                "administered_activity_gbq": calibration.administered_activity_gbq,
+                "residual_fraction": calibration.residual_fraction,
+                "lung_shunt_fraction": calibration.lung_shunt_fraction,
+                "target_activity_gbq": target_bq / 1e9,
+                "scale_bq_per_unit": scale,
+                "formula": "A_roi = A_admin x (1 - residual) x (1 - LSF)",
+            }
+        )
         if delay_s is not None:
             record["scan_delay_h"] = delay_s / 3600.0
             record["note"] = "relative calibration targets implant-time activity: the scan delay cancels"
     if negative:
         warnings.append(
             f"{negative} voxels have negative activity (reconstruction noise); kept as they are, "
-            "so doses there are negative")
+            "so doses there are negative"
+        )
     return ActivityMap(image.with_array(activity), record, tuple(warnings))
 
 
@@ -179,9 +201,14 @@ RECOVERED_FRACTION_REFUSE_FACTOR: float = 3.0
 (x 1000), branching fraction (x 31,000) or calibration; absolute calibration is refused."""
 
 
-def recovered_activity_check(activity_bq: Image, calibration: Calibration, *, residual_given: bool,
-                             administered_source: str | None = "given",
-                             what: str = "the activity image") -> tuple[dict, tuple[str, ...]]:
+def recovered_activity_check(
+    activity_bq: Image,
+    calibration: Calibration,
+    *,
+    residual_given: bool,
+    administered_source: str | None = "given",
+    what: str = "the activity image",
+) -> tuple[dict, tuple[str, ...]]:
     """The recovered fraction of an absolutely calibrated image: does it hold the delivered activity?
 
     ``recovered_fraction = A_image(implant) / (A_admin x (1 - residual))``, the whole image's activity at
@@ -203,9 +230,13 @@ def recovered_activity_check(activity_bq: Image, calibration: Calibration, *, re
     from .constants import Y90_POSITRON_FRACTION
 
     low, high = RECOVERED_FRACTION_WARN_RANGE
-    record: dict = {"applies": False, "recovered_fraction": None, "warn_range": [low, high],
-                    "refuse_factor": RECOVERED_FRACTION_REFUSE_FACTOR,
-                    "formula": "A_image(implant) / (A_admin x (1 - residual))"}
+    record: dict = {
+        "applies": False,
+        "recovered_fraction": None,
+        "warn_range": [low, high],
+        "refuse_factor": RECOVERED_FRACTION_REFUSE_FACTOR,
+        "formula": "A_image(implant) / (A_admin x (1 - residual))",
+    }
     if calibration.mode != "absolute":
         record["reason"] = "relative calibration: the image is scaled to the administered activity, no check"
         return record, ()
@@ -217,23 +248,36 @@ def recovered_activity_check(activity_bq: Image, calibration: Calibration, *, re
     residual = calibration.residual_fraction if residual_given else 0.0
     expected = administered * (1.0 - residual)
     fraction = image_gbq / expected
-    record.update({"applies": True, "recovered_fraction": fraction, "image_activity_at_implant_gbq": image_gbq,
-                   "administered_activity_gbq": administered, "administered_activity_source": administered_source,
-                   "residual_fraction": residual, "residual_source": "given" if residual_given else "not given: 0 used",
-                   "expected_activity_gbq": expected})
+    record.update(
+        {
+            "applies": True,
+            "recovered_fraction": fraction,
+            "image_activity_at_implant_gbq": image_gbq,
+            "administered_activity_gbq": administered,
+            "administered_activity_source": administered_source,
+            "residual_fraction": residual,
+            "residual_source": "given" if residual_given else "not given: 0 used",
+            "expected_activity_gbq": expected,
+        }
+    )
     warnings: list[str] = []
-    numbers = (f"{what} holds {image_gbq:.4g} GBq at implant, {fraction:.3g} x the delivered "
-               f"{administered:g} GBq x (1 - {residual:g})")
+    numbers = (
+        f"{what} holds {image_gbq:.4g} GBq at implant, {fraction:.3g} x the delivered "
+        f"{administered:g} GBq x (1 - {residual:g})"
+    )
     if not (1.0 / RECOVERED_FRACTION_REFUSE_FACTOR <= fraction <= RECOVERED_FRACTION_REFUSE_FACTOR):
         ratio = f"{1 / fraction:.3g}x too little" if fraction < 1 else f"{fraction:.3g}x too much"
         raise UnitsError(
             f"{numbers} ({ratio}, beyond a factor {RECOVERED_FRACTION_REFUSE_FACTOR:g}): check the units (Bq/mL vs "
             f"kBq/mL: 1000x, --activity-units), the Y-90 positron branching fraction ({Y90_POSITRON_FRACTION:.4g} "
             f"per decay; a scanner without it reports ~{1 / Y90_POSITRON_FRACTION:,.0f}x too little) and the "
-            "calibration or administered activity (--administered-gbq); or use --calibration relative")
+            "calibration or administered activity (--administered-gbq); or use --calibration relative"
+        )
     if not (low <= fraction <= high):
-        warnings.append(f"recovered fraction {fraction:.3g} outside {low:g}-{high:g}: {numbers}; check the "
-                        "calibration, the administered activity and activity outside the field of view")
+        warnings.append(
+            f"recovered fraction {fraction:.3g} outside {low:g}-{high:g}: {numbers}; check the "
+            "calibration, the administered activity and activity outside the field of view"
+        )
     if not residual_given:
         warnings.append("residual fraction not given: 0 used for the recovered-activity check")
     return record, tuple(warnings)

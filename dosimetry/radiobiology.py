@@ -72,8 +72,9 @@ def _check_positive(value: float, name: str) -> float:
     return value
 
 
-def bed_permanent_implant_gy(dose_gy, *, alpha_beta_gy: float, repair_half_time_h: float,
-                             physical_half_life_h: float = Y90_HALF_LIFE_H) -> np.ndarray:
+def bed_permanent_implant_gy(
+    dose_gy, *, alpha_beta_gy: float, repair_half_time_h: float, physical_half_life_h: float = Y90_HALF_LIFE_H
+) -> np.ndarray:
     """Biologically effective dose (Gy) of a permanent implant, voxel by voxel.
 
     Parameters
@@ -157,9 +158,15 @@ def eud_exponential_gy(dose_gy, weights=None, *, alpha_per_gy: float) -> float:
     return float(-logsumexp(-alpha * d[keep], b=v) / alpha)
 
 
-def roi_radiobiology(dose_gy: np.ndarray, weights: np.ndarray, *, alpha_beta_gy: float | None,
-                     repair_half_time_h: float, eud_alpha_per_gy: float | None,
-                     physical_half_life_h: float = Y90_HALF_LIFE_H) -> dict[str, float | None]:
+def roi_radiobiology(
+    dose_gy: np.ndarray,
+    weights: np.ndarray,
+    *,
+    alpha_beta_gy: float | None,
+    repair_half_time_h: float,
+    eud_alpha_per_gy: float | None,
+    physical_half_life_h: float = Y90_HALF_LIFE_H,
+) -> dict[str, float | None]:
     """BED and EUD figures of one ROI (volume-weighted).
 
     Parameters
@@ -185,16 +192,29 @@ def roi_radiobiology(dose_gy: np.ndarray, weights: np.ndarray, *, alpha_beta_gy:
     w = gather_voxels(weights, sel).astype(np.float64)
     d = gather_voxels(dose_gy, sel).astype(np.float64)
     mean_dose = float(np.sum(w * d) / w.sum())
-    out: dict[str, float | None] = {"voxel_mean_gy": mean_dose, "bed_mean_gy": None, "bed_of_mean_gy": None,
-                                    "bed_min_gy": None, "bed_max_gy": None, "eud_gy": None, "eubed_gy": None}
+    out: dict[str, float | None] = {
+        "voxel_mean_gy": mean_dose,
+        "bed_mean_gy": None,
+        "bed_of_mean_gy": None,
+        "bed_min_gy": None,
+        "bed_max_gy": None,
+        "eud_gy": None,
+        "eubed_gy": None,
+    }
     bed = None
     if alpha_beta_gy is not None:
-        kw = dict(alpha_beta_gy=alpha_beta_gy, repair_half_time_h=repair_half_time_h,
-                  physical_half_life_h=physical_half_life_h)
+        kw = dict(
+            alpha_beta_gy=alpha_beta_gy,
+            repair_half_time_h=repair_half_time_h,
+            physical_half_life_h=physical_half_life_h,
+        )
         bed = bed_permanent_implant_gy(d, **kw)
-        out.update(bed_mean_gy=float(np.sum(w * bed) / w.sum()),
-                   bed_of_mean_gy=float(bed_permanent_implant_gy(mean_dose, **kw)),
-                   bed_min_gy=float(bed.min()), bed_max_gy=float(bed.max()))
+        out.update(
+            bed_mean_gy=float(np.sum(w * bed) / w.sum()),
+            bed_of_mean_gy=float(bed_permanent_implant_gy(mean_dose, **kw)),
+            bed_min_gy=float(bed.min()),
+            bed_max_gy=float(bed.max()),
+        )
     if eud_alpha_per_gy is not None:
         out["eud_gy"] = eud_exponential_gy(d, w, alpha_per_gy=eud_alpha_per_gy)
         if bed is not None:
@@ -202,9 +222,15 @@ def roi_radiobiology(dose_gy: np.ndarray, weights: np.ndarray, *, alpha_beta_gy:
     return out
 
 
-def radiobiology_section(stats: dict, dose_gy: np.ndarray, roi_weights: Mapping[str, np.ndarray], *,
-                         alpha_beta_by_role: Mapping[str, float | None], repair_half_time_h: float,
-                         eud_alpha_per_gy: float | None) -> dict:
+def radiobiology_section(
+    stats: dict,
+    dose_gy: np.ndarray,
+    roi_weights: Mapping[str, np.ndarray],
+    *,
+    alpha_beta_by_role: Mapping[str, float | None],
+    repair_half_time_h: float,
+    eud_alpha_per_gy: float | None,
+) -> dict:
     """The ``radiobiology`` section of ``stats.json``: parameters, formulas and one entry per ROI.
 
     ROIs are those of ``stats['rois']`` (given and derived), in the same order; the alpha/beta of an ROI
@@ -216,17 +242,25 @@ def radiobiology_section(stats: dict, dose_gy: np.ndarray, roi_weights: Mapping[
         if name not in roi_weights:
             continue
         ab = alpha_beta_by_role.get(role)
-        values = roi_radiobiology(dose_gy, roi_weights[name], alpha_beta_gy=ab,
-                                  repair_half_time_h=repair_half_time_h, eud_alpha_per_gy=eud_alpha_per_gy)
+        values = roi_radiobiology(
+            dose_gy,
+            roi_weights[name],
+            alpha_beta_gy=ab,
+            repair_half_time_h=repair_half_time_h,
+            eud_alpha_per_gy=eud_alpha_per_gy,
+        )
         rois.append({"name": name, "role": role, "alpha_beta_gy": ab, **values})
     notes = []
     missing = sorted({e["role"] for e in stats["rois"] if alpha_beta_by_role.get(e["role"]) is None})
     if missing:
-        notes.append(f"no alpha/beta for role(s) {', '.join(missing)}: BED not computed there "
-                     "(set --alpha-beta-lung-gy / --alpha-beta-other-gy)")
+        notes.append(
+            f"no alpha/beta for role(s) {', '.join(missing)}: BED not computed there "
+            "(set --alpha-beta-lung-gy / --alpha-beta-other-gy)"
+        )
     if eud_alpha_per_gy is None:
-        notes.append("EUD not computed: no radiosensitivity alpha given (set --eud-alpha-per-gy; "
-                     "there is no consensus default)")
+        notes.append(
+            "EUD not computed: no radiosensitivity alpha given (set --eud-alpha-per-gy; there is no consensus default)"
+        )
     return {
         "parameters": {
             "repair_half_time_h": repair_half_time_h,
@@ -236,9 +270,9 @@ def radiobiology_section(stats: dict, dose_gy: np.ndarray, roi_weights: Mapping[
         },
         "formulas": {
             "bed": "BED = D (1 + D Trep / ((Trep + Tphys) alpha/beta)), voxel by voxel (Dale 1985; "
-                   "Strigari 2010; Cremonesi 2014)",
+            "Strigari 2010; Cremonesi 2014)",
             "eud": "EUD = -ln(sum_i v_i exp(-alpha D_i)) / alpha on absorbed dose (Niemierko 1997; "
-                   "O'Donoghue 1999); EUBED: the same on voxel BED",
+            "O'Donoghue 1999); EUBED: the same on voxel BED",
             "weighting": "volume (occupancy) weighted",
         },
         "rois": rois,

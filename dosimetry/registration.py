@@ -77,10 +77,16 @@ class RegistrationResult:
 
     def record(self) -> dict:
         """JSON-ready summary (no patient data)."""
-        return {"type": "rigid (Euler3D), Mattes mutual information", "final_metric": self.final_metric,
-                "ncc": self.ncc, "mean_abs_hu": self.mean_abs_hu, "overlap_fraction": self.overlap_fraction,
-                "rotation_deg": self.rotation_deg, "translation_mm": list(self.translation_mm),
-                "stop_condition": self.stop_condition}
+        return {
+            "type": "rigid (Euler3D), Mattes mutual information",
+            "final_metric": self.final_metric,
+            "ncc": self.ncc,
+            "mean_abs_hu": self.mean_abs_hu,
+            "overlap_fraction": self.overlap_fraction,
+            "rotation_deg": self.rotation_deg,
+            "translation_mm": list(self.translation_mm),
+            "stop_condition": self.stop_condition,
+        }
 
 
 def _shrink_factors(spacing_mm: np.ndarray, targets_mm=(8.0, 4.0, 2.0)) -> list[int]:
@@ -96,8 +102,9 @@ def _tissue(image: sitk.Image) -> sitk.Image:
     return sitk.Clamp(sitk.Cast(image, sitk.sitkFloat32) + 1000.0, lowerBound=0.0)
 
 
-def check_alignment(current_ct: Image, previous_ct: Image, transform: sitk.Transform, *,
-                    body_hu: float = -950.0) -> tuple[float, float, float]:
+def check_alignment(
+    current_ct: Image, previous_ct: Image, transform: sitk.Transform, *, body_hu: float = -950.0
+) -> tuple[float, float, float]:
     """NCC, mean absolute HU difference and body coverage of ``previous_ct`` mapped onto ``current_ct``.
 
     Returns
@@ -126,13 +133,17 @@ def check_alignment(current_ct: Image, previous_ct: Image, transform: sitk.Trans
     return ncc, mean_abs, float(covered.sum()) / n_body
 
 
-def register_rigid(current_ct: Image, previous_ct: Image, *,
-                   min_ncc: float = 0.7,
-                   min_overlap: float = 0.5,
-                   body_hu: float = -950.0,
-                   sampling_fraction: float = 0.2,
-                   max_iterations: int = 200,
-                   seed: int = 20240301) -> RegistrationResult:
+def register_rigid(
+    current_ct: Image,
+    previous_ct: Image,
+    *,
+    min_ncc: float = 0.7,
+    min_overlap: float = 0.5,
+    body_hu: float = -950.0,
+    sampling_fraction: float = 0.2,
+    max_iterations: int = 200,
+    seed: int = 20240301,
+) -> RegistrationResult:
     """Register ``previous_ct`` (moving) rigidly to ``current_ct`` (fixed) and check the result.
 
     Parameters
@@ -173,16 +184,21 @@ def register_rigid(current_ct: Image, previous_ct: Image, *,
         raise OptionsError(f"sampling_fraction must be in (0, 1], got {sampling_fraction}")
     fixed = to_sitk(current_ct.with_array(current_ct.array.astype(np.float32)))
     moving = to_sitk(previous_ct.with_array(previous_ct.array.astype(np.float32)))
-    initial = sitk.CenteredTransformInitializer(_tissue(fixed), _tissue(moving), sitk.Euler3DTransform(),
-                                                sitk.CenteredTransformInitializerFilter.MOMENTS)
+    initial = sitk.CenteredTransformInitializer(
+        _tissue(fixed), _tissue(moving), sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+    )
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(float(sampling_fraction), int(seed))
     method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3,
-                                                   numberOfIterations=int(max_iterations),
-                                                   relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=2.0,
+        minStep=1e-3,
+        numberOfIterations=int(max_iterations),
+        relaxationFactor=0.5,
+        gradientMagnitudeTolerance=1e-6,
+    )
     method.SetOptimizerScalesFromPhysicalShift()
     factors = _shrink_factors(np.minimum(current_ct.spacing_mm, previous_ct.spacing_mm))
     finest = float(np.min(current_ct.spacing_mm))
@@ -193,23 +209,42 @@ def register_rigid(current_ct: Image, previous_ct: Image, *,
     try:
         transform = method.Execute(fixed, moving)
     except RuntimeError as err:
-        raise GeometryError("rigid registration of the previous CT to the current CT failed "
-                            f"({str(err).strip().splitlines()[-1][:200]}); check that both CTs show the same "
-                            "region, or give the transform") from err
-    euler = sitk.Euler3DTransform(sitk.CompositeTransform(transform).GetNthTransform(0)) \
-        if transform.GetName() == "CompositeTransform" else sitk.Euler3DTransform(transform)
+        raise GeometryError(
+            "rigid registration of the previous CT to the current CT failed "
+            f"({str(err).strip().splitlines()[-1][:200]}); check that both CTs show the same "
+            "region, or give the transform"
+        ) from err
+    euler = (
+        sitk.Euler3DTransform(sitk.CompositeTransform(transform).GetNthTransform(0))
+        if transform.GetName() == "CompositeTransform"
+        else sitk.Euler3DTransform(transform)
+    )
     ncc, mean_abs, overlap = check_alignment(current_ct, previous_ct, euler, body_hu=body_hu)
     angles = np.asarray([euler.GetAngleX(), euler.GetAngleY(), euler.GetAngleZ()])
     rotation = np.asarray(euler.GetMatrix()).reshape(3, 3)
     rotation_deg = float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))
-    result = RegistrationResult(euler, float(method.GetMetricValue()), ncc, mean_abs, overlap, rotation_deg,
-                                tuple(float(v) for v in euler.GetTranslation()),
-                                method.GetOptimizerStopConditionDescription())
-    log.info("rigid registration: NCC %.3f, mean |dHU| %.0f, overlap %.2f, rotation %.1f deg (angles %s)",
-             ncc, mean_abs, overlap, rotation_deg, np.round(np.degrees(angles), 2).tolist())
+    result = RegistrationResult(
+        euler,
+        float(method.GetMetricValue()),
+        ncc,
+        mean_abs,
+        overlap,
+        rotation_deg,
+        tuple(float(v) for v in euler.GetTranslation()),
+        method.GetOptimizerStopConditionDescription(),
+    )
+    log.info(
+        "rigid registration: NCC %.3f, mean |dHU| %.0f, overlap %.2f, rotation %.1f deg (angles %s)",
+        ncc,
+        mean_abs,
+        overlap,
+        rotation_deg,
+        np.round(np.degrees(angles), 2).tolist(),
+    )
     if not (overlap >= min_overlap) or not (ncc >= min_ncc):
         raise GeometryError(
             f"rigid registration of the previous CT failed its check: NCC {ncc:.2f} (need >= {min_ncc}), "
             f"{100 * overlap:.0f}% of the current body covered (need >= {100 * min_overlap:.0f}%); check that "
-            "both CTs show the same patient and region, or give a transform")
+            "both CTs show the same patient and region, or give a transform"
+        )
     return result

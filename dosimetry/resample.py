@@ -50,8 +50,9 @@ def nonzero_box(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(lower), np.asarray(upper)
 
 
-def _target_box(source: Image, target: Image, box: tuple[np.ndarray, np.ndarray] | None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _target_box(
+    source: Image, target: Image, box: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Index range [lower, upper) of target voxels that the source (or its box [lower, upper)) can touch."""
     if box is not None:
         lo, hi = box[0] - 0.5, box[1] - 1 + 0.5
@@ -84,8 +85,9 @@ def _block_sums(sub_kji: np.ndarray, n: int, dtype) -> np.ndarray:
     return blocks.transpose(2, 1, 0)
 
 
-def _supersampled_sums(src: sitk.Image, target: Image, lower, upper, n: int, interpolator: str, default: float,
-                       *, pixel_type: int) -> np.ndarray:
+def _supersampled_sums(
+    src: sitk.Image, target: Image, lower, upper, n: int, interpolator: str, default: float, *, pixel_type: int
+) -> np.ndarray:
     """Sum of ``src`` over the n**3 sub-voxel centres of each target voxel in [lower, upper).
 
     Parameters
@@ -116,7 +118,7 @@ def _supersampled_sums(src: sitk.Image, target: Image, lower, upper, n: int, int
         resampler.SetSize(size)
         resampled = resampler.Execute(src)  # keep a reference: the array view below borrows its buffer
         sub = sitk.GetArrayViewFromImage(resampled)  # [k, j, i], C order
-        out[:, :, k0 - int(lower[2]):k1 - int(lower[2])] = _block_sums(sub, n, out.dtype)
+        out[:, :, k0 - int(lower[2]) : k1 - int(lower[2])] = _block_sums(sub, n, out.dtype)
         del resampled, sub
     return out
 
@@ -175,10 +177,11 @@ def occupancy_on_grid(mask: Image, target: Image, *, supersample: int | None = N
         values = cropped.array.astype(np.uint8 if binary else np.float32)
         src = to_sitk(cropped.with_array(values))
         del values
-        sums = _supersampled_sums(src, target, lower, upper, n, "nearest", 0.0,
-                                  pixel_type=sitk.sitkUInt8 if binary else sitk.sitkFloat32)
+        sums = _supersampled_sums(
+            src, target, lower, upper, n, "nearest", 0.0, pixel_type=sitk.sitkUInt8 if binary else sitk.sitkFloat32
+        )
         # the mean as np.mean computes it: float64 sum / count, then float32
-        occupancy[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = sums / float(n**3)
+        occupancy[lower[0] : upper[0], lower[1] : upper[1], lower[2] : upper[2]] = sums / float(n**3)
     if not occupancy.any():
         raise GeometryError("the mask does not overlap the image grid; check that both come from the same scan")
     np.clip(occupancy, 0.0, 1.0, out=occupancy)
@@ -196,8 +199,11 @@ def _inner_box(source: Image, target: Image, lower, upper, n: int) -> tuple[np.n
     not a box) or no voxel is inside."""
     rotation = source.direction.T @ target.direction  # column a: target axis a in source axes
     axes = np.argmax(np.abs(rotation), axis=0)
-    if sorted(axes.tolist()) != [0, 1, 2] or not np.allclose(np.abs(rotation[axes, range(3)]), 1.0, atol=1e-9) \
-            or np.count_nonzero(np.abs(rotation) > 1e-9) != 3:
+    if (
+        sorted(axes.tolist()) != [0, 1, 2]
+        or not np.allclose(np.abs(rotation[axes, range(3)]), 1.0, atol=1e-9)
+        or np.count_nonzero(np.abs(rotation) > 1e-9) != 3
+    ):
         return None
     offset = ((target.origin_mm - source.origin_mm) @ source.direction) / source.spacing_mm  # target voxel 0
     lo, hi = np.array(lower), np.array(upper)
@@ -206,8 +212,9 @@ def _inner_box(source: Image, target: Image, lower, upper, n: int) -> tuple[np.n
         slope = rotation[s, a] * target.spacing_mm[a] / source.spacing_mm[s]
         t = np.arange(lower[a], upper[a], dtype=float)
         first, last = offset[s] + slope * (t - 0.5 + 0.5 / n), offset[s] + slope * (t + 0.5 - 0.5 / n)
-        inside = ((np.minimum(first, last) >= -0.5 + _INSIDE_MARGIN)
-                  & (np.maximum(first, last) <= source.shape[s] - 0.5 - _INSIDE_MARGIN))
+        inside = (np.minimum(first, last) >= -0.5 + _INSIDE_MARGIN) & (
+            np.maximum(first, last) <= source.shape[s] - 0.5 - _INSIDE_MARGIN
+        )
         hits = np.flatnonzero(inside)
         if hits.size == 0:
             return None
@@ -281,8 +288,8 @@ def mean_on_grid(image: Image, target: Image, *, supersample: int | None = None)
         total /= float(n**3)
         with np.errstate(invalid="ignore", divide="ignore"):
             block = np.where(cov > 0, total / np.where(cov > 0, cov, 1.0), np.nan)
-        mean[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = block
-        coverage[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]] = cov
+        mean[lower[0] : upper[0], lower[1] : upper[1], lower[2] : upper[2]] = block
+        coverage[lower[0] : upper[0], lower[1] : upper[1], lower[2] : upper[2]] = cov
     return target.with_array(mean), coverage
 
 
@@ -316,11 +323,11 @@ def volume_outside_grid(mask: Image, target: Image) -> tuple[float, float]:
     corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])])
     if np.all(_inside(target, mask.index_to_world(corners))):
         return total_ml, 0.0
-    cropped = values[box[0][0]:box[1][0], box[0][1]:box[1][1], box[0][2]:box[1][2]]
+    cropped = values[box[0][0] : box[1][0], box[0][1] : box[1][1], box[0][2] : box[1][2]]
     nz = np.argwhere(cropped > 0)  # in the same (C) order as over the whole mask
     outside = 0.0
     for start in range(0, len(nz), _CHUNK_VOXELS):
-        part = nz[start:start + _CHUNK_VOXELS]
+        part = nz[start : start + _CHUNK_VOXELS]
         out = ~_inside(target, mask.index_to_world(part + box[0]))
         outside += float(cropped[tuple(part[out].T)].sum(dtype=np.float64))
     return total_ml, outside * mask.voxel_volume_ml
@@ -331,8 +338,9 @@ def _inside(target: Image, xyz: np.ndarray) -> np.ndarray:
     return np.all((idx >= -0.5) & (idx <= np.asarray(target.shape) - 0.5), axis=-1)
 
 
-def check_roi_inside(name: str, mask: Image, target: Image, *, allow_outside: bool = False,
-                     source: str = "", refuse: bool = True) -> tuple[dict, str | None]:
+def check_roi_inside(
+    name: str, mask: Image, target: Image, *, allow_outside: bool = False, source: str = "", refuse: bool = True
+) -> tuple[dict, str | None]:
     """The part of an ROI outside the activity image: its record for stats.json, a warning, or an error.
 
     Parameters
@@ -364,9 +372,11 @@ def check_roi_inside(name: str, mask: Image, target: Image, *, allow_outside: bo
     label = f"ROI {name!r}" + (f" ({source})" if source else "")
     numbers = f"{percent:.1f}% of it ({outside_ml:.1f} of {volume_ml:.1f} mL) lies outside the activity image"
     if percent > OUTSIDE_IMAGE_LIMIT_PERCENT and refuse and not allow_outside:
-        raise GeometryError(f"{label}: {numbers}, more than {OUTSIDE_IMAGE_LIMIT_PERCENT:g}%; check that the mask "
-                            "belongs to this scan, or add --allow-roi-outside (allow_roi_outside=True) to use the "
-                            "part inside")
+        raise GeometryError(
+            f"{label}: {numbers}, more than {OUTSIDE_IMAGE_LIMIT_PERCENT:g}%; check that the mask "
+            "belongs to this scan, or add --allow-roi-outside (allow_roi_outside=True) to use the "
+            "part inside"
+        )
     if percent < _OUTSIDE_IMAGE_NOTE_PERCENT:
         return record, None
     return record, f"{label}: {numbers}; its statistics cover only the part inside"

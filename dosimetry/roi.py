@@ -34,9 +34,7 @@ class Role(str, enum.Enum):
         try:
             return cls(key)
         except ValueError:
-            raise RoiError(
-                f"unknown ROI role {text!r}; use one of {', '.join(r.value for r in cls)}"
-            ) from None
+            raise RoiError(f"unknown ROI role {text!r}; use one of {', '.join(r.value for r in cls)}") from None
 
 
 def _words(name: str) -> str:
@@ -46,8 +44,10 @@ def _words(name: str) -> str:
 
 
 _LIVER_WORD = r"(liver|hepa|parenchym)"
-_NORMAL_LIVER = re.compile(rf"\b(normal|healthy|non ?tumou?r\w*|background)\b.*{_LIVER_WORD}"
-                           rf"|{_LIVER_WORD}.*\b(normal|healthy|non ?tumou?r\w*|background)\b")
+_NORMAL_LIVER = re.compile(
+    rf"\b(normal|healthy|non ?tumou?r\w*|background)\b.*{_LIVER_WORD}"
+    rf"|{_LIVER_WORD}.*\b(normal|healthy|non ?tumou?r\w*|background)\b"
+)
 _ROLE_RULES: tuple[tuple[Role | None, str, re.Pattern[str]], ...] = (
     # (role, why, pattern), the first match wins. Order matters: names of perfused volumes, normal liver,
     # lesions and vessels often contain 'liver' ("perfused liver", "normal liver", "liver lesion").
@@ -91,9 +91,12 @@ def looks_like_normal_liver(name: str) -> bool:
 
 def role_warnings(rois) -> list[str]:
     """Warnings for ROIs whose name reads as normal liver and whose role is 'other' (see :func:`infer_role`)."""
-    return [f"ROI {roi.name!r} reads as a normal-liver ROI: it was given the role 'other' (normal liver is "
-            f"derived as liver minus tumours); if it is the whole liver, set --segment-role '{roi.name}=liver'"
-            for roi in rois if roi.role is Role.OTHER and looks_like_normal_liver(roi.name)]
+    return [
+        f"ROI {roi.name!r} reads as a normal-liver ROI: it was given the role 'other' (normal liver is "
+        f"derived as liver minus tumours); if it is the whole liver, set --segment-role '{roi.name}=liver'"
+        for roi in rois
+        if roi.role is Role.OTHER and looks_like_normal_liver(roi.name)
+    ]
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,7 +133,8 @@ class Roi:
         elif array.dtype != np.float32:
             array = array.astype(np.float32)
         if array.dtype != np.uint8 and (  # uint8 here is 0/1 by construction
-                not np.all(np.isfinite(array)) or array.min(initial=0) < 0 or array.max(initial=0) > 1):
+            not np.all(np.isfinite(array)) or array.min(initial=0) < 0 or array.max(initial=0) > 1
+        ):
             raise RoiError(
                 f"ROI {self.name!r} ({self.source or 'mask'}): mask values must be 0/1 or fractions in [0, 1]; "
                 f"found range [{float(np.nanmin(array))}, {float(np.nanmax(array))}] (a label map? give one "

@@ -40,8 +40,9 @@ def _default_name(path: Path) -> str:
     return name
 
 
-def read_mask_roi(path: str | os.PathLike, role: Role | str, name: str | None = None, *,
-                  notes: list[str] | None = None) -> Roi:
+def read_mask_roi(
+    path: str | os.PathLike, role: Role | str, name: str | None = None, *, notes: list[str] | None = None
+) -> Roi:
     """An ROI from a single-mask image file (any nonzero value, or fractions in [0, 1]).
 
     A file holding several different nonzero values (a label map) is refused: it is ambiguous which label
@@ -62,7 +63,8 @@ def read_mask_roi(path: str | os.PathLike, role: Role | str, name: str | None = 
         if nonzero.size > 1:
             raise RoiError(
                 f"{path}: the mask holds {nonzero.size} different labels ({', '.join(map(str, nonzero[:6]))}); "
-                "give one mask per ROI (or a Slicer .seg.nrrd with --segmentation)")
+                "give one mask per ROI (or a Slicer .seg.nrrd with --segmentation)"
+            )
         mask = (values != 0).view(np.uint8)  # binary: kept as uint8 (see Roi), a quarter of float32
     name = name or _default_name(path)
     return Roi(name, Role.parse(role) if isinstance(role, str) else role, image.with_array(mask), source=str(path))
@@ -110,8 +112,9 @@ def slicer_segment_names(path: str | os.PathLike) -> list[str]:
     return [str(header.get(f"Segment{n}_Name", f"Segment_{n}")) for n in _segment_numbers(header)]
 
 
-def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[str, str] | None = None,
-                             warn_unknown: bool = True) -> tuple[list[Roi], list[str]]:
+def read_slicer_segmentation(
+    path: str | os.PathLike, *, role_overrides: dict[str, str] | None = None, warn_unknown: bool = True
+) -> tuple[list[Roi], list[str]]:
     """ROIs from a 3D Slicer segmentation file (``.seg.nrrd``), one per segment, with roles from names.
 
     Handles single-layer (3-D label map) and multi-layer (4-D, overlapping segments) files. Segment names,
@@ -154,7 +157,9 @@ def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[st
         raise InputFileError(f"{path}: expected a 3-D or 4-D segmentation, got {data.ndim} dimensions")
     numbers = _segment_numbers(header)
     if not numbers:
-        raise InputFileError(f"{path}: no SegmentN_Name fields: not a 3D Slicer segmentation (use --roi for plain masks)")
+        raise InputFileError(
+            f"{path}: no SegmentN_Name fields: not a 3D Slicer segmentation (use --roi for plain masks)"
+        )
     if "space directions" not in header:
         raise InputFileError(f"{path}: the NRRD header has no 'space directions'; cannot place it in world coordinates")
     affine, _ = _nrrd_geometry(header, spatial, path)
@@ -165,8 +170,10 @@ def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[st
     names = [str(header.get(f"Segment{n}_Name", f"Segment_{n}")) for n in numbers]
     unknown = sorted(set(overrides) - {name.strip().lower() for name in names})
     if unknown and warn_unknown:
-        warnings.append(f"{path.name}: role overrides name no segment of the file: {', '.join(unknown)}; "
-                        f"the segments are: {', '.join(names)}")
+        warnings.append(
+            f"{path.name}: role overrides name no segment of the file: {', '.join(unknown)}; "
+            f"the segments are: {', '.join(names)}"
+        )
     for number in numbers:
         name = str(header.get(f"Segment{number}_Name", f"Segment_{number}"))
         layer = int(header.get(f"Segment{number}_Layer", 0 if data.shape[0] == 1 else number))
@@ -181,14 +188,18 @@ def read_slicer_segmentation(path: str | os.PathLike, *, role_overrides: dict[st
             try:
                 role = Role.parse(override)
             except RoiError:
-                raise RoiError(f"--segment-role '{name}={override}': unknown role; use one of "
-                               f"{', '.join(r.value for r in Role)} or {IGNORE}") from None
+                raise RoiError(
+                    f"--segment-role '{name}={override}': unknown role; use one of "
+                    f"{', '.join(r.value for r in Role)} or {IGNORE}"
+                ) from None
         else:
             role = infer_role(name)
             if role is None:
                 role = Role.OTHER
-                warnings.append(f"segment {name!r} in {path.name}: no role could be inferred from the name; "
-                                f"used 'other' (set one with --segment-role '{name}=ROLE')")
+                warnings.append(
+                    f"segment {name!r} in {path.name}: no role could be inferred from the name; "
+                    f"used 'other' (set one with --segment-role '{name}=ROLE')"
+                )
         if not mask.any():
             warnings.append(f"segment {name!r} in {path.name} is empty and was skipped")
             continue

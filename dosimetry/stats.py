@@ -68,8 +68,9 @@ def gather_voxels(values: np.ndarray, flat_index: np.ndarray) -> np.ndarray:
     return values[np.unravel_index(flat_index, values.shape)]
 
 
-def roi_statistics(dose_gy: np.ndarray, activity_bq: np.ndarray, density_g_ml: np.ndarray,
-                   weights: np.ndarray, voxel_volume_ml: float) -> tuple[dict[str, float], SortedDose]:
+def roi_statistics(
+    dose_gy: np.ndarray, activity_bq: np.ndarray, density_g_ml: np.ndarray, weights: np.ndarray, voxel_volume_ml: float
+) -> tuple[dict[str, float], SortedDose]:
     """Statistics of one ROI (keys :data:`STAT_KEYS`) and its sorted doses for the DVH.
 
     Parameters
@@ -105,7 +106,9 @@ def roi_statistics(dose_gy: np.ndarray, activity_bq: np.ndarray, density_g_ml: n
     return stats, sorted_dose
 
 
-def dvh_table(sorted_doses: dict[str, SortedDose], *, bin_gy: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def dvh_table(
+    sorted_doses: dict[str, SortedDose], *, bin_gy: float | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Cumulative DVHs of several ROIs on one dose axis (Gy): volume % receiving at least each dose.
 
     The dose step is ``bin_gy`` or about 1/500 of the largest dose, rounded to 1, 2 or 5 x 10^n Gy.

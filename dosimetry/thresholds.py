@@ -40,9 +40,18 @@ from typing import Iterable, Sequence
 
 from .errors import InputFileError, OptionsError
 
-__all__ = ["ThresholdRule", "ThresholdSet", "ThresholdSelection", "available_threshold_sets", "load_threshold_set",
-           "select_threshold_sets", "choose_threshold_sets", "evaluate_thresholds", "INDICATIONS",
-           "NO_INDICATION_NOTE"]
+__all__ = [
+    "ThresholdRule",
+    "ThresholdSet",
+    "ThresholdSelection",
+    "available_threshold_sets",
+    "load_threshold_set",
+    "select_threshold_sets",
+    "choose_threshold_sets",
+    "evaluate_thresholds",
+    "INDICATIONS",
+    "NO_INDICATION_NOTE",
+]
 
 COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 LEVELS = ("alert", "caution", "favourable", "info")
@@ -84,8 +93,15 @@ class ThresholdSet:
     """Indications the set is for (of :data:`INDICATIONS`), ``("any",)`` for all, empty = not declared."""
 
     def record(self) -> dict:
-        return {"name": self.name, "title": self.title, "source": self.source, "population": self.population,
-                "indications": list(self.indications), "device": self.device, "note": self.note}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "source": self.source,
+            "population": self.population,
+            "indications": list(self.indications),
+            "device": self.device,
+            "note": self.note,
+        }
 
     def applies_to(self, indication: str) -> bool:
         """Whether the set declares ``indication`` (or any indication)."""
@@ -98,15 +114,24 @@ def _parse(data: dict, origin: str) -> ThresholdSet:
         for raw in data["rules"]:
             roi = raw["roi"]
             roi = (roi,) if isinstance(roi, str) else tuple(roi)
-            rule = ThresholdRule(str(raw["id"]), roi, str(raw["quantity"]), str(raw["comparison"]),
-                                 float(raw["threshold"]), str(raw["level"]), str(raw.get("meaning", "")))
+            rule = ThresholdRule(
+                str(raw["id"]),
+                roi,
+                str(raw["quantity"]),
+                str(raw["comparison"]),
+                float(raw["threshold"]),
+                str(raw["level"]),
+                str(raw.get("meaning", "")),
+            )
             bad = [s for s in rule.roi if s not in SELECTORS]
             if bad or not rule.roi:
-                raise OptionsError(f"{origin}: rule {rule.id!r} has ROI selector(s) {bad or rule.roi}; "
-                                   f"use {', '.join(SELECTORS)}")
+                raise OptionsError(
+                    f"{origin}: rule {rule.id!r} has ROI selector(s) {bad or rule.roi}; use {', '.join(SELECTORS)}"
+                )
             if rule.comparison not in COMPARISONS:
-                raise OptionsError(f"{origin}: rule {rule.id!r} comparison {rule.comparison!r}; use "
-                                   f"{', '.join(COMPARISONS)}")
+                raise OptionsError(
+                    f"{origin}: rule {rule.id!r} comparison {rule.comparison!r}; use {', '.join(COMPARISONS)}"
+                )
             if rule.level not in LEVELS:
                 raise OptionsError(f"{origin}: rule {rule.id!r} level {rule.level!r}; use {', '.join(LEVELS)}")
             rules.append(rule)
@@ -122,14 +147,23 @@ def _parse(data: dict, origin: str) -> ThresholdSet:
             raise OptionsError(f"{origin}: indications {bad}; use {', '.join(INDICATIONS)} or any")
         if not str(data.get("source", "")).strip():
             raise OptionsError(f"{origin}: a threshold set needs its source (citation)")
-        return ThresholdSet(str(data["name"]), str(data.get("title", data["name"])), str(data["source"]),
-                            str(data.get("population", "")), device, str(data.get("note", "")), tuple(rules),
-                            indications)
+        return ThresholdSet(
+            str(data["name"]),
+            str(data.get("title", data["name"])),
+            str(data["source"]),
+            str(data.get("population", "")),
+            device,
+            str(data.get("note", "")),
+            tuple(rules),
+            indications,
+        )
     except (KeyError, TypeError, ValueError) as err:
         if isinstance(err, OptionsError):
             raise
-        raise OptionsError(f"{origin}: not a valid threshold set ({type(err).__name__}: {err}); see "
-                           "dosimetry/thresholds.py for the format") from err
+        raise OptionsError(
+            f"{origin}: not a valid threshold set ({type(err).__name__}: {err}); see "
+            "dosimetry/thresholds.py for the format"
+        ) from err
 
 
 def load_threshold_set(path: str | Path) -> ThresholdSet:
@@ -183,8 +217,10 @@ def select_threshold_sets(names: Sequence[str] | None, *, device: str | None = N
         elif name.endswith(".toml"):
             chosen.append(load_threshold_set(name))
         else:
-            raise OptionsError(f"unknown threshold set {name!r}; bundled sets are {', '.join(bundled)} "
-                               "(or give the path of a .toml file)")
+            raise OptionsError(
+                f"unknown threshold set {name!r}; bundled sets are {', '.join(bundled)} "
+                "(or give the path of a .toml file)"
+            )
     return chosen
 
 
@@ -198,8 +234,9 @@ class ThresholdSelection:
     description: str
 
 
-def choose_threshold_sets(names: Sequence[str] | None, *, indication: str | None,
-                          device: str | None) -> ThresholdSelection:
+def choose_threshold_sets(
+    names: Sequence[str] | None, *, indication: str | None, device: str | None
+) -> ThresholdSelection:
     """The threshold sets for a patient's ``indication`` and ``device``, or the sets ``names`` asks for.
 
     Parameters
@@ -222,20 +259,30 @@ def choose_threshold_sets(names: Sequence[str] | None, *, indication: str | None
         sets = select_threshold_sets(names, device=device)
         for ts in sets:
             if indication is None:
-                warnings.append(f"threshold set {ts.name!r} evaluated without --indication: its population "
-                                f"({ts.population or 'not stated'}) was not checked against the patient's")
+                warnings.append(
+                    f"threshold set {ts.name!r} evaluated without --indication: its population "
+                    f"({ts.population or 'not stated'}) was not checked against the patient's"
+                )
             elif not ts.indications:
-                warnings.append(f"threshold set {ts.name!r} declares no indications: it may not apply to "
-                                f"{indication} (population: {ts.population or 'not stated'})")
+                warnings.append(
+                    f"threshold set {ts.name!r} declares no indications: it may not apply to "
+                    f"{indication} (population: {ts.population or 'not stated'})"
+                )
             elif not ts.applies_to(indication):
-                warnings.append(f"threshold set {ts.name!r} is for {', '.join(ts.indications)} "
-                                f"({ts.population}), not --indication {indication}: its flags may not apply")
+                warnings.append(
+                    f"threshold set {ts.name!r} is for {', '.join(ts.indications)} "
+                    f"({ts.population}), not --indication {indication}: its flags may not apply"
+                )
             if ts.device is not None and device is None:
-                warnings.append(f"threshold set {ts.name!r} is for {ts.device} microspheres and --device "
-                                "was not given: its flags may not apply")
+                warnings.append(
+                    f"threshold set {ts.name!r} is for {ts.device} microspheres and --device "
+                    "was not given: its flags may not apply"
+                )
             elif ts.device is not None and ts.device != device:
-                warnings.append(f"threshold set {ts.name!r} is for {ts.device} microspheres, not --device "
-                                f"{device}: its flags may not apply")
+                warnings.append(
+                    f"threshold set {ts.name!r} is for {ts.device} microspheres, not --device "
+                    f"{device}: its flags may not apply"
+                )
         return ThresholdSelection(tuple(sets), (), tuple(warnings), "as named: " + ", ".join(names))
     if indication is None:
         return ThresholdSelection((), (NO_INDICATION_NOTE,), (), "none: no --indication")
@@ -243,15 +290,19 @@ def choose_threshold_sets(names: Sequence[str] | None, *, indication: str | None
     sets = [ts for ts in bundled if ts.device is None or ts.device == device]
     left_out = [ts.name for ts in bundled if ts not in sets]
     if left_out and device is None:
-        notes.append(f"sets for one microsphere type not evaluated, give --device (resin, glass): "
-                     f"{', '.join(left_out)}")
+        notes.append(
+            f"sets for one microsphere type not evaluated, give --device (resin, glass): {', '.join(left_out)}"
+        )
     specific = [ts for ts in bundled if "any" not in ts.indications]
     if not specific:
-        notes.append(f"no bundled threshold set for {indication}: only the limits for every indication "
-                     "(lung) are evaluated")
+        notes.append(
+            f"no bundled threshold set for {indication}: only the limits for every indication (lung) are evaluated"
+        )
     elif device is not None and not any(ts in sets for ts in specific):
-        notes.append(f"no bundled threshold set for {indication} with {device} microspheres: only the limits "
-                     "for every indication (lung) are evaluated")
+        notes.append(
+            f"no bundled threshold set for {indication} with {device} microspheres: only the limits "
+            "for every indication (lung) are evaluated"
+        )
     description = f"bundled sets for {indication}" + (f", {device} microspheres" if device else ", any device")
     return ThresholdSelection(tuple(sets), tuple(notes), (), description)
 
@@ -275,14 +326,16 @@ def _targets(stats: dict, selector: str, previous_lung_dose_gy: float | None) ->
         if not lung:
             return []
         estimate = lung.get("lsf_estimate_gy")
-        lung["cumulative_lsf_estimate_gy"] = (estimate + previous_lung_dose_gy
-                                              if estimate is not None and previous_lung_dose_gy is not None else None)
+        lung["cumulative_lsf_estimate_gy"] = (
+            estimate + previous_lung_dose_gy if estimate is not None and previous_lung_dose_gy is not None else None
+        )
         return [(lung.get("roi") or "lung", lung)]
     raise OptionsError(f"unknown ROI selector {selector!r}")
 
 
-def evaluate_thresholds(stats: dict, sets: Iterable[ThresholdSet], *,
-                        previous_lung_dose_gy: float | None = None) -> dict:
+def evaluate_thresholds(
+    stats: dict, sets: Iterable[ThresholdSet], *, previous_lung_dose_gy: float | None = None
+) -> dict:
     """Compare a run's statistics with threshold sets: the ``flags`` section of ``stats.json``.
 
     Parameters
@@ -305,9 +358,18 @@ def evaluate_thresholds(stats: dict, sets: Iterable[ThresholdSet], *,
     results = []
     for ts in sets:
         for rule in ts.rules:
-            base = {"set": ts.name, "rule": rule.id, "quantity": rule.quantity, "comparison": rule.comparison,
-                    "threshold": rule.threshold, "unit": rule.unit, "meaning": rule.meaning,
-                    "population": ts.population, "device": ts.device, "level": rule.level}
+            base = {
+                "set": ts.name,
+                "rule": rule.id,
+                "quantity": rule.quantity,
+                "comparison": rule.comparison,
+                "threshold": rule.threshold,
+                "unit": rule.unit,
+                "meaning": rule.meaning,
+                "population": ts.population,
+                "device": ts.device,
+                "level": rule.level,
+            }
             targets, used, note = [], None, None
             for selector in rule.roi:
                 targets = _targets(stats, selector, previous_lung_dose_gy)
@@ -317,22 +379,46 @@ def evaluate_thresholds(stats: dict, sets: Iterable[ThresholdSet], *,
             if used is not None and used != rule.roi[0]:
                 note = f"no {rule.roi[0].replace('_', ' ')} ROI: {used.replace('_', ' ')} used"
             if not targets:
-                results.append({**base, "roi": None, "value": None, "status": "not evaluated", "flag": None,
-                                "note": f"no ROI for {' / '.join(rule.roi)}"})
+                results.append(
+                    {
+                        **base,
+                        "roi": None,
+                        "value": None,
+                        "status": "not evaluated",
+                        "flag": None,
+                        "note": f"no ROI for {' / '.join(rule.roi)}",
+                    }
+                )
                 continue
             for label, entry in targets:
                 value = entry.get(rule.quantity)
                 if value is None:
-                    reason = ("previous lung dose not given (--previous-lung-dose-gy)"
-                              if rule.quantity == "cumulative_lsf_estimate_gy" else f"{rule.quantity} not available")
+                    reason = (
+                        "previous lung dose not given (--previous-lung-dose-gy)"
+                        if rule.quantity == "cumulative_lsf_estimate_gy"
+                        else f"{rule.quantity} not available"
+                    )
                     if rule.quantity == "lsf_estimate_gy":
                         reason = "administered activity or lung shunt fraction not given"
-                    results.append({**base, "roi": label, "value": None, "status": "not evaluated", "flag": None,
-                                    "note": reason})
+                    results.append(
+                        {**base, "roi": label, "value": None, "status": "not evaluated", "flag": None, "note": reason}
+                    )
                     continue
                 met = bool(COMPARISONS[rule.comparison](float(value), rule.threshold))
-                results.append({**base, "roi": label, "value": float(value), "status": "met" if met else "not met",
-                                "flag": rule.level if met else None, "note": note})
+                results.append(
+                    {
+                        **base,
+                        "roi": label,
+                        "value": float(value),
+                        "status": "met" if met else "not met",
+                        "flag": rule.level if met else None,
+                        "note": note,
+                    }
+                )
     counts = {level: sum(1 for r in results if r["flag"] == level) for level in LEVELS}
-    return {"sets": [ts.record() for ts in sets], "results": results, "counts": counts,
-            "previous_lung_dose_gy": previous_lung_dose_gy}
+    return {
+        "sets": [ts.record() for ts in sets],
+        "results": results,
+        "counts": counts,
+        "previous_lung_dose_gy": previous_lung_dose_gy,
+    }

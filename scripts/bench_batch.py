@@ -38,8 +38,19 @@ def cpu_s() -> float:
 
 
 def batch(root: Path, out: Path, workers: int) -> tuple[float, int, float]:
-    cmd = [sys.executable, "-m", "dosimetry", "batch", str(root), "--out", str(out), "--workers", str(workers),
-           "-q", *RUN_OPTIONS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dosimetry",
+        "batch",
+        str(root),
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "-q",
+        *RUN_OPTIONS,
+    ]
     cpu, start = cpu_s(), time.perf_counter()
     code = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
     return time.perf_counter() - start, code, cpu_s() - cpu
@@ -80,8 +91,11 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--keep", type=Path, help="keep the studies and outputs in this folder")
-    parser.add_argument("--no-in-process", action="store_true",
-                        help="skip the comparison with the cases run one after the other in one process")
+    parser.add_argument(
+        "--no-in-process",
+        action="store_true",
+        help="skip the comparison with the cases run one after the other in one process",
+    )
     args = parser.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench_batch_"))
     root = base / "root"
@@ -89,8 +103,10 @@ def main() -> int:
         if not root.exists():
             for n in range(args.cases):
                 copy_study(root / f"case{n:02d}", f"bench-{n}")
-        print(f"{args.cases} cases (sample DICOM study, new UIDs), {os.cpu_count()} cores, load average "
-              f"{os.getloadavg()[0]:.2f}")
+        print(
+            f"{args.cases} cases (sample DICOM study, new UIDs), {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.2f}"
+        )
         print(f"case process start-up (interpreter + imports of the command line): {startup_s():.2f} s")
         results, cpus = {}, {}
         for workers in args.workers:
@@ -103,12 +119,16 @@ def main() -> int:
             out = base / "out_in_process"
             shutil.rmtree(out, ignore_errors=True)
             seconds, cpu = in_process(root, out)
-            print(f"in one process, one case after the other (no per-case start-up): {seconds:7.1f} s wall, "
-                  f"{cpu:6.1f} s CPU")
+            print(
+                f"in one process, one case after the other (no per-case start-up): {seconds:7.1f} s wall, "
+                f"{cpu:6.1f} s CPU"
+            )
             if 1 in results:
-                print(f"overhead of a process per case (1 worker vs one process): "
-                      f"{(results[1] - seconds) / args.cases:+.2f} s wall, {(cpus[1] - cpu) / args.cases:+.2f} s CPU "
-                      f"per case")
+                print(
+                    f"overhead of a process per case (1 worker vs one process): "
+                    f"{(results[1] - seconds) / args.cases:+.2f} s wall, {(cpus[1] - cpu) / args.cases:+.2f} s CPU "
+                    f"per case"
+                )
         first = args.workers[0]
         for workers in args.workers[1:]:
             print(f"speed-up {workers} vs {first} worker(s): {results[first] / results[workers]:.2f}x")

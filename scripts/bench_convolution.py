@@ -81,12 +81,15 @@ def _memory_child(spec: dict) -> dict:
     kernel = voxel_s_values(spacing, 1.03)
     kernel32 = kernel.astype(np.float32)
     if which == "ours":
+
         def run(v):
             return convolve(v, kernel)
     else:
+
         def run(v):
             with scipy.fft.set_workers(cores):
                 return scipy.signal.fftconvolve(v, kernel32, mode="same")
+
     run(np.ones((24, 24, 24), dtype=np.float32))  # numba compilation and FFT plans, not measured
     volume = np.random.default_rng(0).random((n, n, n), dtype=np.float32)  # touched: resident
     gc.collect()
@@ -95,15 +98,19 @@ def _memory_child(spec: dict) -> dict:
     result = run(volume)
     peak_kb = _status_kb("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     del result
-    return {"extra_over_volume": (peak_kb - base_kb) * 1024.0 / volume.nbytes, "exact": exact,
-            "path": choose_path(volume.shape, kernel) if which == "ours" else "fft"}
+    return {
+        "extra_over_volume": (peak_kb - base_kb) * 1024.0 / volume.nbytes,
+        "exact": exact,
+        "path": choose_path(volume.shape, kernel) if which == "ours" else "fft",
+    }
 
 
 def peak_memory_multiple(n: int, spacing: float, which: str, cores: int) -> dict:
     """Peak extra resident memory of one call, in a fresh subprocess, as a multiple of the float32 volume."""
     spec = json.dumps({"n": n, "spacing": spacing, "which": which, "cores": cores})
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child", spec],
-                          check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--memory-child", spec], check=True, capture_output=True, text=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -115,7 +122,8 @@ def phantom(shape, spacing_mm):
     extent = np.array(shape) * np.asarray(spacing_mm) / 2
     body = (x / (0.9 * extent[0])) ** 2 + (y / (0.7 * extent[1])) ** 2 <= 1
     liver = ((x - 0.15 * extent[0]) / (0.45 * extent[0])) ** 2 + (y / (0.4 * extent[1])) ** 2 + (
-        (z + 0.2 * extent[2]) / (0.35 * extent[2])) ** 2 <= 1
+        (z + 0.2 * extent[2]) / (0.35 * extent[2])
+    ) ** 2 <= 1
     lung = body & ~liver & (z > 0.05 * extent[2]) & (np.abs(x) > 0.1 * extent[0])
     density = np.where(body, 1.03, 0.0012)
     density[lung] = 0.26
@@ -140,8 +148,10 @@ def main(args=None) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"cores {cores}, numba threads {numba.get_num_threads()}, scipy {scipy.__version__}")
     rng = np.random.default_rng(0)
-    header = (f"{'volume':>8} {'voxel':>6} {'kernel':>7} {'path':>6} {'ours s':>8} {'fftconv s':>9} "
-              f"{'ratio':>6} {'ndimage s':>9} {'speedup':>8} {'mem ours':>8} {'mem fftc':>8}")
+    header = (
+        f"{'volume':>8} {'voxel':>6} {'kernel':>7} {'path':>6} {'ours s':>8} {'fftconv s':>9} "
+        f"{'ratio':>6} {'ndimage s':>9} {'speedup':>8} {'mem ours':>8} {'mem fftc':>8}"
+    )
     print(header)
     sizes = (128,) if options.quick else (128, 256)
     exact = True
@@ -161,11 +171,15 @@ def main(args=None) -> int:
             mem_ours = peak_memory_multiple(n, spacing, "ours", cores)
             mem_ref = peak_memory_multiple(n, spacing, "fftconvolve", cores)
             exact = exact and mem_ours["exact"] and mem_ref["exact"]
-            print(f"{n:>5}^3 {spacing:5.1f}mm {str(kernel.shape[0]) + '^3':>7} {choose_path(volume.shape, kernel):>6} "
-                  f"{ours:8.3f} {ref:9.3f} {ours / ref:6.2f} {nd_text} {speedup} "
-                  f"{mem_ours['extra_over_volume']:7.2f}x {mem_ref['extra_over_volume']:7.2f}x")
-    print("mem: peak resident memory added by one call (fresh process), / float32 volume"
-          + ("" if exact else " (ru_maxrss fallback: /proc/self/clear_refs not writable, may under-read)"))
+            print(
+                f"{n:>5}^3 {spacing:5.1f}mm {str(kernel.shape[0]) + '^3':>7} {choose_path(volume.shape, kernel):>6} "
+                f"{ours:8.3f} {ref:9.3f} {ours / ref:6.2f} {nd_text} {speedup} "
+                f"{mem_ours['extra_over_volume']:7.2f}x {mem_ref['extra_over_volume']:7.2f}x"
+            )
+    print(
+        "mem: peak resident memory added by one call (fresh process), / float32 volume"
+        + ("" if exact else " (ru_maxrss fallback: /proc/self/clear_refs not writable, may under-read)")
+    )
     print()
     print("kernel-range on a 128^3 body/liver/lung phantom (activity in the liver)")
     for spacing in (4.0, 2.0):
@@ -179,8 +193,10 @@ def main(args=None) -> int:
         start = time.perf_counter()
         kernel_range_dose(a, rho)
         run_s = time.perf_counter() - start
-        print(f"  {spacing:.0f} mm voxels: {run_s:6.2f} s (density table build or load {table_s:.2f} s; "
-              f"{np.count_nonzero(activity)} active voxels)")
+        print(
+            f"  {spacing:.0f} mm voxels: {run_s:6.2f} s (density table build or load {table_s:.2f} s; "
+            f"{np.count_nonzero(activity)} active voxels)"
+        )
     return 0
 
 

@@ -60,7 +60,10 @@ def _world_slab(grid, k):
 _BODY = ((0.0, 20.0), (170.0, 125.0))  # elliptic cylinder: centre (x, y), semi-axes (x, y)
 _LIVER = ((-55.0, 10.0, -30.0), (95.0, 80.0, 70.0))
 _TUMOURS = (((-70.0, 0.0, -20.0), 22.0), ((-20.0, 30.0, -45.0), 14.0), ((-90.0, 35.0, -10.0), 9.0))
-_LUNGS = {"lung_right": ((-75.0, 25.0, 80.0), (55.0, 70.0, 75.0)), "lung_left": ((75.0, 25.0, 80.0), (55.0, 70.0, 75.0))}
+_LUNGS = {
+    "lung_right": ((-75.0, 25.0, 80.0), (55.0, 70.0, 75.0)),
+    "lung_left": ((75.0, 25.0, 80.0), (55.0, 70.0, 75.0)),
+}
 _SPINE = ((0.0, 95.0), 18.0)
 
 
@@ -140,8 +143,14 @@ def build_real(folder: Path) -> dict:
     # layer 0 holds liver, lungs; layer 1 the tumours, as Slicer does for overlapping segments
     data, header = segmentation_nrrd(ct, masks)
     study_uid, for_uid = uid("bench", "study"), uid("bench", "for")
-    write_pet_series(folder / "study" / "PT", pet.with_array(activity), study_uid=study_uid, for_uid=for_uid,
-                     slope_ratio=1.0, total_dose=3.0e9)
+    write_pet_series(
+        folder / "study" / "PT",
+        pet.with_array(activity),
+        study_uid=study_uid,
+        for_uid=for_uid,
+        slope_ratio=1.0,
+        total_dose=3.0e9,
+    )
     write_ct_series(folder / "study" / "CT", ct.with_array(hu), study_uid=study_uid, for_uid=for_uid)
     nrrd.write(str(folder / "rois.seg.nrrd"), data, dict(header), index_order="F", compression_level=1)
     return {"pet_shape": list(pet.shape), "ct_shape": list(ct.shape), "seg_shape": list(data.shape)}
@@ -201,13 +210,31 @@ def build(case: str, folder: str) -> None:
 # --- what the children run -------------------------------------------------------------------------------------
 def run_command(case: str, folder: Path, method: str, out: Path) -> list[str]:
     dosimetry = str(Path(sys.executable).with_name("dosimetry"))
-    common = ["--method", method, "--out", str(out), "--overwrite", "-q", "--residual-fraction", "0.03",
-              "--lung-shunt", "0.05"]
+    common = [
+        "--method",
+        method,
+        "--out",
+        str(out),
+        "--overwrite",
+        "-q",
+        "--residual-fraction",
+        "0.03",
+        "--lung-shunt",
+        "0.05",
+    ]
     if case == "real":
         return [dosimetry, "run", str(folder / "study"), "--segmentation", str(folder / "rois.seg.nrrd"), *common]
     rois = ["liver=liver", "tumor:Tumor 1=tumor1", "tumor:Tumor 2=tumor2", "lung=lung"]
-    args = [dosimetry, "run", "--activity", str(folder / "activity_bqml.nii.gz"), "--activity-units", "Bq/mL",
-            "--scan-delay-h", "20"]
+    args = [
+        dosimetry,
+        "run",
+        "--activity",
+        str(folder / "activity_bqml.nii.gz"),
+        "--activity-units",
+        "Bq/mL",
+        "--scan-delay-h",
+        "20",
+    ]
     for spec in rois:
         key, _, name = spec.rpartition("=")
         args += ["--roi", f"{key}={folder / (name + '.nii.gz')}"]
@@ -270,10 +297,14 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, help="folder for the built cases, reused across runs (default: temp)")
     parser.add_argument("--keep-output", action="store_true", help="keep the dosimetry output folders")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    parser.add_argument("--before", type=Path, metavar="CHECKOUT",
-                        help="also run each method with the package of another checkout (its folder holding "
-                             "dosimetry/, put first on PYTHONPATH), e.g. an earlier commit from `git worktree add` "
-                             "or `git archive`: before/after numbers under the same load")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run each method with the package of another checkout (its folder holding "
+        "dosimetry/, put first on PYTHONPATH), e.g. an earlier commit from `git worktree add` "
+        "or `git archive`: before/after numbers under the same load",
+    )
     parser.add_argument("--decode-only", nargs=2, metavar=("CASE", "FOLDER"), help=argparse.SUPPRESS)
     parser.add_argument("--build", nargs=2, metavar=("CASE", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -295,8 +326,16 @@ def main(argv=None) -> int:
         for case in cases:
             folder = ensure_case(data, case)
             base_s, base_rss, _ = best([sys.executable, __file__, "--decode-only", case, str(folder)], args.repeat)
-            results.append({"case": case, "what": "decode only", "s": base_s, "rss_mib": base_rss,
-                            "time_ratio": 1.0, "rss_ratio": 1.0})
+            results.append(
+                {
+                    "case": case,
+                    "what": "decode only",
+                    "s": base_s,
+                    "rss_mib": base_rss,
+                    "time_ratio": 1.0,
+                    "rss_ratio": 1.0,
+                }
+            )
             for method in methods:
                 out = tmp / f"out-{case}-{method}"
                 variants = [("", None)]
@@ -305,8 +344,17 @@ def main(argv=None) -> int:
                     variants.insert(0, (" (before)", env))
                 for label, env in variants:
                     seconds, rss, code = best(run_command(case, folder, method, out), args.repeat, env)
-                    results.append({"case": case, "what": f"run {method}{label}", "s": seconds, "rss_mib": rss,
-                                    "time_ratio": seconds / base_s, "rss_ratio": rss / base_rss, "exit": code})
+                    results.append(
+                        {
+                            "case": case,
+                            "what": f"run {method}{label}",
+                            "s": seconds,
+                            "rss_mib": rss,
+                            "time_ratio": seconds / base_s,
+                            "rss_ratio": rss / base_rss,
+                            "exit": code,
+                        }
+                    )
                 if args.keep_output:
                     print(f"  output: {out}")
     finally:

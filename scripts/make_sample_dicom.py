@@ -292,7 +292,7 @@ def main(argv=None) -> int:
         f"- `RTSTRUCT.dcm`: {n_roi} structures traced along the voxel edges of `rois/*.nii.gz`.\n\n"
         "Loaded with `dosimetry.dicom.load_study`, it gives the NIfTI activity image at the scan start.\n\n"
         "Every file passes `dciodvfy` (dicom3tools) without error; the data are synthetic (Patient Identity "
-        f"Removed YES, De-identification Method \"{DEIDENTIFICATION_METHOD}\").\n"
+        f'Removed YES, De-identification Method "{DEIDENTIFICATION_METHOD}").\n'
     )
     print(f"wrote {n_ct} CT, {n_pt} PET slices and {n_roi} structures to {args.out}")
     return 0

@@ -228,7 +228,7 @@ def check_design() -> None:
         if np.any(LIVER.level(points[:, 0], points[:, 1], points[:, 2]) > 1.0):
             raise ValueError(f"{tumor.key} has less than {TUMOR_LIVER_MARGIN_MM} mm of liver around it")
     for n, first in enumerate(TUMORS):
-        for second in TUMORS[n + 1:]:
+        for second in TUMORS[n + 1 :]:
             distance = math.dist(first.sphere.centre_mm, second.sphere.centre_mm)
             if distance < first.sphere.radius_mm + second.sphere.radius_mm + TUMOR_LIVER_MARGIN_MM:
                 raise ValueError(f"{first.key} and {second.key} are too close ({distance:.1f} mm apart)")
@@ -321,37 +321,73 @@ def compute_truth(pet: Image, masks: dict[str, np.ndarray]) -> dict:
     comps = dict(
         [
             compartment(
-                "normal_liver", "rois/liver.nii.gz minus rois/tumor_T*.nii.gz", volume["normal_liver"],
-                LIVER.volume_mm3 / 1000.0 - sum(tumor_analytic.values()), HU_LIVER, rho_liver, c_normal,
+                "normal_liver",
+                "rois/liver.nii.gz minus rois/tumor_T*.nii.gz",
+                volume["normal_liver"],
+                LIVER.volume_mm3 / 1000.0 - sum(tumor_analytic.values()),
+                HU_LIVER,
+                rho_liver,
+                c_normal,
                 {"uptake_ratio_to_normal_liver": 1.0},
             )
         ]
         + [
             compartment(
-                t.key, f"rois/tumor_{t.key}.nii.gz", volume[t.key], tumor_analytic[t.key], HU_TUMOR, rho_tumor,
+                t.key,
+                f"rois/tumor_{t.key}.nii.gz",
+                volume[t.key],
+                tumor_analytic[t.key],
+                HU_TUMOR,
+                rho_tumor,
                 t.uptake_ratio * c_normal,
-                {"name": t.name, "radius_mm": t.sphere.radius_mm, "centre_mm": list(t.sphere.centre_mm),
-                 "uptake_ratio_to_normal_liver": t.uptake_ratio},
+                {
+                    "name": t.name,
+                    "radius_mm": t.sphere.radius_mm,
+                    "centre_mm": list(t.sphere.centre_mm),
+                    "uptake_ratio_to_normal_liver": t.uptake_ratio,
+                },
             )
             for t in TUMORS
         ]
     )
+
     # Aggregates: total activity / total volume and total mass (dose = total activity / total mass).
     def aggregate(key, mask_key, parts, analytic_ml, hu):
         volume_ml = sum(comps[p]["volume_ml"] for p in parts)
         mass_g = sum(comps[p]["mass_g"] for p in parts)
         activity_bq = sum(comps[p]["concentration_implant_bq_ml"] * comps[p]["volume_ml"] for p in parts)
-        return compartment(key, mask_key, volume_ml, analytic_ml, hu, mass_g / volume_ml, activity_bq / volume_ml,
-                           {"parts": list(parts)})
+        return compartment(
+            key,
+            mask_key,
+            volume_ml,
+            analytic_ml,
+            hu,
+            mass_g / volume_ml,
+            activity_bq / volume_ml,
+            {"parts": list(parts)},
+        )
 
     tumor_keys = [t.key for t in TUMORS]
-    comps.update([aggregate("all_tumors", "union of rois/tumor_T*.nii.gz", tumor_keys,
-                            sum(tumor_analytic.values()), HU_TUMOR)])
-    comps.update([aggregate("whole_liver", "rois/liver.nii.gz", ["normal_liver", *tumor_keys],
-                            LIVER.volume_mm3 / 1000.0, None)])
+    comps.update(
+        [aggregate("all_tumors", "union of rois/tumor_T*.nii.gz", tumor_keys, sum(tumor_analytic.values()), HU_TUMOR)]
+    )
+    comps.update(
+        [aggregate("whole_liver", "rois/liver.nii.gz", ["normal_liver", *tumor_keys], LIVER.volume_mm3 / 1000.0, None)]
+    )
     comps["whole_liver"]["density_note"] = "mass-weighted: total mass / total volume (liver HU 60, tumours HU 50)"
-    comps.update([compartment("lung", "rois/lung.nii.gz", volume["lung"],
-                              (LUNG_LEFT.volume_mm3 + LUNG_RIGHT.volume_mm3) / 1000.0, HU_LUNG, rho_lung, c_lung)])
+    comps.update(
+        [
+            compartment(
+                "lung",
+                "rois/lung.nii.gz",
+                volume["lung"],
+                (LUNG_LEFT.volume_mm3 + LUNG_RIGHT.volume_mm3) / 1000.0,
+                HU_LUNG,
+                rho_lung,
+                c_lung,
+            )
+        ]
+    )
 
     normal, tumors = comps["normal_liver"], comps["all_tumors"]
     return {
@@ -372,9 +408,7 @@ def compute_truth(pet: Image, masks: dict[str, np.ndarray]) -> dict:
         "tumor_to_normal": {
             "activity_ratio": tumors["concentration_implant_bq_ml"] / normal["concentration_implant_bq_ml"],
             "dose_ratio": tumors["mean_dose_ldm_gy"] / normal["mean_dose_ldm_gy"],
-            "per_tumor_dose_ratio": {
-                k: comps[k]["mean_dose_ldm_gy"] / normal["mean_dose_ldm_gy"] for k in tumor_keys
-            },
+            "per_tumor_dose_ratio": {k: comps[k]["mean_dose_ldm_gy"] / normal["mean_dose_ldm_gy"] for k in tumor_keys},
         },
         "compartments": comps,
         "notes": [
@@ -391,18 +425,60 @@ def compute_truth(pet: Image, masks: dict[str, np.ndarray]) -> dict:
 # --- output ------------------------------------------------------------------------------------------------------
 SEGMENTS = (
     # (layer, label, id, name, colour, terminology type ~ modifier, mask key)
-    (0, 1, "Liver", "Liver", (0.866667, 0.509804, 0.396078),
-     "SCT^123037004^Anatomical Structure~SCT^10200004^Liver~^^", "liver"),
-    (0, 2, "Lung_left", "Lung left", (0.772549, 0.647059, 0.568627),
-     "SCT^123037004^Anatomical Structure~SCT^39607008^Lung~SCT^7771000^Left", "lung_left"),
-    (0, 3, "Lung_right", "Lung right", (0.670588, 0.533333, 0.470588),
-     "SCT^123037004^Anatomical Structure~SCT^39607008^Lung~SCT^24028007^Right", "lung_right"),
-    (1, 1, "Tumor_1", "Tumor 1", (0.564706, 0.933333, 0.564706),
-     "SCT^49755003^Morphologically Altered Structure~SCT^4147007^Mass~^^", "T1"),
-    (1, 2, "Tumor_2", "Tumor 2", (0.945098, 0.839216, 0.568627),
-     "SCT^49755003^Morphologically Altered Structure~SCT^4147007^Mass~^^", "T2"),
-    (1, 3, "Tumor_3", "Tumor 3", (0.188235, 0.509804, 0.866667),
-     "SCT^49755003^Morphologically Altered Structure~SCT^4147007^Mass~^^", "T3"),
+    (
+        0,
+        1,
+        "Liver",
+        "Liver",
+        (0.866667, 0.509804, 0.396078),
+        "SCT^123037004^Anatomical Structure~SCT^10200004^Liver~^^",
+        "liver",
+    ),
+    (
+        0,
+        2,
+        "Lung_left",
+        "Lung left",
+        (0.772549, 0.647059, 0.568627),
+        "SCT^123037004^Anatomical Structure~SCT^39607008^Lung~SCT^7771000^Left",
+        "lung_left",
+    ),
+    (
+        0,
+        3,
+        "Lung_right",
+        "Lung right",
+        (0.670588, 0.533333, 0.470588),
+        "SCT^123037004^Anatomical Structure~SCT^39607008^Lung~SCT^24028007^Right",
+        "lung_right",
+    ),
+    (
+        1,
+        1,
+        "Tumor_1",
+        "Tumor 1",
+        (0.564706, 0.933333, 0.564706),
+        "SCT^49755003^Morphologically Altered Structure~SCT^4147007^Mass~^^",
+        "T1",
+    ),
+    (
+        1,
+        2,
+        "Tumor_2",
+        "Tumor 2",
+        (0.945098, 0.839216, 0.568627),
+        "SCT^49755003^Morphologically Altered Structure~SCT^4147007^Mass~^^",
+        "T2",
+    ),
+    (
+        1,
+        3,
+        "Tumor_3",
+        "Tumor 3",
+        (0.188235, 0.509804, 0.866667),
+        "SCT^49755003^Morphologically Altered Structure~SCT^4147007^Mass~^^",
+        "T3",
+    ),
 )
 _TERMINOLOGY_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
 _ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
@@ -437,24 +513,28 @@ def segmentation_nrrd(pet: Image, masks: dict[str, np.ndarray]) -> tuple[np.ndar
     custom = {}
     for index, (layer, label, seg_id, name, colour, term, key) in enumerate(SEGMENTS):
         anatomic_region = "SCT^10200004^Liver~^^" if key.startswith("T") else "^^~^^"
-        custom.update({
-            f"Segment{index}_Color": " ".join(f"{c:g}" for c in colour),
-            f"Segment{index}_ColorAutoGenerated": "0",
-            f"Segment{index}_Extent": _extent(masks[key]),
-            f"Segment{index}_ID": seg_id,
-            f"Segment{index}_LabelValue": str(label),
-            f"Segment{index}_Layer": str(layer),
-            f"Segment{index}_Name": name,
-            f"Segment{index}_NameAutoGenerated": "0",
-            f"Segment{index}_Tags": (
-                f"TerminologyEntry:{_TERMINOLOGY_CONTEXT}~{term}~{_ANATOMIC_CONTEXT}~{anatomic_region}|"
-            ),
-        })
-    custom.update({
-        "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
-        "Segmentation_MasterRepresentation": "Binary labelmap",
-        "Segmentation_ReferenceImageExtentOffset": "0 0 0",
-    })
+        custom.update(
+            {
+                f"Segment{index}_Color": " ".join(f"{c:g}" for c in colour),
+                f"Segment{index}_ColorAutoGenerated": "0",
+                f"Segment{index}_Extent": _extent(masks[key]),
+                f"Segment{index}_ID": seg_id,
+                f"Segment{index}_LabelValue": str(label),
+                f"Segment{index}_Layer": str(layer),
+                f"Segment{index}_Name": name,
+                f"Segment{index}_NameAutoGenerated": "0",
+                f"Segment{index}_Tags": (
+                    f"TerminologyEntry:{_TERMINOLOGY_CONTEXT}~{term}~{_ANATOMIC_CONTEXT}~{anatomic_region}|"
+                ),
+            }
+        )
+    custom.update(
+        {
+            "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
+            "Segmentation_MasterRepresentation": "Binary labelmap",
+            "Segmentation_ReferenceImageExtentOffset": "0 0 0",
+        }
+    )
     header.update(dict(sorted(custom.items())))  # Slicer (ITK) writes custom keys sorted
     return data, header
 
@@ -509,7 +589,8 @@ def verify_outputs(out: Path, pet: Image, masks: dict[str, np.ndarray], data: np
         raise RuntimeError("rois.seg.nrrd geometry differs from the activity grid")
     for index, (layer, label, seg_id, name, *_rest, key) in enumerate(SEGMENTS):
         if (read_header[f"Segment{index}_Name"], read_header[f"Segment{index}_ID"]) != (name, seg_id) or (
-            int(read_header[f"Segment{index}_Layer"]), int(read_header[f"Segment{index}_LabelValue"])
+            int(read_header[f"Segment{index}_Layer"]),
+            int(read_header[f"Segment{index}_LabelValue"]),
         ) != (layer, label):
             raise RuntimeError(f"rois.seg.nrrd segment {index} metadata does not read back as written")
         if not np.array_equal(read_data[layer] == label, masks[key]):
@@ -613,10 +694,18 @@ def generate(out: Path, blur_fwhm_mm: float = 0.0, noise_fraction: float = 0.0, 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
-    parser.add_argument("--blur-fwhm-mm", type=float, default=0.0,
-                        help="Gaussian blur of the activity image, FWHM in mm (default 0: none)")
-    parser.add_argument("--noise-fraction", type=float, default=0.0,
-                        help="relative Gaussian noise on the activity: sd = fraction x value (default 0: none)")
+    parser.add_argument(
+        "--blur-fwhm-mm",
+        type=float,
+        default=0.0,
+        help="Gaussian blur of the activity image, FWHM in mm (default 0: none)",
+    )
+    parser.add_argument(
+        "--noise-fraction",
+        type=float,
+        default=0.0,
+        help="relative Gaussian noise on the activity: sd = fraction x value (default 0: none)",
+    )
     parser.add_argument("--seed", type=int, default=12345, help="random seed of the noise (default 12345)")
     args = parser.parse_args(argv)
     truth = generate(args.out, args.blur_fwhm_mm, args.noise_fraction, args.seed)
@@ -624,8 +713,10 @@ def main(argv=None) -> int:
     print(f"wrote {args.out} (SYNTHETIC phantom)")
     for key in ("normal_liver", "T1", "T2", "T3", "all_tumors", "whole_liver", "lung"):
         c = comps[key]
-        print(f"  {key:13s} {c['volume_ml']:9.3f} mL  {c['concentration_implant_bq_ml']:12.1f} Bq/mL at implant  "
-              f"{c['activity_implant_mbq']:8.2f} MBq  {c['mean_dose_ldm_gy']:7.2f} Gy")
+        print(
+            f"  {key:13s} {c['volume_ml']:9.3f} mL  {c['concentration_implant_bq_ml']:12.1f} Bq/mL at implant  "
+            f"{c['activity_implant_mbq']:8.2f} MBq  {c['mean_dose_ldm_gy']:7.2f} Gy"
+        )
     ratios = truth["tumor_to_normal"]
     print(f"  T:N activity {ratios['activity_ratio']:.4f}, dose {ratios['dose_ratio']:.4f}")
     return 0

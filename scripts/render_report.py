@@ -31,8 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.html}: no such file", file=sys.stderr)
         return 3
     try:
-        png = html_to_png(args.html, args.png or args.html.with_suffix(".png"), width_px=args.width_px,
-                          height_px=args.height_px, chromium=args.chromium)
+        png = html_to_png(
+            args.html,
+            args.png or args.html.with_suffix(".png"),
+            width_px=args.width_px,
+            height_px=args.height_px,
+            chromium=args.chromium,
+        )
         print(f"screenshot: {png}")
         if args.pdf:
             print(f"pdf: {html_to_pdf(args.html, args.pdf, chromium=args.chromium)}")

@@ -9,7 +9,8 @@
 #    and cc (gcc) compiles their loopback-bind shim (tests/nightly_support/). Missing ones are installed with
 #    apt-get when running as root on a machine with apt-get; otherwise the script says what to install and stops (exit 3): tests are never skipped silently.
 # 2. The virtualenv, exactly as README.md creates it: python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]"
-# 3. .venv/bin/python -m pytest -q "$@"; its exit code is the script's (5, no tests collected, is a failure).
+# 3. ruff check and ruff format --check (configured in pyproject.toml): exit 1 on a fault.
+# 4. .venv/bin/python -m pytest -q "$@"; its exit code is the script's (5, no tests collected, is a failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -60,6 +61,12 @@ if [[ -n $missing ]]; then
 fi
 
 python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]"
+
+# lint and format check (ruff, configured in pyproject.toml) before the tests
+if ! { .venv/bin/ruff check . && .venv/bin/ruff format --check .; }; then
+    echo "error: ruff found lint or format faults (above); fix them, or run: .venv/bin/ruff format ." >&2
+    exit 1
+fi
 
 status=0
 .venv/bin/python -m pytest -q "$@" || status=$?

@@ -86,8 +86,9 @@ def _dt(value: datetime) -> tuple[str, str]:
     return value.strftime("%Y%m%d"), value.strftime("%H%M%S.%f")
 
 
-def base_dataset(sop_class: str, sop_uid: str, modality: str, study_uid: str, series_uid: str,
-                 *, when: datetime = SCAN) -> Dataset:
+def base_dataset(
+    sop_class: str, sop_uid: str, modality: str, study_uid: str, series_uid: str, *, when: datetime = SCAN
+) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_uid
@@ -126,13 +127,23 @@ def _image_pixels(ds: Dataset, plane: np.ndarray, *, signed: bool = True) -> Non
 
 def _plane_geometry(ds: Dataset, image: Image, k: int) -> None:
     ds.ImagePositionPatient = [round(float(v), 4) for v in image.index_to_world((0, 0, k))]
-    ds.ImageOrientationPatient = [round(float(v), 6) for v in np.concatenate([image.direction[:, 0], image.direction[:, 1]])]
+    ds.ImageOrientationPatient = [
+        round(float(v), 6) for v in np.concatenate([image.direction[:, 0], image.direction[:, 1]])
+    ]
     ds.PixelSpacing = [float(image.spacing_mm[1]), float(image.spacing_mm[0])]
     ds.SliceThickness = float(image.spacing_mm[2])
 
 
-def write_ct_series(folder, hu: Image, *, study_uid: str, for_uid: str, series_uid: str | None = None,
-                    tilt_step_mm: float = 0.0, description: str = "CT abdomen") -> list[Path]:
+def write_ct_series(
+    folder,
+    hu: Image,
+    *,
+    study_uid: str,
+    for_uid: str,
+    series_uid: str | None = None,
+    tilt_step_mm: float = 0.0,
+    description: str = "CT abdomen",
+) -> list[Path]:
     """One file per slice; ``tilt_step_mm`` shifts each slice along the column direction (gantry tilt)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -147,8 +158,9 @@ def write_ct_series(folder, hu: Image, *, study_uid: str, for_uid: str, series_u
         ds.InstanceNumber = k + 1
         _plane_geometry(ds, hu, k)
         if tilt_step_mm:
-            ds.ImagePositionPatient = [round(float(v), 4) for v in
-                                       hu.index_to_world((0, 0, k)) + k * tilt_step_mm * hu.direction[:, 1]]
+            ds.ImagePositionPatient = [
+                round(float(v), 4) for v in hu.index_to_world((0, 0, k)) + k * tilt_step_mm * hu.direction[:, 1]
+            ]
             ds.GantryDetectorTilt = math.degrees(math.atan2(tilt_step_mm, hu.spacing_mm[2]))
         ds.RescaleIntercept = -1024.0
         ds.RescaleSlope = 1.0
@@ -161,8 +173,15 @@ def write_ct_series(folder, hu: Image, *, study_uid: str, for_uid: str, series_u
     return paths
 
 
-def pet_stored_values(activity_bqml: np.ndarray, frame_start_s: float, duration_s: float, *, correction: str,
-                      header_half_life_s: float, implant_to_scan_s: float) -> tuple[np.ndarray, float | None]:
+def pet_stored_values(
+    activity_bqml: np.ndarray,
+    frame_start_s: float,
+    duration_s: float,
+    *,
+    correction: str,
+    header_half_life_s: float,
+    implant_to_scan_s: float,
+) -> tuple[np.ndarray, float | None]:
     """Pixel values a scanner writes for a frame, and its Decay Factor.
 
     ``activity_bqml`` is the truth at the series start; the frame starts ``frame_start_s`` later. The
@@ -216,8 +235,14 @@ def write_pet_series(
     for k in range(n):
         bed = k // slices_per_bed
         start_s = bed * frame_duration_s
-        values, df = pet_stored_values(activity.array[:, :, k].T, start_s, frame_duration_s, correction=correction,
-                                       header_half_life_s=header_half_life_s, implant_to_scan_s=implant_to_scan_s)
+        values, df = pet_stored_values(
+            activity.array[:, :, k].T,
+            start_s,
+            frame_duration_s,
+            correction=correction,
+            header_half_life_s=header_half_life_s,
+            implant_to_scan_s=implant_to_scan_s,
+        )
         planes.append(values)
         factors.append(df)
         starts.append(scan + timedelta(seconds=start_s))
@@ -237,8 +262,10 @@ def write_pet_series(
         ds.InstanceNumber = k + 1
         _plane_geometry(ds, activity, k)
         if slice_shift_mm is not None:
-            ds.ImagePositionPatient = [round(float(v), 4) for v in activity.index_to_world((0, 0, k))
-                                       + float(slice_shift_mm[k]) * activity.direction[:, 2]]
+            ds.ImagePositionPatient = [
+                round(float(v), 4)
+                for v in activity.index_to_world((0, 0, k)) + float(slice_shift_mm[k]) * activity.direction[:, 2]
+            ]
         ds.Units = units
         ds.CountsSource = "EMISSION"
         ds.SeriesType = ["WHOLE BODY", "IMAGE"]
@@ -274,13 +301,24 @@ def write_pet_series(
     return paths
 
 
-def write_nm_recon(path, counts: Image, *, study_uid: str, for_uid: str, series_uid: str | None = None,
-                   negative_spacing: bool = False, slice_thickness_mm: float = 9.9,
-                   frames_per_rotation: int = 64, frame_duration_ms: int = 20000,
-                   description: str = "Y90 brems SPECT recon", radiopharmaceutical: str | None = None,
-                   radionuclide_code: tuple[str, str, str] | None = None,
-                   radiopharmaceutical_code: tuple[str, str, str] | None = None,
-                   half_life_s: float | None = None, total_dose: str | None = "2.1e9") -> Path:
+def write_nm_recon(
+    path,
+    counts: Image,
+    *,
+    study_uid: str,
+    for_uid: str,
+    series_uid: str | None = None,
+    negative_spacing: bool = False,
+    slice_thickness_mm: float = 9.9,
+    frames_per_rotation: int = 64,
+    frame_duration_ms: int = 20000,
+    description: str = "Y90 brems SPECT recon",
+    radiopharmaceutical: str | None = None,
+    radionuclide_code: tuple[str, str, str] | None = None,
+    radiopharmaceutical_code: tuple[str, str, str] | None = None,
+    half_life_s: float | None = None,
+    total_dose: str | None = "2.1e9",
+) -> Path:
     """A reconstructed NM multi-frame; with ``negative_spacing`` the frames run against the normal.
 
     By default the header names no nuclide (as many bremsstrahlung SPECTs); ``radiopharmaceutical`` (text),
@@ -338,8 +376,9 @@ def circle(centre, radius, n_points=96) -> np.ndarray:
     angles = np.linspace(0, 2 * np.pi, n_points, endpoint=False)
     area_ratio = n_points / (2 * np.pi) * np.sin(2 * np.pi / n_points)
     r = radius / math.sqrt(area_ratio)
-    return np.column_stack([centre[0] + r * np.cos(angles), centre[1] + r * np.sin(angles),
-                            np.full(n_points, float(centre[2]))])
+    return np.column_stack(
+        [centre[0] + r * np.cos(angles), centre[1] + r * np.sin(angles), np.full(n_points, float(centre[2]))]
+    )
 
 
 def sphere_contours(centre, radius, plane_spacing_mm, n_points=96) -> list[np.ndarray]:
@@ -348,7 +387,7 @@ def sphere_contours(centre, radius, plane_spacing_mm, n_points=96) -> list[np.nd
     m_max = math.floor(radius / plane_spacing_mm)
     for m in range(-m_max, m_max + 1):
         dz = m * plane_spacing_mm
-        r2 = radius ** 2 - dz ** 2
+        r2 = radius**2 - dz**2
         if r2 > 1e-9:
             out.append(circle((centre[0], centre[1], centre[2] + dz), math.sqrt(r2), n_points))
     return out
@@ -366,8 +405,16 @@ def ellipsoid_contours(centre, radii, plane_spacing_mm, n_points=96) -> list[np.
     return out
 
 
-def write_rtstruct(path, structures, *, study_uid: str, for_uid: str, referenced_series_uid: str,
-                   series_uid: str | None = None, roi_for_uid: str | None = None) -> Path:
+def write_rtstruct(
+    path,
+    structures,
+    *,
+    study_uid: str,
+    for_uid: str,
+    referenced_series_uid: str,
+    series_uid: str | None = None,
+    roi_for_uid: str | None = None,
+) -> Path:
     """An RT Structure Set; ``structures`` is a list of (name, list of (n, 3) contours)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -428,9 +475,20 @@ def phantom_structures(plane_spacing_mm: float = 2.0):
     ]
 
 
-def write_phantom_study(folder, *, orientation: str = "HFS", correction: str = "START", with_ct: bool = True,
-                        with_rtstruct: bool = True, pet_shape=(20, 18, 12), pet_spacing_mm=4.0,
-                        ct_shape=(44, 38, 32), ct_spacing_mm=2.0, study_key: str = "study", **pet_kwargs):
+def write_phantom_study(
+    folder,
+    *,
+    orientation: str = "HFS",
+    correction: str = "START",
+    with_ct: bool = True,
+    with_rtstruct: bool = True,
+    pet_shape=(20, 18, 12),
+    pet_spacing_mm=4.0,
+    ct_shape=(44, 38, 32),
+    ct_spacing_mm=2.0,
+    study_key: str = "study",
+    **pet_kwargs,
+):
     """A PET/CT study folder of the phantom; returns (truth activity Image, dict of UIDs).
 
     The PET has no RadionuclideTotalDose unless ``total_dose`` (Bq) is given: the phantom holds about 1 MBq,
@@ -442,8 +500,15 @@ def write_phantom_study(folder, *, orientation: str = "HFS", correction: str = "
     direction = ORIENTATIONS[orientation]
     truth = phantom_activity(symmetric_grid(pet_shape, pet_spacing_mm, direction))
     pet_uid = uid(study_key, "pet", orientation, correction)
-    write_pet_series(folder / "pet", truth, study_uid=study_uid, for_uid=for_uid, series_uid=pet_uid,
-                     correction=correction, **pet_kwargs)
+    write_pet_series(
+        folder / "pet",
+        truth,
+        study_uid=study_uid,
+        for_uid=for_uid,
+        series_uid=pet_uid,
+        correction=correction,
+        **pet_kwargs,
+    )
     uids = {"study": study_uid, "for": for_uid, "pet": pet_uid}
     if with_ct:
         ct_uid = uid(study_key, "ct", orientation)
@@ -451,8 +516,13 @@ def write_phantom_study(folder, *, orientation: str = "HFS", correction: str = "
         write_ct_series(folder / "ct", ct, study_uid=study_uid, for_uid=for_uid, series_uid=ct_uid)
         uids["ct"] = ct_uid
     if with_rtstruct:
-        write_rtstruct(folder / "rtstruct.dcm", phantom_structures(), study_uid=study_uid, for_uid=for_uid,
-                       referenced_series_uid=uids.get("ct", pet_uid))
+        write_rtstruct(
+            folder / "rtstruct.dcm",
+            phantom_structures(),
+            study_uid=study_uid,
+            for_uid=for_uid,
+            referenced_series_uid=uids.get("ct", pet_uid),
+        )
     return truth, uids
 
 
@@ -479,8 +549,13 @@ def write_legacy_converted(files, path, *, series_uid: str | None = None, series
     modality = str(datasets[0].Modality)
     cls = {"PT": hd.legacy.LegacyConvertedEnhancedPETImage, "CT": hd.legacy.LegacyConvertedEnhancedCTImage}[modality]
     series_uid = series_uid or uid(datasets[0].SeriesInstanceUID, "legacy converted")
-    image = cls(datasets, series_instance_uid=series_uid, series_number=series_number,
-                sop_instance_uid=uid(series_uid, 0), instance_number=1)
+    image = cls(
+        datasets,
+        series_instance_uid=series_uid,
+        series_number=series_number,
+        sop_instance_uid=uid(series_uid, 0),
+        instance_number=1,
+    )
     image.save_as(path, enforce_file_format=True)
     return path
 
@@ -549,9 +624,14 @@ def write_enhanced_pet(
     values, factors, starts = {}, {}, {}
     for k in range(n):
         start_s = (k // slices_per_bed) * frame_duration_s
-        v, df = pet_stored_values(activity.array[:, :, k].T, start_s, frame_duration_s,
-                                  correction="ADMIN" if corrected else "NONE",
-                                  header_half_life_s=header_half_life_s, implant_to_scan_s=ref_offset_s)
+        v, df = pet_stored_values(
+            activity.array[:, :, k].T,
+            start_s,
+            frame_duration_s,
+            correction="ADMIN" if corrected else "NONE",
+            header_half_life_s=header_half_life_s,
+            implant_to_scan_s=ref_offset_s,
+        )
         values[k], factors[k], starts[k] = v, df, scan + timedelta(seconds=start_s)
     vmax = max(float(np.max(np.abs(v))) for v in values.values()) or 1.0
     base = vmax / 32000.0 / min(1.0, slope_ratio)
@@ -577,11 +657,21 @@ def write_enhanced_pet(
     ds.DecayCorrected = "YES" if corrected else "NO"
     if corrected:
         ds.DecayCorrectionDateTime = decay_reference.strftime("%Y%m%d%H%M%S.%f")
-    for keyword in ("AttenuationCorrected", "ScatterCorrected", "DeadTimeCorrected", "RandomsCorrected",
-                    "SensitivityCalibrated", "DetectorNormalizationCorrection"):
+    for keyword in (
+        "AttenuationCorrected",
+        "ScatterCorrected",
+        "DeadTimeCorrected",
+        "RandomsCorrected",
+        "SensitivityCalibrated",
+        "DetectorNormalizationCorrection",
+    ):
         setattr(ds, keyword, "YES")
-    for keyword in ("GantryMotionCorrected", "PatientMotionCorrected", "CountLossNormalizationCorrected",
-                    "NonUniformRadialSamplingCorrected"):
+    for keyword in (
+        "GantryMotionCorrected",
+        "PatientMotionCorrected",
+        "CountLossNormalizationCorrected",
+        "NonUniformRadialSamplingCorrected",
+    ):
         setattr(ds, keyword, "NO")
     ds.RandomsCorrectionMethod = "DLYD"
     ds.AttenuationCorrectionSource = "CT"
@@ -628,8 +718,9 @@ def write_enhanced_pet(
     measures.SliceThickness = float(activity.spacing_mm[2])
     shared.PixelMeasuresSequence = Sequence([measures])
     orientation = Dataset()
-    orientation.ImageOrientationPatient = [round(float(v), 6) for v in
-                                           np.concatenate([activity.direction[:, 0], activity.direction[:, 1]])]
+    orientation.ImageOrientationPatient = [
+        round(float(v), 6) for v in np.concatenate([activity.direction[:, 0], activity.direction[:, 1]])
+    ]
     shared.PlaneOrientationSequence = Sequence([orientation])
     frame_type = Dataset()
     frame_type.FrameType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]

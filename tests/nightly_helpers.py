@@ -32,7 +32,9 @@ def _remap(ds, mapping: dict) -> None:
             for item in element.value:
                 _remap(item, mapping)
         elif element.VR == "UI" and element.value:
-            values = element.value if isinstance(element.value, (list, pydicom.multival.MultiValue)) else [element.value]
+            values = (
+                element.value if isinstance(element.value, (list, pydicom.multival.MultiValue)) else [element.value]
+            )
             new = [mapping.get(str(v), str(v)) for v in values]
             element.value = new if len(new) > 1 else new[0]
 
@@ -62,8 +64,15 @@ def as_tc99m_maa(ds) -> None:
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "72454006", "SCT", "^99m^Technetium"
 
 
-def copy_study(target: Path, variant: str, *, rtstruct: bool = True, only_rtstruct: bool = False,
-               patient: tuple[str, str] | None = None, transform=None) -> str:
+def copy_study(
+    target: Path,
+    variant: str,
+    *,
+    rtstruct: bool = True,
+    only_rtstruct: bool = False,
+    patient: tuple[str, str] | None = None,
+    transform=None,
+) -> str:
     """Copy the sample study to ``target`` with every instance UID replaced (derived from ``variant``);
     returns the new StudyInstanceUID. ``rtstruct=False`` leaves the RTSTRUCT out; ``only_rtstruct`` writes
     only it (to add it later); ``patient`` sets (PatientName, PatientID); ``transform(ds)`` changes each."""
@@ -88,16 +97,25 @@ def copy_study(target: Path, variant: str, *, rtstruct: bool = True, only_rtstru
     return study_uid
 
 
-def write_config(folder: Path, *, our_port: int, pacs_port: int | None, retrieve: str = "C-MOVE",
-                 timeout_s: float = 10, extra: str = "", allowed=("ORTHANC",), source: Path | None = None,
-                 send=("rtdose", "sr", "seg", "report")) -> Path:
+def write_config(
+    folder: Path,
+    *,
+    our_port: int,
+    pacs_port: int | None,
+    retrieve: str = "C-MOVE",
+    timeout_s: float = 10,
+    extra: str = "",
+    allowed=("ORTHANC",),
+    source: Path | None = None,
+    send=("rtdose", "sr", "seg", "report"),
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    text = f'''
+    text = f"""
 [local]
 ae_title = "Y90DOSI"
 host = "127.0.0.1"
 port = {our_port}
-'''
+"""
     if pacs_port is not None:
         text += f'''
 [pacs]
@@ -118,7 +136,7 @@ path = "{source}"
 [job]
 settle_s = 0
 '''
-    text += f'''
+    text += f"""
 [query]
 modalities = ["PT", "NM"]
 lookback_days = 2
@@ -133,27 +151,48 @@ ledger = "ledger.sqlite"
 [security]
 allowed_ae_titles = [{", ".join(f'"{a}"' for a in allowed)}]
 {extra}
-'''
+"""
     path = folder / "nightly.toml"
     path.write_text(text)
     return path
 
 
 def nightly_command(config: Path, *args: str, verbose: bool = False) -> list[str]:
-    return [sys.executable, "-m", "dosimetry", *(["-vv"] if verbose else []), "nightly", "--config", str(config),
-            "--since", "2020-01-01", *args]
+    return [
+        sys.executable,
+        "-m",
+        "dosimetry",
+        *(["-vv"] if verbose else []),
+        "nightly",
+        "--config",
+        str(config),
+        "--since",
+        "2020-01-01",
+        *args,
+    ]
 
 
 def run_nightly(config: Path, *args: str, timeout: float = 240, verbose: bool = False) -> subprocess.CompletedProcess:
     """One pass of the job as the console command, in its own process (``verbose``: -vv, DEBUG logging)."""
-    return subprocess.run(nightly_command(config, *args, verbose=verbose), capture_output=True, text=True,
-                          timeout=timeout,
-                          cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.run(
+        nightly_command(config, *args, verbose=verbose),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def start_nightly(config: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(nightly_command(config, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        nightly_command(config, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def wait_for_line(process: subprocess.Popen, needle: str, lines: list[str]) -> str:

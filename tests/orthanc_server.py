@@ -41,11 +41,16 @@ def free_port() -> int:
 def build_shim(folder: Path) -> Path:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
-        raise RuntimeError("the Orthanc tests need a C compiler (cc) for tests/nightly_support/loopback_bind.c; "
-                           "install gcc (scripts/test.sh does)")
+        raise RuntimeError(
+            "the Orthanc tests need a C compiler (cc) for tests/nightly_support/loopback_bind.c; "
+            "install gcc (scripts/test.sh does)"
+        )
     target = folder / "loopback_bind.so"
-    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(target), str(SHIM_SOURCE), "-ldl"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O2", "-o", str(target), str(SHIM_SOURCE), "-ldl"],
+        check=True,
+        capture_output=True,
+    )
     return target
 
 
@@ -57,15 +62,33 @@ class OrthancServer:
         self.process: subprocess.Popen | None = None
         (root / "storage").mkdir(parents=True, exist_ok=True)
         self.config_path = root / "orthanc.json"
-        self.config_path.write_text(json.dumps({
-            "Name": "nightly-test", "StorageDirectory": str(root / "storage"), "IndexDirectory": str(root / "storage"),
-            "HttpPort": self.http_port, "DicomPort": self.dicom_port, "DicomAet": ORTHANC_AE,
-            "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "DicomCheckCalledAet": True,
-            "DicomCheckModalityHost": True, "DicomAlwaysAllowEcho": False, "DicomAlwaysAllowStore": False,
-            "DicomModalities": {"y90": [our_ae, "127.0.0.1", our_port]},
-            "DicomScuTimeout": 10, "DicomScpTimeout": 30, "Plugins": [], "SaveJobs": False,
-            "StorageCompression": False, "OverwriteInstances": False, "HttpProxy": "",
-        }, indent=2))
+        self.config_path.write_text(
+            json.dumps(
+                {
+                    "Name": "nightly-test",
+                    "StorageDirectory": str(root / "storage"),
+                    "IndexDirectory": str(root / "storage"),
+                    "HttpPort": self.http_port,
+                    "DicomPort": self.dicom_port,
+                    "DicomAet": ORTHANC_AE,
+                    "RemoteAccessAllowed": False,
+                    "AuthenticationEnabled": False,
+                    "DicomCheckCalledAet": True,
+                    "DicomCheckModalityHost": True,
+                    "DicomAlwaysAllowEcho": False,
+                    "DicomAlwaysAllowStore": False,
+                    "DicomModalities": {"y90": [our_ae, "127.0.0.1", our_port]},
+                    "DicomScuTimeout": 10,
+                    "DicomScpTimeout": 30,
+                    "Plugins": [],
+                    "SaveJobs": False,
+                    "StorageCompression": False,
+                    "OverwriteInstances": False,
+                    "HttpProxy": "",
+                },
+                indent=2,
+            )
+        )
 
     @property
     def url(self) -> str:
@@ -75,8 +98,13 @@ class OrthancServer:
     def start(self, timeout_s: float = 30) -> OrthancServer:
         log = open(self.root / "orthanc.log", "ab")
         env = {**os.environ, "LD_PRELOAD": str(self.shim)}
-        self.process = subprocess.Popen([orthanc_program(), str(self.config_path)], stdout=log,
-                                        stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.process = subprocess.Popen(
+            [orthanc_program(), str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -179,5 +207,5 @@ def _hex_address(text: str) -> str:
     raw = bytes.fromhex(text)
     if len(raw) == 4:
         return socket.inet_ntop(socket.AF_INET, raw[::-1])
-    words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+    words = [raw[i : i + 4][::-1] for i in range(0, 16, 4)]
     return socket.inet_ntop(socket.AF_INET6, b"".join(words))

@@ -18,8 +18,10 @@ from helpers import roi_on, rotation, world_grid
 # A patient in current-scan coordinates (LPS, mm): body, an off-centre liver, two unequal lungs, spine.
 BODY = (np.zeros(3), np.array([120.0, 85.0, 95.0]))
 LIVER = (np.array([-40.0, 5.0, -5.0]), np.array([55.0, 42.0, 38.0]))
-LUNGS = [(np.array([-55.0, 10.0, 70.0]), np.array([40.0, 45.0, 35.0])),
-         (np.array([60.0, 10.0, 65.0]), np.array([30.0, 40.0, 30.0]))]
+LUNGS = [
+    (np.array([-55.0, 10.0, 70.0]), np.array([40.0, 45.0, 35.0])),
+    (np.array([60.0, 10.0, 65.0]), np.array([30.0, 40.0, 30.0])),
+]
 SPINE = (np.array([0.0, 62.0]), 13.0)
 TUMOUR = (np.array([-30.0, -5.0, -10.0]), 16.0)
 
@@ -45,8 +47,10 @@ def ct_hu(xyz):
 
 def dose_gy(xyz):
     """A smooth, asymmetric dose: a tumour hot spot, a broad liver component and a little lung dose."""
+
     def blob(centre, sigma):
         return np.exp(-np.sum((xyz - centre) ** 2, axis=-1) / (2 * sigma**2))
+
     return 180.0 * blob(TUMOUR[0], 14.0) + 40.0 * blob(LIVER[0] + [10, 0, 0], 35.0) + 6.0 * blob(LUNGS[0][0], 40.0)
 
 
@@ -71,8 +75,13 @@ def phantom():
         roi_on(roi_grid, _inside(xyz, LUNGS[0]), "Lung R", "lung"),
         roi_on(roi_grid, _inside(xyz, LUNGS[1]), "Lung L", "lung"),
     ]
-    return {"current_ct": current_ct, "current_dose": current_dose, "previous_ct": previous_ct,
-            "previous_dose": previous_dose, "rois": rois}
+    return {
+        "current_ct": current_ct,
+        "current_dose": current_dose,
+        "previous_ct": previous_ct,
+        "previous_dose": previous_dose,
+        "rois": rois,
+    }
 
 
 def test_registration_recovers_the_motion(phantom):
@@ -86,8 +95,12 @@ def test_registration_recovers_the_motion(phantom):
 
 
 def test_dose_accumulated_with_itself_doubles(phantom):
-    result = accumulate_doses(phantom["current_dose"], [PreviousDose(phantom["previous_dose"], phantom["previous_ct"])],
-                              current_ct=phantom["current_ct"], rois=phantom["rois"])
+    result = accumulate_doses(
+        phantom["current_dose"],
+        [PreviousDose(phantom["previous_dose"], phantom["previous_ct"])],
+        current_ct=phantom["current_ct"],
+        rois=phantom["rois"],
+    )
     current = phantom["current_dose"].array
     total = result.dose_gy.array
     assert result.dose_gy.same_grid(phantom["current_dose"])
@@ -108,10 +121,16 @@ def test_dose_accumulated_with_itself_doubles(phantom):
 
 def test_failed_registration_is_refused(phantom):
     rng = np.random.default_rng(1)
-    unrelated = phantom["previous_ct"].with_array(rng.normal(0.0, 300.0, phantom["previous_ct"].shape).astype(np.float32))
+    unrelated = phantom["previous_ct"].with_array(
+        rng.normal(0.0, 300.0, phantom["previous_ct"].shape).astype(np.float32)
+    )
     with pytest.raises(GeometryError, match="failed its check"):
-        accumulate_doses(phantom["current_dose"], [(phantom["previous_dose"], unrelated)],
-                         current_ct=phantom["current_ct"], rois=phantom["rois"])
+        accumulate_doses(
+            phantom["current_dose"],
+            [(phantom["previous_dose"], unrelated)],
+            current_ct=phantom["current_ct"],
+            rois=phantom["rois"],
+        )
 
 
 def test_accumulate_command_line(phantom, tmp_path):
@@ -123,8 +142,21 @@ def test_accumulate_command_line(phantom, tmp_path):
         path = write_nifti(roi.mask.with_array(roi.mask.array.astype(np.uint8)), tmp_path / f"{roi.name}.nii.gz")
         roi_args += ["--roi", f"{roi.role.value}:{roi.name}={path}"]
     out = tmp_path / "cumulative"
-    code = main(["accumulate", "--current", str(paths["current_dose"]), "--ct", str(paths["current_ct"]),
-                 "--previous", f"{paths['previous_dose']}:{paths['previous_ct']}", *roi_args, "--out", str(out), "-q"])
+    code = main(
+        [
+            "accumulate",
+            "--current",
+            str(paths["current_dose"]),
+            "--ct",
+            str(paths["current_ct"]),
+            "--previous",
+            f"{paths['previous_dose']}:{paths['previous_ct']}",
+            *roi_args,
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
     assert code == 0
     record = json.loads((out / "accumulate.json").read_text())
     normal = {e["name"]: e for e in record["rois"]}["normal_liver"]
@@ -134,8 +166,21 @@ def test_accumulate_command_line(phantom, tmp_path):
     assert total.same_grid(phantom["current_dose"])
     assert (out / "previous_1_on_current.nii.gz").is_file() and (out / "accumulate.csv").is_file()
     # the output folder exists now: refused without --overwrite, nothing changed
-    assert main(["accumulate", "--current", str(paths["current_dose"]), "--previous", str(paths["previous_dose"]),
-                 "--out", str(out), "-q"]) == 7
+    assert (
+        main(
+            [
+                "accumulate",
+                "--current",
+                str(paths["current_dose"]),
+                "--previous",
+                str(paths["previous_dose"]),
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 7
+    )
 
 
 def test_accumulate_a_dicom_run_with_its_own_rt_dose(tmp_path):
@@ -147,9 +192,21 @@ def test_accumulate_a_dicom_run_with_its_own_rt_dose(tmp_path):
 
     b.write_phantom_study(tmp_path / "s", study_key="accumulate")
     assert main(["run", str(tmp_path / "s"), "--out", str(tmp_path / "run"), "-q"]) == 0
-    assert main(["accumulate", "--current", str(tmp_path / "run"),
-                 "--previous", f"{tmp_path / 'run' / 'rtdose.dcm'}:{tmp_path / 's' / 'ct'}",
-                 "--out", str(tmp_path / "acc"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "accumulate",
+                "--current",
+                str(tmp_path / "run"),
+                "--previous",
+                f"{tmp_path / 'run' / 'rtdose.dcm'}:{tmp_path / 's' / 'ct'}",
+                "--out",
+                str(tmp_path / "acc"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     run = {e["name"]: e for e in json.loads((tmp_path / "run" / "stats.json").read_text())["rois"]}
     acc = json.loads((tmp_path / "acc" / "accumulate.json").read_text())
     text = json.dumps(acc)

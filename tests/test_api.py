@@ -30,12 +30,15 @@ def test_parallel_runs_give_the_same_results_as_sequential_ones():
     """Studies with different options run side by side without leaking state into each other."""
     activity = read_image(SAMPLE / "activity_bqml.nii.gz")
     rois, _ = read_slicer_segmentation(SAMPLE / "rois.seg.nrrd")
-    option_sets = [DosimetryOptions(scan_delay_h=h, activity_units="Bq/mL", default_density_g_ml=rho)
-                   for h, rho in ((0, 1.03), (20, 1.06), (48, 1.0), (5, 1.03))]
+    option_sets = [
+        DosimetryOptions(scan_delay_h=h, activity_units="Bq/mL", default_density_g_ml=rho)
+        for h, rho in ((0, 1.03), (20, 1.06), (48, 1.0), (5, 1.03))
+    ]
     sequential = [run_dosimetry(activity, rois, options=o).roi("Tumor 2")["mean_gy"] for o in option_sets]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        parallel = list(pool.map(lambda o: run_dosimetry(activity, rois, options=o).roi("Tumor 2")["mean_gy"],
-                                 option_sets))
+        parallel = list(
+            pool.map(lambda o: run_dosimetry(activity, rois, options=o).roi("Tumor 2")["mean_gy"], option_sets)
+        )
     assert parallel == sequential
     assert len(set(sequential)) == 4
     # the inputs were not modified

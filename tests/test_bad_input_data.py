@@ -23,15 +23,19 @@ import dicom_builders as b
 from dosimetry.cli import main
 from dosimetry.decay import MAX_SCAN_DELAY_S, decay_factor_to_implant
 from dosimetry.dicom.pet import load_pet
-from dosimetry.dicom.rtstruct import crosses_itself, rasterize_contours, read_rtstruct, rtstruct_to_rois
+from dosimetry.dicom.rtstruct import crosses_itself, rasterize_contours
 from dosimetry.errors import OptionsError, GeometryError, InputFileError, RoiError, UnitsError
 from dosimetry.image import Image
 from dosimetry.imageio import LPS_TO_RAS, read_image, write_nifti
-from dosimetry.pipeline import DosimetryOptions, run_dosimetry
-from helpers import roi_on
+from dosimetry.pipeline import DosimetryOptions
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
-ROIS = ["--roi", f"liver={SAMPLE / 'rois' / 'liver.nii.gz'}", "--roi", f"tumor:T1={SAMPLE / 'rois' / 'tumor_T1.nii.gz'}"]
+ROIS = [
+    "--roi",
+    f"liver={SAMPLE / 'rois' / 'liver.nii.gz'}",
+    "--roi",
+    f"tumor:T1={SAMPLE / 'rois' / 'tumor_T1.nii.gz'}",
+]
 
 
 def run_cli(args, out: Path, capsys):
@@ -52,8 +56,19 @@ def assert_refused(code, err, out: Path, expected_code, *words):
 
 
 def image_run(activity: Path, *extra):
-    return ["run", "--activity", str(activity), "--ct", str(SAMPLE / "ct_hu.nii.gz"), *ROIS,
-            "--scan-delay-h", "20", "--activity-units", "Bq/mL", *extra]
+    return [
+        "run",
+        "--activity",
+        str(activity),
+        "--ct",
+        str(SAMPLE / "ct_hu.nii.gz"),
+        *ROIS,
+        "--scan-delay-h",
+        "20",
+        "--activity-units",
+        "Bq/mL",
+        *extra,
+    ]
 
 
 def sample_activity() -> Image:
@@ -74,15 +89,26 @@ def patch_nifti(path: Path, *, pixdim=None, qform_code=None, sform_code=None) ->
 
 
 # --- (a) activity that cannot be a dose ------------------------------------------------------------------
-@pytest.mark.parametrize("kind, words", [
-    ("zero", "all zero"), ("negative", "positive voxel"), ("negative_total", "sums to"), ("noise", "noise around zero")])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("zero", "all zero"),
+        ("negative", "positive voxel"),
+        ("negative_total", "sums to"),
+        ("noise", "noise around zero"),
+    ],
+)
 def test_activity_without_positive_total_is_refused(tmp_path, capsys, kind, words):
     image = sample_activity()
     values = image.array.astype(np.float64)
     noise = np.where(np.indices(values.shape).sum(axis=0) % 2, 1e3, -1e3)  # +-1000 checkerboard
     noise.flat[0] += 1e3 if noise.sum() <= 0 else 0.0  # net +1000 (or more) against 3e8 gross
-    array = {"zero": np.zeros_like(values), "negative": -values,
-             "negative_total": values - 2 * values.mean(), "noise": noise}[kind]
+    array = {
+        "zero": np.zeros_like(values),
+        "negative": -values,
+        "negative_total": values - 2 * values.mean(),
+        "noise": noise,
+    }[kind]
     path = write_nifti(image.with_array(array.astype(np.float32)), tmp_path / f"{kind}.nii.gz")
     code, err, _ = run_cli(image_run(path), tmp_path / "out", capsys)
     assert_refused(code, err, tmp_path / "out", UnitsError.exit_code, words, f"{kind}.nii.gz", "scaling")
@@ -108,13 +134,28 @@ def _dicom_study(folder: Path, activity_scale: float = 1.0, structures=None, **p
     pet_kwargs.setdefault("total_dose", None)
     study_uid, for_uid = b.uid("bad", folder.name), b.uid("bad", folder.name, "for")
     truth = b.phantom_activity(b.symmetric_grid((20, 18, 12), 4.0))
-    pet = b.write_pet_series(folder / "pet", truth.with_array(truth.array * activity_scale), study_uid=study_uid,
-                             for_uid=for_uid, **pet_kwargs)
+    pet = b.write_pet_series(
+        folder / "pet",
+        truth.with_array(truth.array * activity_scale),
+        study_uid=study_uid,
+        for_uid=for_uid,
+        **pet_kwargs,
+    )
     ct_uid = b.uid(study_uid, "ct")
-    b.write_ct_series(folder / "ct", b.phantom_ct(b.symmetric_grid((44, 38, 32), 2.0)), study_uid=study_uid,
-                      for_uid=for_uid, series_uid=ct_uid)
-    b.write_rtstruct(folder / "rtstruct.dcm", structures or b.phantom_structures(), study_uid=study_uid,
-                     for_uid=for_uid, referenced_series_uid=ct_uid)
+    b.write_ct_series(
+        folder / "ct",
+        b.phantom_ct(b.symmetric_grid((44, 38, 32), 2.0)),
+        study_uid=study_uid,
+        for_uid=for_uid,
+        series_uid=ct_uid,
+    )
+    b.write_rtstruct(
+        folder / "rtstruct.dcm",
+        structures or b.phantom_structures(),
+        study_uid=study_uid,
+        for_uid=for_uid,
+        referenced_series_uid=ct_uid,
+    )
     return pet, pydicom.dcmread(pet[0]).SeriesInstanceUID
 
 
@@ -134,8 +175,9 @@ def _set_slope(path: Path, value):
     ds.save_as(path)
 
 
-@pytest.mark.parametrize("value, words", [("0", "RescaleSlope 0"), ("-0.5", "RescaleSlope -0.5"),
-                                          ("NaN", "not a number"), (None, "missing")])
+@pytest.mark.parametrize(
+    "value, words", [("0", "RescaleSlope 0"), ("-0.5", "RescaleSlope -0.5"), ("NaN", "not a number"), (None, "missing")]
+)
 def test_bad_rescale_slope_names_the_file_and_slice(tmp_path, value, words):
     files, _ = _dicom_study(tmp_path / "s")
     _set_slope(files[5], value)
@@ -150,14 +192,18 @@ def test_cli_rescale_slope_zero(tmp_path, capsys):
     for f in files[3:8]:
         _set_slope(f, "0")
     code, err, _ = run_cli(["run", str(tmp_path / "s")], tmp_path / "out", capsys)
-    assert_refused(code, err, tmp_path / "out", InputFileError.exit_code, "5 of 12 slices", files[3].name, "RescaleSlope 0")
+    assert_refused(
+        code, err, tmp_path / "out", InputFileError.exit_code, "5 of 12 slices", files[3].name, "RescaleSlope 0"
+    )
 
 
 def test_nm_rescale_slope_zero_is_not_read_as_one(tmp_path):
     from dosimetry.dicom.spect import load_spect
 
     counts = b.phantom_activity(b.symmetric_grid((16, 16, 10), 4.8))
-    path = b.write_nm_recon(tmp_path / "nm.dcm", counts.with_array(counts.array / 100), study_uid="1.2", for_uid="1.2.3")
+    path = b.write_nm_recon(
+        tmp_path / "nm.dcm", counts.with_array(counts.array / 100), study_uid="1.2", for_uid="1.2.3"
+    )
     ds = pydicom.dcmread(path)
     ds.RescaleSlope = "0"
     ds.save_as(path)
@@ -166,8 +212,16 @@ def test_nm_rescale_slope_zero_is_not_read_as_one(tmp_path):
 
 
 # --- (c) image geometry from files --------------------------------------------------------------------------
-@pytest.mark.parametrize("pixdim, words", [((0, 0, 0), "pixdim"), ((-4, 4, 4), "pixdim"), ((math.nan, 4, 4), "pixdim"),
-                                           ((400, 4, 4), "outside 0.01-100 mm"), ((0.001, 4, 4), "outside 0.01-100 mm")])
+@pytest.mark.parametrize(
+    "pixdim, words",
+    [
+        ((0, 0, 0), "pixdim"),
+        ((-4, 4, 4), "pixdim"),
+        ((math.nan, 4, 4), "pixdim"),
+        ((400, 4, 4), "outside 0.01-100 mm"),
+        ((0.001, 4, 4), "outside 0.01-100 mm"),
+    ],
+)
 def test_nifti_voxel_size_is_checked_for_every_image(tmp_path, capsys, pixdim, words):
     bad = patch_nifti(write_nifti(sample_activity(), tmp_path / "act.nii"), pixdim=pixdim, sform_code=0)
     with pytest.raises(GeometryError, match=words):
@@ -180,8 +234,9 @@ def test_nifti_voxel_size_is_checked_for_every_image(tmp_path, capsys, pixdim, w
     args[args.index("--ct") + 1] = str(ct)
     code, err, _ = run_cli(args, tmp_path / "out", capsys)
     assert_refused(code, err, tmp_path / "out", GeometryError.exit_code, "ct.nii")
-    mask = patch_nifti(write_nifti(read_image(SAMPLE / "rois" / "liver.nii.gz"), tmp_path / "liver.nii"), pixdim=pixdim,
-                       sform_code=0)
+    mask = patch_nifti(
+        write_nifti(read_image(SAMPLE / "rois" / "liver.nii.gz"), tmp_path / "liver.nii"), pixdim=pixdim, sform_code=0
+    )
     args = image_run(SAMPLE / "activity_bqml.nii.gz")
     args[args.index(ROIS[1])] = f"liver={mask}"
     code, err, _ = run_cli(args, tmp_path / "out", capsys)
@@ -233,17 +288,25 @@ def test_4d_images(tmp_path, capsys):
 
 
 def _mha(path: Path, *, spacing="4 4 4", matrix="1 0 0 0 1 0 0 0 1") -> Path:
-    header = ("ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
-              f"TransformMatrix = {matrix}\nOffset = 0 0 0\nElementSpacing = {spacing}\nDimSize = 4 4 4\n"
-              "ElementType = MET_FLOAT\nElementDataFile = LOCAL\n")
+    header = (
+        "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
+        f"TransformMatrix = {matrix}\nOffset = 0 0 0\nElementSpacing = {spacing}\nDimSize = 4 4 4\n"
+        "ElementType = MET_FLOAT\nElementDataFile = LOCAL\n"
+    )
     path.write_bytes(header.encode() + np.ones(64, np.float32).tobytes())
     return path
 
 
-@pytest.mark.parametrize("kwargs, words", [({"spacing": "0 4 4"}, "spacing"), ({"spacing": "nan 4 4"}, "spacing"),
-                                           ({"spacing": "1000 4 4"}, "outside"),
-                                           ({"matrix": "1 0 0 1 0 0 0 0 1"}, "direction"),
-                                           ({"matrix": "1 0 0 0.2 1 0 0 0 1"}, "sheared")])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"spacing": "0 4 4"}, "spacing"),
+        ({"spacing": "nan 4 4"}, "spacing"),
+        ({"spacing": "1000 4 4"}, "outside"),
+        ({"matrix": "1 0 0 1 0 0 0 0 1"}, "direction"),
+        ({"matrix": "1 0 0 0.2 1 0 0 0 1"}, "sheared"),
+    ],
+)
 def test_metaimage_geometry_one_line_errors(tmp_path, kwargs, words):
     with pytest.raises(GeometryError, match=words) as info:
         read_image(_mha(tmp_path / "x.mha", **kwargs))
@@ -257,8 +320,14 @@ def test_slicer_segmentation_with_singular_directions_is_refused(tmp_path):
 
     data = np.zeros((4, 4, 4), np.uint8)
     data[1:3, 1:3, 1:3] = 1
-    header = {"space": "left-posterior-superior", "space directions": np.array([[2.0, 0, 0], [2.0, 0, 0], [0, 0, 2.0]]),
-              "space origin": np.zeros(3), "Segment0_Name": "Liver", "Segment0_LabelValue": "1", "Segment0_Layer": "0"}
+    header = {
+        "space": "left-posterior-superior",
+        "space directions": np.array([[2.0, 0, 0], [2.0, 0, 0], [0, 0, 2.0]]),
+        "space origin": np.zeros(3),
+        "Segment0_Name": "Liver",
+        "Segment0_LabelValue": "1",
+        "Segment0_Layer": "0",
+    }
     path = tmp_path / "s.seg.nrrd"
     nrrd.write(str(path), data, header, index_order="F")
     with pytest.raises(GeometryError, match="s.seg.nrrd.*singular"):
@@ -343,7 +412,9 @@ def test_structure_with_no_usable_contour_is_refused_with_the_ignore_fix(tmp_pat
     _dicom_study(tmp_path / "s", structures=structures)
     code, err, _ = run_cli(["run", str(tmp_path / "s")], tmp_path / "out", capsys)
     assert_refused(code, err, tmp_path / "out", RoiError.exit_code, "'Lesion 2'", "--segment-role 'Lesion 2=ignore'")
-    code, err, stats = run_cli(["run", str(tmp_path / "s"), "--segment-role", "Lesion 2=ignore"], tmp_path / "ok", capsys)
+    code, err, stats = run_cli(
+        ["run", str(tmp_path / "s"), "--segment-role", "Lesion 2=ignore"], tmp_path / "ok", capsys
+    )
     assert code == 0, err
     assert "Lesion 2" not in [r["name"] for r in stats["rois"]]
 
@@ -359,8 +430,22 @@ def test_rasteriser_contracts():
     grid = b.symmetric_grid((10, 10, 6), 4.0)
     assert crosses_itself(BOWTIE) and not crosses_itself(b.circle((0, 0, 0), 10.0))
     square = np.array([[-8, -8, 0], [8, -8, 0], [8, 8, 0], [-8, 8, 0.0]])
-    keyhole = np.array([[-8, -8, 0], [8, -8, 0], [8, 8, 0], [-8, 8, 0], [-8, 0, 0], [-2, 0, 0], [-2, 2, 0],
-                        [2, 2, 0], [2, -2, 0], [-2, -2, 0], [-2, 0, 0], [-8, 0, 0.0]])
+    keyhole = np.array(
+        [
+            [-8, -8, 0],
+            [8, -8, 0],
+            [8, 8, 0],
+            [-8, 8, 0],
+            [-8, 0, 0],
+            [-2, 0, 0],
+            [-2, 2, 0],
+            [2, 2, 0],
+            [2, -2, 0],
+            [-2, -2, 0],
+            [-2, 0, 0],
+            [-8, 0, 0.0],
+        ]
+    )
     assert not crosses_itself(keyhole)
     with pytest.raises(GeometryError, match="NaN"):
         rasterize_contours([square, square * np.nan], grid, slice_thickness_mm=4)
@@ -383,16 +468,33 @@ def test_empty_seg_segment_is_refused_with_the_ignore_fix(tmp_path):
     sources = [pydicom.dcmread(f) for f in files]
     mask = np.zeros((len(sources), sources[0].Rows, sources[0].Columns), dtype=bool)
     mask[5, 5:9, 5:9] = True
-    algorithm = hd.AlgorithmIdentificationSequence(name="test", version="1", family=hd.sr.CodedConcept("123109", "DCM", "Manual Processing"))
-    descriptions = [hd.seg.SegmentDescription(
-        segment_number=n, segment_label=label, segmented_property_category=hd.sr.CodedConcept("91723000", "SCT", "Anatomical structure"),
-        segmented_property_type=hd.sr.CodedConcept("10200004", "SCT", "Liver"), algorithm_type="MANUAL") for n, label in ((1, "Liver"), (2, "Tumour 5"))]
+
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=n,
+            segment_label=label,
+            segmented_property_category=hd.sr.CodedConcept("91723000", "SCT", "Anatomical structure"),
+            segmented_property_type=hd.sr.CodedConcept("10200004", "SCT", "Liver"),
+            algorithm_type="MANUAL",
+        )
+        for n, label in ((1, "Liver"), (2, "Tumour 5"))
+    ]
     pixels = np.stack([mask, np.zeros_like(mask)], axis=-1)
-    seg = hd.seg.Segmentation(source_images=sources, pixel_array=pixels, segmentation_type="BINARY",
-                              segment_descriptions=descriptions, series_instance_uid=b.uid("seg"), series_number=5,
-                              sop_instance_uid=b.uid("seg", 1), instance_number=1, manufacturer="t",
-                              manufacturer_model_name="t", software_versions="1", device_serial_number="1",
-                              omit_empty_frames=False)
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=pixels,
+        segmentation_type="BINARY",
+        segment_descriptions=descriptions,
+        series_instance_uid=b.uid("seg"),
+        series_number=5,
+        sop_instance_uid=b.uid("seg", 1),
+        instance_number=1,
+        manufacturer="t",
+        manufacturer_model_name="t",
+        software_versions="1",
+        device_serial_number="1",
+        omit_empty_frames=False,
+    )
     seg.save_as(tmp_path / "seg.dcm")
     with pytest.raises(RoiError, match=r"'Tumour 5' is empty.*--segment-role 'Tumour 5=ignore'"):
         seg_to_rois(tmp_path / "seg.dcm")
@@ -415,17 +517,28 @@ def test_activity_with_nan_keeps_its_own_message(tmp_path, capsys):
 def _frames(step_mm, pixel_spacing_mm=(1.0, 1.0), n=6):
     from dosimetry.dicom import slices
 
-    return [slices.Frame(k * np.asarray(step_mm, float), np.array([1.0, 0, 0, 0, 1, 0]), np.asarray(pixel_spacing_mm),
-                         np.ones((3, 3)), source=f"f{k}.dcm") for k in range(n)]
+    return [
+        slices.Frame(
+            k * np.asarray(step_mm, float),
+            np.array([1.0, 0, 0, 0, 1, 0]),
+            np.asarray(pixel_spacing_mm),
+            np.ones((3, 3)),
+            source=f"f{k}.dcm",
+        )
+        for k in range(n)
+    ]
 
 
-@pytest.mark.parametrize("step, spacing, words", [
-    ((0, 1, 2), (0, 1), "PixelSpacing"),  # was LinAlgError (singular matrix) in the tilt resampling
-    ((0, 1, 2), (1.0, 5e-324), "PixelSpacing"),  # subnormal: was NaN corners, ValueError (found by the fuzz)
-    ((0, 1, 2), (1e-3, 1e-3), "PixelSpacing"),  # 1 micrometre pixels: a header in metres, or broken
-    ((0, 1e5, 2), (1e-2, 1e-2), "sheared"),  # was MemoryError (67 GiB) in the tilt resampling
-    ((0, 10000, 40000), (1e-2, 1e-2), "would need"),  # a tilt under 45 deg whose grid would still explode
-])
+@pytest.mark.parametrize(
+    "step, spacing, words",
+    [
+        ((0, 1, 2), (0, 1), "PixelSpacing"),  # was LinAlgError (singular matrix) in the tilt resampling
+        ((0, 1, 2), (1.0, 5e-324), "PixelSpacing"),  # subnormal: was NaN corners, ValueError (found by the fuzz)
+        ((0, 1, 2), (1e-3, 1e-3), "PixelSpacing"),  # 1 micrometre pixels: a header in metres, or broken
+        ((0, 1e5, 2), (1e-2, 1e-2), "sheared"),  # was MemoryError (67 GiB) in the tilt resampling
+        ((0, 10000, 40000), (1e-2, 1e-2), "would need"),  # a tilt under 45 deg whose grid would still explode
+    ],
+)
 def test_stacks_that_cannot_be_resampled_are_refused(step, spacing, words):
     from dosimetry.dicom import slices
 

@@ -30,8 +30,16 @@ from dosimetry.cli import main
 
 RUN_OPTIONS = ["--residual-fraction", "0.03", "--lung-shunt", "0.05"]
 GOOD = ["alpha", "site_2__beta"]
-DICOM_RUN_FILES = {".y90-dosimetry-output.json", "dose.nii.gz", "stats.json", "stats.csv", "dvh.csv", "report.html",
-                   "rtdose.dcm", "sr.dcm"}
+DICOM_RUN_FILES = {
+    ".y90-dosimetry-output.json",
+    "dose.nii.gz",
+    "stats.json",
+    "stats.csv",
+    "dvh.csv",
+    "report.html",
+    "rtdose.dcm",
+    "sr.dcm",
+}
 TABLES = {"summary.csv", "cohort.csv", "batch.json", "ledger.sqlite", ".batch-lock"}
 
 
@@ -184,8 +192,9 @@ def test_commit_interrupted_after_the_run_is_finished_without_running_again(coho
     work.mkdir(parents=True)
     os.replace(out / "alpha", work / "out")
     with closing(sqlite3.connect(out / "ledger.sqlite")) as db, db:
-        db.execute("UPDATE cases SET state = 'committing', work = ?, computations = 0 WHERE case_id = 'alpha'",
-                   (str(work),))
+        db.execute(
+            "UPDATE cases SET state = 'committing', work = ?, computations = 0 WHERE case_id = 'alpha'", (str(work),)
+        )
     result = run_batch(root, out, run_options=RUN_OPTIONS)
     assert {r["case_id"]: r["status"] for r in result.summary}["alpha"] == "skipped"
     assert ledger_rows(out)["alpha"] == ("done", 1)
@@ -199,24 +208,47 @@ def test_csv_cases_on_dask_identical_to_local_then_a_changed_option_recomputes_o
     distributed = pytest.importorskip("distributed")
     root, local_out, _ = cohort
     nifti = SAMPLE.parent / "phantom"
-    rows = [{"case_id": "dicom-a", "study": str(root / "alpha"), "residual_fraction": ""},
-            {"case_id": "nifti", "activity": str(nifti / "activity_bqml.nii.gz"), "ct": str(nifti / "ct_hu.nii.gz"),
-             "segmentation": str(nifti / "rois.seg.nrrd"), "scan_delay_h": "20", "residual_fraction": ""},
-            {"case_id": "empty", "study": str(root / "empty"), "residual_fraction": ""}]
+    rows = [
+        {"case_id": "dicom-a", "study": str(root / "alpha"), "residual_fraction": ""},
+        {
+            "case_id": "nifti",
+            "activity": str(nifti / "activity_bqml.nii.gz"),
+            "ct": str(nifti / "ct_hu.nii.gz"),
+            "segmentation": str(nifti / "rois.seg.nrrd"),
+            "scan_delay_h": "20",
+            "residual_fraction": "",
+        },
+        {"case_id": "empty", "study": str(root / "empty"), "residual_fraction": ""},
+    ]
 
     def write(rows):
         with (tmp_path / "cases.csv").open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["case_id", "study", "activity", "ct", "segmentation",
-                                                        "scan_delay_h", "residual_fraction"])
+            writer = csv.DictWriter(
+                handle,
+                fieldnames=["case_id", "study", "activity", "ct", "segmentation", "scan_delay_h", "residual_fraction"],
+            )
             writer.writeheader()
             writer.writerows(rows)
 
     write(rows)
     out = tmp_path / "out"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
-        code = main(["batch", str(root), "--out", str(out), "--cases", str(tmp_path / "cases.csv"), "-q",
-                     "--dask-scheduler", cluster.scheduler_address, *RUN_OPTIONS])
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        code = main(
+            [
+                "batch",
+                str(root),
+                "--out",
+                str(out),
+                "--cases",
+                str(tmp_path / "cases.csv"),
+                "-q",
+                "--dask-scheduler",
+                cluster.scheduler_address,
+                *RUN_OPTIONS,
+            ]
+        )
     assert code == 11
     status = {r["case_id"]: r for r in read_csv(out / "summary.csv")}
     assert list(status) == ["dicom-a", "nifti", "empty"]  # the CSV's order
@@ -229,8 +261,9 @@ def test_csv_cases_on_dask_identical_to_local_then_a_changed_option_recomputes_o
     assert ledger_rows(out) == {"dicom-a": ("done", 1), "nifti": ("done", 1), "empty": ("failed", 1)}
     rows[0]["residual_fraction"] = "0.1"
     write(rows)
-    result = run_batch(root, out, cases=tmp_path / "cases.csv", run_options={"residual_fraction": 0.03,
-                                                                             "lung_shunt": 0.05})
+    result = run_batch(
+        root, out, cases=tmp_path / "cases.csv", run_options={"residual_fraction": 0.03, "lung_shunt": 0.05}
+    )
     assert [r["status"] for r in result.summary] == ["ok", "skipped", "failed"]
     assert ledger_rows(out) == {"dicom-a": ("done", 2), "nifti": ("done", 1), "empty": ("failed", 1)}
     stats = json.loads((out / "dicom-a" / "stats.json").read_text())
@@ -261,8 +294,14 @@ def test_kill_9_mid_run_then_rerun_completes_each_case_once(cohort, tmp_path):
     batch.wait()
     assert none_left(batch.pid)  # they died with the batch: nothing goes on writing
     # nothing half-written: only complete case folders in OUT
-    assert {p.name for p in out.iterdir()} <= {"alpha", "ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm",
-                                              ".batch-lock", ".batch-work"}
+    assert {p.name for p in out.iterdir()} <= {
+        "alpha",
+        "ledger.sqlite",
+        "ledger.sqlite-wal",
+        "ledger.sqlite-shm",
+        ".batch-lock",
+        ".batch-work",
+    }
     assert {p.name for p in (out / "alpha").iterdir()} == DICOM_RUN_FILES
     assert main(["batch", str(root), "--out", str(out), "-q", *RUN_OPTIONS]) == 0
     assert {r["case_id"]: r["status"] for r in read_csv(out / "summary.csv")} == {"alpha": "skipped", "beta": "ok"}
@@ -310,8 +349,11 @@ def test_a_case_killed_like_by_the_oom_killer_fails_alone(cohort, tmp_path):
         handle.write(f"case_id,study\nkilled,{root / 'alpha'}\nsurvivor,{root / 'site 2' / 'beta'}\n")
     out = tmp_path / "out"
     results = []
-    batch = threading.Thread(target=lambda: results.append(
-        run_batch(root, out, cases=tmp_path / "cases.csv", run_options=RUN_OPTIONS, workers=1)))
+    batch = threading.Thread(
+        target=lambda: results.append(
+            run_batch(root, out, cases=tmp_path / "cases.csv", run_options=RUN_OPTIONS, workers=1)
+        )
+    )
     batch.start()
     deadline = time.monotonic() + 120
     while not execute._live_pids and time.monotonic() < deadline:
@@ -331,7 +373,9 @@ def test_error_line_of_a_case():
     from dosimetry.batch.execute import _error_line
 
     assert _error_line("warning: x\nerror: no DICOM file found\n", 3) == "no DICOM file found"
-    assert _error_line("Traceback (most recent call last):\n  ...\nZeroDivisionError: division by zero\n", 1) == \
-        "internal error: ZeroDivisionError: division by zero"
+    assert (
+        _error_line("Traceback (most recent call last):\n  ...\nZeroDivisionError: division by zero\n", 1)
+        == "internal error: ZeroDivisionError: division by zero"
+    )
     assert _error_line("", -9) == "the case's process was killed by SIGKILL (out of memory?)"
     assert _error_line("", -11) == "the case's process was killed by SIGSEGV"

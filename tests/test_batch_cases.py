@@ -74,19 +74,38 @@ def test_out_and_root_nesting_refused(tmp_path, capsys, out):
 
 
 def test_csv_good_rows_and_overrides(tmp_path, root):
-    csv_path = write_csv(tmp_path / "cases.csv", [
-        {"case_id": "p1", "study": os.path.relpath(root / "alpha", tmp_path), "residual_fraction": "0.1",
-         "series": "", "allow_roi_outside": "yes"},
-        {"case_id": "n1", "activity": os.path.relpath(NIFTI / "activity_bqml.nii.gz", tmp_path),
-         "ct": os.path.relpath(NIFTI / "ct_hu.nii.gz", tmp_path),
-         "segmentation": os.path.relpath(NIFTI / "rois.seg.nrrd", tmp_path), "residual_fraction": "",
-         "allow_roi_outside": "false"},
-    ])
-    cases = read_cases_csv(csv_path, [("residual_fraction", ["--residual-fraction", "0.03"]),
-                                      ("method", ["--method", "kernel"])])
+    csv_path = write_csv(
+        tmp_path / "cases.csv",
+        [
+            {
+                "case_id": "p1",
+                "study": os.path.relpath(root / "alpha", tmp_path),
+                "residual_fraction": "0.1",
+                "series": "",
+                "allow_roi_outside": "yes",
+            },
+            {
+                "case_id": "n1",
+                "activity": os.path.relpath(NIFTI / "activity_bqml.nii.gz", tmp_path),
+                "ct": os.path.relpath(NIFTI / "ct_hu.nii.gz", tmp_path),
+                "segmentation": os.path.relpath(NIFTI / "rois.seg.nrrd", tmp_path),
+                "residual_fraction": "",
+                "allow_roi_outside": "false",
+            },
+        ],
+    )
+    cases = read_cases_csv(
+        csv_path, [("residual_fraction", ["--residual-fraction", "0.03"]), ("method", ["--method", "kernel"])]
+    )
     p1, n1 = cases
-    assert p1.run_argv == [str((root / "alpha").resolve()), "--method", "kernel", "--residual-fraction", "0.1",
-                           "--allow-roi-outside"]
+    assert p1.run_argv == [
+        str((root / "alpha").resolve()),
+        "--method",
+        "kernel",
+        "--residual-fraction",
+        "0.1",
+        "--allow-roi-outside",
+    ]
     assert n1.run_argv[:2] == ["--activity", str((NIFTI / "activity_bqml.nii.gz").resolve())]
     assert n1.run_argv[-4:] == ["--residual-fraction", "0.03", "--method", "kernel"]
     assert {label.split(":")[0] for label, _ in n1.input_files} == {"activity", "ct", "segmentation"}
@@ -94,34 +113,49 @@ def test_csv_good_rows_and_overrides(tmp_path, root):
 
 def test_csv_every_faulty_row_listed_before_any_work(tmp_path, root, capsys):
     study = os.path.relpath(root / "alpha", tmp_path)
-    csv_path = write_csv(tmp_path / "cases.csv", [
-        {"case_id": "ok1", "study": study},
-        {"case_id": "ok1", "study": study},                                  # duplicate id
-        {"case_id": "", "study": study},                                     # empty id
-        {"case_id": "bad/id", "study": study},                               # invalid id
-        {"case_id": "both", "study": study, "activity": study},              # study and activity
-        {"case_id": "none"},                                                 # neither
-        {"case_id": "range", "study": study, "residual_fraction": "1.5"},    # refused by run's ranges
-        {"case_id": "choice", "study": study, "method": "monte-carlo"},      # not a method
-        {"case_id": "lost", "study": "no/such/folder"},                      # missing folder
-        {"case_id": "roi", "activity": os.path.relpath(NIFTI / "activity_bqml.nii.gz", tmp_path),
-         "roi": "liver=missing.nii.gz"},                                     # missing mask
-    ], columns=["case_id", "study", "activity", "roi", "residual_fraction", "method"])
+    csv_path = write_csv(
+        tmp_path / "cases.csv",
+        [
+            {"case_id": "ok1", "study": study},
+            {"case_id": "ok1", "study": study},  # duplicate id
+            {"case_id": "", "study": study},  # empty id
+            {"case_id": "bad/id", "study": study},  # invalid id
+            {"case_id": "both", "study": study, "activity": study},  # study and activity
+            {"case_id": "none"},  # neither
+            {"case_id": "range", "study": study, "residual_fraction": "1.5"},  # refused by run's ranges
+            {"case_id": "choice", "study": study, "method": "monte-carlo"},  # not a method
+            {"case_id": "lost", "study": "no/such/folder"},  # missing folder
+            {
+                "case_id": "roi",
+                "activity": os.path.relpath(NIFTI / "activity_bqml.nii.gz", tmp_path),
+                "roi": "liver=missing.nii.gz",
+            },  # missing mask
+        ],
+        columns=["case_id", "study", "activity", "roi", "residual_fraction", "method"],
+    )
     out = tmp_path / "out"
     assert main(["batch", str(root), "--out", str(out), "--cases", str(csv_path)]) == OptionsError.exit_code
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("error: --cases")
-    for text in ("row 3 (ok1): duplicate case_id (also row 2)", "row 4: empty case_id", "row 5 (bad/id)",
-                 "row 6 (both): give either", "row 7 (none): give either", "row 8 (range): --residual-fraction",
-                 "row 9 (choice): --method", "row 10 (lost): study 'no/such/folder' not found",
-                 "row 11 (roi): roi liver 'missing.nii.gz' not found"):
+    for text in (
+        "row 3 (ok1): duplicate case_id (also row 2)",
+        "row 4: empty case_id",
+        "row 5 (bad/id)",
+        "row 6 (both): give either",
+        "row 7 (none): give either",
+        "row 8 (range): --residual-fraction",
+        "row 9 (choice): --method",
+        "row 10 (lost): study 'no/such/folder' not found",
+        "row 11 (roi): roi liver 'missing.nii.gz' not found",
+    ):
         assert text in err, text
     assert not out.exists()
 
 
 def test_csv_missing_files_only_exit_3_and_unknown_column_exit_7(tmp_path, root, capsys):
-    missing = write_csv(tmp_path / "missing.csv", [{"case_id": "a", "study": "nowhere"},
-                                                   {"case_id": "b", "study": "nowhere2"}])
+    missing = write_csv(
+        tmp_path / "missing.csv", [{"case_id": "a", "study": "nowhere"}, {"case_id": "b", "study": "nowhere2"}]
+    )
     assert main(["batch", str(root), "--out", str(tmp_path / "o1"), "--cases", str(missing)]) == 3
     err = capsys.readouterr().err
     assert "row 2 (a)" in err and "row 3 (b)" in err
@@ -132,15 +166,18 @@ def test_csv_missing_files_only_exit_3_and_unknown_column_exit_7(tmp_path, root,
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 
-@pytest.mark.parametrize("argv, code, text", [
-    (["--residual-fraction", "1.5"], 7, "--residual-fraction"),
-    (["--method", "nonsense"], 7, "--method"),
-    (["--no-such-option", "1"], 2, "unknown option '--no-such-option'"),
-    (["--roi", "liver=x.nii.gz"], 7, "--roi names an input file"),
-    (["--workers", "0"], 7, "--workers"),
-    (["--case-timeout-s", "-1"], 7, "--case-timeout-s"),
-    (["--overwrite"], 7, "--overwrite is not a batch option"),
-])
+@pytest.mark.parametrize(
+    "argv, code, text",
+    [
+        (["--residual-fraction", "1.5"], 7, "--residual-fraction"),
+        (["--method", "nonsense"], 7, "--method"),
+        (["--no-such-option", "1"], 2, "unknown option '--no-such-option'"),
+        (["--roi", "liver=x.nii.gz"], 7, "--roi names an input file"),
+        (["--workers", "0"], 7, "--workers"),
+        (["--case-timeout-s", "-1"], 7, "--case-timeout-s"),
+        (["--overwrite"], 7, "--overwrite is not a batch option"),
+    ],
+)
 def test_bad_options_refused_before_any_work(tmp_path, root, capsys, argv, code, text):
     out = tmp_path / "out"
     assert main(["batch", str(root), "--out", str(out), *argv]) == code
@@ -155,14 +192,21 @@ def test_missing_out_is_a_usage_error(root, capsys):
 
 
 def test_case_killed_at_its_timeout_is_failed_and_leaves_nothing(tmp_path, root):
-    csv_path = write_csv(tmp_path / "cases.csv", [{"case_id": "slow", "study": os.path.relpath(root / "alpha", tmp_path)}])
+    csv_path = write_csv(
+        tmp_path / "cases.csv", [{"case_id": "slow", "study": os.path.relpath(root / "alpha", tmp_path)}]
+    )
     out = tmp_path / "out"
     result = run_batch(root, out, cases=csv_path, case_timeout_s=0.05)
     assert result.exit_code == 11
     (row,) = result.summary
     assert row["status"] == "failed" and row["exit_code"] == -9 and "timed out after 0.05 s" in row["error"]
-    assert sorted(p.name for p in out.iterdir()) == [".batch-lock", "batch.json", "cohort.csv", "ledger.sqlite",
-                                                     "summary.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".batch-lock",
+        "batch.json",
+        "cohort.csv",
+        "ledger.sqlite",
+        "summary.csv",
+    ]
     assert result.cohort == []
 
 
@@ -183,10 +227,17 @@ def test_csv_roi_column_gives_run_roi_options_with_absolute_paths(tmp_path):
     rois = NIFTI / "rois"
     masks = sorted(rois.glob("*.nii.gz"))[:2]
     cell = ";".join(f"{'liver' if n == 0 else 'tumor:T1'}={os.path.relpath(m, tmp_path)}" for n, m in enumerate(masks))
-    csv_path = write_csv(tmp_path / "cases.csv", [
-        {"case_id": "r1", "activity": os.path.relpath(NIFTI / "activity_bqml.nii.gz", tmp_path), "roi": cell},
-        {"case_id": "r2", "activity": os.path.relpath(NIFTI / "activity_bqml.nii.gz", tmp_path), "roi": "blob=x.nii.gz"},
-    ])
+    csv_path = write_csv(
+        tmp_path / "cases.csv",
+        [
+            {"case_id": "r1", "activity": os.path.relpath(NIFTI / "activity_bqml.nii.gz", tmp_path), "roi": cell},
+            {
+                "case_id": "r2",
+                "activity": os.path.relpath(NIFTI / "activity_bqml.nii.gz", tmp_path),
+                "roi": "blob=x.nii.gz",
+            },
+        ],
+    )
     with pytest.raises(OptionsError) as info:
         read_cases_csv(csv_path, [])
     assert "row 3 (r2): roi 'blob=x.nii.gz'" in str(info.value) and "row 2" not in str(info.value)

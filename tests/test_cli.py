@@ -15,25 +15,83 @@ from dosimetry.image import Image
 from dosimetry.imageio import write_nifti
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
-BASE = ["run", "--activity", str(SAMPLE / "activity_bqml.nii.gz"), "--ct", str(SAMPLE / "ct_hu.nii.gz"),
-        "--roi", f"liver={SAMPLE / 'rois' / 'liver.nii.gz'}", "--roi", f"tumor:T1={SAMPLE / 'rois' / 'tumor_T1.nii.gz'}",
-        "--scan-delay-h", "20", "--activity-units", "Bq/mL"]
+BASE = [
+    "run",
+    "--activity",
+    str(SAMPLE / "activity_bqml.nii.gz"),
+    "--ct",
+    str(SAMPLE / "ct_hu.nii.gz"),
+    "--roi",
+    f"liver={SAMPLE / 'rois' / 'liver.nii.gz'}",
+    "--roi",
+    f"tumor:T1={SAMPLE / 'rois' / 'tumor_T1.nii.gz'}",
+    "--scan-delay-h",
+    "20",
+    "--activity-units",
+    "Bq/mL",
+]
 
 
 def test_run_writes_all_outputs_with_the_schema(tmp_path, capsys):
     out = tmp_path / "res"
-    args = ["run", "--activity", str(SAMPLE / "activity_bqml.nii.gz"), "--ct", str(SAMPLE / "ct_hu.nii.gz"),
-            "--segmentation", str(SAMPLE / "rois.seg.nrrd"), "--scan-delay-h", "20", "--activity-units", "Bq/mL",
-            "--administered-gbq", "2.0", "--residual-fraction", "0.03", "--lung-shunt", "0.05", "--out", str(out)]
+    args = [
+        "run",
+        "--activity",
+        str(SAMPLE / "activity_bqml.nii.gz"),
+        "--ct",
+        str(SAMPLE / "ct_hu.nii.gz"),
+        "--segmentation",
+        str(SAMPLE / "rois.seg.nrrd"),
+        "--scan-delay-h",
+        "20",
+        "--activity-units",
+        "Bq/mL",
+        "--administered-gbq",
+        "2.0",
+        "--residual-fraction",
+        "0.03",
+        "--lung-shunt",
+        "0.05",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == [".y90-dosimetry-output.json", "dose.nii.gz", "dvh.csv",
-                                                     "report.html", "stats.csv", "stats.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".y90-dosimetry-output.json",
+        "dose.nii.gz",
+        "dvh.csv",
+        "report.html",
+        "stats.csv",
+        "stats.json",
+    ]
     stats = json.loads((out / "stats.json").read_text())
     for key in ("schema_version", "method", "constants", "inputs", "rois", "tumor_to_normal", "lung", "warnings"):
         assert key in stats
     assert stats["method"] == "ldm"
-    keys = {"name", "role", "volume_ml", "mass_g", "activity_mbq", "mean_gy", "std_gy", "min_gy", "max_gy",
-            "median_gy", "D2", "D50", "D70", "D90", "D98", "V20", "V40", "V70", "V100", "V120", "V150", "V200"}
+    keys = {
+        "name",
+        "role",
+        "volume_ml",
+        "mass_g",
+        "activity_mbq",
+        "mean_gy",
+        "std_gy",
+        "min_gy",
+        "max_gy",
+        "median_gy",
+        "D2",
+        "D50",
+        "D70",
+        "D90",
+        "D98",
+        "V20",
+        "V40",
+        "V70",
+        "V100",
+        "V120",
+        "V150",
+        "V200",
+    }
     for roi in stats["rois"]:
         assert keys <= set(roi)
     assert {"dose_ratio", "activity_ratio"} <= set(stats["tumor_to_normal"])

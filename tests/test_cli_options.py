@@ -4,7 +4,6 @@ the activity image."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -25,16 +24,41 @@ from dosimetry.roi_io import read_slicer_segmentation
 from helpers import roi_on
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
-BASE = ["run", "--activity", str(SAMPLE / "activity_bqml.nii.gz"), "--ct", str(SAMPLE / "ct_hu.nii.gz"),
-        "--roi", f"liver={SAMPLE / 'rois' / 'liver.nii.gz'}", "--scan-delay-h", "20", "--activity-units", "Bq/mL"]
+BASE = [
+    "run",
+    "--activity",
+    str(SAMPLE / "activity_bqml.nii.gz"),
+    "--ct",
+    str(SAMPLE / "ct_hu.nii.gz"),
+    "--roi",
+    f"liver={SAMPLE / 'rois' / 'liver.nii.gz'}",
+    "--scan-delay-h",
+    "20",
+    "--activity-units",
+    "Bq/mL",
+]
 
 BAD_VALUES = [
-    ("--residual-fraction", "1.0"), ("--residual-fraction", "3"), ("--residual-fraction", "-0.1"),
-    ("--lung-shunt", "nan"), ("--administered-gbq", "0"), ("--administered-gbq", "2000"),
-    ("--administered-gbq", "inf"), ("--scan-delay-h", "1200"), ("--scan-delay-h", "-1"),
-    ("--density-g-ml", "0"), ("--density-g-ml", "3.5"), ("--density-g-ml", "abc"), ("--lung-mass-kg", "6"),
-    ("--height-cm", "20"), ("--weight-kg", "1"), ("--alpha-beta-tumor-gy", "0"), ("--repair-half-time-h", "nan"),
-    ("--previous-lung-dose-gy", "-5"), ("--eud-alpha-per-gy", "-1"), ("--implant-time", "yesterday"),
+    ("--residual-fraction", "1.0"),
+    ("--residual-fraction", "3"),
+    ("--residual-fraction", "-0.1"),
+    ("--lung-shunt", "nan"),
+    ("--administered-gbq", "0"),
+    ("--administered-gbq", "2000"),
+    ("--administered-gbq", "inf"),
+    ("--scan-delay-h", "1200"),
+    ("--scan-delay-h", "-1"),
+    ("--density-g-ml", "0"),
+    ("--density-g-ml", "3.5"),
+    ("--density-g-ml", "abc"),
+    ("--lung-mass-kg", "6"),
+    ("--height-cm", "20"),
+    ("--weight-kg", "1"),
+    ("--alpha-beta-tumor-gy", "0"),
+    ("--repair-half-time-h", "nan"),
+    ("--previous-lung-dose-gy", "-5"),
+    ("--eud-alpha-per-gy", "-1"),
+    ("--implant-time", "yesterday"),
 ]
 
 
@@ -65,9 +89,17 @@ def test_usage_errors_stay_exit_2_in_one_line(capsys):
     assert len(err) == 1 and "--help" in err[0]
 
 
-@pytest.mark.parametrize("field,value", [
-    ("residual_fraction", 1.0), ("lung_shunt_fraction", float("nan")), ("administered_activity_gbq", 25.0),
-    ("scan_delay_h", 721.0), ("default_density_g_ml", 0.0), ("lung_mass_kg", 5.5)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("residual_fraction", 1.0),
+        ("lung_shunt_fraction", float("nan")),
+        ("administered_activity_gbq", 25.0),
+        ("scan_delay_h", 721.0),
+        ("default_density_g_ml", 0.0),
+        ("lung_mass_kg", 5.5),
+    ],
+)
 def test_api_options_check_the_same_ranges(field, value):
     with pytest.raises(OptionsError, match=field):
         DosimetryOptions(**{field: value})
@@ -79,13 +111,20 @@ def test_api_clinical_options_are_checked():
 
 
 def test_values_inside_the_ranges_are_accepted():
-    DosimetryOptions(residual_fraction=0.0, lung_shunt_fraction=0.99, administered_activity_gbq=19.9,
-                     scan_delay_h=720.0, default_density_g_ml=3.0, lung_mass_kg=5.0)
+    DosimetryOptions(
+        residual_fraction=0.0,
+        lung_shunt_fraction=0.99,
+        administered_activity_gbq=19.9,
+        scan_delay_h=720.0,
+        default_density_g_ml=3.0,
+        lung_mass_kg=5.0,
+    )
 
 
 def test_every_exit_code_is_documented_in_help(capsys):
     with pytest.raises(SystemExit):
         from dosimetry.cli import build_parser
+
         build_parser().parse_args(["--help"])
     out = capsys.readouterr().out
     for code in (0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 130, 143):
@@ -94,15 +133,21 @@ def test_every_exit_code_is_documented_in_help(capsys):
 
 
 def test_importing_the_cli_imports_no_heavy_library():
-    code = ("import sys, dosimetry.cli; heavy = [m for m in ('numpy', 'SimpleITK', 'matplotlib', 'numba') "
-            "if m in sys.modules]; print(','.join(heavy))")
+    code = (
+        "import sys, dosimetry.cli; heavy = [m for m in ('numpy', 'SimpleITK', 'matplotlib', 'numba') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("signum,code,message", [
-    (signal.SIGINT, 130, "error: interrupted; no output was written"),
-    (signal.SIGTERM, 143, "error: terminated (SIGTERM); no output was written")])
+@pytest.mark.parametrize(
+    "signum,code,message",
+    [
+        (signal.SIGINT, 130, "error: interrupted; no output was written"),
+        (signal.SIGTERM, 143, "error: terminated (SIGTERM); no output was written"),
+    ],
+)
 def test_ctrl_c_at_any_moment_gives_one_line_and_exit_130(tmp_path, signum, code, message):
     """SIGINT (or SIGTERM) at several moments of a run (importing the API, loading, computing, writing):
     each outcome is either a completed run (exit 0) or exit 130 (143) with exactly one line on stderr and
@@ -112,9 +157,15 @@ def test_ctrl_c_at_any_moment_gives_one_line_and_exit_130(tmp_path, signum, code
     outcomes = []
     for i, delay_s in enumerate((0.01, 0.05, 0.3, 0.8, 1.5, 3.0)):
         out = tmp_path / f"out{i}"
-        argv = [sys.executable, "-c",
-                "import sys; from dosimetry.cli import main; print('ready', flush=True); sys.exit(main())",
-                *BASE, "--out", str(out), "-q"]
+        argv = [
+            sys.executable,
+            "-c",
+            "import sys; from dosimetry.cli import main; print('ready', flush=True); sys.exit(main())",
+            *BASE,
+            "--out",
+            str(out),
+            "-q",
+        ]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(delay_s)
@@ -132,13 +183,29 @@ def test_ctrl_c_at_any_moment_gives_one_line_and_exit_130(tmp_path, signum, code
     assert code in outcomes
 
 
-@pytest.mark.parametrize("name,role", [
-    ("Liver", Role.LIVER), ("Liver_total", Role.LIVER), ("liver+tumour", Role.LIVER),
-    ("whole liver normal", Role.OTHER), ("normal liver", Role.OTHER), ("liver normal", Role.OTHER),
-    ("non-tumoral liver", Role.OTHER), ("healthy liver", Role.OTHER), ("Liver-Vessels", Role.OTHER),
-    ("portal vein", Role.OTHER), ("Lungs", Role.LUNG), ("Lung L", Role.LUNG), ("Lung_R", Role.LUNG),
-    ("TUMOR_1", Role.TUMOR), ("Lesion 2", Role.TUMOR), ("Met3", Role.TUMOR), ("HCC", Role.TUMOR),
-    ("perfused segment 4", Role.PERFUSED)])
+@pytest.mark.parametrize(
+    "name,role",
+    [
+        ("Liver", Role.LIVER),
+        ("Liver_total", Role.LIVER),
+        ("liver+tumour", Role.LIVER),
+        ("whole liver normal", Role.OTHER),
+        ("normal liver", Role.OTHER),
+        ("liver normal", Role.OTHER),
+        ("non-tumoral liver", Role.OTHER),
+        ("healthy liver", Role.OTHER),
+        ("Liver-Vessels", Role.OTHER),
+        ("portal vein", Role.OTHER),
+        ("Lungs", Role.LUNG),
+        ("Lung L", Role.LUNG),
+        ("Lung_R", Role.LUNG),
+        ("TUMOR_1", Role.TUMOR),
+        ("Lesion 2", Role.TUMOR),
+        ("Met3", Role.TUMOR),
+        ("HCC", Role.TUMOR),
+        ("perfused segment 4", Role.PERFUSED),
+    ],
+)
 def test_role_inference_from_real_world_names(name, role):
     assert infer_role(name) is role
 
@@ -150,8 +217,18 @@ def test_slicer_segment_can_be_ignored_and_unknown_names_are_refused(tmp_path, c
     ignored = names[-1]
     kept, _ = read_slicer_segmentation(seg, role_overrides={ignored: "ignore"})
     assert [r.name for r in kept] == names[:-1]
-    argv = ["run", "--activity", str(SAMPLE / "activity_bqml.nii.gz"), "--segmentation", str(seg),
-            "--scan-delay-h", "20", "--activity-units", "Bq/mL", "-q"]
+    argv = [
+        "run",
+        "--activity",
+        str(SAMPLE / "activity_bqml.nii.gz"),
+        "--segmentation",
+        str(seg),
+        "--scan-delay-h",
+        "20",
+        "--activity-units",
+        "Bq/mL",
+        "-q",
+    ]
     assert main(argv + ["--segment-role", f"{ignored}=ignore", "--out", str(tmp_path / "a")]) == 0
     assert main(argv + ["--segment-role", "No such segment=tumor", "--out", str(tmp_path / "b")]) == 7
     err = capsys.readouterr().err.strip().splitlines()
@@ -167,8 +244,11 @@ def _box_mask(x_from_mm, x_to_mm, spacing_mm=2.0):
     """A box mask on its own finer grid, x from x_from_mm to x_to_mm, y and z from 20 to 60 mm."""
     n = int(round((x_to_mm - x_from_mm) / spacing_mm))
     m = int(round(40 / spacing_mm))
-    return Image(np.ones((n, m, m), np.float32), spacing_mm=spacing_mm,
-                 origin_mm=(x_from_mm + spacing_mm / 2 - 0.0, 20 + spacing_mm / 2, 20 + spacing_mm / 2))
+    return Image(
+        np.ones((n, m, m), np.float32),
+        spacing_mm=spacing_mm,
+        origin_mm=(x_from_mm + spacing_mm / 2 - 0.0, 20 + spacing_mm / 2, 20 + spacing_mm / 2),
+    )
 
 
 def test_volume_outside_is_measured_in_world_coordinates():
@@ -199,8 +279,9 @@ def test_pipeline_refuses_a_tumour_mostly_outside_unless_allowed():
     options = DosimetryOptions(activity_units="Bq/mL", scan_delay_h=0)
     with pytest.raises(GeometryError, match="T1"):
         run_dosimetry(grid, [liver, tumour], options=options)
-    result = run_dosimetry(grid, [liver, tumour],
-                           options=DosimetryOptions(activity_units="Bq/mL", scan_delay_h=0, allow_roi_outside=True))
+    result = run_dosimetry(
+        grid, [liver, tumour], options=DosimetryOptions(activity_units="Bq/mL", scan_delay_h=0, allow_roi_outside=True)
+    )
     entry = result.roi("T1")
     assert entry["outside_image_percent"] == pytest.approx(77.5, abs=3.0)
     assert any("T1" in w and "outside" in w for w in result.warnings)

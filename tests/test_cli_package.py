@@ -25,27 +25,39 @@ from dosimetry.cli.progress_display import LiveReporter, PlainReporter, progress
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "samples" / "phantom"
 SAMPLE_DICOM = ROOT / "data" / "samples" / "phantom_dicom"
-BASE = ["--activity", str(SAMPLE / "activity_bqml.nii.gz"), "--roi", f"liver={SAMPLE / 'rois' / 'liver.nii.gz'}",
-        "--scan-delay-h", "20", "--activity-units", "Bq/mL"]
+BASE = [
+    "--activity",
+    str(SAMPLE / "activity_bqml.nii.gz"),
+    "--roi",
+    f"liver={SAMPLE / 'rois' / 'liver.nii.gz'}",
+    "--scan-delay-h",
+    "20",
+    "--activity-units",
+    "Bq/mL",
+]
 HEAVY = ("numpy", "scipy", "SimpleITK", "nibabel", "numba", "matplotlib", "highdicom", "pydicom", "rich")
 
 
 # --- the package and its parser ------------------------------------------------------------------------------
 def test_building_the_parser_and_its_help_imports_no_heavy_library():
-    code = ("import contextlib, io, sys, dosimetry.cli\n"
-            "parser = dosimetry.cli.build_parser()\n"
-            "for argv in (['--help'], ['run', '--help'], ['inspect', '--help'], ['accumulate', '--help']):\n"
-            "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-            "        assert dosimetry.cli.main(argv) == 0\n"
-            "    assert 'usage: dosimetry' in out.getvalue()\n"
-            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n")
+    code = (
+        "import contextlib, io, sys, dosimetry.cli\n"
+        "parser = dosimetry.cli.build_parser()\n"
+        "for argv in (['--help'], ['run', '--help'], ['inspect', '--help'], ['accumulate', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        assert dosimetry.cli.main(argv) == 0\n"
+        "    assert 'usage: dosimetry' in out.getvalue()\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("module", ["dosimetry.cli.accumulate", "dosimetry.cli.run", "dosimetry.cli.inspect",
-                                    "dosimetry.cli.parser", "dosimetry.cli"])
+@pytest.mark.parametrize(
+    "module",
+    ["dosimetry.cli.accumulate", "dosimetry.cli.run", "dosimetry.cli.inspect", "dosimetry.cli.parser", "dosimetry.cli"],
+)
 def test_every_cli_module_imports_first_without_a_cycle(module):
     result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -65,15 +77,28 @@ def test_python_dash_m(module):
     assert result.returncode == 0 and result.stdout.startswith("dosimetry "), result.stderr
 
 
-@pytest.mark.parametrize("argv,verbose,quiet", [
-    (["-v", "run"], 1, False), (["run", "-v"], 1, False), (["-v", "run", "-v"], 2, False),
-    (["run", "-vv"], 2, False), (["-q", "run"], 0, True), (["run", "--quiet"], 0, True), (["run"], 0, False),
-    (["inspect", "-v"], 1, False), (["accumulate", "-q"], 0, True)])
+@pytest.mark.parametrize(
+    "argv,verbose,quiet",
+    [
+        (["-v", "run"], 1, False),
+        (["run", "-v"], 1, False),
+        (["-v", "run", "-v"], 2, False),
+        (["run", "-vv"], 2, False),
+        (["-q", "run"], 0, True),
+        (["run", "--quiet"], 0, True),
+        (["run"], 0, False),
+        (["inspect", "-v"], 1, False),
+        (["accumulate", "-q"], 0, True),
+    ],
+)
 def test_verbosity_before_and_after_the_subcommand(argv, verbose, quiet):
     from dosimetry.cli.common import merge_verbosity
 
-    extra = {"run": ["--out", "o"], "inspect": ["DIR"], "accumulate": ["--current", "c", "--previous", "p",
-                                                                     "--out", "o"]}[argv[1] if argv[0].startswith("-") else argv[0]]
+    extra = {
+        "run": ["--out", "o"],
+        "inspect": ["DIR"],
+        "accumulate": ["--current", "c", "--previous", "p", "--out", "o"],
+    }[argv[1] if argv[0].startswith("-") else argv[0]]
     args = merge_verbosity(build_parser().parse_args(argv + extra))
     assert (args.verbose, args.quiet) == (verbose, quiet)
 
@@ -148,7 +173,10 @@ def test_live_display_on_a_terminal_shows_bars_spinners_and_times():
 
 
 def test_no_display_when_quiet_even_on_a_terminal_and_none_off_a_terminal_without_verbose():
-    for kwargs, stream in (({"quiet": True, "verbose": 0}, FakeTerminal()), ({"quiet": False, "verbose": 0}, io.StringIO())):
+    for kwargs, stream in (
+        ({"quiet": True, "verbose": 0}, FakeTerminal()),
+        ({"quiet": False, "verbose": 0}, io.StringIO()),
+    ):
         with progress_display(stream=stream, **kwargs) as reporter:
             assert reporter is None
             with progress.stage("dose", total=1):
@@ -174,8 +202,13 @@ def test_inspect_prints_no_library_warning(tmp_path):
     study = tmp_path / "s"
     shutil.copytree(SAMPLE_DICOM, study)
     _break_series_descriptions(study)
-    run = subprocess.run([sys.executable, "-W", "default", "-m", "dosimetry", "inspect", str(study)],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-W", "default", "-m", "dosimetry", "inspect", str(study)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     assert "emission" in run.stdout
     for word in LIBRARY_WORDS:
@@ -199,14 +232,47 @@ def test_inspect_turns_a_meaningful_library_warning_into_one_line(tmp_path, caps
 def test_accumulate_prints_no_library_warning(tmp_path):
     study = tmp_path / "s"
     shutil.copytree(SAMPLE_DICOM, study)
-    assert main(["run", str(SAMPLE_DICOM), "--residual-fraction", "0.03", "--lung-shunt", "0.05",
-                 "--out", str(tmp_path / "run"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(SAMPLE_DICOM),
+                "--residual-fraction",
+                "0.03",
+                "--lung-shunt",
+                "0.05",
+                "--out",
+                str(tmp_path / "run"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     _break_series_descriptions(study)
     out = tmp_path / "acc"
-    run = subprocess.run([sys.executable, "-W", "default", "-m", "dosimetry", "accumulate",
-                          "--current", str(tmp_path / "run"), "--ct", str(study),
-                          "--previous", f"{tmp_path / 'run' / 'rtdose.dcm'}:{study}", "--out", str(out), "-q"],
-                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "default",
+            "-m",
+            "dosimetry",
+            "accumulate",
+            "--current",
+            str(tmp_path / "run"),
+            "--ct",
+            str(study),
+            "--previous",
+            f"{tmp_path / 'run' / 'rtdose.dcm'}:{study}",
+            "--out",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     for word in LIBRARY_WORDS:
         assert word not in run.stderr, run.stderr
@@ -218,8 +284,20 @@ def test_notes_of_roi_masks_go_into_stats_json(tmp_path, capsys):
     four_d = tmp_path / "liver_4d.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(liver.dataobj)[..., None], liver.affine), four_d)
     out = tmp_path / "out"
-    argv = ["run", "--activity", str(SAMPLE / "activity_bqml.nii.gz"), "--roi", f"liver={four_d}",
-            "--scan-delay-h", "20", "--activity-units", "Bq/mL", "--out", str(out), "-q"]
+    argv = [
+        "run",
+        "--activity",
+        str(SAMPLE / "activity_bqml.nii.gz"),
+        "--roi",
+        f"liver={four_d}",
+        "--scan-delay-h",
+        "20",
+        "--activity-units",
+        "Bq/mL",
+        "--out",
+        str(out),
+        "-q",
+    ]
     assert main(argv) == 0
     assert capsys.readouterr().err == ""  # a note, not a log line
     stats = json.loads((out / "stats.json").read_text())

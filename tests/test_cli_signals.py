@@ -32,7 +32,7 @@ def _slow_kernel_range_case(folder, n=24, spacing_mm=2.0):
     ct = np.where(np.arange(n)[None, None, :] < n // 2, 50.0, -780.0) + rng.normal(0.0, 60.0, shape)
     activity = 2e4 * (1.0 + rng.random(shape))
     liver = np.zeros(shape, np.uint8)
-    liver[4:-4, 4:-4, 4:n // 2] = 1
+    liver[4:-4, 4:-4, 4 : n // 2] = 1
     paths = {}
     for name, array in (("ct", ct.astype(np.float32)), ("activity", activity.astype(np.float32)), ("liver", liver)):
         paths[name] = folder / f"{name}.nii.gz"
@@ -41,8 +41,23 @@ def _slow_kernel_range_case(folder, n=24, spacing_mm=2.0):
 
 
 def _run_argv(paths, out):
-    return ["run", "--activity", str(paths["activity"]), "--ct", str(paths["ct"]), "--roi", f"liver={paths['liver']}",
-            "--scan-delay-h", "0", "--activity-units", "Bq/mL", "--method", "kernel-range", "--out", str(out)]
+    return [
+        "run",
+        "--activity",
+        str(paths["activity"]),
+        "--ct",
+        str(paths["ct"]),
+        "--roi",
+        f"liver={paths['liver']}",
+        "--scan-delay-h",
+        "0",
+        "--activity-units",
+        "Bq/mL",
+        "--method",
+        "kernel-range",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +70,13 @@ def compiled_loops(tmp_path_factory):
     assert main([*_run_argv(_slow_kernel_range_case(folder, n=10), folder / "out"), "-q"]) == 0
 
 
-@pytest.mark.parametrize("signum,code,message", [
-    (signal.SIGINT, 130, "error: interrupted; no output was written"),
-    (signal.SIGTERM, 143, "error: terminated (SIGTERM); no output was written"),
-])
+@pytest.mark.parametrize(
+    "signum,code,message",
+    [
+        (signal.SIGINT, 130, "error: interrupted; no output was written"),
+        (signal.SIGTERM, 143, "error: terminated (SIGTERM); no output was written"),
+    ],
+)
 def test_signal_inside_the_ray_tracing_loop(tmp_path, compiled_loops, signum, code, message):
     inputs = tmp_path / "inputs"
     inputs.mkdir()

@@ -47,8 +47,11 @@ def test_gantry_tilt_is_resampled_onto_world_positions(tmp_path):
     # the slice k of the tilted stack holds the phantom shifted by k x 0.6 mm along y
     k = np.round((world[:, 2] - hu.origin_mm[2]) / 2.0)
     source = world - np.column_stack([np.zeros_like(k), k * 0.6, np.zeros_like(k)])
-    truth = np.where(np.sum((source / b.LIVER_RADII) ** 2, axis=1) <= 1, 60.0,
-                     np.where(np.all(np.abs(source) <= [40, 35, 30], axis=1), 0.0, -1000.0))
+    truth = np.where(
+        np.sum((source / b.LIVER_RADII) ** 2, axis=1) <= 1,
+        60.0,
+        np.where(np.all(np.abs(source) <= [40, 35, 30], axis=1), 0.0, -1000.0),
+    )
     inside = np.all(np.abs(source) <= [28, 28, 12], axis=1)  # away from the stack ends
     agree = np.abs(image.array.reshape(-1)[inside] - truth[inside]) < 1.0
     assert agree.mean() > 0.9

@@ -28,8 +28,12 @@ def test_roi_doses_equal_the_nifti_twin(tmp_path, correction, slope_ratio):
     truth, _ = b.write_phantom_study(tmp_path / "s", correction=correction, slope_ratio=slope_ratio)
     study = load_study(tmp_path / "s")
     dicom = run_dicom_study(tmp_path / "s")
-    twin = run_dosimetry(truth, study.rois, ct=study.ct, options=DosimetryOptions(
-        activity_units="Bq/mL", scan_time=b.SCAN, implant_time=b.IMPLANT))
+    twin = run_dosimetry(
+        truth,
+        study.rois,
+        ct=study.ct,
+        options=DosimetryOptions(activity_units="Bq/mL", scan_time=b.SCAN, implant_time=b.IMPLANT),
+    )
     assert dicom.activity_bq.array.sum() == pytest.approx(twin.activity_bq.array.sum(), rel=0.005)
     for name in ("Liver", "Tumour 1", "normal_liver"):
         assert dicom.roi(name)["mean_gy"] == pytest.approx(twin.roi(name)["mean_gy"], rel=0.005), name
@@ -66,7 +70,9 @@ def test_sample_dicom_study_equals_the_nifti_sample():
     result = run_dicom_study(SAMPLE_DICOM)
     for name, key in (("tumor_T1", "T1"), ("tumor_T2", "T2"), ("tumor_T3", "T3"), ("normal_liver", "normal_liver")):
         assert result.roi(name)["mean_gy"] == pytest.approx(truth["compartments"][key]["mean_dose_ldm_gy"], rel=0.01)
-    assert result.stats["tumor_to_normal"]["dose_ratio"] == pytest.approx(truth["tumor_to_normal"]["dose_ratio"], rel=0.02)
+    assert result.stats["tumor_to_normal"]["dose_ratio"] == pytest.approx(
+        truth["tumor_to_normal"]["dose_ratio"], rel=0.02
+    )
     assert result.stats["inputs"]["administered_activity_source"] == "DICOM RadionuclideTotalDose"
 
 
@@ -84,36 +90,54 @@ def assert_fails_cleanly(proc, out: Path, code: int, words: str):
 
 def test_cli_two_pet_series_without_series(tmp_path):
     truth, uids = b.write_phantom_study(tmp_path / "s")
-    b.write_pet_series(tmp_path / "s" / "pet2", truth, study_uid=uids["study"], for_uid=uids["for"],
-                       series_uid=b.uid("second"), description="PET Y90 second recon")
+    b.write_pet_series(
+        tmp_path / "s" / "pet2",
+        truth,
+        study_uid=uids["study"],
+        for_uid=uids["for"],
+        series_uid=b.uid("second"),
+        description="PET Y90 second recon",
+    )
     out = tmp_path / "out"
-    assert_fails_cleanly(cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path), out,
-                         OptionsError.exit_code, "--series")
+    assert_fails_cleanly(
+        cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path), out, OptionsError.exit_code, "--series"
+    )
     proc = cli(["run", str(tmp_path / "s"), "--series", uids["pet"], "--out", str(out), "-q"], tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_cli_rtstruct_on_another_frame_of_reference(tmp_path):
     b.write_phantom_study(tmp_path / "s", with_rtstruct=False)
-    b.write_rtstruct(tmp_path / "s" / "rs.dcm", b.phantom_structures(), study_uid=b.uid("study"),
-                     for_uid="1.2.826.0.1.99", referenced_series_uid="1.2.826.0.1.98")
+    b.write_rtstruct(
+        tmp_path / "s" / "rs.dcm",
+        b.phantom_structures(),
+        study_uid=b.uid("study"),
+        for_uid="1.2.826.0.1.99",
+        referenced_series_uid="1.2.826.0.1.98",
+    )
     out = tmp_path / "out"
-    assert_fails_cleanly(cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path), out,
-                         GeometryError.exit_code, "Frame of Reference")
+    assert_fails_cleanly(
+        cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path),
+        out,
+        GeometryError.exit_code,
+        "Frame of Reference",
+    )
 
 
 def test_cli_missing_slice(tmp_path):
     b.write_phantom_study(tmp_path / "s", skip_slices=(5,))
     out = tmp_path / "out"
-    assert_fails_cleanly(cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path), out,
-                         GeometryError.exit_code, "missing")
+    assert_fails_cleanly(
+        cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path), out, GeometryError.exit_code, "missing"
+    )
 
 
 def test_cli_counts_with_absolute_calibration(tmp_path):
     b.write_phantom_study(tmp_path / "s", units="CNTS", total_dose=2.1e9)
     out = tmp_path / "out"
-    assert_fails_cleanly(cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path), out,
-                         UnitsError.exit_code, "CNTS")
+    assert_fails_cleanly(
+        cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path), out, UnitsError.exit_code, "CNTS"
+    )
     # relative calibration accepts counts, with the administered activity from the header
     proc = cli(["run", str(tmp_path / "s"), "--calibration", "relative", "--out", str(out), "-q"], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -126,12 +150,22 @@ def test_cli_counts_with_absolute_calibration(tmp_path):
 def test_cli_no_implant_time(tmp_path):
     b.write_phantom_study(tmp_path / "s", radiopharmaceutical=False, with_rtstruct=False)
     out = tmp_path / "out"
-    assert_fails_cleanly(cli(["run", str(tmp_path / "s"), "--roi", "liver=nothing.nii.gz", "--out", str(out)],
-                             tmp_path), out, 3, "nothing.nii.gz")
-    b.write_rtstruct(tmp_path / "s" / "rs.dcm", b.phantom_structures(), study_uid=b.uid("study"),
-                     for_uid=b.uid("study", "for"), referenced_series_uid=b.uid("study", "ct"))
-    assert_fails_cleanly(cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path), out,
-                         UnitsError.exit_code, "--implant-time")
+    assert_fails_cleanly(
+        cli(["run", str(tmp_path / "s"), "--roi", "liver=nothing.nii.gz", "--out", str(out)], tmp_path),
+        out,
+        3,
+        "nothing.nii.gz",
+    )
+    b.write_rtstruct(
+        tmp_path / "s" / "rs.dcm",
+        b.phantom_structures(),
+        study_uid=b.uid("study"),
+        for_uid=b.uid("study", "for"),
+        referenced_series_uid=b.uid("study", "ct"),
+    )
+    assert_fails_cleanly(
+        cli(["run", str(tmp_path / "s"), "--out", str(out)], tmp_path), out, UnitsError.exit_code, "--implant-time"
+    )
     proc = cli(["run", str(tmp_path / "s"), "--implant-time", b.IMPLANT.isoformat(), "--out", str(out), "-q"], tmp_path)
     assert proc.returncode == 0, proc.stderr
 
@@ -158,8 +192,20 @@ def test_dicom_run_writes_rt_dose_seg_and_sr_that_read_back(tmp_path):
     extra.array[8:12, 7:10, 4:7] = 1
     write_nifti(extra, tmp_path / "extra.nii.gz")
     out = tmp_path / "out"
-    assert main(["run", str(tmp_path / "s"), "--roi", f"perfused:segment 8={tmp_path / 'extra.nii.gz'}",
-                 "--out", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(tmp_path / "s"),
+                "--roi",
+                f"perfused:segment 8={tmp_path / 'extra.nii.gz'}",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     nifti = read_image(out / "dose.nii.gz")
     rtdose = read_rt_dose(out / "rtdose.dcm")
     # same values on the same world positions

@@ -49,15 +49,21 @@ def _enhanced(tmp_path, truth, name="enhanced.dcm", **kwargs):
 # --- Legacy Converted Enhanced (highdicom) -----------------------------------------------------------------
 @pytest.mark.parametrize("correction, slices_per_bed", [("START", None), ("ADMIN", 4)])
 def test_legacy_converted_study_matches_the_classic_study(tmp_path, correction, slices_per_bed):
-    truth, uids = b.write_phantom_study(tmp_path / "classic", correction=correction, with_rtstruct=False,
-                                       pet_shape=SHAPE, slices_per_bed=slices_per_bed)
-    pet_lce = b.write_legacy_converted(sorted((tmp_path / "classic" / "pet").glob("*.dcm")),
-                                       tmp_path / "lce" / "pet.dcm")
+    truth, uids = b.write_phantom_study(
+        tmp_path / "classic", correction=correction, with_rtstruct=False, pet_shape=SHAPE, slices_per_bed=slices_per_bed
+    )
+    pet_lce = b.write_legacy_converted(
+        sorted((tmp_path / "classic" / "pet").glob("*.dcm")), tmp_path / "lce" / "pet.dcm"
+    )
     b.write_legacy_converted(sorted((tmp_path / "classic" / "ct").glob("*.dcm")), tmp_path / "lce" / "ct.dcm")
     ds = pydicom.dcmread(pet_lce, stop_before_pixels=True)
     assert ds.SOPClassUID == b.LEGACY_PET_SOP and "Units" not in ds and "DecayCorrection" not in ds
-    per_frame_df = "DecayFactor" in ds.PerFrameFunctionalGroupsSequence[0].get(
-        "UnassignedPerFrameConvertedAttributesSequence", [pydicom.Dataset()])[0]
+    per_frame_df = (
+        "DecayFactor"
+        in ds.PerFrameFunctionalGroupsSequence[0].get(
+            "UnassignedPerFrameConvertedAttributesSequence", [pydicom.Dataset()]
+        )[0]
+    )
     assert per_frame_df == (slices_per_bed is not None)  # one factor per bed: per-frame, else shared
 
     classic = load_study(tmp_path / "classic")
@@ -135,8 +141,10 @@ def test_enhanced_pet_matches_the_classic_twin(tmp_path, reference):
 def test_enhanced_pet_frames_in_reverse_slice_order(tmp_path, orientation):
     truth = _truth(orientation)
     path = _enhanced(tmp_path, truth, reverse=True, slices_per_bed=3)
-    positions = [float(g.PlanePositionSequence[0].ImagePositionPatient[2])
-                 for g in pydicom.dcmread(path, stop_before_pixels=True).PerFrameFunctionalGroupsSequence]
+    positions = [
+        float(g.PlanePositionSequence[0].ImagePositionPatient[2])
+        for g in pydicom.dcmread(path, stop_before_pixels=True).PerFrameFunctionalGroupsSequence
+    ]
     normal_z = b.ORIENTATIONS[orientation][2, 2]
     assert np.all(np.diff(positions) * normal_z < 0)  # stored against the slice normal
     pet = load_pet([path])
@@ -205,7 +213,11 @@ def test_enhanced_pet_study_with_classic_ct(tmp_path):
     b.write_ct_series(tmp_path / "study" / "ct", ct, study_uid=b.uid("s"), for_uid=b.uid("f"))
     record = next(r for r in inventory(tmp_path / "study") if r.kind is Kind.EMISSION)
     assert (record.units, record.nuclide, record.attenuation_corrected, record.n_images) == (
-        "Bq/ml", "Y-90", True, SHAPE[2])
+        "Bq/ml",
+        "Y-90",
+        True,
+        SHAPE[2],
+    )
     study = load_study(tmp_path / "study")
     _assert_same_activity(study.activity, truth)
     assert study.activity_time == b.SCAN and study.implant_time == b.IMPLANT

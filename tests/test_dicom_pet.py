@@ -57,8 +57,16 @@ def test_multi_bed_frames_are_referred_to_series_start(tmp_path, correction):
 @pytest.mark.parametrize("correction", ["START", "ADMIN"])
 def test_scanner_set_to_f18_is_undone_with_a_warning(tmp_path, correction):
     truth = _truth()
-    pet = load_pet(_write(tmp_path, truth, correction=correction, header_half_life_s=b.F18_HALF_LIFE_S,
-                          slices_per_bed=5, frame_duration_s=1200))
+    pet = load_pet(
+        _write(
+            tmp_path,
+            truth,
+            correction=correction,
+            header_half_life_s=b.F18_HALF_LIFE_S,
+            slices_per_bed=5,
+            frame_duration_s=1200,
+        )
+    )
     _assert_same_activity(pet.image, truth)
     assert any("F-18" in w and "undone" in w for w in pet.warnings)
 
@@ -75,8 +83,9 @@ def test_admin_without_decay_factor_is_recomputed_from_the_implant_time(tmp_path
     assert any("no DecayFactor" in w for w in pet.warnings)
 
 
-@pytest.mark.parametrize("half_life, refused", [("1e-300", True), ("0.001", True), ("abc", False),
-                                               ("-5", False), ("inf", False)])
+@pytest.mark.parametrize(
+    "half_life, refused", [("1e-300", True), ("0.001", True), ("abc", False), ("-5", False), ("inf", False)]
+)
 def test_absurd_header_half_life_without_decay_factor_never_overflows(tmp_path, half_life, refused):
     """ADMIN decay correction recomputed from the header half-life: one that is not a positive number is
     ignored with a warning (Y-90's is used); a tiny one is refused with one message naming the series

@@ -71,8 +71,14 @@ def test_single_plane_needs_a_thickness():
 
 
 def _file(tmp_path, **kwargs):
-    return b.write_rtstruct(tmp_path / "rs.dcm", b.phantom_structures() + [("Spleen", b.sphere_contours((25, 25, 0), 5, 2))],
-                            study_uid="1.2.3", for_uid="1.2.3.4", referenced_series_uid="1.2.3.5", **kwargs)
+    return b.write_rtstruct(
+        tmp_path / "rs.dcm",
+        b.phantom_structures() + [("Spleen", b.sphere_contours((25, 25, 0), 5, 2))],
+        study_uid="1.2.3",
+        for_uid="1.2.3.4",
+        referenced_series_uid="1.2.3.5",
+        **kwargs,
+    )
 
 
 def test_roles_from_names_and_overrides(tmp_path):

@@ -46,8 +46,10 @@ def test_sample_dicom_files_pass_dciodvfy():
     if shutil.which("dciodvfy") is None:
         if os.environ.get("Y90_ALLOW_NO_DCIODVFY") == "1":
             pytest.skip("dciodvfy not found and Y90_ALLOW_NO_DCIODVFY=1")
-        pytest.fail("dciodvfy not found: install dicom3tools (apt-get install dicom3tools), "
-                    "or set Y90_ALLOW_NO_DCIODVFY=1 to skip this check")
+        pytest.fail(
+            "dciodvfy not found: install dicom3tools (apt-get install dicom3tools), "
+            "or set Y90_ALLOW_NO_DCIODVFY=1 to skip this check"
+        )
     files = [sorted((DICOM / "CT").glob("*.dcm"))[0], sorted((DICOM / "PET").glob("*.dcm"))[0], DICOM / "RTSTRUCT.dcm"]
     for path in files:
         run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)

@@ -25,8 +25,9 @@ def test_negative_spacing_between_slices_loads_in_the_right_order(tmp_path, orie
     counts = b.phantom_activity(b.symmetric_grid(SHAPE, 4.8, b.ORIENTATIONS[orientation]))
     counts = counts.with_array(np.round(counts.array / 100.0))
     pos = load_spect([b.write_nm_recon(tmp_path / "pos.dcm", counts, study_uid="1.2", for_uid="1.3")])
-    neg = load_spect([b.write_nm_recon(tmp_path / "neg.dcm", counts, study_uid="1.2", for_uid="1.3",
-                                       negative_spacing=True)])
+    neg = load_spect(
+        [b.write_nm_recon(tmp_path / "neg.dcm", counts, study_uid="1.2", for_uid="1.3", negative_spacing=True)]
+    )
     hottest = counts.index_to_world(np.unravel_index(np.argmax(counts.array), counts.shape))
     for spect in (pos, neg):
         assert spect.units == "counts"
@@ -42,12 +43,22 @@ def test_negative_spacing_between_slices_loads_in_the_right_order(tmp_path, orie
 
 def test_calibration_factor_gives_bq_per_ml(tmp_path):
     counts = _counts()
-    path = b.write_nm_recon(tmp_path / "nm.dcm", counts, study_uid="1.2", for_uid="1.3",
-                            frames_per_rotation=64, frame_duration_ms=20000)
+    path = b.write_nm_recon(
+        tmp_path / "nm.dcm", counts, study_uid="1.2", for_uid="1.3", frames_per_rotation=64, frame_duration_ms=20000
+    )
     spect = load_spect([path], calibration_factor_cps_per_mbq=12.0)
     duration_s = 64 * 20.0
     lam = math.log(2) / b.Y90_HALF_LIFE_S
-    expected = counts.array / duration_s / 12.0 * 1e6 / counts.voxel_volume_ml * lam * duration_s / -math.expm1(-lam * duration_s)
+    expected = (
+        counts.array
+        / duration_s
+        / 12.0
+        * 1e6
+        / counts.voxel_volume_ml
+        * lam
+        * duration_s
+        / -math.expm1(-lam * duration_s)
+    )
     assert spect.units == "Bq/mL"
     assert np.allclose(spect.image.array, expected, rtol=1e-5)
     assert spect.activity_time == b.SCAN and spect.implant_time.time == b.IMPLANT

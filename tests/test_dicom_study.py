@@ -62,8 +62,14 @@ def test_orientations_give_the_same_statistics_and_world_positions(tmp_path):
 def test_two_pet_series_without_series_option(tmp_path):
     truth, uids = b.write_phantom_study(tmp_path / "s", with_rtstruct=False)
     other = b.uid("second pet")
-    b.write_pet_series(tmp_path / "s" / "pet2", truth, study_uid=uids["study"], for_uid=uids["for"],
-                       series_uid=other, description="PET Y90 second recon")
+    b.write_pet_series(
+        tmp_path / "s" / "pet2",
+        truth,
+        study_uid=uids["study"],
+        for_uid=uids["for"],
+        series_uid=other,
+        description="PET Y90 second recon",
+    )
     with pytest.raises(AmbiguousSeriesError) as err:
         load_study(tmp_path / "s")
     message = str(err.value)
@@ -77,8 +83,13 @@ def test_two_pet_series_without_series_option(tmp_path):
 
 def test_pet_and_rtstruct_on_different_frames_of_reference(tmp_path):
     b.write_phantom_study(tmp_path / "s", with_rtstruct=False)
-    b.write_rtstruct(tmp_path / "s" / "rs.dcm", b.phantom_structures(), study_uid=b.uid("study"),
-                     for_uid="1.2.826.0.1.99", referenced_series_uid="1.2.826.0.1.98")
+    b.write_rtstruct(
+        tmp_path / "s" / "rs.dcm",
+        b.phantom_structures(),
+        study_uid=b.uid("study"),
+        for_uid="1.2.826.0.1.99",
+        referenced_series_uid="1.2.826.0.1.98",
+    )
     with pytest.raises(GeometryError, match="Frame of Reference"):
         load_study(tmp_path / "s")
 
@@ -115,8 +126,9 @@ def test_implant_time_option_overrides_the_header_with_a_warning(tmp_path):
 def test_scan_past_midnight_takes_the_day_before(tmp_path):
     implant = datetime(2024, 3, 1, 23, 30)
     scan = datetime(2024, 3, 2, 0, 40)
-    b.write_phantom_study(tmp_path / "s", with_rtstruct=False, with_ct=False, implant=implant, scan=scan,
-                          implant_as_datetime=False)
+    b.write_phantom_study(
+        tmp_path / "s", with_rtstruct=False, with_ct=False, implant=implant, scan=scan, implant_as_datetime=False
+    )
     study = load_study(tmp_path / "s")
     assert study.implant_time == implant and study.activity_time == scan
     assert "midnight" in study.provenance["implant_time_source"]
@@ -124,8 +136,9 @@ def test_scan_past_midnight_takes_the_day_before(tmp_path):
 
 def test_spect_needs_calibration_or_relative(tmp_path):
     counts = b.phantom_activity(b.symmetric_grid((12, 12, 8), 4.8))
-    b.write_nm_recon(tmp_path / "s" / "nm.dcm", counts.with_array(np.round(counts.array / 100)),
-                     study_uid="1.2", for_uid="1.3")
+    b.write_nm_recon(
+        tmp_path / "s" / "nm.dcm", counts.with_array(np.round(counts.array / 100)), study_uid="1.2", for_uid="1.3"
+    )
     with pytest.raises(UnitsError, match="calibration factor"):
         load_study(tmp_path / "s")
     assert load_study(tmp_path / "s", calibration="relative").activity_units == "counts"

@@ -72,12 +72,14 @@ def _heterogeneous_case(*, strip: bool = True):
 def test_ray_tracing_in_batches_is_bit_identical(n_chunks):
     decays, density, table, spacing = _heterogeneous_case()
     n_sources = int(np.count_nonzero(decays))
-    one_call = km._range_kernel_dose(decays, density, table, spacing, n_chunks, split_homogeneous=False,
-                                     batch_sources=n_sources)
+    one_call = km._range_kernel_dose(
+        decays, density, table, spacing, n_chunks, split_homogeneous=False, batch_sources=n_sources
+    )
     assert np.any(one_call > 0)
     for batch in (1, 7, 100):
-        batched = km._range_kernel_dose(decays, density, table, spacing, n_chunks, split_homogeneous=False,
-                                        batch_sources=batch)
+        batched = km._range_kernel_dose(
+            decays, density, table, spacing, n_chunks, split_homogeneous=False, batch_sources=batch
+        )
         assert np.array_equal(batched, one_call), batch
     adaptive = km._range_kernel_dose(decays, density, table, spacing, n_chunks, split_homogeneous=False)
     assert np.array_equal(adaptive, one_call)

@@ -27,8 +27,6 @@ MC_MEAN_ENERGY_MEV = 0.935516  # mean emitted energy of the EGSnrc Y-90 source (
 KERNEL_METHODS = ("kernel", "kernel-density", "kernel-range")
 
 
-
-
 def _mc_csv(name: str) -> list[dict[str, str]]:
     with open(MC_DIR / name, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -53,7 +51,7 @@ def test_point_source_gives_the_kernel_back(path):
     out = convolve(volume, s, method=path)
     c = np.array(s.shape) // 2
     expected = np.zeros(volume.shape)
-    expected[5 - c[0]:5 + c[0] + 1, 9 - c[1]:9 + c[1] + 1, 8 - c[2]:8 + c[2] + 1] = s
+    expected[5 - c[0] : 5 + c[0] + 1, 9 - c[1] : 9 + c[1] + 1, 8 - c[2] : 8 + c[2] + 1] = s
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6 * s.max())
 
 
@@ -64,7 +62,7 @@ def test_point_source_dose_is_s_value_times_decays():
     dose_mgy = _dose("kernel", activity, 1.03, spacing) * 1e3
     s = kernels.voxel_s_values(spacing, 1.03)
     c = s.shape[0] // 2
-    window = dose_mgy[6 - c:6 + c + 1, 6 - c:6 + c + 1, 6 - c:6 + c + 1]
+    window = dose_mgy[6 - c : 6 + c + 1, 6 - c : 6 + c + 1, 6 - c : 6 + c + 1]
     np.testing.assert_allclose(window, s, rtol=1e-5, atol=1e-6 * s.max())  # float32 FFT rounding
 
 
@@ -210,8 +208,14 @@ def _mc_mean(lo_mm: float, hi_mm: float) -> float:
     return float(np.sum(overlap * dose) / np.sum(overlap))
 
 
-def _slab_profile(method: str, spacing, axis: int = 0, interface_in_voxel: float = 0.0,
-                  x_range=(-34.0, 24.0), lateral_mm: float = 30.0):
+def _slab_profile(
+    method: str,
+    spacing,
+    axis: int = 0,
+    interface_in_voxel: float = 0.0,
+    x_range=(-34.0, 24.0),
+    lateral_mm: float = 30.0,
+):
     """Voxel dose across a liver (x < 0, active) / lung (x > 0) slab along ``axis``, normalised to the
     deep-liver plateau (-20..-12 mm). ``interface_in_voxel``: where the interface cuts its voxel (0: on a
     voxel boundary; 0.5: through the middle, the voxel then holds the mixture). Returns the voxel lower
@@ -296,8 +300,13 @@ def test_mc_slab_liver_lung_profile():
 
 @pytest.mark.parametrize(
     ("spacing", "axis"),
-    [((2.0, 2.0, 2.0), 0), ((4.0, 4.0, 4.0), 0), ((4.07, 4.07, 3.0), 0), ((4.07, 4.07, 3.0), 1),
-     ((4.07, 4.07, 3.0), 2)],
+    [
+        ((2.0, 2.0, 2.0), 0),
+        ((4.0, 4.0, 4.0), 0),
+        ((4.07, 4.07, 3.0), 0),
+        ((4.07, 4.07, 3.0), 1),
+        ((4.07, 4.07, 3.0), 2),
+    ],
     ids=["2mm", "4mm", "4.07x4.07x3-normal0", "4.07x4.07x3-normal1", "4.07x4.07x3-normal2"],
 )
 def test_mc_slab_kernel_range_at_clinical_voxel_sizes(spacing, axis):

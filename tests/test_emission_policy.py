@@ -20,8 +20,18 @@ from pydicom.sr._concepts_dict import concepts
 import dicom_builders as b
 from dosimetry.cli import main
 from dosimetry.emission import (
-    HO166, RADIONUCLIDE_CODES, RADIOPHARMACEUTICAL_CODES, TC99M, UNKNOWN, Y90, Evidence, Verdict, decide,
-    evidence_from_header, nuclides_in_text, parse_nuclide,
+    HO166,
+    RADIONUCLIDE_CODES,
+    RADIOPHARMACEUTICAL_CODES,
+    TC99M,
+    UNKNOWN,
+    Y90,
+    Evidence,
+    Verdict,
+    decide,
+    evidence_from_header,
+    nuclides_in_text,
+    parse_nuclide,
 )
 from dosimetry.errors import OptionsError, UnitsError
 from dosimetry.imageio import write_nifti
@@ -87,22 +97,31 @@ def test_y90_named_by_its_code():
 def test_y90_wins_over_a_scanner_set_to_f18():
     """The scanner's half-life (and positron fraction) set to F-18 while the header names Y-90 (as real
     Y-90 PET often is): Y-90, with the conflict recorded and warned."""
-    evidence = evidence_from_header(header({"Radiopharmaceutical": "Y-90 SIR-Spheres",
-                                            "RadionuclideHalfLife": f"{F18_HALF_LIFE_S}",
-                                            "RadionuclidePositronFraction": "0.9686"}))
+    evidence = evidence_from_header(
+        header(
+            {
+                "Radiopharmaceutical": "Y-90 SIR-Spheres",
+                "RadionuclideHalfLife": f"{F18_HALF_LIFE_S}",
+                "RadionuclidePositronFraction": "0.9686",
+            }
+        )
+    )
     decision = decide(evidence)
     assert decision.verdict is Verdict.Y90
     assert len(decision.conflicts) == 2 and all("F-18" in c and "Y-90 is taken" in c for c in decision.conflicts)
     assert decision.warnings == decision.conflicts
 
 
-@pytest.mark.parametrize("fields", [
-    {"Radiopharmaceutical": "Tc99m MAA"},
-    {"Radiopharmaceutical": "^99m^Tc-macroaggregated albumin"},
-    {"RadiopharmaceuticalCodeSequence": MAA_CODE},
-    {"RadionuclideCodeSequence": TC_CODE, "Radiopharmaceutical": "MAA"},
-    {"Radiopharmaceutical": "MAA"},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"Radiopharmaceutical": "Tc99m MAA"},
+        {"Radiopharmaceutical": "^99m^Tc-macroaggregated albumin"},
+        {"RadiopharmaceuticalCodeSequence": MAA_CODE},
+        {"RadionuclideCodeSequence": TC_CODE, "Radiopharmaceutical": "MAA"},
+        {"Radiopharmaceutical": "MAA"},
+    ],
+)
 def test_tc99m_maa_is_a_predictive_run(fields):
     decision = decide(evidence_from_header(header(fields)))
     assert decision.verdict is Verdict.TC99M_PREDICTIVE and decision.nuclide == TC99M and decision.agent == "MAA"
@@ -117,15 +136,18 @@ def test_tc99m_without_agent_is_taken_as_maa_with_a_warning_and_another_agent_is
     assert mibi.verdict is Verdict.REFUSED and "sestamibi" in mibi.reason and "--emission-nuclide Tc-99m" in mibi.reason
 
 
-@pytest.mark.parametrize("fields, nuclide", [
-    ({"RadionuclideCodeSequence": LU_CODE, "Radiopharmaceutical": "Lu-177 DOTATATE"}, "Lu-177"),
-    ({"Radiopharmaceutical": "I-131 sodium iodide"}, "I-131"),
-    ({"Radiopharmaceutical": "Ga68 DOTATOC"}, "Ga-68"),
-    ({"Radiopharmaceutical": "FDG"}, "F-18"),
-    ({"Radiopharmaceutical": "Fluorodeoxyglucose F^18^"}, "F-18"),
-    ({"RadionuclideHalfLife": f"{F18_HALF_LIFE_S}"}, "F-18"),
-    ({"RadionuclideHalfLife": "123.4"}, UNKNOWN),
-])
+@pytest.mark.parametrize(
+    "fields, nuclide",
+    [
+        ({"RadionuclideCodeSequence": LU_CODE, "Radiopharmaceutical": "Lu-177 DOTATATE"}, "Lu-177"),
+        ({"Radiopharmaceutical": "I-131 sodium iodide"}, "I-131"),
+        ({"Radiopharmaceutical": "Ga68 DOTATOC"}, "Ga-68"),
+        ({"Radiopharmaceutical": "FDG"}, "F-18"),
+        ({"Radiopharmaceutical": "Fluorodeoxyglucose F^18^"}, "F-18"),
+        ({"RadionuclideHalfLife": f"{F18_HALF_LIFE_S}"}, "F-18"),
+        ({"RadionuclideHalfLife": "123.4"}, UNKNOWN),
+    ],
+)
 def test_other_nuclides_are_refused_naming_the_nuclide_and_the_evidence(fields, nuclide):
     decision = decide(evidence_from_header(header(fields)))
     assert decision.verdict is Verdict.REFUSED and decision.nuclide == nuclide
@@ -149,21 +171,37 @@ def test_the_user_overrides_the_header_and_the_record_says_so():
     assert decision.header_nuclide == "Lu-177" and not decision.header_activity_is_y90
     assert any("overrides" in w and "Lu-177" in w for w in decision.warnings)
     record = decision.record()
-    assert record["override"] == Y90 and record["header_nuclide"] == "Lu-177" and record["source"] == "--emission-nuclide"
+    assert (
+        record["override"] == Y90 and record["header_nuclide"] == "Lu-177" and record["source"] == "--emission-nuclide"
+    )
 
 
 def test_no_evidence_assumes_y90_loudly_and_conflicting_names_are_refused():
     assumed = decide(())
     assert assumed.verdict is Verdict.Y90 and assumed.source == "assumed (not stated)"
     assert "Y-90 assumed" in assumed.warnings[0]
-    both = decide(evidence_from_header(header({"Radiopharmaceutical": "Y-90 microspheres"},
-                                              {"Radiopharmaceutical": "Lu-177 DOTATATE"})))
+    both = decide(
+        evidence_from_header(
+            header({"Radiopharmaceutical": "Y-90 microspheres"}, {"Radiopharmaceutical": "Lu-177 DOTATATE"})
+        )
+    )
     assert both.verdict is Verdict.REFUSED and "several nuclides" in both.reason and "--emission-nuclide" in both.reason
 
 
-@pytest.mark.parametrize("text, nuclide", [("Y-90", Y90), ("y90", Y90), ("90Y", Y90), ("Yttrium-90", Y90),
-                                           ("Tc-99m", TC99M), ("Tc-99m MAA", TC99M), ("99mTc", TC99M),
-                                           ("Lu-177", "Lu-177"), ("ho166", HO166)])
+@pytest.mark.parametrize(
+    "text, nuclide",
+    [
+        ("Y-90", Y90),
+        ("y90", Y90),
+        ("90Y", Y90),
+        ("Yttrium-90", Y90),
+        ("Tc-99m", TC99M),
+        ("Tc-99m MAA", TC99M),
+        ("99mTc", TC99M),
+        ("Lu-177", "Lu-177"),
+        ("ho166", HO166),
+    ],
+)
 def test_parse_nuclide(text, nuclide):
     assert parse_nuclide(text) == nuclide
 
@@ -227,18 +265,40 @@ def _maa_study(folder, *, total_dose="1.5e8"):
     _, uids = b.write_phantom_study(folder, study_key="maa")
     shutil.rmtree(folder / "pet")
     counts = b.phantom_activity(b.symmetric_grid((20, 18, 12), 4.0))
-    b.write_nm_recon(folder / "nm.dcm", counts.with_array(np.round(counts.array / 100.0)), study_uid=uids["study"],
-                     for_uid=uids["for"], description="MAA SPECT", radiopharmaceutical="Tc99m MAA",
-                     radionuclide_code=TC_CODE, radiopharmaceutical_code=MAA_CODE, half_life_s=TC99M_HALF_LIFE_S,
-                     total_dose=total_dose)
+    b.write_nm_recon(
+        folder / "nm.dcm",
+        counts.with_array(np.round(counts.array / 100.0)),
+        study_uid=uids["study"],
+        for_uid=uids["for"],
+        description="MAA SPECT",
+        radiopharmaceutical="Tc99m MAA",
+        radionuclide_code=TC_CODE,
+        radiopharmaceutical_code=MAA_CODE,
+        half_life_s=TC99M_HALF_LIFE_S,
+        total_dose=total_dose,
+    )
     return uids
 
 
 def test_maa_spect_gives_a_predictive_dose_at_the_planned_y90_activity_labelled_everywhere(tmp_path):
     _maa_study(tmp_path / "s")
     out = tmp_path / "out"
-    proc = cli(["run", str(tmp_path / "s"), "--calibration", "relative", "--administered-gbq", "2.0",
-                "--residual-fraction", "0", "--out", str(out), "-q"], tmp_path)
+    proc = cli(
+        [
+            "run",
+            str(tmp_path / "s"),
+            "--calibration",
+            "relative",
+            "--administered-gbq",
+            "2.0",
+            "--residual-fraction",
+            "0",
+            "--out",
+            str(out),
+            "-q",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     stats = json.loads((out / "stats.json").read_text())
     assert stats["emission"]["verdict"] == "Tc-99m predictive" and stats["emission"]["nuclide"] == TC99M
@@ -284,8 +344,14 @@ def test_maa_spect_needs_the_planned_activity_and_never_takes_the_header_dose(tm
 def test_a_y90_pet_is_preferred_over_an_maa_spect_in_the_same_folder(tmp_path):
     uids = _maa_study(tmp_path / "s")
     truth = b.phantom_activity(b.symmetric_grid((20, 18, 12), 4.0))
-    b.write_pet_series(tmp_path / "s" / "pet", truth, study_uid=uids["study"], for_uid=uids["for"],
-                       series_uid=b.uid("maa", "y90pet"), total_dose=None)
+    b.write_pet_series(
+        tmp_path / "s" / "pet",
+        truth,
+        study_uid=uids["study"],
+        for_uid=uids["for"],
+        series_uid=b.uid("maa", "y90pet"),
+        total_dose=None,
+    )
     result = run_dicom_study(tmp_path / "s")
     assert result.stats["emission"]["verdict"] == "Y-90"
     assert any("not labelled Y-90" in w and "Tc-99m" in w and "--series" in w for w in result.stats["warnings"])
@@ -313,8 +379,9 @@ def _phantom_administered_gbq(folder, factor: float) -> float:
 
 def test_recovered_fraction_is_reported_for_absolute_calibration(tmp_path):
     administered = _phantom_administered_gbq(tmp_path / "s", 1.0 / 0.9)
-    result = run_dicom_study(tmp_path / "s", options=DosimetryOptions(residual_fraction=0.1,
-                                                                      administered_activity_gbq=administered))
+    result = run_dicom_study(
+        tmp_path / "s", options=DosimetryOptions(residual_fraction=0.1, administered_activity_gbq=administered)
+    )
     check = result.stats["activity_check"]
     assert check["applies"] is True and check["recovered_fraction"] == pytest.approx(1.0, rel=1e-6)
     assert check["residual_source"] == "given" and check["administered_activity_source"] == "given"
@@ -323,8 +390,9 @@ def test_recovered_fraction_is_reported_for_absolute_calibration(tmp_path):
 
 def test_recovered_fraction_outside_07_13_warns_with_the_numbers(tmp_path):
     administered = _phantom_administered_gbq(tmp_path / "s", 1.0 / 0.6)
-    result = run_dicom_study(tmp_path / "s", options=DosimetryOptions(residual_fraction=0.0,
-                                                                      administered_activity_gbq=administered))
+    result = run_dicom_study(
+        tmp_path / "s", options=DosimetryOptions(residual_fraction=0.0, administered_activity_gbq=administered)
+    )
     assert result.stats["activity_check"]["recovered_fraction"] == pytest.approx(0.6, rel=1e-6)
     assert any(w.startswith("recovered fraction 0.6 outside 0.7-1.3") for w in result.stats["warnings"])
 
@@ -347,8 +415,9 @@ def test_recovered_fraction_residual_not_given_is_stated(tmp_path):
     administered = _phantom_administered_gbq(tmp_path / "s", 1.0)
     result = run_dicom_study(tmp_path / "s", options=DosimetryOptions(administered_activity_gbq=administered))
     assert result.stats["activity_check"]["residual_source"] == "not given: 0 used"
-    assert any("residual fraction not given: 0 used for the recovered-activity check" in w
-               for w in result.stats["warnings"])
+    assert any(
+        "residual fraction not given: 0 used for the recovered-activity check" in w for w in result.stats["warnings"]
+    )
 
 
 # --- image files carry no nuclide: --emission-nuclide, else Y-90 assumed (stated) --------------------------
@@ -362,8 +431,11 @@ def _nifti_case(tmp_path):
 
 def test_image_file_assumes_y90_and_says_so(tmp_path):
     path, rois = _nifti_case(tmp_path)
-    result = run_dosimetry(path, rois, options=DosimetryOptions(activity_units="Bq/mL", calibration="relative",
-                                                                  administered_activity_gbq=1.0))
+    result = run_dosimetry(
+        path,
+        rois,
+        options=DosimetryOptions(activity_units="Bq/mL", calibration="relative", administered_activity_gbq=1.0),
+    )
     assert result.stats["emission"]["source"] == "assumed (not stated)" and result.stats["emission"]["nuclide"] == Y90
     assert any("Y-90 assumed" in w for w in result.stats["warnings"])
 
@@ -371,12 +443,21 @@ def test_image_file_assumes_y90_and_says_so(tmp_path):
 def test_image_file_of_another_stated_nuclide_is_refused_and_tc99m_is_predictive(tmp_path):
     path, rois = _nifti_case(tmp_path)
     with pytest.raises(UnitsError, match="Lu-177"):
-        run_dosimetry(path, rois, options=DosimetryOptions(emission_nuclide="Lu-177", activity_units="Bq/mL",
-                                                            calibration="relative", administered_activity_gbq=1.0))
+        run_dosimetry(
+            path,
+            rois,
+            options=DosimetryOptions(
+                emission_nuclide="Lu-177", activity_units="Bq/mL", calibration="relative", administered_activity_gbq=1.0
+            ),
+        )
     with pytest.raises(UnitsError, match="Tc-99m MAA"):
-        run_dosimetry(path, rois, options=DosimetryOptions(emission_nuclide="Tc-99m", activity_units="Bq/mL",
-                                                            scan_delay_h=20.0))
-    result = run_dosimetry(path, rois, options=DosimetryOptions(emission_nuclide="Tc-99m MAA", calibration="relative",
-                                                                  administered_activity_gbq=2.0))
+        run_dosimetry(
+            path, rois, options=DosimetryOptions(emission_nuclide="Tc-99m", activity_units="Bq/mL", scan_delay_h=20.0)
+        )
+    result = run_dosimetry(
+        path,
+        rois,
+        options=DosimetryOptions(emission_nuclide="Tc-99m MAA", calibration="relative", administered_activity_gbq=2.0),
+    )
     assert result.stats["emission"]["verdict"] == "Tc-99m predictive"
     assert result.roi("Liver")["activity_mbq"] == pytest.approx(2000.0, rel=1e-4)

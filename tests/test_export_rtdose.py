@@ -23,8 +23,15 @@ from helpers import oblique_direction, rotation, world_grid
 CT_SOP = "1.2.840.10008.5.1.4.1.1.2"
 
 
-def build_ct_series(folder: Path, *, shape=(24, 20, 8), spacing_mm=(2.0, 2.5, 3.0), direction=None,
-                    origin_mm=(-20.0, -30.0, -10.0), hu=None) -> list[Dataset]:
+def build_ct_series(
+    folder: Path,
+    *,
+    shape=(24, 20, 8),
+    spacing_mm=(2.0, 2.5, 3.0),
+    direction=None,
+    origin_mm=(-20.0, -30.0, -10.0),
+    hu=None,
+) -> list[Dataset]:
     """A small single-frame CT series written with pydicom (one file per slice) and returned as datasets.
 
     ``shape`` is (columns, rows, slices) = our (i, j, k); the slice normal is the third direction column,
@@ -124,8 +131,9 @@ DIRECTIONS = {
 def test_rt_dose_round_trip(tmp_path, name):
     reference = build_ct_series(tmp_path / "ct", shape=(6, 5, 3))[0]
     dose = asymmetric_dose(DIRECTIONS[name])
-    path = write_rt_dose(dose, reference, tmp_path / "dose.dcm", series_description="test dose",
-                         tissue_heterogeneity_correction="IMAGE")
+    path = write_rt_dose(
+        dose, reference, tmp_path / "dose.dcm", series_description="test dose", tissue_heterogeneity_correction="IMAGE"
+    )
     assert not list(tmp_path.glob(".*partial*"))
 
     # the header: study, frame of reference, units, scaling
@@ -141,7 +149,9 @@ def test_rt_dose_round_trip(tmp_path, name):
     counts = ds.pixel_array
     assert counts.dtype == np.uint32 and counts.max() > 0.99 * (2**32 - 1)
     assert float(ds.DoseGridScaling) * counts.max() == pytest.approx(float(dose.array.max()), rel=1e-6)
-    normal = np.cross(np.asarray(ds.ImageOrientationPatient[:3], float), np.asarray(ds.ImageOrientationPatient[3:], float))
+    normal = np.cross(
+        np.asarray(ds.ImageOrientationPatient[:3], float), np.asarray(ds.ImageOrientationPatient[3:], float)
+    )
     assert abs(np.dot(normal, dose.direction[:, 2])) == pytest.approx(1.0)
 
     # our reader: same values at the same world positions (the k order may be reversed)

@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 
 from dosimetry.errors import GeometryError, RoiError
-from dosimetry.export import (PRIVATE_CODING_SCHEME, build_segmentation, read_measurement_report,
-                              write_measurement_report, write_segmentation)
+from dosimetry.export import (
+    PRIVATE_CODING_SCHEME,
+    build_segmentation,
+    read_measurement_report,
+    write_measurement_report,
+    write_segmentation,
+)
 from dosimetry.export.seg import source_grid
 from dosimetry.image import Image
 from dosimetry.pipeline import DosimetryOptions, run_dosimetry
@@ -28,8 +33,13 @@ def study(tmp_path_factory):
     """An oblique CT series, ROIs on their own (finer, axial) grid, and a dosimetry result."""
     folder = tmp_path_factory.mktemp("study")
     direction = rotation("z", 20) @ rotation("x", 10)
-    ct = build_ct_series(folder / "ct", shape=(24, 22, 12), spacing_mm=(2.0, 2.0, 3.0), direction=direction,
-                         origin_mm=(-18.0, -30.0, -16.0))
+    ct = build_ct_series(
+        folder / "ct",
+        shape=(24, 22, 12),
+        spacing_mm=(2.0, 2.0, 3.0),
+        direction=direction,
+        origin_mm=(-18.0, -30.0, -16.0),
+    )
     mask_grid = Image(np.zeros((40, 40, 30), np.float32), (-20.0, -24.0, -14.0), (1.0, 1.0, 1.0))
     rois = [
         roi_on(mask_grid, sphere_mask_supersampled(mask_grid, LIVER_CENTRE, LIVER_RADIUS), "Liver", "liver"),
@@ -38,8 +48,11 @@ def study(tmp_path_factory):
     activity_grid = Image(np.zeros((16, 16, 12), np.float32), (-22.0, -26.0, -16.0), (3.0, 3.0, 3.0))
     xyz = world_grid(activity_grid)
     activity = np.where(np.linalg.norm(xyz - TUMOUR_CENTRE, axis=-1) < TUMOUR_RADIUS, 8.0e5, 1.0e5)
-    result = run_dosimetry(activity_grid.with_array(activity.astype(np.float32)), rois,
-                           options=DosimetryOptions(activity_units="Bq/mL", scan_delay_h=0.0))
+    result = run_dosimetry(
+        activity_grid.with_array(activity.astype(np.float32)),
+        rois,
+        options=DosimetryOptions(activity_units="Bq/mL", scan_delay_h=0.0),
+    )
     return {"ct": ct, "rois": rois, "result": result, "folder": folder}
 
 
@@ -58,13 +71,16 @@ def test_seg_round_trip(study, tmp_path):
     assert seg.StudyInstanceUID == ct[0].StudyInstanceUID and seg.FrameOfReferenceUID == ct[0].FrameOfReferenceUID
     labels = {int(item.SegmentNumber): item.SegmentLabel for item in seg.SegmentSequence}
     assert labels == {1: "Liver", 2: "Tumor 1"}
-    types = {int(item.SegmentNumber): item.SegmentedPropertyTypeCodeSequence[0].CodeValue for item in seg.SegmentSequence}
+    types = {
+        int(item.SegmentNumber): item.SegmentedPropertyTypeCodeSequence[0].CodeValue for item in seg.SegmentSequence
+    }
     assert types == {1: "10200004", 2: "108369006"}
 
     grid, order = source_grid(ct)
     uids = [ct[index].SOPInstanceUID for index in order]  # k order
-    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1, 2],
-                                               combine_segments=False)
+    pixels = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=uids, segment_numbers=[1, 2], combine_segments=False
+    )
     assert pixels.shape == (len(ct), grid.shape[1], grid.shape[0], 2)
     for number, roi in enumerate(rois, start=1):
         expected = occupancy_on_grid(roi.mask, grid).array >= 0.5  # (i, j, k)

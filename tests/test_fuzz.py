@@ -23,17 +23,29 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dosimetry.dicom import slices, timing
-from dosimetry.dicom.rtstruct import contour_problem, crosses_itself, rasterize_contours, read_rtstruct, rtstruct_to_rois
+from dosimetry.dicom.rtstruct import (
+    contour_problem,
+    crosses_itself,
+    rasterize_contours,
+    read_rtstruct,
+    rtstruct_to_rois,
+)
 from dosimetry.errors import DosimetryError
 from dosimetry.image import Image
 from dosimetry.imageio import LPS_TO_RAS, MAX_SPACING_MM, MIN_SPACING_MM, read_image
 from dosimetry.quantify import UNITS, parse_units
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*VR DS:UserWarning")  # pydicom on the invalid values written on purpose
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*VR DS:UserWarning"
+)  # pydicom on the invalid values written on purpose
 
-FUZZ = settings(derandomize=True, deadline=None, database=None, max_examples=150,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    derandomize=True,
+    deadline=None,
+    database=None,
+    max_examples=150,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 """Repeatable, bounded examples (the same on every run)."""
 FUZZ_SLOW = settings(FUZZ, max_examples=60)
 """For properties that write files."""
@@ -48,7 +60,9 @@ def outcome(fn, *args, **kwargs):
     except DosimetryError as err:
         message = str(err)
         assert message and "\n" not in message, f"error messages are one line: {message!r}"
-        event(f"{type(err).__name__}: {' '.join(message.rsplit('/', 1)[-1].split()[1:5])}")  # seen with --hypothesis-show-statistics
+        event(
+            f"{type(err).__name__}: {' '.join(message.rsplit('/', 1)[-1].split()[1:5])}"
+        )  # seen with --hypothesis-show-statistics
         return None
 
 
@@ -62,9 +76,15 @@ def assert_valid_image(image: Image):
 
 # --- header values ------------------------------------------------------------------------------------------
 DIGITS = st.text(alphabet="0123456789", min_size=0, max_size=16)
-HEADER_TEXT = st.one_of(DIGITS, st.text(max_size=24), st.text(alphabet="0123456789.:-+ &", max_size=26),
-                        st.builds(lambda a, b: f"{a}.{b}", DIGITS, st.text(alphabet="0123456789-+ ", max_size=8)),
-                        st.none(), st.integers(-10**12, 10**12), st.floats(allow_nan=True))
+HEADER_TEXT = st.one_of(
+    DIGITS,
+    st.text(max_size=24),
+    st.text(alphabet="0123456789.:-+ &", max_size=26),
+    st.builds(lambda a, b: f"{a}.{b}", DIGITS, st.text(alphabet="0123456789-+ ", max_size=8)),
+    st.none(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True),
+)
 
 
 @FUZZ
@@ -107,7 +127,9 @@ def test_decay_helpers(elapsed_s, half_life_s):
 
 
 # --- slice geometry ----------------------------------------------------------------------------------------
-NUMBER_TEXT = st.one_of(st.floats(-1e6, 1e6).map(lambda v: f"{v:.6g}"), st.sampled_from(["0", "-0", "nan", "inf", "", "x", "1e400"]))
+NUMBER_TEXT = st.one_of(
+    st.floats(-1e6, 1e6).map(lambda v: f"{v:.6g}"), st.sampled_from(["0", "-0", "nan", "inf", "", "x", "1e400"])
+)
 UNIT_ROTATIONS = st.tuples(st.floats(-math.pi, math.pi), st.floats(-math.pi, math.pi), st.floats(-math.pi, math.pi))
 
 
@@ -140,7 +162,10 @@ def slice_series(draw):
     rows, cols = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     rot = _rotation(draw(UNIT_ROTATIONS))
     spacing = draw(st.tuples(st.floats(0.0, 20.0), st.floats(0.0, 20.0)))
-    step = draw(st.one_of(st.sampled_from([2.0, -3.0, 4.0]), st.floats(-10.0, 10.0))) * rot[:, 2] + draw(st.sampled_from([0.0, 0.0, 1.0, -3.0, 1e3, 1e5])) * rot[:, 1]
+    step = (
+        draw(st.one_of(st.sampled_from([2.0, -3.0, 4.0]), st.floats(-10.0, 10.0))) * rot[:, 2]
+        + draw(st.sampled_from([0.0, 0.0, 1.0, -3.0, 1e3, 1e5])) * rot[:, 1]
+    )
     origin = np.array(draw(st.tuples(*[st.floats(-1e4, 1e4)] * 3)))
     noise = draw(st.lists(st.floats(-0.5, 0.5), min_size=n, max_size=n))
     datasets = []
@@ -157,8 +182,11 @@ def slice_series(draw):
         _raw(ds, "ImageOrientationPatient", [f"{v:.6g}" for v in orientation])
         _raw(ds, "PixelSpacing", [f"{v:.6g}" for v in spacing])
         if draw(st.integers(0, 4 * n)) == 0:
-            _raw(ds, draw(st.sampled_from(["ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"])),
-                 draw(st.sampled_from(["", "nan\\1\\2", "1\\2", "a\\b\\c"])))
+            _raw(
+                ds,
+                draw(st.sampled_from(["ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"])),
+                draw(st.sampled_from(["", "nan\\1\\2", "1\\2", "a\\b\\c"])),
+            )
         rare = draw(st.integers(0, 4 * n)) == 0  # a fault in about one series in four
         _raw(ds, "RescaleSlope", draw(NUMBER_TEXT) if rare else "1.5")
         _raw(ds, "RescaleIntercept", draw(NUMBER_TEXT) if rare and draw(st.booleans()) else "0")
@@ -189,7 +217,11 @@ def test_slice_stacking(series):
         event("refused: stack")
         return
     built = outcome(slices.build_image, ordered, [fr.values for fr in ordered.frames], label="fuzz series", tilt=tilt)
-    event("refused: build" if built is None else f"built ({'tilted' if ordered.tilted else 'straight'}, {len(frames)} frames)")
+    event(
+        "refused: build"
+        if built is None
+        else f"built ({'tilted' if ordered.tilted else 'straight'}, {len(frames)} frames)"
+    )
     if built is not None:
         image, _ = built
         assert_valid_image(image)
@@ -198,9 +230,11 @@ def test_slice_stacking(series):
 
 # --- images and NIfTI headers -------------------------------------------------------------------------------
 @FUZZ
-@given(st.tuples(*[st.floats(allow_nan=True, allow_infinity=True)] * 3),
-       st.one_of(st.floats(allow_nan=True), st.tuples(*[st.floats(allow_nan=True, allow_infinity=True)] * 3)),
-       st.lists(st.one_of(st.floats(-2, 2), st.just(math.nan)), min_size=9, max_size=9))
+@given(
+    st.tuples(*[st.floats(allow_nan=True, allow_infinity=True)] * 3),
+    st.one_of(st.floats(allow_nan=True), st.tuples(*[st.floats(allow_nan=True, allow_infinity=True)] * 3)),
+    st.lists(st.one_of(st.floats(-2, 2), st.just(math.nan)), min_size=9, max_size=9),
+)
 def test_image_construction(origin, spacing, direction):
     image = outcome(Image, np.zeros((2, 2, 2)), origin, spacing, np.reshape(direction, (3, 3)))
     if image is not None:
@@ -218,8 +252,11 @@ def nifti_headers(draw):
     affine = np.eye(4)
     affine[:3, :3] = columns
     affine[:3, 3] = draw(st.tuples(*[st.floats(-1e5, 1e5)] * 3))
-    pixdim = draw(st.one_of(st.none(), st.none(), st.none(),
-                            st.tuples(*[st.floats(allow_nan=True, allow_infinity=True, width=32)] * 3)))
+    pixdim = draw(
+        st.one_of(
+            st.none(), st.none(), st.none(), st.tuples(*[st.floats(allow_nan=True, allow_infinity=True, width=32)] * 3)
+        )
+    )
     codes = draw(st.one_of(st.just((1, 1)), st.tuples(st.integers(-1, 5), st.integers(-1, 5))))
     shape = draw(st.sampled_from([(3, 2, 2)] * 4 + [(2, 2), (2, 2, 2, 1), (2, 2, 2, 2), (2, 2, 1, 1, 1)]))
     return affine, pixdim, codes, shape
@@ -252,8 +289,12 @@ def test_nifti_headers_through_read_image(tmp_path, header):
 
 
 # --- RTSTRUCT rasteriser ----------------------------------------------------------------------------------------
-COORD = st.one_of(st.floats(-30, 30), st.floats(-30, 30), st.floats(-30, 30),
-                  st.sampled_from([0.0, 1e12, -1e12, 1e300, -1e300, 5e-324, math.nan, math.inf]))
+COORD = st.one_of(
+    st.floats(-30, 30),
+    st.floats(-30, 30),
+    st.floats(-30, 30),
+    st.sampled_from([0.0, 1e12, -1e12, 1e300, -1e300, 5e-324, math.nan, math.inf]),
+)
 
 
 @st.composite
@@ -281,8 +322,7 @@ GRID = Image(np.zeros((16, 16, 5)), origin_mm=(-15.0, -15.0, -4.0), spacing_mm=(
 
 
 @FUZZ_MANY
-@given(st.lists(polygons(), min_size=1, max_size=3), st.sampled_from([None, 2.0, 0.5, 1e6]),
-       st.sampled_from([1, 2, 4]))
+@given(st.lists(polygons(), min_size=1, max_size=3), st.sampled_from([None, 2.0, 0.5, 1e6]), st.sampled_from([1, 2, 4]))
 def test_rasteriser_with_any_polygons(contours, thickness, supersample):
     import warnings
 
@@ -330,15 +370,28 @@ def test_rasterised_volume_matches_a_simple_polygon(polygon):
 
 
 @FUZZ_SLOW
-@given(st.lists(st.tuples(st.sampled_from(["Liver", "Tumour 1", "Lung", "X"]), st.lists(polygons(), min_size=0, max_size=3),
-                          st.sampled_from(["CLOSED_PLANAR", "CLOSED_PLANAR", "POINT", "OPEN_PLANAR"])),
-                min_size=1, max_size=3))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Liver", "Tumour 1", "Lung", "X"]),
+            st.lists(polygons(), min_size=0, max_size=3),
+            st.sampled_from(["CLOSED_PLANAR", "CLOSED_PLANAR", "POINT", "OPEN_PLANAR"]),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_rtstruct_files_with_any_contours(tmp_path, structures):
     import dicom_builders as b
     import pydicom
 
-    path = b.write_rtstruct(tmp_path / "rs.dcm", [(name, contours) for name, contours, _ in structures],
-                            study_uid="1.2.3", for_uid="1.2.3.4", referenced_series_uid="1.2.3.5")
+    path = b.write_rtstruct(
+        tmp_path / "rs.dcm",
+        [(name, contours) for name, contours, _ in structures],
+        study_uid="1.2.3",
+        for_uid="1.2.3.4",
+        referenced_series_uid="1.2.3.5",
+    )
     ds = pydicom.dcmread(path)
     for roi, (_, _, kind) in zip(ds.ROIContourSequence, structures):
         for item in roi.ContourSequence:

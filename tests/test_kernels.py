@@ -16,8 +16,6 @@ from dosimetry.constants import (
 from dosimetry.errors import OptionsError
 
 
-
-
 def test_point_kernel_energy_is_the_published_sum():
     pk = kernels.point_kernel()
     assert pk.deposited_energy_mev == pytest.approx(Y90_DPK_ENERGY_0_12MM_MEV, abs=1e-5)

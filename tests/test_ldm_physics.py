@@ -57,7 +57,9 @@ def test_scan_delay_decay_corrects_back_to_implant():
     roi = roi_on(image, np.ones(image.shape), "all", "other")
     d0 = run_dosimetry(image, [roi], options=DosimetryOptions(scan_delay_h=0, activity_units="Bq/mL")).roi("all")
     d1 = run_dosimetry(image, [roi], options=DosimetryOptions(scan_delay_h=20, activity_units="Bq/mL")).roi("all")
-    assert d1["mean_gy"] / d0["mean_gy"] == pytest.approx(math.exp(math.log(2) * 20 / 64.1), rel=1e-6)  # dose maps are float32
+    assert d1["mean_gy"] / d0["mean_gy"] == pytest.approx(
+        math.exp(math.log(2) * 20 / 64.1), rel=1e-6
+    )  # dose maps are float32
 
 
 def test_absolute_without_timing_is_refused():
@@ -70,17 +72,24 @@ def test_absolute_without_timing_is_refused():
 def test_relative_calibration_puts_delivered_activity_in_liver(units):
     """Activity inside the calibration ROI = A x (1 - residual) x (1 - LSF), within 0.1%."""
     rng = np.random.default_rng(7)
-    image = Image(rng.gamma(2.0, 50.0, (24, 20, 16)).astype(np.float32), (5, 5, 5), (4.0, 4.0, 4.0),
-                  oblique_direction())
+    image = Image(
+        rng.gamma(2.0, 50.0, (24, 20, 16)).astype(np.float32), (5, 5, 5), (4.0, 4.0, 4.0), oblique_direction()
+    )
     liver = np.zeros(image.shape, np.float32)
     liver[4:18, 3:15, 2:12] = 1
     liver[4, 3:15, 2:12] = 0.4  # a fractional edge
     lung = np.zeros(image.shape, np.float32)
     lung[19:23, 3:15, 2:12] = 1
-    opts = DosimetryOptions(calibration="relative", activity_units=units, administered_activity_gbq=2.4,
-                            residual_fraction=0.04, lung_shunt_fraction=0.08)
-    result = run_dosimetry(image, [roi_on(image, liver, "liver", "liver"), roi_on(image, lung, "lung", "lung")],
-                           options=opts)
+    opts = DosimetryOptions(
+        calibration="relative",
+        activity_units=units,
+        administered_activity_gbq=2.4,
+        residual_fraction=0.04,
+        lung_shunt_fraction=0.08,
+    )
+    result = run_dosimetry(
+        image, [roi_on(image, liver, "liver", "liver"), roi_on(image, lung, "lung", "lung")], options=opts
+    )
     expected_mbq = 2.4e3 * (1 - 0.04) * (1 - 0.08)
     assert result.roi("liver")["activity_mbq"] == pytest.approx(expected_mbq, rel=1e-3)
     assert float(np.sum(result.activity_bq.array * liver)) / 1e6 == pytest.approx(expected_mbq, rel=1e-3)
@@ -95,8 +104,13 @@ def test_scan_and_implant_date_times_equal_the_delay():
     image = Image(np.full((5, 5, 5), 3e4, np.float32), spacing_mm=4.0)
     roi = roi_on(image, np.ones(image.shape), "all", "other")
     by_delay = run_dosimetry(image, [roi], options=DosimetryOptions(scan_delay_h=26.5, activity_units="kBq/mL"))
-    by_times = run_dosimetry(image, [roi], options=DosimetryOptions(
-        scan_time=datetime(2026, 3, 3, 0, 45), implant_time=datetime(2026, 3, 1, 22, 15), activity_units="kBq/mL"))
+    by_times = run_dosimetry(
+        image,
+        [roi],
+        options=DosimetryOptions(
+            scan_time=datetime(2026, 3, 3, 0, 45), implant_time=datetime(2026, 3, 1, 22, 15), activity_units="kBq/mL"
+        ),
+    )
     assert by_times.roi("all")["mean_gy"] == pytest.approx(by_delay.roi("all")["mean_gy"], rel=1e-9)
     # kBq/mL is 1000 x Bq/mL
     in_bq = run_dosimetry(image, [roi], options=DosimetryOptions(scan_delay_h=26.5, activity_units="Bq/mL"))

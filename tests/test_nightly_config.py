@@ -21,23 +21,30 @@ def test_the_example_configuration_is_valid(tmp_path):
     assert run_argv(config.run_options) == ["--residual-fraction", "0.03", "--lung-shunt", "0.05", "--method", "ldm"]
 
 
-@pytest.mark.parametrize("old, new, expected", [
-    ('port = 4242', 'port = 70000', "[pacs] port: got 70000, expected an integer 1-65535"),
-    ('ae_title = "ORTHANC"', 'ae_title = "A_TITLE_MUCH_TOO_LONG"', "[pacs] ae_title: got 'A_TITLE_MUCH_TOO_LONG'"),
-    ('retrieve = "C-MOVE"', 'retrieve = "C-PULL"', "[pacs] retrieve: got 'C-PULL', expected \"C-MOVE\" or \"C-GET\""),
-    ('timeout_s = 10', 'timeout_s = -1', "[pacs] timeout_s: got -1"),
-    ('host = "127.0.0.1"\nport = 11112', 'host = "localhost-ish"\nport = 11112', "[local] host: got 'localhost-ish'"),
-    ('lung_shunt = 0.05', 'lung_shunt = 1.5', "[run]"),
-    ('method = "ldm"', 'method = "magic"', "[run]"),
-    ('method = "ldm"', 'method = "ldm"\nout = "x"', "[run]: out: set by the nightly job itself"),
-    ('method = "ldm"', 'method = "ldm"\nno_such_option = 1', "[run]: unrecognized arguments: --no-such-option"),
-    ('send = ["rtdose", "sr", "seg", "report"]', 'send = ["rtdose", "xray"]', "[store] send: got 'xray'"),
-    ('destination = "ORTHANC"', 'destination = "ELSEWHERE"', "[store] destination: got 'ELSEWHERE'"),
-    ('lookback_days = 2', 'lookback_days = "two"', "[query] lookback_days: got 'two'"),
-    ('modalities = ["PT", "NM"]', 'modalities = ["MR"]', "[query] modalities: got 'MR'"),
-    ('allowed_ae_titles = ["ORTHANC"]', 'allowed_ae_titles = []', "[security] allowed_ae_titles: got []"),
-    ('[paths]', '[pathz]', "[top level] pathz: unknown key"),
-])
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("port = 4242", "port = 70000", "[pacs] port: got 70000, expected an integer 1-65535"),
+        ('ae_title = "ORTHANC"', 'ae_title = "A_TITLE_MUCH_TOO_LONG"', "[pacs] ae_title: got 'A_TITLE_MUCH_TOO_LONG'"),
+        ('retrieve = "C-MOVE"', 'retrieve = "C-PULL"', '[pacs] retrieve: got \'C-PULL\', expected "C-MOVE" or "C-GET"'),
+        ("timeout_s = 10", "timeout_s = -1", "[pacs] timeout_s: got -1"),
+        (
+            'host = "127.0.0.1"\nport = 11112',
+            'host = "localhost-ish"\nport = 11112',
+            "[local] host: got 'localhost-ish'",
+        ),
+        ("lung_shunt = 0.05", "lung_shunt = 1.5", "[run]"),
+        ('method = "ldm"', 'method = "magic"', "[run]"),
+        ('method = "ldm"', 'method = "ldm"\nout = "x"', "[run]: out: set by the nightly job itself"),
+        ('method = "ldm"', 'method = "ldm"\nno_such_option = 1', "[run]: unrecognized arguments: --no-such-option"),
+        ('send = ["rtdose", "sr", "seg", "report"]', 'send = ["rtdose", "xray"]', "[store] send: got 'xray'"),
+        ('destination = "ORTHANC"', 'destination = "ELSEWHERE"', "[store] destination: got 'ELSEWHERE'"),
+        ("lookback_days = 2", 'lookback_days = "two"', "[query] lookback_days: got 'two'"),
+        ('modalities = ["PT", "NM"]', 'modalities = ["MR"]', "[query] modalities: got 'MR'"),
+        ('allowed_ae_titles = ["ORTHANC"]', "allowed_ae_titles = []", "[security] allowed_ae_titles: got []"),
+        ("[paths]", "[pathz]", "[top level] pathz: unknown key"),
+    ],
+)
 def test_each_fault_is_named(tmp_path, old, new, expected):
     path = _config(tmp_path)
     text = path.read_text()
@@ -51,7 +58,7 @@ def test_each_fault_is_named(tmp_path, old, new, expected):
 
 def test_several_faults_are_all_listed_in_one_line_and_the_command_exits_7(tmp_path, capsys):
     path = _config(tmp_path)
-    path.write_text(path.read_text().replace("port = 4242", "port = 0").replace('retrieve = "C-MOVE"', 'retrieve = 3'))
+    path.write_text(path.read_text().replace("port = 4242", "port = 0").replace('retrieve = "C-MOVE"', "retrieve = 3"))
     assert main(["nightly", "--config", str(path)]) == 7
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")
@@ -79,7 +86,9 @@ def test_per_study_csv_overrides_the_defaults_and_is_checked(tmp_path):
     path.write_text(path.read_text().replace('method = "ldm"', 'method = "ldm"\nstudies_csv = "treatments.csv"'))
     config = load_config(path)
     options = study_run_options(config, "1.2.3", "ACC1")
-    assert options["administered_gbq"] == "2.5" and options["lung_shunt"] == "0.1" and options["residual_fraction"] == 0.03
+    assert (
+        options["administered_gbq"] == "2.5" and options["lung_shunt"] == "0.1" and options["residual_fraction"] == 0.03
+    )
     assert study_run_options(config, "1.2.3", "OTHER")["lung_shunt"] == 0.05
     (tmp_path / "treatments.csv").write_text("AccessionNumber,administered_gbq\nACC1,-3\n,1\n")
     with pytest.raises(ConfigError) as err:
@@ -101,8 +110,8 @@ def test_the_readme_example_is_a_valid_configuration(tmp_path):
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("## Nightly job"):]
-    example = section[section.index("```toml") + len("```toml"):section.index("```", section.index("```toml") + 7)]
+    section = readme[readme.index("## Nightly job") :]
+    example = section[section.index("```toml") + len("```toml") : section.index("```", section.index("```toml") + 7)]
     path = tmp_path / "nightly.toml"
     path.write_text(example)
     config = load_config(path)

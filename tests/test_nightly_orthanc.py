@@ -8,13 +8,11 @@ SIGKILL, an AE title that is not allowed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import signal
 import sqlite3
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -94,12 +92,15 @@ def test_full_pass_stores_rtdose_sr_seg_pdf_then_a_rerun_sends_nothing(pacs, tmp
     rtdose_path.write_bytes(pacs.instance_file(instances["RTDOSE"]["id"]))
     dose = read_rt_dose(rtdose_path)
     assert _dose_at(dose, _normal_liver_point()) == pytest.approx(
-        TRUTH["compartments"]["normal_liver"]["mean_dose_ldm_gy"], rel=0.01)
+        TRUTH["compartments"]["normal_liver"]["mean_dose_ldm_gy"], rel=0.01
+    )
     # the SR's numbers are those of stats.json; the SEG holds the study's 5 ROIs; the PDF is a PDF
     ledger = _ledger(job, study_uid)
     assert ledger["state"] == "stored" and ledger["sent"] == ["report", "rtdose", "seg", "sr"] and not ledger["no_rois"]
     stats = json.loads((Path(ledger["results_dir"]) / "stats.json").read_text())
-    sr = read_measurement_report(pydicom.dcmread(pydicom.filebase.DicomBytesIO(pacs.instance_file(instances["SR"]["id"]))))
+    sr = read_measurement_report(
+        pydicom.dcmread(pydicom.filebase.DicomBytesIO(pacs.instance_file(instances["SR"]["id"])))
+    )
     for entry in stats["rois"]:
         if entry["name"] in sr:
             assert sr[entry["name"]]["mean_gy"] == pytest.approx(entry["mean_gy"], rel=1e-3)
@@ -107,8 +108,10 @@ def test_full_pass_stores_rtdose_sr_seg_pdf_then_a_rerun_sends_nothing(pacs, tmp
     assert len(seg.SegmentSequence) == 5
     pdf = pydicom.dcmread(pydicom.filebase.DicomBytesIO(pacs.instance_file(instances["DOC"]["id"])))
     assert pdf.MIMETypeOfEncapsulatedDocument == "application/pdf" and bytes(pdf.EncapsulatedDocument)[:5] == b"%PDF-"
-    assert {str(pydicom.dcmread(Path(ledger["results_dir"]) / f).StudyInstanceUID)
-            for f in ("rtdose.dcm", "sr.dcm", "seg.dcm", "report-pdf.dcm")} == {study_uid}
+    assert {
+        str(pydicom.dcmread(Path(ledger["results_dir"]) / f).StudyInstanceUID)
+        for f in ("rtdose.dcm", "sr.dcm", "seg.dcm", "report-pdf.dcm")
+    } == {study_uid}
 
     # no patient name or ID in the job's output, even at -vv (pynetdicom's debug dumps included)
     for text in (first.stdout, first.stderr):
@@ -146,7 +149,9 @@ def test_dry_run_prints_the_plan_and_changes_nothing(pacs, tmp_path):
     config = write_config(job, our_port=pacs.our_port, pacs_port=pacs.dicom_port)
     result = run_nightly(config, "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert f"study {study_key(study_uid)}: would fetch 3 series ({uploaded} instances), compute and store" in result.stdout
+    assert (
+        f"study {study_key(study_uid)}: would fetch 3 series ({uploaded} instances), compute and store" in result.stdout
+    )
     assert sorted(p.name for p in job.iterdir()) == ["nightly.toml"]
     assert len(pacs.instances(study_uid)) == uploaded
 
@@ -177,8 +182,9 @@ def test_pacs_lost_mid_run_then_the_next_run_completes_without_duplicates(pacs, 
     study_uid = copy_study(tmp_path / "study", f"lost-{fault}-{moment}")
     uploaded = pacs.upload_folder(tmp_path / "study")
     job = tmp_path / "job"
-    config = write_config(job, our_port=pacs.our_port, pacs_port=pacs.dicom_port, timeout_s=3,
-                          send=("rtdose", "sr", "seg"))
+    config = write_config(
+        job, our_port=pacs.our_port, pacs_port=pacs.dicom_port, timeout_s=3, send=("rtdose", "sr", "seg")
+    )
     process = start_nightly(config)
     lines: list[str] = []
     wait_for_line(process, moment, lines)
@@ -234,8 +240,9 @@ def test_study_without_rois_then_an_rtstruct_arrives_and_it_is_computed_again(pa
     study_uid = copy_study(tmp_path / "study", "norois", rtstruct=False)
     uploaded = pacs.upload_folder(tmp_path / "study")
     job = tmp_path / "job"
-    config = write_config(job, our_port=pacs.our_port, pacs_port=pacs.dicom_port, retrieve="C-GET",
-                          send=("rtdose", "sr", "seg"))
+    config = write_config(
+        job, our_port=pacs.our_port, pacs_port=pacs.dicom_port, retrieve="C-GET", send=("rtdose", "sr", "seg")
+    )
     first = run_nightly(config)
     assert first.returncode == 0, first.stderr
     assert "no ROIs" in first.stdout
@@ -285,11 +292,14 @@ def test_a_study_the_nuclide_policy_refuses_is_skipped_without_being_fetched(pac
     assert "fetching" not in first.stdout and not any((job / "work").rglob("*.dcm"))
     assert _ledger(job, fdg_uid)["state"] == "skipped" and _outputs(pacs, fdg_uid) == Counter()
     second = run_nightly(config)
-    assert second.returncode == 0 and "1 skipped" in second.stdout and f"study {study_key(fdg_uid)}" not in second.stdout
+    assert (
+        second.returncode == 0 and "1 skipped" in second.stdout and f"study {study_key(fdg_uid)}" not in second.stdout
+    )
 
 
-def test_a_study_still_arriving_during_the_fetch_is_left_for_the_next_run_then_completed(pacs, tmp_path, monkeypatch,
-                                                                                       capsys):
+def test_a_study_still_arriving_during_the_fetch_is_left_for_the_next_run_then_completed(
+    pacs, tmp_path, monkeypatch, capsys
+):
     """Instances reach the PACS while the job fetches (a modality still sending): the PACS's counts change,
     so the study is not computed on a partial series; it is marked for the next run, which completes it."""
     from dosimetry.cli import main

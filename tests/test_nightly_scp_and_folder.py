@@ -80,8 +80,11 @@ def test_scp_writes_only_instances_of_the_retrieval_in_progress_under_hashed_nam
 
 
 def _tree(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
 
 
 def test_folder_source_reads_the_share_only_writes_results_and_stores_back(tmp_path, tmp_path_factory):
@@ -90,8 +93,9 @@ def test_folder_source_reads_the_share_only_writes_results_and_stores_back(tmp_p
     share = tmp_path / "share"
     study_uid = copy_study(share / "export-1", "folder")
     before = _tree(share)
-    server = OrthancServer(tmp_path / "orthanc", our_ae="Y90DOSI", our_port=free_port(),
-                           shim=build_shim(tmp_path_factory.mktemp("shim"))).start()
+    server = OrthancServer(
+        tmp_path / "orthanc", our_ae="Y90DOSI", our_port=free_port(), shim=build_shim(tmp_path_factory.mktemp("shim"))
+    ).start()
     try:
         job = tmp_path / "job"
         config = write_config(job, our_port=server.our_port, pacs_port=server.dicom_port, source=share)
@@ -122,8 +126,11 @@ def test_a_failing_study_is_retried_up_to_max_attempts_then_left_with_its_reason
     job = tmp_path / "job"
     config = write_config(job, our_port=free_port(), pacs_port=None, source=share)
     # Tc-99m with absolute calibration is refused (exit 5) by the run itself: a failure that repeats
-    config.write_text(config.read_text().replace('method = "ldm"', 'method = "ldm"\nemission_nuclide = "Tc-99m"')
-                      .replace("settle_s = 0", "settle_s = 0\nmax_attempts = 2"))
+    config.write_text(
+        config.read_text()
+        .replace('method = "ldm"', 'method = "ldm"\nemission_nuclide = "Tc-99m"')
+        .replace("settle_s = 0", "settle_s = 0\nmax_attempts = 2")
+    )
     key = study_key(study_uid)
     for attempt in (1, 2):
         result = run_nightly(config)

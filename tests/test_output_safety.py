@@ -54,6 +54,7 @@ def dicom(tmp_path):
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if a dose computation starts: the refusal must come before any work."""
+
     def forbidden(*args, **kwargs):
         raise AssertionError("the run started although --out overlaps an input")
 
@@ -62,10 +63,27 @@ def no_work(monkeypatch):
 
 
 def nifti_args(study: Path, out, *extra) -> list[str]:
-    return ["run", "--activity", str(study / "activity_bqml.nii.gz"), "--ct", str(study / "ct_hu.nii.gz"),
-            "--segmentation", str(study / "rois.seg.nrrd"), "--roi", f"other:liver mask={study / 'rois' / 'liver.nii.gz'}",
-            "--roi", f"tumor:T1 mask={study / 'rois' / 'tumor_T1.nii.gz'}",
-            "--scan-delay-h", "20", "--activity-units", "Bq/mL", "--out", str(out), "-q", *extra]
+    return [
+        "run",
+        "--activity",
+        str(study / "activity_bqml.nii.gz"),
+        "--ct",
+        str(study / "ct_hu.nii.gz"),
+        "--segmentation",
+        str(study / "rois.seg.nrrd"),
+        "--roi",
+        f"other:liver mask={study / 'rois' / 'liver.nii.gz'}",
+        "--roi",
+        f"tumor:T1 mask={study / 'rois' / 'tumor_T1.nii.gz'}",
+        "--scan-delay-h",
+        "20",
+        "--activity-units",
+        "Bq/mL",
+        "--out",
+        str(out),
+        "-q",
+        *extra,
+    ]
 
 
 def dicom_args(study, out, *extra) -> list[str]:
@@ -83,6 +101,7 @@ def assert_refused(capsys, argv, *names):
 
 # --- --out overlapping an input: exit 8 before any work, every input byte-identical -----------------------------
 
+
 @pytest.mark.parametrize("overwrite", [True, False])
 def test_out_equal_to_the_study_folder(dicom, no_work, capsys, overwrite):
     before = snapshot(dicom)
@@ -93,16 +112,31 @@ def test_out_equal_to_the_study_folder(dicom, no_work, capsys, overwrite):
 
 @pytest.mark.parametrize("where", ["inside", "inside a series folder", "parent", "grandparent"])
 def test_out_inside_or_containing_the_study_folder(dicom, no_work, capsys, where):
-    out = {"inside": dicom / "results", "inside a series folder": dicom / "CT" / "results",
-           "parent": dicom.parent, "grandparent": dicom.parent.parent}[where]
+    out = {
+        "inside": dicom / "results",
+        "inside a series folder": dicom / "CT" / "results",
+        "parent": dicom.parent,
+        "grandparent": dicom.parent.parent,
+    }[where]
     top = dicom.parent.parent
     before = snapshot(top)
     assert_refused(capsys, dicom_args(dicom, out, "--overwrite"), out, dicom)
     assert snapshot(top) == before
 
 
-@pytest.mark.parametrize("target", ["activity_bqml.nii.gz", "ct_hu.nii.gz", "rois/liver.nii.gz", "rois/tumor_T1.nii.gz",
-                                    "rois.seg.nrrd", "rois", "activity_bqml.nii.gz/x", "."])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "activity_bqml.nii.gz",
+        "ct_hu.nii.gz",
+        "rois/liver.nii.gz",
+        "rois/tumor_T1.nii.gz",
+        "rois.seg.nrrd",
+        "rois",
+        "activity_bqml.nii.gz/x",
+        ".",
+    ],
+)
 @pytest.mark.parametrize("overwrite", [True, False])
 def test_out_equal_to_inside_or_containing_an_input_file(nifti, no_work, capsys, target, overwrite):
     out = nifti / target
@@ -161,6 +195,7 @@ def test_a_sibling_with_a_similar_name_is_not_an_overlap(dicom, tmp_path):
 
 # --- --overwrite replaces only a folder this software wrote ----------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["folder", "file", "symlink to our output", "fake marker"])
 def test_overwrite_refuses_what_we_did_not_write(nifti, tmp_path, no_work, capsys, kind):
     out = tmp_path / "elsewhere"
@@ -218,15 +253,19 @@ def test_dicom_output_marker_holds_nothing_about_the_patient(dicom, tmp_path):
 
 # --- failures and interruptions while writing: nothing new in or beside --out, the previous output intact ----
 
+
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     study = tmp_path_factory.mktemp("api") / "phantom"
     shutil.copytree(SAMPLES / "phantom", study)
-    rois = [read_mask_roi(study / "rois" / "liver.nii.gz", "liver"),
-            read_mask_roi(study / "rois" / "tumor_T1.nii.gz", "tumor", "T1")]
+    rois = [
+        read_mask_roi(study / "rois" / "liver.nii.gz", "liver"),
+        read_mask_roi(study / "rois" / "tumor_T1.nii.gz", "tumor", "T1"),
+    ]
     options = pipeline.DosimetryOptions(activity_units="Bq/mL", scan_delay_h=20.0)
-    return pipeline.run_dosimetry(str(study / "activity_bqml.nii.gz"), rois, ct=str(study / "ct_hu.nii.gz"),
-                                  options=options), study
+    return pipeline.run_dosimetry(
+        str(study / "activity_bqml.nii.gz"), rois, ct=str(study / "ct_hu.nii.gz"), options=options
+    ), study
 
 
 def previous_output(result, out: Path) -> dict:
@@ -333,6 +372,7 @@ def test_ctrl_c_during_a_command_line_run_keeps_the_previous_output(nifti, tmp_p
 
 # --- the same protection through the API (write_results) ----------------------------------------------------
 
+
 @pytest.mark.parametrize("target", ["activity_bqml.nii.gz", "ct_hu.nii.gz", "rois/liver.nii.gz", "rois", ".", ".."])
 def test_write_results_refuses_an_input(result, target):
     res, study = result
@@ -344,8 +384,11 @@ def test_write_results_refuses_an_input(result, target):
 
 def test_write_results_refuses_the_segmentation_and_the_dicom_folder(nifti, dicom, tmp_path):
     rois, _ = read_slicer_segmentation(nifti / "rois.seg.nrrd")
-    res = pipeline.run_dosimetry(str(nifti / "activity_bqml.nii.gz"), rois,
-                                 options=pipeline.DosimetryOptions(activity_units="Bq/mL", scan_delay_h=20.0))
+    res = pipeline.run_dosimetry(
+        str(nifti / "activity_bqml.nii.gz"),
+        rois,
+        options=pipeline.DosimetryOptions(activity_units="Bq/mL", scan_delay_h=20.0),
+    )
     assert res.stats["inputs"]["rois"][0]["source"] == f"{nifti / 'rois.seg.nrrd'}#Liver"
     with pytest.raises(OutputError, match="is the input .*rois.seg.nrrd: .*choose an --out outside the inputs"):
         outputs.write_results(res, nifti / "rois.seg.nrrd", overwrite=True)
@@ -371,9 +414,19 @@ def test_write_results_overwrite_refuses_a_folder_without_marker(result, tmp_pat
 
 # --- accumulate ---------------------------------------------------------------------------------------------
 
+
 def _accumulate(current, out, *extra):
-    return ["accumulate", "--current", str(current), "--previous", str(Path(current) / "dose.nii.gz"),
-            "--out", str(out), "-q", *extra]
+    return [
+        "accumulate",
+        "--current",
+        str(current),
+        "--previous",
+        str(Path(current) / "dose.nii.gz"),
+        "--out",
+        str(out),
+        "-q",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -383,12 +436,26 @@ def run_folder(nifti, tmp_path):
     return run
 
 
-@pytest.mark.parametrize("where", ["current run folder", "inside the run folder", "recorded CT", "recorded mask",
-                                   "previous dose", "parent of everything"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "current run folder",
+        "inside the run folder",
+        "recorded CT",
+        "recorded mask",
+        "previous dose",
+        "parent of everything",
+    ],
+)
 def test_accumulate_refuses_an_out_overlapping_an_input(run_folder, nifti, tmp_path, capsys, where):
-    out = {"current run folder": run_folder, "inside the run folder": run_folder / "acc",
-           "recorded CT": nifti / "ct_hu.nii.gz", "recorded mask": nifti / "rois" / "liver.nii.gz",
-           "previous dose": run_folder / "dose.nii.gz", "parent of everything": tmp_path}[where]
+    out = {
+        "current run folder": run_folder,
+        "inside the run folder": run_folder / "acc",
+        "recorded CT": nifti / "ct_hu.nii.gz",
+        "recorded mask": nifti / "rois" / "liver.nii.gz",
+        "previous dose": run_folder / "dose.nii.gz",
+        "parent of everything": tmp_path,
+    }[where]
     before = snapshot(tmp_path)
     assert_refused(capsys, _accumulate(run_folder, out, "--overwrite"), out)
     assert snapshot(tmp_path) == before

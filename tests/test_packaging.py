@@ -8,8 +8,13 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_FILES = {"hu_to_density_schneider2000.txt", "y90_beta_dpk_water_graves2019_0-12mm.csv",
-              "y90_decay_icrp107.json", "y90_beta_spectrum_icrp107.txt", "README.md"}
+DATA_FILES = {
+    "hu_to_density_schneider2000.txt",
+    "y90_beta_dpk_water_graves2019_0-12mm.csv",
+    "y90_decay_icrp107.json",
+    "y90_beta_spectrum_icrp107.txt",
+    "README.md",
+}
 
 
 def _has_modern_setuptools() -> bool:
@@ -23,8 +28,12 @@ def _has_modern_setuptools() -> bool:
 
 def test_wheel_contains_kernel_data_and_works_when_installed(tmp_path):
     isolation = ["--no-build-isolation"] if _has_modern_setuptools() else []
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *isolation, "-w", str(tmp_path / "w"),
-                    str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *isolation, "-w", str(tmp_path / "w"), str(ROOT)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     wheel = next((tmp_path / "w").glob("*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"dosimetry/kernel_data/{n}" for n in DATA_FILES} <= names
@@ -33,13 +42,16 @@ def test_wheel_contains_kernel_data_and_works_when_installed(tmp_path):
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: BSD-3-Clause" in metadata and "License-File: LICENSE" in metadata
     # install the wheel alone into a folder and read the data from there, far from the checkout
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
-                    str(wheel)], check=True, capture_output=True)
-    code = ("import dosimetry.data_files as d, dosimetry; print(dosimetry.__file__); "
-            "print(d.hu_to_density_table()[1][-1])")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import dosimetry.data_files as d, dosimetry; print(dosimetry.__file__); print(d.hu_to_density_table()[1][-1])"
+    )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=tmp_path, env=env)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     where, last_density = proc.stdout.split()
     assert Path(where).is_relative_to(tmp_path / "site")

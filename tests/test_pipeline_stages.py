@@ -12,9 +12,19 @@ import dosimetry
 from dosimetry.image import Image
 from dosimetry.imageio import read_image
 from dosimetry.outputs import write_results
-from dosimetry.pipeline import (DosimetryOptions, LoadedStudy, QuantifiedStudy, RoiOccupancy, StudyDose,
-                                compute_statistics, compute_study_dose, load_inputs, quantify_activity,
-                                resample_rois, run_dosimetry)
+from dosimetry.pipeline import (
+    DosimetryOptions,
+    LoadedStudy,
+    QuantifiedStudy,
+    RoiOccupancy,
+    StudyDose,
+    compute_statistics,
+    compute_study_dose,
+    load_inputs,
+    quantify_activity,
+    resample_rois,
+    run_dosimetry,
+)
 from dosimetry.progress import reporting
 from dosimetry.resample import nonzero_box, occupancy_on_grid
 from dosimetry.roi_io import read_slicer_segmentation
@@ -30,8 +40,13 @@ def sample():
     activity = read_image(SAMPLE / "activity_bqml.nii.gz")
     ct = read_image(SAMPLE / "ct_hu.nii.gz")
     rois, _ = read_slicer_segmentation(SAMPLE / "rois.seg.nrrd")
-    options = DosimetryOptions(scan_delay_h=20, activity_units="Bq/mL", administered_activity_gbq=2.0,
-                               residual_fraction=0.03, lung_shunt_fraction=0.05)
+    options = DosimetryOptions(
+        scan_delay_h=20,
+        activity_units="Bq/mL",
+        administered_activity_gbq=2.0,
+        residual_fraction=0.03,
+        lung_shunt_fraction=0.05,
+    )
     return activity, ct, rois, options
 
 
@@ -43,8 +58,9 @@ def _same_result(a, b) -> None:
     assert np.array_equal(a.dose_gy.array, b.dose_gy.array)
     assert np.array_equal(a.activity_bq.array, b.activity_bq.array)
     assert np.array_equal(a.density_g_ml.array, b.density_g_ml.array)
-    assert json.dumps(_without_timings(a.stats), sort_keys=True, default=str) == \
-        json.dumps(_without_timings(b.stats), sort_keys=True, default=str)
+    assert json.dumps(_without_timings(a.stats), sort_keys=True, default=str) == json.dumps(
+        _without_timings(b.stats), sort_keys=True, default=str
+    )
     assert np.array_equal(a.dvh_dose_gy, b.dvh_dose_gy)
     assert a.dvh_volume_percent.keys() == b.dvh_volume_percent.keys()
     for name in a.dvh_volume_percent:
@@ -90,8 +106,9 @@ def test_timings_name_every_stage_and_output(sample, tmp_path):
 
 
 def test_dicom_run_times_its_loading_and_exports(tmp_path):
-    result = dosimetry.run_dicom_study(SAMPLE.parent / "phantom_dicom",
-                                       options=DosimetryOptions(residual_fraction=0.03, lung_shunt_fraction=0.05))
+    result = dosimetry.run_dicom_study(
+        SAMPLE.parent / "phantom_dicom", options=DosimetryOptions(residual_fraction=0.03, lung_shunt_fraction=0.05)
+    )
     assert set(result.stats["timings_s"]) == STAGES
     write_results(result, tmp_path / "run")
     written = json.loads((tmp_path / "run" / "stats.json").read_text())["timings_s"]
@@ -120,8 +137,18 @@ def test_stages_are_reported_in_order(sample):
 
 
 def test_stage_functions_are_public_api():
-    for name in ("load_inputs", "resample_rois", "quantify_activity", "compute_study_dose", "compute_statistics",
-                 "run_stages", "LoadedStudy", "RoiOccupancy", "QuantifiedStudy", "StudyDose"):
+    for name in (
+        "load_inputs",
+        "resample_rois",
+        "quantify_activity",
+        "compute_study_dose",
+        "compute_statistics",
+        "run_stages",
+        "LoadedStudy",
+        "RoiOccupancy",
+        "QuantifiedStudy",
+        "StudyDose",
+    ):
         assert name in dosimetry.__all__
         assert getattr(dosimetry, name) is not None
 
@@ -153,8 +180,7 @@ def test_occupancy_of_a_mask_cropped_to_its_box_equals_the_full_mask(fractional)
     occupancy = occupancy_on_grid(big_mask, target).array
     assert occupancy.dtype == np.float32 and occupancy.max() > 0
     # the volume is kept
-    assert occupancy.sum() * target.voxel_volume_ml == pytest.approx(
-        big.sum() * big_mask.voxel_volume_ml, rel=0.05)
+    assert occupancy.sum() * target.voxel_volume_ml == pytest.approx(big.sum() * big_mask.voxel_volume_ml, rel=0.05)
 
 
 def test_stages_do_not_write_into_inputs(sample):

@@ -32,13 +32,15 @@ def test_roi_radiobiology_of_a_uniform_dose():
     r = roi_radiobiology(dose, weights, alpha_beta_gy=10.0, repair_half_time_h=2.5, eud_alpha_per_gy=0.005)
     assert r["bed_mean_gy"] == pytest.approx(BED_100GY_TUMOUR, abs=1e-4)
     assert r["bed_of_mean_gy"] == pytest.approx(BED_100GY_TUMOUR, abs=1e-4)
-    assert r["eud_gy"] == pytest.approx(100.0, abs=1e-9)          # a uniform dose is its own EUD
+    assert r["eud_gy"] == pytest.approx(100.0, abs=1e-9)  # a uniform dose is its own EUD
     assert r["eubed_gy"] == pytest.approx(BED_100GY_TUMOUR, abs=1e-4)
 
 
 def test_bed_limits_and_validation():
     # instantaneous repair (T_rep -> 0): no quadratic term left, BED -> D
-    assert float(bed_permanent_implant_gy(80.0, alpha_beta_gy=3.0, repair_half_time_h=1e-9)) == pytest.approx(80.0, rel=1e-9)
+    assert float(bed_permanent_implant_gy(80.0, alpha_beta_gy=3.0, repair_half_time_h=1e-9)) == pytest.approx(
+        80.0, rel=1e-9
+    )
     # BED grows with dose faster than linearly: mean BED of a split dose exceeds BED of the mean
     dose = np.array([50.0, 150.0])
     r = roi_radiobiology(dose, np.ones(2), alpha_beta_gy=2.5, repair_half_time_h=2.5, eud_alpha_per_gy=None)
@@ -52,7 +54,7 @@ def test_bed_limits_and_validation():
 def test_eud_two_compartments_analytic():
     # half the volume at 0 Gy, half at D: EUD = -ln(0.5 + 0.5 exp(-alpha D)) / alpha
     alpha, d = 0.01, 100.0
-    expected = -math.log(0.5 + 0.5 * math.exp(-alpha * d)) / alpha     # 37.9885 Gy
+    expected = -math.log(0.5 + 0.5 * math.exp(-alpha * d)) / alpha  # 37.9885 Gy
     assert eud_exponential_gy([0.0, d], alpha_per_gy=alpha) == pytest.approx(expected, rel=1e-12)
     # occupancy weights count as volume: one full voxel at 0 Gy and two half voxels at D = the same halves
     assert eud_exponential_gy([0.0, d, d], [1.0, 0.5, 0.5], alpha_per_gy=alpha) == pytest.approx(expected, rel=1e-12)

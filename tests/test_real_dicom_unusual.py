@@ -73,9 +73,13 @@ def _dciodvfy_errors(path: Path) -> list[str]:
     run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
     output = run.stdout + run.stderr
     errors = [line for line in output.splitlines() if line.startswith("Error")]
-    warns = [line for line in output.splitlines() if line.startswith("Warning")
-             and "99Y90DOSIMETRY" not in line  # the declared private coding scheme
-             and "needed to build DICOMDIR" not in line]  # a type 2 attribute left empty, as the IOD allows
+    warns = [
+        line
+        for line in output.splitlines()
+        if line.startswith("Warning")
+        and "99Y90DOSIMETRY" not in line  # the declared private coding scheme
+        and "needed to build DICOMDIR" not in line
+    ]  # a type 2 attribute left empty, as the IOD allows
     return errors + warns
 
 
@@ -186,8 +190,10 @@ def test_nm_without_frame_of_reference_skips_rt_dose_only(tmp_path):
     roi = _added_roi(tmp_path, tmp_path / "s")
     assert _run(tmp_path / "s", tmp_path / "out", *RELATIVE, "--roi", f"liver:liver={roi}") == 0
     stats = _check_outputs(tmp_path / "out", tmp_path, dicom=("sr.dcm",))
-    assert any(w.startswith("rtdose.dcm not written:") and "FrameOfReferenceUID" in w and "no CT" in w
-               for w in stats["warnings"]), stats["warnings"]
+    assert any(
+        w.startswith("rtdose.dcm not written:") and "FrameOfReferenceUID" in w and "no CT" in w
+        for w in stats["warnings"]
+    ), stats["warnings"]
     assert any(w.startswith("seg.dcm not written:") for w in stats["warnings"]), stats["warnings"]
     assert stats["rois"] and stats["rois"][0]["mean_gy"] > 0
 
@@ -219,8 +225,14 @@ STEP_MM = 3.27
 def _multi_bed(tmp_path, jitter_mm: float):
     """24 slices of 3.27 mm in 3 beds of 8; each bed junction adds ``jitter_mm`` to the gap."""
     shift = [jitter_mm * (k // 8) for k in range(24)]
-    b.write_phantom_study(tmp_path / "s", study_key=f"bed{jitter_mm}", pet_shape=(20, 18, 24),
-                          pet_spacing_mm=STEP_MM, slices_per_bed=8, slice_shift_mm=shift)
+    b.write_phantom_study(
+        tmp_path / "s",
+        study_key=f"bed{jitter_mm}",
+        pet_shape=(20, 18, 24),
+        pet_spacing_mm=STEP_MM,
+        slices_per_bed=8,
+        slice_shift_mm=shift,
+    )
     return shift
 
 
@@ -341,9 +353,28 @@ def test_dosimetry_run_prints_no_library_warning(tmp_path):
     _edit(tmp_path / "s", break_vrs)
     for study in (SAMPLE, tmp_path / "s"):
         out = tmp_path / f"out_{study.name}"
-        run = subprocess.run([sys.executable, "-W", "default", "-m", "dosimetry", "run", str(study),
-                              "--residual-fraction", "0.03", "--lung-shunt", "0.05", "--out", str(out), "-q"],
-                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-W",
+                "default",
+                "-m",
+                "dosimetry",
+                "run",
+                str(study),
+                "--residual-fraction",
+                "0.03",
+                "--lung-shunt",
+                "0.05",
+                "--out",
+                str(out),
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
         assert run.returncode == 0, run.stderr
         for word in ("Warning:", "UserWarning", "WARNING", "pydicom", "highdicom", "site-packages"):
             assert word not in run.stderr, run.stderr

@@ -25,12 +25,23 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     rois, warnings = read_slicer_segmentation(SAMPLE / "rois.seg.nrrd")
-    options = DosimetryOptions(activity_units="Bq/mL", scan_delay_h=20, administered_activity_gbq=2.0,
-                               residual_fraction=0.03, lung_shunt_fraction=0.05,
-                               clinical=ClinicalOptions(eud_alpha_per_gy=0.005, height_cm=172.0, weight_kg=70.0,
-                                                        indication="hcc", device="resin"))
-    result = run_dosimetry(SAMPLE / "activity_bqml.nii.gz", rois, ct=SAMPLE / "ct_hu.nii.gz", options=options,
-                           extra_warnings=[*warnings, "a loader warning <with> markup & an ampersand"])
+    options = DosimetryOptions(
+        activity_units="Bq/mL",
+        scan_delay_h=20,
+        administered_activity_gbq=2.0,
+        residual_fraction=0.03,
+        lung_shunt_fraction=0.05,
+        clinical=ClinicalOptions(
+            eud_alpha_per_gy=0.005, height_cm=172.0, weight_kg=70.0, indication="hcc", device="resin"
+        ),
+    )
+    result = run_dosimetry(
+        SAMPLE / "activity_bqml.nii.gz",
+        rois,
+        ct=SAMPLE / "ct_hu.nii.gz",
+        options=options,
+        extra_warnings=[*warnings, "a loader warning <with> markup & an ampersand"],
+    )
     out = write_results(result, tmp_path_factory.mktemp("report") / "out")
     return out, json.loads((out / "stats.json").read_text())
 
@@ -116,7 +127,7 @@ def test_report_has_every_roi_and_its_numbers_equal_stats_json(parsed):
         assert set(row["cells"]) == per_roi_keys
         entry = next(e for e in stats["rois"] if e["name"] == row["name"])
         for key, printed in row["cells"].items():
-            assert re.fullmatch(r"-?\d+\.\d", printed), (row["name"], key, printed)   # printed to 0.1
+            assert re.fullmatch(r"-?\d+\.\d", printed), (row["name"], key, printed)  # printed to 0.1
             assert _matches(printed, entry[key]), (row["name"], key, printed, entry[key])
 
 
@@ -154,8 +165,8 @@ def test_screenshot_in_headless_chromium_shows_the_images(written, tmp_path):
     png = html_to_png(written[0] / "report.html", tmp_path / "report.png", width_px=1400, chromium=chromium)
     rgb = imread(png)[..., :3].astype(np.float64)
     height, width = rgb.shape[:2]
-    assert width == 1400 and height > 3000          # the full page, not one screen
-    assert rgb.mean(axis=2).std() > 0.1             # not blank
+    assert width == 1400 and height > 3000  # the full page, not one screen
+    assert rgb.mean(axis=2).std() > 0.1  # not blank
     # the dose images: bright, saturated pixels of many hues (the colour wash), near the top of the page
     top = rgb[: height // 3]
     high, low = top.max(axis=2), top.min(axis=2)
@@ -190,8 +201,11 @@ def test_report_of_a_minimal_study_without_ct_tumour_or_lung(tmp_path):
     grid = Image(np.zeros((20, 18, 16), np.float32), (-40.0, -36.0, -30.0), (4.0, 4.0, 4.0))
     liver = sphere_mask_supersampled(grid, (0.0, 0.0, 0.0), 25.0)
     activity = grid.with_array(liver * 1.0e6)
-    result = run_dosimetry(activity, [roi_on(grid, liver, "Liver 50%/whole", "liver")],
-                           options=DosimetryOptions(activity_units="Bq/mL", scan_delay_h=0.0))
+    result = run_dosimetry(
+        activity,
+        [roi_on(grid, liver, "Liver 50%/whole", "liver")],
+        options=DosimetryOptions(activity_units="Bq/mL", scan_delay_h=0.0),
+    )
     path = write_report(result, tmp_path / "report.html")
     parser = _Cells()
     parser.feed(path.read_text(encoding="utf-8"))

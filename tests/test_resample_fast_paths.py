@@ -8,15 +8,20 @@ from dosimetry.data_files import hu_to_density_table
 from dosimetry.density import hu_to_density
 from dosimetry.image import Image
 from dosimetry.imageio import to_sitk
-from dosimetry.resample import (_coverage_counts, _inner_box, _supersampled_sums, _target_box, mean_on_grid,
-                                supersampling_factor)
+from dosimetry.resample import (
+    _coverage_counts,
+    _inner_box,
+    _supersampled_sums,
+    _target_box,
+    mean_on_grid,
+    supersampling_factor,
+)
 from helpers import oblique_direction
 
 FLIP_PERMUTE = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
 
 
-@pytest.mark.parametrize("direction, aligned", [(np.eye(3), True), (FLIP_PERMUTE, True),
-                                                (oblique_direction(), False)])
+@pytest.mark.parametrize("direction, aligned", [(np.eye(3), True), (FLIP_PERMUTE, True), (oblique_direction(), False)])
 def test_coverage_counts_equal_sampling_every_voxel(direction, aligned):
     """A CT smaller than the emission grid on one side, larger on another: the voxels counted as inside
     without sampling (axis-aligned grids only) have the counts that sampling gives."""

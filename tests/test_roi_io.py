@@ -37,8 +37,9 @@ def test_mask_values(tmp_path):
         read_mask_roi(tmp_path / "empty.nii.gz", "tumor")
 
 
-def write_seg(path, data, segments, *, space="left-posterior-superior", origin=(10.0, -20.0, 30.0),
-              spacing=(2.0, 3.0, 4.0)):
+def write_seg(
+    path, data, segments, *, space="left-posterior-superior", origin=(10.0, -20.0, 30.0), spacing=(2.0, 3.0, 4.0)
+):
     """A Slicer-style .seg.nrrd: data 3-D (one layer) or 4-D (layer axis first)."""
     directions = np.diag(spacing).tolist()
     header = {"space": space, "space origin": np.array(origin)}
@@ -76,8 +77,13 @@ def test_ras_space_is_converted_and_roles_overridden(tmp_path):
     data = np.zeros((3, 3, 3), np.uint8)
     data[1, 1, 1] = 1
     data[2, 2, 2] = 3
-    write_seg(tmp_path / "r.seg.nrrd", data, [("Segment_1", 0, 1), ("Mets", 0, 3)], space="right-anterior-superior",
-              spacing=(1.0, 1.0, 1.0))
+    write_seg(
+        tmp_path / "r.seg.nrrd",
+        data,
+        [("Segment_1", 0, 1), ("Mets", 0, 3)],
+        space="right-anterior-superior",
+        spacing=(1.0, 1.0, 1.0),
+    )
     rois, warnings = read_slicer_segmentation(tmp_path / "r.seg.nrrd", role_overrides={"segment_1": "perfused"})
     by_name = {r.name: r for r in rois}
     assert by_name["Segment_1"].role is Role.PERFUSED and by_name["Mets"].role is Role.TUMOR

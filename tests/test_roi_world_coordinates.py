@@ -72,8 +72,22 @@ def test_marker_voxel_lands_at_same_world_position_in_dose_nifti(tmp_path, direc
     arr[marker] = 1e7
     write_nifti(activity.with_array(arr), tmp_path / "act.nii.gz")
     write_nifti(activity.with_array(np.ones(shape, np.uint8)), tmp_path / "body.nii.gz")
-    code = main(["run", "--activity", str(tmp_path / "act.nii.gz"), "--roi", "other=" + str(tmp_path / "body.nii.gz"),
-                 "--scan-delay-h", "0", "--activity-units", "Bq/mL", "--out", str(tmp_path / "out"), "-q"])
+    code = main(
+        [
+            "run",
+            "--activity",
+            str(tmp_path / "act.nii.gz"),
+            "--roi",
+            "other=" + str(tmp_path / "body.nii.gz"),
+            "--scan-delay-h",
+            "0",
+            "--activity-units",
+            "Bq/mL",
+            "--out",
+            str(tmp_path / "out"),
+            "-q",
+        ]
+    )
     assert code == 0
     src = nib.load(str(tmp_path / "act.nii.gz"))
     out = nib.load(str(tmp_path / "out" / "dose.nii.gz"))

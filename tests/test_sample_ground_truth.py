@@ -13,18 +13,23 @@ TRUTH = json.loads((SAMPLE / "truth.json").read_text())
 
 
 def nifti_rois():
-    rois = [read_mask_roi(SAMPLE / "rois" / "liver.nii.gz", "liver", "liver"),
-            read_mask_roi(SAMPLE / "rois" / "lung.nii.gz", "lung", "lung")]
+    rois = [
+        read_mask_roi(SAMPLE / "rois" / "liver.nii.gz", "liver", "liver"),
+        read_mask_roi(SAMPLE / "rois" / "lung.nii.gz", "lung", "lung"),
+    ]
     rois += [read_mask_roi(SAMPLE / "rois" / f"tumor_{t}.nii.gz", "tumor", t) for t in ("T1", "T2", "T3")]
     return rois
 
 
 @pytest.fixture(scope="module")
 def absolute_result():
-    options = DosimetryOptions(activity_units="Bq/mL", scan_delay_h=TRUTH["scan_delay_h"],
-                               administered_activity_gbq=TRUTH["administered_activity_gbq"],
-                               residual_fraction=TRUTH["residual_fraction"],
-                               lung_shunt_fraction=TRUTH["lung_shunt_fraction"])
+    options = DosimetryOptions(
+        activity_units="Bq/mL",
+        scan_delay_h=TRUTH["scan_delay_h"],
+        administered_activity_gbq=TRUTH["administered_activity_gbq"],
+        residual_fraction=TRUTH["residual_fraction"],
+        lung_shunt_fraction=TRUTH["lung_shunt_fraction"],
+    )
     return run_dosimetry(SAMPLE / "activity_bqml.nii.gz", nifti_rois(), ct=SAMPLE / "ct_hu.nii.gz", options=options)
 
 
@@ -43,12 +48,17 @@ def test_tumour_to_normal_equals_ground_truth(absolute_result):
 
 
 def test_relative_calibration_on_the_sample_recovers_absolute(absolute_result):
-    options = DosimetryOptions(calibration="relative", activity_units="Bq/mL",
-                               administered_activity_gbq=TRUTH["administered_activity_gbq"],
-                               residual_fraction=TRUTH["residual_fraction"],
-                               lung_shunt_fraction=TRUTH["lung_shunt_fraction"])
+    options = DosimetryOptions(
+        calibration="relative",
+        activity_units="Bq/mL",
+        administered_activity_gbq=TRUTH["administered_activity_gbq"],
+        residual_fraction=TRUTH["residual_fraction"],
+        lung_shunt_fraction=TRUTH["lung_shunt_fraction"],
+    )
     relative = run_dosimetry(SAMPLE / "activity_bqml.nii.gz", nifti_rois(), ct=SAMPLE / "ct_hu.nii.gz", options=options)
-    assert relative.roi("liver")["activity_mbq"] == pytest.approx(TRUTH["activity_implant_liver_and_tumors_mbq"], rel=1e-3)
+    assert relative.roi("liver")["activity_mbq"] == pytest.approx(
+        TRUTH["activity_implant_liver_and_tumors_mbq"], rel=1e-3
+    )
     for name in ("T1", "normal_liver", "lung"):
         assert relative.roi(name)["mean_gy"] == pytest.approx(absolute_result.roi(name)["mean_gy"], rel=1e-3)
 
@@ -56,13 +66,23 @@ def test_relative_calibration_on_the_sample_recovers_absolute(absolute_result):
 def test_slicer_segmentation_gives_the_same_rois_as_the_masks(absolute_result):
     rois, warnings = read_slicer_segmentation(SAMPLE / "rois.seg.nrrd")
     roles = {r.name: r.role.value for r in rois}
-    assert roles == {"Liver": "liver", "Lung left": "lung", "Lung right": "lung",
-                     "Tumor 1": "tumor", "Tumor 2": "tumor", "Tumor 3": "tumor"}
+    assert roles == {
+        "Liver": "liver",
+        "Lung left": "lung",
+        "Lung right": "lung",
+        "Tumor 1": "tumor",
+        "Tumor 2": "tumor",
+        "Tumor 3": "tumor",
+    }
     assert warnings == []
     options = DosimetryOptions(activity_units="Bq/mL", scan_delay_h=TRUTH["scan_delay_h"])
     seg = run_dosimetry(SAMPLE / "activity_bqml.nii.gz", rois, ct=SAMPLE / "ct_hu.nii.gz", options=options)
-    for seg_name, mask_name in (("Tumor 1", "T1"), ("Tumor 3", "T3"), ("normal_liver", "normal_liver"),
-                                ("lungs_all", "lung")):
+    for seg_name, mask_name in (
+        ("Tumor 1", "T1"),
+        ("Tumor 3", "T3"),
+        ("normal_liver", "normal_liver"),
+        ("lungs_all", "lung"),
+    ):
         assert seg.roi(seg_name)["mean_gy"] == pytest.approx(absolute_result.roi(mask_name)["mean_gy"], rel=1e-6)
         assert seg.roi(seg_name)["volume_ml"] == pytest.approx(absolute_result.roi(mask_name)["volume_ml"], rel=1e-6)
 

@@ -99,8 +99,9 @@ def test_generator_reproduces_committed_arrays_and_truth(regenerated):
     assert committed_header.keys() == fresh_header.keys()
     for key, value in committed_header.items():
         np.testing.assert_array_equal(np.asarray(fresh_header[key]), np.asarray(value), err_msg=key)
-    _assert_same_json(json.loads((SAMPLE / "truth.json").read_text()),
-                      json.loads((regenerated / "truth.json").read_text()))
+    _assert_same_json(
+        json.loads((SAMPLE / "truth.json").read_text()), json.loads((regenerated / "truth.json").read_text())
+    )
 
 
 def test_generator_is_deterministic_and_gzip_has_no_timestamp(generator, regenerated, tmp_path):
@@ -115,16 +116,19 @@ def test_generator_is_deterministic_and_gzip_has_no_timestamp(generator, regener
 
 
 def test_blur_and_noise_change_only_the_activity_image(generator, regenerated, tmp_path):
-    assert generator["main"](["--out", str(tmp_path), "--blur-fwhm-mm", "8", "--noise-fraction", "0.05",
-                              "--seed", "3"]) == 0
+    assert (
+        generator["main"](["--out", str(tmp_path), "--blur-fwhm-mm", "8", "--noise-fraction", "0.05", "--seed", "3"])
+        == 0
+    )
     ideal = read_image(regenerated / "activity_bqml.nii.gz")
     degraded = read_image(tmp_path / "activity_bqml.nii.gz")
     assert degraded.same_grid(ideal) and degraded.array.dtype == np.float32
     assert not np.array_equal(degraded.array, ideal.array)
     total_ideal, total_degraded = float(ideal.array.sum(dtype=float)), float(degraded.array.sum(dtype=float))
     assert total_degraded == pytest.approx(total_ideal, rel=0.01)  # blur keeps activity; noise is zero-mean
-    np.testing.assert_array_equal(read_image(tmp_path / "rois/liver.nii.gz").array,
-                                  read_image(regenerated / "rois/liver.nii.gz").array)
+    np.testing.assert_array_equal(
+        read_image(tmp_path / "rois/liver.nii.gz").array, read_image(regenerated / "rois/liver.nii.gz").array
+    )
     truth_ideal = json.loads((regenerated / "truth.json").read_text())
     truth_degraded = json.loads((tmp_path / "truth.json").read_text())
     assert truth_degraded["image_degradation"]["blur_fwhm_mm"] == 8.0
@@ -140,7 +144,8 @@ def test_truth_is_self_consistent(truth):
     assert (a, r, lsf, truth["scan_delay_h"]) == (2.0, 0.03, 0.05, 20.0)
     assert truth["half_life_h"] == Y90_HALF_LIFE_H
     assert truth["decay_factor_implant_to_scan"] == pytest.approx(
-        math.exp(-math.log(2) * truth["scan_delay_h"] / truth["half_life_h"]), rel=1e-14)
+        math.exp(-math.log(2) * truth["scan_delay_h"] / truth["half_life_h"]), rel=1e-14
+    )
     comps = truth["compartments"]
     liver_mbq = comps["normal_liver"]["activity_implant_mbq"] + sum(comps[t]["activity_implant_mbq"] for t in TUMORS)
     assert liver_mbq == pytest.approx(a * (1 - r) * (1 - lsf) * 1e3, rel=1e-6)
@@ -150,12 +155,15 @@ def test_truth_is_self_consistent(truth):
     hu_nodes, rho_nodes = hu_to_density_table()
     for key, comp in comps.items():
         assert comp["activity_implant_mbq"] == pytest.approx(
-            comp["concentration_implant_bq_ml"] * comp["volume_ml"] / 1e6, rel=1e-9), key
+            comp["concentration_implant_bq_ml"] * comp["volume_ml"] / 1e6, rel=1e-9
+        ), key
         assert comp["concentration_scan_bq_ml"] == pytest.approx(
-            comp["concentration_implant_bq_ml"] * truth["decay_factor_implant_to_scan"], rel=1e-12), key
+            comp["concentration_implant_bq_ml"] * truth["decay_factor_implant_to_scan"], rel=1e-12
+        ), key
         assert comp["mass_g"] == pytest.approx(comp["density_g_ml"] * comp["volume_ml"], rel=1e-12), key
         assert comp["mean_dose_ldm_gy"] == pytest.approx(
-            Y90_LDM_GY_KG_PER_GBQ * comp["activity_implant_mbq"] / 1e3 / (comp["mass_g"] / 1e3), rel=1e-9), key
+            Y90_LDM_GY_KG_PER_GBQ * comp["activity_implant_mbq"] / 1e3 / (comp["mass_g"] / 1e3), rel=1e-9
+        ), key
         if comp["hu"] is not None:
             assert comp["density_g_ml"] == pytest.approx(float(np.interp(comp["hu"], hu_nodes, rho_nodes)), rel=1e-12)
         assert comp["volume_ml"] == pytest.approx(comp["volume_ml_analytic"], rel=0.06), key  # T1 is the worst
@@ -170,7 +178,8 @@ def test_truth_is_self_consistent(truth):
     tn = truth["tumor_to_normal"]
     assert tn["activity_ratio"] == pytest.approx(comps["all_tumors"]["concentration_implant_bq_ml"] / c_normal)
     assert tn["dose_ratio"] == pytest.approx(
-        comps["all_tumors"]["mean_dose_ldm_gy"] / comps["normal_liver"]["mean_dose_ldm_gy"])
+        comps["all_tumors"]["mean_dose_ldm_gy"] / comps["normal_liver"]["mean_dose_ldm_gy"]
+    )
     assert 4.0 <= tn["activity_ratio"] <= 6.0 and 4.0 <= tn["dose_ratio"] <= 6.0
     assert 1500.0 <= comps["whole_liver"]["volume_ml"] <= 1800.0
 

@@ -63,9 +63,11 @@ def test_tumour_to_normal_and_normal_liver_subtraction():
     tumour[5:9, 5:9, 5:9] = True
     activity = np.where(liver, 1e5, 0.0)
     activity[tumour] = 5e5
-    result = run_dosimetry(image.with_array(activity.astype(np.float32)),
-                           [roi_on(image, liver, "liver", "liver"), roi_on(image, tumour, "T1", "tumor")],
-                           options=DosimetryOptions(scan_delay_h=0, activity_units="Bq/mL"))
+    result = run_dosimetry(
+        image.with_array(activity.astype(np.float32)),
+        [roi_on(image, liver, "liver", "liver"), roi_on(image, tumour, "T1", "tumor")],
+        options=DosimetryOptions(scan_delay_h=0, activity_units="Bq/mL"),
+    )
     tn = result.stats["tumor_to_normal"]
     assert tn["dose_ratio"] == pytest.approx(5.0, rel=1e-5)
     assert tn["activity_ratio"] == pytest.approx(5.0, rel=1e-9)
@@ -84,10 +86,15 @@ def test_perfused_normal_liver_and_single_tumour():
     tumour[4:7, 4:7, 4:7] = True
     activity = np.where(perfused, 2e5, 0.0) + np.where(liver & ~perfused, 1e4, 0.0)
     activity[tumour] = 8e5
-    result = run_dosimetry(image.with_array(activity.astype(np.float32)),
-                           [roi_on(image, liver, "liver", "liver"), roi_on(image, perfused, "right lobe", "perfused"),
-                            roi_on(image, tumour, "T1", "tumor")],
-                           options=DosimetryOptions(scan_delay_h=0, activity_units="Bq/mL"))
+    result = run_dosimetry(
+        image.with_array(activity.astype(np.float32)),
+        [
+            roi_on(image, liver, "liver", "liver"),
+            roi_on(image, perfused, "right lobe", "perfused"),
+            roi_on(image, tumour, "T1", "tumor"),
+        ],
+        options=DosimetryOptions(scan_delay_h=0, activity_units="Bq/mL"),
+    )
     pn = result.roi("perfused_normal_liver")
     assert pn["volume_ml"] == pytest.approx((perfused.sum() - tumour.sum()) * 0.064)
     assert pn["std_gy"] == pytest.approx(0.0, abs=1e-4)

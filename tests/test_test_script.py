@@ -32,8 +32,14 @@ def bin_dir(tmp_path):
 
 
 def run_script(bin_dir: Path, *args):
-    return subprocess.run([BASH, str(SCRIPT), *args], capture_output=True, text=True, cwd=bin_dir.parent,
-                          env={"PATH": str(bin_dir), "HOME": str(bin_dir.parent)}, timeout=60)
+    return subprocess.run(
+        [BASH, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        cwd=bin_dir.parent,
+        env={"PATH": str(bin_dir), "HOME": str(bin_dir.parent)},
+        timeout=60,
+    )
 
 
 def test_script_is_executable_and_called_by_ci():
@@ -44,7 +50,7 @@ def test_script_is_executable_and_called_by_ci():
 
 def test_not_root_says_what_to_install_and_fails(bin_dir):
     fake(bin_dir, "id", "echo 1000")
-    fake(bin_dir, "apt-get", "echo called >> \"$0.log\"; exit 0")
+    fake(bin_dir, "apt-get", 'echo called >> "$0.log"; exit 0')
     proc = run_script(bin_dir)
     assert proc.returncode == 3
     assert "chromium dicom3tools orthanc gcc" in proc.stderr
@@ -66,8 +72,10 @@ def test_root_with_apt_get_updates_then_installs_the_missing_packages(bin_dir):
     fake(bin_dir, "apt-get", 'echo "$*" >> "$0.log"; [ "$1" = update ]')
     proc = run_script(bin_dir, "-k", "nothing")
     assert proc.returncode == 3, proc.stderr
-    assert (bin_dir / "apt-get.log").read_text().splitlines() == ["update -qq",
-                                                                      "install -y -qq chromium dicom3tools orthanc gcc"]
+    assert (bin_dir / "apt-get.log").read_text().splitlines() == [
+        "update -qq",
+        "install -y -qq chromium dicom3tools orthanc gcc",
+    ]
     assert "apt-get could not install chromium dicom3tools orthanc gcc" in proc.stderr
 
 
@@ -91,10 +99,21 @@ def test_no_tests_collected_fails_loudly(bin_dir, tmp_path):
     venv_bin.mkdir(parents=True)
     fake(bin_dir, "python3", 'echo "python3 $*" >> "$HOME/calls.log"')
     fake(venv_bin, "pip", 'echo "pip $*" >> "$HOME/calls.log"')
+    fake(venv_bin, "ruff", 'echo "ruff $*" >> "$HOME/calls.log"')
     fake(venv_bin, "python", 'echo "python $*" >> "$HOME/calls.log"; exit 5')
-    proc = subprocess.run([BASH, str(repo / "scripts" / "test.sh"), "tests/none.py"], capture_output=True, text=True,
-                          env={"PATH": str(bin_dir), "HOME": str(tmp_path)}, timeout=60)
+    proc = subprocess.run(
+        [BASH, str(repo / "scripts" / "test.sh"), "tests/none.py"],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(bin_dir), "HOME": str(tmp_path)},
+        timeout=60,
+    )
     assert proc.returncode == 5
     assert "collected no tests" in proc.stderr
     assert (tmp_path / "calls.log").read_text().splitlines() == [
-        "python3 -m venv .venv", "pip install -q -e .[test]", "python -m pytest -q tests/none.py"]
+        "python3 -m venv .venv",
+        "pip install -q -e .[test]",
+        "ruff check .",
+        "ruff format --check .",
+        "python -m pytest -q tests/none.py",
+    ]

@@ -23,10 +23,27 @@ import os
 import signal
 import sys
 
-WARM_MODULES = ("numpy", "scipy.ndimage", "SimpleITK", "numba", "nibabel", "pydicom", "highdicom", "matplotlib",
-                "dosimetry.cli", "dosimetry.pipeline", "dosimetry.outputs", "dosimetry.clinical", "dosimetry.dicom",
-                "dosimetry.dicom.study", "dosimetry.export.study", "dosimetry.report", "dosimetry.roi_io",
-                "dosimetry.kernels", "dosimetry.dose")
+WARM_MODULES = (
+    "numpy",
+    "scipy.ndimage",
+    "SimpleITK",
+    "numba",
+    "nibabel",
+    "pydicom",
+    "highdicom",
+    "matplotlib",
+    "dosimetry.cli",
+    "dosimetry.pipeline",
+    "dosimetry.outputs",
+    "dosimetry.clinical",
+    "dosimetry.dicom",
+    "dosimetry.dicom.study",
+    "dosimetry.export.study",
+    "dosimetry.report",
+    "dosimetry.roi_io",
+    "dosimetry.kernels",
+    "dosimetry.dose",
+)
 """Imported once by the server; a module missing (moved by a later version) is simply imported by the case."""
 
 

@@ -6,7 +6,6 @@ import fcntl
 import math
 import os
 import queue
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -92,8 +91,10 @@ def _lock(out: Path):
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.close()
-        raise OutputError(f"another batch is writing {out} (it holds {out / LOCK_NAME}); wait for it to finish "
-                          "or choose another --out") from None
+        raise OutputError(
+            f"another batch is writing {out} (it holds {out / LOCK_NAME}); wait for it to finish "
+            "or choose another --out"
+        ) from None
     return handle
 
 
@@ -113,14 +114,27 @@ def _now() -> str:
 
 
 def _summary_row(case_id, status, exit_code, error, seconds) -> dict:
-    return {"case_id": case_id, "status": status, "exit_code": exit_code, "error": error or "",
-            "seconds": None if seconds is None else round(float(seconds), 2)}
+    return {
+        "case_id": case_id,
+        "status": status,
+        "exit_code": exit_code,
+        "error": error or "",
+        "seconds": None if seconds is None else round(float(seconds), 2),
+    }
 
 
-def run_batch(root: str | os.PathLike, out: str | os.PathLike, *, cases: str | os.PathLike | None = None,
-              run_options: Sequence[str] | Mapping = (), workers: int = 1, dask_scheduler: str | None = None,
-              retry_failed: bool = False, case_timeout_s: float | None = None,
-              progress: Progress | None = None) -> BatchResult:
+def run_batch(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    cases: str | os.PathLike | None = None,
+    run_options: Sequence[str] | Mapping = (),
+    workers: int = 1,
+    dask_scheduler: str | None = None,
+    retry_failed: bool = False,
+    case_timeout_s: float | None = None,
+    progress: Progress | None = None,
+) -> BatchResult:
     """Run ``dosimetry run`` on every case of a cohort, resumably, each case isolated; write the tables.
 
     Parameters
@@ -185,9 +199,16 @@ def run_batch(root: str | os.PathLike, out: str | os.PathLike, *, cases: str | o
     try:
         with Ledger(out) as ledger:
             _recover(ledger, out)
-            summary, interrupted = _run_cases(ledger, out, case_list, workers=workers, dask_scheduler=dask_scheduler,
-                                              retry_failed=retry_failed, case_timeout_s=case_timeout_s,
-                                              progress=progress)
+            summary, interrupted = _run_cases(
+                ledger,
+                out,
+                case_list,
+                workers=workers,
+                dask_scheduler=dask_scheduler,
+                retry_failed=retry_failed,
+                case_timeout_s=case_timeout_s,
+                progress=progress,
+            )
         try:
             commit.work_root(out).rmdir()  # only when empty: a cancelled Dask task may still write there
         except OSError:
@@ -201,12 +222,28 @@ def run_batch(root: str | os.PathLike, out: str | os.PathLike, *, cases: str | o
         exit_code = CASES_FAILED_EXIT_CODE if counts["failed"] else 0
         tables.write_summary(out, summary)
         tables.write_cohort(out, cohort)
-        tables.write_batch_json(out, {
-            "software": SOFTWARE_NAME, "version": __version__, "started_utc": started, "ended_utc": _now(),
-            "root": str(root), "out": str(out), "cases_csv": None if cases is None else str(cases),
-            "options": {"workers": workers, "dask_scheduler": dask_scheduler, "retry_failed": retry_failed,
-                        "case_timeout_s": case_timeout_s, "run_options": tokens},
-            "counts": counts, "interrupted": interrupted, "exit_code": None if interrupted else exit_code})
+        tables.write_batch_json(
+            out,
+            {
+                "software": SOFTWARE_NAME,
+                "version": __version__,
+                "started_utc": started,
+                "ended_utc": _now(),
+                "root": str(root),
+                "out": str(out),
+                "cases_csv": None if cases is None else str(cases),
+                "options": {
+                    "workers": workers,
+                    "dask_scheduler": dask_scheduler,
+                    "retry_failed": retry_failed,
+                    "case_timeout_s": case_timeout_s,
+                    "run_options": tokens,
+                },
+                "counts": counts,
+                "interrupted": interrupted,
+                "exit_code": None if interrupted else exit_code,
+            },
+        )
     finally:
         lock.close()
     if interrupted:
@@ -218,8 +255,17 @@ def _key(ledger: Ledger, case: Case) -> Key:
     return Key(input_hash(ledger, case.input_files, case.identity), options_hash(case.options), __version__)
 
 
-def _run_cases(ledger: Ledger, out: Path, case_list: list[Case], *, workers, dask_scheduler, retry_failed,
-               case_timeout_s, progress: Progress) -> tuple[list[dict], bool]:
+def _run_cases(
+    ledger: Ledger,
+    out: Path,
+    case_list: list[Case],
+    *,
+    workers,
+    dask_scheduler,
+    retry_failed,
+    case_timeout_s,
+    progress: Progress,
+) -> tuple[list[dict], bool]:
     rows: dict[str, dict] = {}
     todo: list[tuple[Case, Key]] = []
     for case in case_list:
@@ -258,8 +304,7 @@ def make_executor(workers: int, dask_scheduler: str | None):
     return DaskExecutor(dask_scheduler) if dask_scheduler else LocalExecutor(workers)
 
 
-def _drive(executor, ledger: Ledger, out: Path, todo, rows: dict, threads, case_timeout_s,
-           progress: Progress) -> bool:
+def _drive(executor, ledger: Ledger, out: Path, todo, rows: dict, threads, case_timeout_s, progress: Progress) -> bool:
     """Submit the cases (at most ``executor.slots`` at once), commit each as it finishes; True if interrupted."""
     done: queue.Queue = queue.Queue()
     pending = list(reversed(todo))
@@ -293,8 +338,9 @@ def _outcome(job: CaseJob, future) -> CaseOutcome:
     try:
         return future.result()
     except Exception as err:  # noqa: BLE001 - a task lost on the cluster (worker died, cancelled): the case failed
-        return CaseOutcome(job.case_id, False, None, f"the task failed on the executor: {type(err).__name__}: {err}",
-                           0.0, None)
+        return CaseOutcome(
+            job.case_id, False, None, f"the task failed on the executor: {type(err).__name__}: {err}", 0.0, None
+        )
 
 
 def _finish(ledger: Ledger, out: Path, job: CaseJob, outcome: CaseOutcome, rows: dict, progress: Progress) -> None:

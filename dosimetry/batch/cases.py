@@ -25,8 +25,9 @@ from pathlib import Path
 from ..errors import DosimetryError, InputFileError, OptionsError
 from . import runopts
 
-RESERVED_NAMES = frozenset({"summary.csv", "cohort.csv", "batch.json", "ledger.sqlite", "ledger.sqlite-wal",
-                            "ledger.sqlite-shm"})
+RESERVED_NAMES = frozenset(
+    {"summary.csv", "cohort.csv", "batch.json", "ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"}
+)
 """Files of OUT that no case id may take."""
 
 INPUT_COLUMNS = ("study", "activity", "ct", "roi", "segmentation")
@@ -118,9 +119,16 @@ def discover_cases(root: str | os.PathLike, options: runopts.Groups) -> list[Cas
         if shares and len(emission) == 1 and not any(dest == "series" for dest, _ in options):
             inputs += ["--series", emission[0].series_uid]
         files = sorted(f for rec in recs for f in rec.files)
-        cases.append(Case(case_id, tuple(inputs), tuple((d, tuple(t)) for d, t in options),
-                          tuple((os.path.relpath(f, root), Path(f)) for f in files), (folder,),
-                          identity=f"dicom {uid} {' '.join(inputs[1:])}"))
+        cases.append(
+            Case(
+                case_id,
+                tuple(inputs),
+                tuple((d, tuple(t)) for d, t in options),
+                tuple((os.path.relpath(f, root), Path(f)) for f in files),
+                (folder,),
+                identity=f"dicom {uid} {' '.join(inputs[1:])}",
+            )
+        )
     cases.sort(key=lambda c: c.case_id)
     return cases
 
@@ -158,8 +166,9 @@ def read_cases_csv(path: str | os.PathLike, options: runopts.Groups) -> list[Cas
             rows = list(reader)
             header = [name.strip() for name in reader.fieldnames or []]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputFileError(f"--cases {path}: cannot read the CSV file ({err}); give a UTF-8 CSV with a "
-                             "case_id column") from None
+        raise InputFileError(
+            f"--cases {path}: cannot read the CSV file ({err}); give a UTF-8 CSV with a case_id column"
+        ) from None
     base = path.parent
     columns = runopts.column_actions()
     faults: list[str] = []
@@ -168,8 +177,10 @@ def read_cases_csv(path: str | os.PathLike, options: runopts.Groups) -> list[Cas
     if "case_id" not in header:
         faults.append("no case_id column")
     if unknown:
-        faults.append(f"unknown column(s) {', '.join(map(repr, unknown))} (columns are case_id, study, activity, "
-                      "ct, roi, segmentation and run options like administered_gbq, method)")
+        faults.append(
+            f"unknown column(s) {', '.join(map(repr, unknown))} (columns are case_id, study, activity, "
+            "ct, roi, segmentation and run options like administered_gbq, method)"
+        )
     if not rows and not faults:
         faults.append("no rows")
     if faults:
@@ -187,8 +198,10 @@ def read_cases_csv(path: str | os.PathLike, options: runopts.Groups) -> list[Cas
         if not case_id:
             row_faults.append("empty case_id")
         elif not _ID_RE.fullmatch(case_id) or case_id.startswith(".") or case_id in RESERVED_NAMES:
-            row_faults.append(f"case_id {case_id!r} must be letters, digits, '-', '_' and '.' (not first) "
-                              f"and not one of {', '.join(sorted(RESERVED_NAMES))}")
+            row_faults.append(
+                f"case_id {case_id!r} must be letters, digits, '-', '_' and '.' (not first) "
+                f"and not one of {', '.join(sorted(RESERVED_NAMES))}"
+            )
         elif case_id in seen:
             row_faults.append(f"duplicate case_id (also row {seen[case_id]})")
         else:
@@ -207,8 +220,9 @@ def read_cases_csv(path: str | os.PathLike, options: runopts.Groups) -> list[Cas
             paths.append(full)
             value = spec if spec is not None else str(full.resolve())
             inputs.extend([option, value] if option else [value])
-            files.extend((f"{label}:{os.path.relpath(f, full) if full.is_dir() else full.name}", f)
-                         for f in _files_under(full))
+            files.extend(
+                (f"{label}:{os.path.relpath(f, full) if full.is_dir() else full.name}", f) for f in _files_under(full)
+            )
 
         if row.get("study"):
             add(None, row["study"], "study", folder=True)
@@ -247,9 +261,19 @@ def read_cases_csv(path: str | os.PathLike, options: runopts.Groups) -> list[Cas
         missing += [f"{where}: {m}" for m in row_missing]
         # the ROI/segmentation inputs stay in `inputs`: they are per case, never options of the batch
         identity = "csv " + repr([(c, row.get(c, "")) for c in INPUT_COLUMNS])
-        cases.append(Case(case_id, tuple(inputs), tuple((d, tuple(t)) for d, t in merged), tuple(files),
-                          tuple(paths), identity=identity))
+        cases.append(
+            Case(
+                case_id,
+                tuple(inputs),
+                tuple((d, tuple(t)) for d, t in merged),
+                tuple(files),
+                tuple(paths),
+                identity=identity,
+            )
+        )
     if faults or missing:
-        raise CasesCsvError(f"--cases {path}: {len(faults) + len(missing)} fault(s), nothing was run: "
-                            + "; ".join(faults + missing), missing_only=not faults)
+        raise CasesCsvError(
+            f"--cases {path}: {len(faults) + len(missing)} fault(s), nothing was run: " + "; ".join(faults + missing),
+            missing_only=not faults,
+        )
     return cases

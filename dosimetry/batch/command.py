@@ -15,8 +15,10 @@ import sys
 from ..errors import INTERRUPTED_EXIT_CODE, OptionsError
 from ..option_ranges import OptionValueError
 
-INTERRUPTED_MESSAGE = ("error: interrupted; the finished cases are kept in OUT and no case is half-written: "
-                       "run the same command again to resume")
+INTERRUPTED_MESSAGE = (
+    "error: interrupted; the finished cases are kept in OUT and no case is half-written: "
+    "run the same command again to resume"
+)
 
 DESCRIPTION = """\
 Run 'dosimetry run' on every case of a cohort: every DICOM study (StudyInstanceUID) under ROOT, or the rows of
@@ -52,13 +54,24 @@ def _seconds(text: str) -> float:
 
 def _add_batch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="OUT", help="output folder of the batch (created; reused to resume)")
-    parser.add_argument("--cases", metavar="CASES.csv",
-                        help="cases as CSV rows: case_id, study or activity (+ ct, roi, segmentation), run options")
-    parser.add_argument("--workers", type=_positive_int("--workers"), default=1, metavar="N",
-                        help="cases at once on this machine (default 1); numba threads per case = cores / N")
-    parser.add_argument("--dask-scheduler", metavar="ADDRESS",
-                        help="run each case as a task on this Dask distributed scheduler (tcp://HOST:PORT); "
-                             "inputs and OUT on a filesystem the workers share")
+    parser.add_argument(
+        "--cases",
+        metavar="CASES.csv",
+        help="cases as CSV rows: case_id, study or activity (+ ct, roi, segmentation), run options",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int("--workers"),
+        default=1,
+        metavar="N",
+        help="cases at once on this machine (default 1); numba threads per case = cores / N",
+    )
+    parser.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="run each case as a task on this Dask distributed scheduler (tcp://HOST:PORT); "
+        "inputs and OUT on a filesystem the workers share",
+    )
     parser.add_argument("--retry-failed", action="store_true", help="run again the cases that failed before")
     parser.add_argument("--case-timeout-s", type=_seconds, metavar="S", help="kill a case running longer (failed)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only errors")
@@ -66,12 +79,20 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``batch`` subcommand to the ``dosimetry`` command's subparsers."""
-    parser = subparsers.add_parser("batch", help="run every study of a folder (or a cases CSV), resumably",
-                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "batch",
+        help="run every study of a folder (or a cases CSV), resumably",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("root", metavar="ROOT", help="folder of the studies (searched recursively)")
     _add_batch_options(parser)
-    parser.add_argument("run_options", nargs=argparse.REMAINDER, metavar="[run options ...]",
-                        help="options of 'dosimetry run' for every case")
+    parser.add_argument(
+        "run_options",
+        nargs=argparse.REMAINDER,
+        metavar="[run options ...]",
+        help="options of 'dosimetry run' for every case",
+    )
     return parser
 
 
@@ -114,9 +135,16 @@ class _Display:
         kept = total - to_compute
         self.console.print(f"{total} case(s): {to_compute} to compute, {kept} done or failed before")
         if to_compute:
-            self.progress = Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("failed {task.fields[failed]}"), TextColumn("ETA"),
-                                     TimeRemainingColumn(), console=self.console, transient=False)
+            self.progress = Progress(
+                TextColumn("batch"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("failed {task.fields[failed]}"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
             self.task = self.progress.add_task("batch", total=to_compute, failed=0)
             self.progress.start()
 
@@ -146,8 +174,10 @@ def _print_result(result, quiet: bool) -> None:
         Console(stderr=True).print(table)
     if not quiet:
         c = result.counts
-        print(f"{c['cases']} cases: {c['ok']} ok, {c['skipped']} skipped (done before), {c['failed']} failed; "
-              f"summary: {result.out / 'summary.csv'}, cohort: {result.out / 'cohort.csv'}")
+        print(
+            f"{c['cases']} cases: {c['ok']} ok, {c['skipped']} skipped (done before), {c['failed']} failed; "
+            f"summary: {result.out / 'summary.csv'}, cohort: {result.out / 'cohort.csv'}"
+        )
 
 
 def cmd_batch(args) -> int:
@@ -167,9 +197,17 @@ def cmd_batch(args) -> int:
         return 2
     display = _Display(args.quiet)
     try:
-        result = run_batch(args.root, args.out, cases=args.cases, run_options=args.run_options,
-                           workers=args.workers, dask_scheduler=args.dask_scheduler,
-                           retry_failed=args.retry_failed, case_timeout_s=args.case_timeout_s, progress=display)
+        result = run_batch(
+            args.root,
+            args.out,
+            cases=args.cases,
+            run_options=args.run_options,
+            workers=args.workers,
+            dask_scheduler=args.dask_scheduler,
+            retry_failed=args.retry_failed,
+            case_timeout_s=args.case_timeout_s,
+            progress=display,
+        )
     except KeyboardInterrupt:
         display.close()
         print(INTERRUPTED_MESSAGE, file=sys.stderr)

@@ -43,8 +43,10 @@ def check_case_folder(out_dir: Path, case_id: str) -> None:
     """
     target = out_dir / case_id
     if os.path.lexists(target) and not is_our_output(target):
-        raise OutputError(f"{target} exists and was not written by y90-dosimetry (no {MARKER_NAME}); it is "
-                          "not replaced: move it away or choose another OUT")
+        raise OutputError(
+            f"{target} exists and was not written by y90-dosimetry (no {MARKER_NAME}); it is "
+            "not replaced: move it away or choose another OUT"
+        )
 
 
 def finish_commit(out_dir: Path, case_id: str, work: Path) -> None:

@@ -138,7 +138,7 @@ def _error_line(stderr: str, exit_code: int) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     for line in reversed(lines):
         if line.startswith("error: "):
-            return line[len("error: "):]
+            return line[len("error: ") :]
     if exit_code < 0:
         name = signal.Signals(-exit_code).name if -exit_code in signal.valid_signals() else str(-exit_code)
         hint = " (out of memory?)" if -exit_code == signal.SIGKILL else ""
@@ -155,9 +155,16 @@ class _Server:
         self.threads = threads
         env = dict(os.environ, **{name: threads for name in THREAD_VARIABLES})
         env["Y90_BATCH_PARENT_PID"] = str(os.getpid())
-        self.process = subprocess.Popen([sys.executable, "-m", "dosimetry.batch._forkserver"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        env=env, start_new_session=True, text=True, bufsize=1)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dosimetry.batch._forkserver"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            text=True,
+            bufsize=1,
+        )
         with _live_lock:
             _servers.add(self)
 
@@ -257,13 +264,24 @@ def run_case(job: CaseJob) -> CaseOutcome:
         except TimeoutError:
             _kill_pid_group(pid)
             server.wait_exit(None)
-            return CaseOutcome(job.case_id, False, TIMEOUT_EXIT_CODE,
-                               f"timed out after {job.timeout_s:g} s (--case-timeout-s); the case was killed",
-                               time.monotonic() - start, None)
+            return CaseOutcome(
+                job.case_id,
+                False,
+                TIMEOUT_EXIT_CODE,
+                f"timed out after {job.timeout_s:g} s (--case-timeout-s); the case was killed",
+                time.monotonic() - start,
+                None,
+            )
         except EOFError:
             _kill_pid_group(pid)
-            return CaseOutcome(job.case_id, False, None, "the batch's worker process ended during the case",
-                               time.monotonic() - start, None)
+            return CaseOutcome(
+                job.case_id,
+                False,
+                None,
+                "the batch's worker process ended during the case",
+                time.monotonic() - start,
+                None,
+            )
     except BaseException:
         _kill_pid_group(pid)
         raise
@@ -299,8 +317,16 @@ def _run_case_subprocess(job: CaseJob) -> CaseOutcome:
     env = dict(os.environ, **{name: threads for name in THREAD_VARIABLES})
     env["Y90_BATCH_PARENT_PID"] = str(os.getpid())
     cmd = [sys.executable, "-m", "dosimetry.batch._child", "run", *job.run_argv, "--out", str(out), "-q"]
-    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env=env, start_new_session=True, text=True, errors="replace")
+    process = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        text=True,
+        errors="replace",
+    )
     with _live_lock:
         _live[process.pid] = process
     try:
@@ -309,9 +335,14 @@ def _run_case_subprocess(job: CaseJob) -> CaseOutcome:
         except subprocess.TimeoutExpired:
             _kill_group(process)
             process.communicate()
-            return CaseOutcome(job.case_id, False, TIMEOUT_EXIT_CODE,
-                               f"timed out after {job.timeout_s:g} s (--case-timeout-s); the case was killed",
-                               time.monotonic() - start, None)
+            return CaseOutcome(
+                job.case_id,
+                False,
+                TIMEOUT_EXIT_CODE,
+                f"timed out after {job.timeout_s:g} s (--case-timeout-s); the case was killed",
+                time.monotonic() - start,
+                None,
+            )
     except BaseException:
         _kill_group(process)
         process.wait()

@@ -59,8 +59,10 @@ class DaskExecutor:
         try:
             self.client = Client(address, timeout=timeout_s, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as err:
-            raise OptionsError(f"--dask-scheduler {address}: cannot connect ({err}); start a scheduler with "
-                               "'dask scheduler' and workers with 'dask worker ADDRESS', or check the address") from None
+            raise OptionsError(
+                f"--dask-scheduler {address}: cannot connect ({err}); start a scheduler with "
+                "'dask scheduler' and workers with 'dask worker ADDRESS', or check the address"
+            ) from None
         self.slots = 1 << 30
         self.futures = []
 

@@ -104,8 +104,11 @@ class Ledger:
 
     # --- cases ---------------------------------------------------------------------------------------------
     def get(self, case_id: str) -> Entry | None:
-        row = self.db.execute("SELECT case_id, input_hash, options_hash, version, state, work, exit_code, error, "
-                              "seconds, computations FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT case_id, input_hash, options_hash, version, state, work, exit_code, error, "
+            "seconds, computations FROM cases WHERE case_id = ?",
+            (case_id,),
+        ).fetchone()
         return None if row is None else Entry(row[0], Key(*row[1:4]), *row[4:])
 
     def entries(self) -> list[Entry]:
@@ -119,7 +122,9 @@ class Ledger:
                 "VALUES (?, ?, ?, ?, 'running', ?, ?) ON CONFLICT(case_id) DO UPDATE SET input_hash = excluded."
                 "input_hash, options_hash = excluded.options_hash, version = excluded.version, state = 'running', "
                 "work = excluded.work, exit_code = NULL, error = NULL, seconds = NULL, updated_utc = excluded."
-                "updated_utc", (case_id, key.input_hash, key.options_hash, key.version, work, _now()))
+                "updated_utc",
+                (case_id, key.input_hash, key.options_hash, key.version, work, _now()),
+            )
 
     def mark_committing(self, case_id: str, seconds: float) -> None:
         self._set(case_id, "committing", seconds=seconds, exit_code=0)
@@ -139,7 +144,8 @@ class Ledger:
             self.db.execute(
                 f"UPDATE cases SET state = ?, {sets + ', ' if sets else ''}"
                 f"computations = computations + {1 if count else 0}, updated_utc = ? WHERE case_id = ?",
-                (state, *values.values(), _now(), case_id))
+                (state, *values.values(), _now(), case_id),
+            )
 
     # --- file hashes ---------------------------------------------------------------------------------------
     def file_hash(self, path: Path, new: list | None = None) -> str:
@@ -150,8 +156,9 @@ class Ledger:
         st = os.stat(path)
         stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         key = str(Path(path).resolve())
-        row = self.db.execute("SELECT size, mtime_ns, ctime_ns, inode, sha256 FROM file_hashes WHERE path = ?",
-                              (key,)).fetchone()
+        row = self.db.execute(
+            "SELECT size, mtime_ns, ctime_ns, inode, sha256 FROM file_hashes WHERE path = ?", (key,)
+        ).fetchone()
         if row is not None and tuple(row[:4]) == stamp:
             return row[4]
         digest = hashlib.sha256()

@@ -21,6 +21,7 @@ BATCH_MANAGED = frozenset({"study", "out", "overwrite", "quiet", "help"})
 INPUT_DESTS = frozenset({"activity", "ct", "roi", "segmentation"})
 """Dests of ``run`` that name input files: per case only (CSV columns), never for the whole batch."""
 
+
 class UsageError(OptionsError):
     """A token that is no option of the batch or of ``dosimetry run`` (exit 2, as any usage error)."""
 
@@ -44,8 +45,12 @@ def run_parser() -> argparse.ArgumentParser:
 
 def _actions() -> dict[str, argparse.Action]:
     """Option string -> action of every run option the batch may forward (inputs included)."""
-    return {opt: action for action in run_parser()._actions for opt in action.option_strings
-            if action.dest not in BATCH_MANAGED}
+    return {
+        opt: action
+        for action in run_parser()._actions
+        for opt in action.option_strings
+        if action.dest not in BATCH_MANAGED
+    }
 
 
 def _takes_value(action: argparse.Action) -> bool:
@@ -75,14 +80,20 @@ def group_tokens(tokens: Sequence[str], *, where: str = "the command line") -> G
         action = actions.get(name)
         if action is None:
             if token in ("--out", "--overwrite", "-q", "--quiet"):
-                raise OptionsError(f"{token} is not a batch option: each case is written to OUT/<case_id>; "
-                                   "see 'dosimetry batch --help'")
+                raise OptionsError(
+                    f"{token} is not a batch option: each case is written to OUT/<case_id>; "
+                    "see 'dosimetry batch --help'"
+                )
             what = "option" if token.startswith("-") else "argument"
-            raise UsageError(f"{where}: unknown {what} {token!r}: give batch options and options of "
-                             "'dosimetry run'; see 'dosimetry batch --help' and 'dosimetry run --help'")
+            raise UsageError(
+                f"{where}: unknown {what} {token!r}: give batch options and options of "
+                "'dosimetry run'; see 'dosimetry batch --help' and 'dosimetry run --help'"
+            )
         if action.dest in INPUT_DESTS:
-            raise OptionsError(f"{name} names an input file: give inputs per case, in the columns of --cases "
-                               "CASES.csv (study, activity, ct, roi, segmentation)")
+            raise OptionsError(
+                f"{name} names an input file: give inputs per case, in the columns of --cases "
+                "CASES.csv (study, activity, ct, roi, segmentation)"
+            )
         if not _takes_value(action):
             if eq:
                 raise OptionsError(f"{where}: {name} takes no value (got {token!r})")
@@ -161,5 +172,5 @@ def validate(argv: Sequence[str]) -> None:
             raise
         message = str(err)
         if message.startswith("argument "):
-            message = message[len("argument "):]
+            message = message[len("argument ") :]
         raise OptionsError(message) from None

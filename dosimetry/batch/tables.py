@@ -74,14 +74,23 @@ def case_rows(case_dir: Path, case_id: str) -> list[dict]:
         lung_dose, lung_source = lung["lsf_estimate_gy"], "lung shunt estimate"
     else:
         lung_dose, lung_source = None, ""
-    case = {"tn_ratio": (stats.get("tumor_to_normal") or {}).get("dose_ratio"), "lung_dose_gy": lung_dose,
-            "lung_dose_source": lung_source, "method": stats.get("method"),
-            "emission": (stats.get("emission") or {}).get("label")}
+    case = {
+        "tn_ratio": (stats.get("tumor_to_normal") or {}).get("dose_ratio"),
+        "lung_dose_gy": lung_dose,
+        "lung_dose_source": lung_source,
+        "method": stats.get("method"),
+        "emission": (stats.get("emission") or {}).get("label"),
+    }
     rows = []
     with (case_dir / "stats.csv").open(newline="") as handle:
         for entry in csv.DictReader(handle):
-            row = {"case_id": case_id, "roi": entry["name"], "role": entry["role"],
-                   "volume_ml": _number(entry["volume_ml"]), "mean_gy": _number(entry["mean_gy"])}
+            row = {
+                "case_id": case_id,
+                "roi": entry["name"],
+                "role": entry["role"],
+                "volume_ml": _number(entry["volume_ml"]),
+                "mean_gy": _number(entry["mean_gy"]),
+            }
             row.update({k: _number(v) for k, v in entry.items() if _DVH_KEY.fullmatch(k)})
             row.update(case)
             rows.append(row)

@@ -103,7 +103,7 @@ def _parse(argv: list[str] | None):
     except UsageError as err:
         message = str(err)
         if message.startswith("argument ") and ": invalid choice: " in message:  # a value, not the usage
-            print(f"error: {message[len('argument '):]}", file=sys.stderr)
+            print(f"error: {message[len('argument ') :]}", file=sys.stderr)
             return OptionsError.exit_code
         print(f"error: {message}; see '{err.prog} --help'", file=sys.stderr)
         return 2

@@ -35,28 +35,59 @@ OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv")
 def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the ``accumulate`` subcommand to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     parser = subparsers.add_parser(
-        "accumulate", parents=parents, help="add the doses of earlier treatments to the current dose",
+        "accumulate",
+        parents=parents,
+        help="add the doses of earlier treatments to the current dose",
         description="Bring earlier dose maps onto the current dose grid (rigid registration of their CTs to "
-                    "the current CT, checked), add them and report cumulative normal-liver and lung doses. "
-                    "The sum is of physical dose: no radiobiological correction between treatments.")
+        "the current CT, checked), add them and report cumulative normal-liver and lung doses. "
+        "The sum is of physical dose: no radiobiological correction between treatments.",
+    )
     inp = parser.add_argument_group("inputs")
-    inp.add_argument("--current", required=True, metavar="RUN_DIR|DOSE",
-                     help="the current dose: a 'dosimetry run' output folder (its dose.nii.gz) or a dose image "
-                          "(NIfTI/NRRD/MHA, or DICOM RT Dose .dcm), in Gy")
-    inp.add_argument("--ct", metavar="CT", help="the current CT in HU (NIfTI/NRRD/MHA, or a DICOM folder with one CT "
-                          "series); default for a run folder: "
-                                               "the CT recorded in its stats.json")
-    inp.add_argument("--previous", action="append", default=[], required=True, metavar="DOSE[:CT]",
-                     help="an earlier dose map (Gy; image or RT Dose), optionally with its CT for registration "
-                          "to the current CT (repeat for each earlier treatment)")
+    inp.add_argument(
+        "--current",
+        required=True,
+        metavar="RUN_DIR|DOSE",
+        help="the current dose: a 'dosimetry run' output folder (its dose.nii.gz) or a dose image "
+        "(NIfTI/NRRD/MHA, or DICOM RT Dose .dcm), in Gy",
+    )
+    inp.add_argument(
+        "--ct",
+        metavar="CT",
+        help="the current CT in HU (NIfTI/NRRD/MHA, or a DICOM folder with one CT "
+        "series); default for a run folder: "
+        "the CT recorded in its stats.json",
+    )
+    inp.add_argument(
+        "--previous",
+        action="append",
+        default=[],
+        required=True,
+        metavar="DOSE[:CT]",
+        help="an earlier dose map (Gy; image or RT Dose), optionally with its CT for registration "
+        "to the current CT (repeat for each earlier treatment)",
+    )
     add_roi_options(inp, of="the current study")
-    inp.add_argument("--segment-role", action="append", default=[], type=name_role, metavar="SEGMENT=ROLE",
-                     help="set the role of a segment of --segmentation")
+    inp.add_argument(
+        "--segment-role",
+        action="append",
+        default=[],
+        type=name_role,
+        metavar="SEGMENT=ROLE",
+        help="set the role of a segment of --segmentation",
+    )
     reg = parser.add_argument_group("registration check")
-    reg.add_argument("--min-ncc", default=0.7, metavar="R",
-                     help="smallest accepted HU cross-correlation in the body after registration (default 0.7)")
-    reg.add_argument("--min-overlap", default=0.5, metavar="F",
-                     help="smallest accepted fraction of the current body covered by the earlier CT (default 0.5)")
+    reg.add_argument(
+        "--min-ncc",
+        default=0.7,
+        metavar="R",
+        help="smallest accepted HU cross-correlation in the body after registration (default 0.7)",
+    )
+    reg.add_argument(
+        "--min-overlap",
+        default=0.5,
+        metavar="F",
+        help="smallest accepted fraction of the current body covered by the earlier CT (default 0.5)",
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
     out.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -104,8 +135,9 @@ def _current_inputs(args) -> tuple[Path, Path | None, list[str]]:
     if current.is_dir():
         dose = current / "dose.nii.gz"
         if not dose.is_file():
-            raise InputFileError(f"{current}: no dose.nii.gz in this folder; give a 'dosimetry run' output folder "
-                                 "or a dose file")
+            raise InputFileError(
+                f"{current}: no dose.nii.gz in this folder; give a 'dosimetry run' output folder or a dose file"
+            )
         if ct is None and (current / "stats.json").is_file():
             try:
                 inputs = json.loads((current / "stats.json").read_text())["inputs"]
@@ -137,8 +169,11 @@ def _rois_of_dicom_run(current: Path) -> tuple[list, list[str]]:
         return [], []
     from ..dicom import load_study
 
-    uids = [part["series_uid"] for part in (dicom.get("emission"), dicom.get("ct"), dicom.get("structures"))
-            if part and part.get("series_uid")]
+    uids = [
+        part["series_uid"]
+        for part in (dicom.get("emission"), dicom.get("ct"), dicom.get("structures"))
+        if part and part.get("series_uid")
+    ]
     # only the structures are needed: relative calibration accepts any emission units and timing
     study = load_study(folder, series_uid=uids, calibration="relative")
     return list(study.rois), ["ROIs: the structures of the DICOM study recorded in the run's stats.json"]
@@ -153,17 +188,23 @@ def _load_rois(args):
 def _write_csv(stats: dict, labels: list[str], path: Path) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["name", "role", "volume_ml", "current_mean_gy"] + [f"{label}_mean_gy" for label in labels]
-                        + ["cumulative_mean_gy", "cumulative_D70", "cumulative_V100", "cumulative_max_gy"])
+        writer.writerow(
+            ["name", "role", "volume_ml", "current_mean_gy"]
+            + [f"{label}_mean_gy" for label in labels]
+            + ["cumulative_mean_gy", "cumulative_D70", "cumulative_V100", "cumulative_max_gy"]
+        )
         for e in stats["rois"]:
             c = e["cumulative"]
-            writer.writerow([e["name"], e["role"], f"{e['volume_ml']:.6g}", f"{e['current_mean_gy']:.6g}"]
-                            + [f"{v:.6g}" for v in e["previous_mean_gy"]]
-                            + [f"{c['mean_gy']:.6g}", f"{c['D70']:.6g}", f"{c['V100']:.6g}", f"{c['max_gy']:.6g}"])
+            writer.writerow(
+                [e["name"], e["role"], f"{e['volume_ml']:.6g}", f"{e['current_mean_gy']:.6g}"]
+                + [f"{v:.6g}" for v in e["previous_mean_gy"]]
+                + [f"{c['mean_gy']:.6g}", f"{c['D70']:.6g}", f"{c['V100']:.6g}", f"{c['max_gy']:.6g}"]
+            )
 
 
-def write_accumulation(result, out_dir: str | os.PathLike, *, labels: list[str], inputs: dict,
-                       overwrite: bool = False) -> Path:
+def write_accumulation(
+    result, out_dir: str | os.PathLike, *, labels: list[str], inputs: dict, overwrite: bool = False
+) -> Path:
     """Write the files of an :class:`~dosimetry.accumulate.AccumulationResult` atomically (see module doc).
 
     Raises
@@ -190,13 +231,17 @@ def format_accumulation(stats: dict) -> str:
     lines = [f"{'ROI':<24}{'role':<14}{'current Gy':>11}{'earlier Gy':>11}{'total Gy':>10}{'total D70':>10}"]
     for e in stats["rois"]:
         earlier = sum(e["previous_mean_gy"])
-        lines.append(f"{e['name'][:23]:<24}{e['role']:<14}{e['current_mean_gy']:>11.1f}{earlier:>11.1f}"
-                     f"{e['cumulative']['mean_gy']:>10.1f}{e['cumulative']['D70']:>10.1f}")
+        lines.append(
+            f"{e['name'][:23]:<24}{e['role']:<14}{e['current_mean_gy']:>11.1f}{earlier:>11.1f}"
+            f"{e['cumulative']['mean_gy']:>10.1f}{e['cumulative']['D70']:>10.1f}"
+        )
     for t in stats["treatments"][1:]:
         reg = t.get("registration")
         if reg:
-            lines.append(f"{t['label']}: registered (NCC {reg['ncc']:.2f}, rotation {reg['rotation_deg']:.1f} deg, "
-                         f"translation {math.hypot(*reg['translation_mm']):.1f} mm)")
+            lines.append(
+                f"{t['label']}: registered (NCC {reg['ncc']:.2f}, rotation {reg['rotation_deg']:.1f} deg, "
+                f"translation {math.hypot(*reg['translation_mm']):.1f} mm)"
+            )
         else:
             lines.append(f"{t['label']}: {t['alignment']}")
     lines.append(f"note: {stats['note']}")
@@ -229,12 +274,16 @@ def command(args) -> int:
             rois, study_notes = _rois_of_dicom_run(Path(args.current))
             notes += study_notes
     with stage("accumulate"):
-        result = accumulate_doses(current, previous, current_ct=current_ct, rois=rois, min_ncc=args.min_ncc,
-                                  min_overlap=args.min_overlap)
+        result = accumulate_doses(
+            current, previous, current_ct=current_ct, rois=rois, min_ncc=args.min_ncc, min_overlap=args.min_overlap
+        )
     result.stats["warnings"] = warnings + notes + library_notes + result.stats["warnings"]
-    inputs = {"current_dose": str(dose_path), "current_ct": str(ct_path) if ct_path else None,
-              "previous": inputs_previous, "rois": [{"name": r.name, "role": r.role.value, "source": r.source}
-                                                    for r in rois]}
+    inputs = {
+        "current_dose": str(dose_path),
+        "current_ct": str(ct_path) if ct_path else None,
+        "previous": inputs_previous,
+        "rois": [{"name": r.name, "role": r.role.value, "source": r.source} for r in rois],
+    }
     with stage("write results"):
         write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite)
     if not args.quiet:

@@ -28,6 +28,7 @@ def _number(kind: str, check, message: str):
         if not (math.isfinite(value) and check(value)):
             raise argparse.ArgumentTypeError(f"expected {message}, got {value}")
         return value
+
     parse.__name__ = kind
     return parse
 
@@ -39,35 +40,77 @@ _nonneg = _number("non_negative", lambda v: v >= 0, "a number >= 0")
 def add_clinical_arguments(parser) -> None:
     """Add the clinical options (radiobiology, planning, thresholds) to an argparse parser, in a group."""
     group = parser.add_argument_group("radiobiology, planning models and threshold flags")
-    group.add_argument("--alpha-beta-tumor-gy", type=_pos, default=ALPHA_BETA_TUMOR_GY, metavar="GY",
-                       help=f"alpha/beta of tumours for BED (default {ALPHA_BETA_TUMOR_GY} Gy, Cremonesi 2014)")
-    group.add_argument("--alpha-beta-liver-gy", type=_pos, default=ALPHA_BETA_LIVER_GY, metavar="GY",
-                       help=f"alpha/beta of liver for BED (default {ALPHA_BETA_LIVER_GY} Gy, Strigari 2010)")
-    group.add_argument("--alpha-beta-lung-gy", type=_pos, metavar="GY", help="alpha/beta of lung (default: no lung BED)")
-    group.add_argument("--alpha-beta-other-gy", type=_pos, metavar="GY",
-                       help="alpha/beta of 'other' ROIs (default: no BED)")
-    group.add_argument("--repair-half-time-h", type=_pos, default=Y90_REPAIR_HALF_TIME_H, metavar="H",
-                       help=f"repair half-time for BED (default {Y90_REPAIR_HALF_TIME_H} h)")
-    group.add_argument("--eud-alpha-per-gy", type=_pos, metavar="ALPHA",
-                       help="radiosensitivity alpha (1/Gy) for the EUD (default: no EUD; no consensus value)")
-    group.add_argument("--indication", choices=INDICATIONS,
-                       help="the patient's disease: hcc, crc (colorectal metastases), net (neuroendocrine "
-                            "metastases) or other; needed for threshold flags (selects the sets)")
-    group.add_argument("--threshold-set", action="append", dest="threshold_sets", metavar="NAME|FILE.toml",
-                       help="threshold set to evaluate (repeat); default: the bundled sets for --indication "
-                            "and --device")
+    group.add_argument(
+        "--alpha-beta-tumor-gy",
+        type=_pos,
+        default=ALPHA_BETA_TUMOR_GY,
+        metavar="GY",
+        help=f"alpha/beta of tumours for BED (default {ALPHA_BETA_TUMOR_GY} Gy, Cremonesi 2014)",
+    )
+    group.add_argument(
+        "--alpha-beta-liver-gy",
+        type=_pos,
+        default=ALPHA_BETA_LIVER_GY,
+        metavar="GY",
+        help=f"alpha/beta of liver for BED (default {ALPHA_BETA_LIVER_GY} Gy, Strigari 2010)",
+    )
+    group.add_argument(
+        "--alpha-beta-lung-gy", type=_pos, metavar="GY", help="alpha/beta of lung (default: no lung BED)"
+    )
+    group.add_argument(
+        "--alpha-beta-other-gy", type=_pos, metavar="GY", help="alpha/beta of 'other' ROIs (default: no BED)"
+    )
+    group.add_argument(
+        "--repair-half-time-h",
+        type=_pos,
+        default=Y90_REPAIR_HALF_TIME_H,
+        metavar="H",
+        help=f"repair half-time for BED (default {Y90_REPAIR_HALF_TIME_H} h)",
+    )
+    group.add_argument(
+        "--eud-alpha-per-gy",
+        type=_pos,
+        metavar="ALPHA",
+        help="radiosensitivity alpha (1/Gy) for the EUD (default: no EUD; no consensus value)",
+    )
+    group.add_argument(
+        "--indication",
+        choices=INDICATIONS,
+        help="the patient's disease: hcc, crc (colorectal metastases), net (neuroendocrine "
+        "metastases) or other; needed for threshold flags (selects the sets)",
+    )
+    group.add_argument(
+        "--threshold-set",
+        action="append",
+        dest="threshold_sets",
+        metavar="NAME|FILE.toml",
+        help="threshold set to evaluate (repeat); default: the bundled sets for --indication and --device",
+    )
     group.add_argument("--device", choices=DEVICES, help="microsphere type (selects threshold sets)")
-    group.add_argument("--resolution-mm", type=_pos, metavar="FWHM",
-                       help="resolution (FWHM, mm) of the emission image, for the partial-volume check of "
-                            "lesions (default: the largest voxel spacing, a lower bound)")
+    group.add_argument(
+        "--resolution-mm",
+        type=_pos,
+        metavar="FWHM",
+        help="resolution (FWHM, mm) of the emission image, for the partial-volume check of "
+        "lesions (default: the largest voxel spacing, a lower bound)",
+    )
     group.add_argument("--height-cm", type=_pos, metavar="CM", help="patient height, for the BSA method")
     group.add_argument("--weight-kg", type=_pos, metavar="KG", help="patient weight, for the BSA method")
-    group.add_argument("--planning-tn", type=_pos, metavar="RATIO",
-                       help="pre-treatment T:N (e.g. MAA) for the partition model (default: the measured ratio)")
-    group.add_argument("--mird-target-gy", type=_pos, metavar="GY",
-                       help="target dose for the MIRD single-compartment prescription")
-    group.add_argument("--previous-lung-dose-gy", type=_nonneg, metavar="GY",
-                       help="lung dose of earlier treatments, for the cumulative lung limit")
+    group.add_argument(
+        "--planning-tn",
+        type=_pos,
+        metavar="RATIO",
+        help="pre-treatment T:N (e.g. MAA) for the partition model (default: the measured ratio)",
+    )
+    group.add_argument(
+        "--mird-target-gy", type=_pos, metavar="GY", help="target dose for the MIRD single-compartment prescription"
+    )
+    group.add_argument(
+        "--previous-lung-dose-gy",
+        type=_nonneg,
+        metavar="GY",
+        help="lung dose of earlier treatments, for the cumulative lung limit",
+    )
 
 
 def clinical_options_from_args(args: argparse.Namespace) -> ClinicalOptions:
@@ -75,13 +118,22 @@ def clinical_options_from_args(args: argparse.Namespace) -> ClinicalOptions:
     from ..clinical import ClinicalOptions
 
     return ClinicalOptions(
-        alpha_beta_tumor_gy=args.alpha_beta_tumor_gy, alpha_beta_liver_gy=args.alpha_beta_liver_gy,
-        alpha_beta_lung_gy=args.alpha_beta_lung_gy, alpha_beta_other_gy=args.alpha_beta_other_gy,
-        repair_half_time_h=args.repair_half_time_h, eud_alpha_per_gy=args.eud_alpha_per_gy,
-        threshold_sets=tuple(args.threshold_sets) if args.threshold_sets else None, device=args.device,
-        indication=args.indication, resolution_mm=args.resolution_mm,
-        height_cm=args.height_cm, weight_kg=args.weight_kg, planning_tn_ratio=args.planning_tn,
-        mird_target_gy=args.mird_target_gy, previous_lung_dose_gy=args.previous_lung_dose_gy)
+        alpha_beta_tumor_gy=args.alpha_beta_tumor_gy,
+        alpha_beta_liver_gy=args.alpha_beta_liver_gy,
+        alpha_beta_lung_gy=args.alpha_beta_lung_gy,
+        alpha_beta_other_gy=args.alpha_beta_other_gy,
+        repair_half_time_h=args.repair_half_time_h,
+        eud_alpha_per_gy=args.eud_alpha_per_gy,
+        threshold_sets=tuple(args.threshold_sets) if args.threshold_sets else None,
+        device=args.device,
+        indication=args.indication,
+        resolution_mm=args.resolution_mm,
+        height_cm=args.height_cm,
+        weight_kg=args.weight_kg,
+        planning_tn_ratio=args.planning_tn,
+        mird_target_gy=args.mird_target_gy,
+        previous_lung_dose_gy=args.previous_lung_dose_gy,
+    )
 
 
 __all__ = ["add_clinical_arguments", "clinical_options_from_args"]

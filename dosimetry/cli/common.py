@@ -70,8 +70,10 @@ def range_checked(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-VERBOSE_HELP = ("-v: one line per stage on stderr when it is not a terminal (a terminal shows progress bars "
-                "anyway) and INFO messages; -vv: debugging messages")
+VERBOSE_HELP = (
+    "-v: one line per stage on stderr when it is not a terminal (a terminal shows progress bars "
+    "anyway) and INFO messages; -vv: debugging messages"
+)
 QUIET_HELP = "print nothing but errors: no progress display, no summary"
 
 
@@ -103,10 +105,20 @@ def merge_verbosity(args: argparse.Namespace) -> argparse.Namespace:
 
 def add_roi_options(group, *, of: str) -> None:
     """``--roi``, ``--segmentation`` and ``--segment-role`` (``of``: whose ROIs, for the help)."""
-    group.add_argument("--roi", action="append", default=[], metavar="ROLE[:NAME]=PATH",
-                       help=f"an ROI mask of {of}; ROLE is liver, tumor, lung, perfused or other (repeat for each ROI)")
-    group.add_argument("--segmentation", action="append", default=[], metavar="FILE.seg.nrrd",
-                       help=f"a 3D Slicer segmentation of {of}; roles are inferred from segment names")
+    group.add_argument(
+        "--roi",
+        action="append",
+        default=[],
+        metavar="ROLE[:NAME]=PATH",
+        help=f"an ROI mask of {of}; ROLE is liver, tumor, lung, perfused or other (repeat for each ROI)",
+    )
+    group.add_argument(
+        "--segmentation",
+        action="append",
+        default=[],
+        metavar="FILE.seg.nrrd",
+        help=f"a 3D Slicer segmentation of {of}; roles are inferred from segment names",
+    )
 
 
 def refuse_existing_out(args) -> Path:
@@ -148,10 +160,23 @@ def check_override_names(overrides: dict[str, str], names) -> None:
     known = {name.strip().lower() for name in names}
     unknown = sorted(k for k in overrides if k.strip().lower() not in known)
     if unknown:
-        raise OptionsError(f"--segment-role names no segment or structure: {', '.join(map(repr, unknown))}; "
-                           f"the names are: {', '.join(map(repr, sorted(set(names)))) or 'none'}")
+        raise OptionsError(
+            f"--segment-role names no segment or structure: {', '.join(map(repr, unknown))}; "
+            f"the names are: {', '.join(map(repr, sorted(set(names)))) or 'none'}"
+        )
 
 
-__all__ = ["Parser", "UsageError", "add_roi_options", "bad_value", "check_override_names", "datetime_type",
-           "load_roi_arguments", "merge_verbosity", "name_role", "range_checked", "refuse_existing_out",
-           "verbosity_parent"]
+__all__ = [
+    "Parser",
+    "UsageError",
+    "add_roi_options",
+    "bad_value",
+    "check_override_names",
+    "datetime_type",
+    "load_roi_arguments",
+    "merge_verbosity",
+    "name_role",
+    "range_checked",
+    "refuse_existing_out",
+    "verbosity_parent",
+]

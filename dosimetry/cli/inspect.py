@@ -15,9 +15,12 @@ from ..progress import stage
 def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the ``inspect`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
-        "inspect", parents=parents, help="list the DICOM series of a folder and what each is",
+        "inspect",
+        parents=parents,
+        help="list the DICOM series of a folder and what each is",
         description="Scan a folder recursively and print its studies and series: kind, modality, date, number "
-                    "of images, description, nuclide and UID. With -q, only the table (no warnings).")
+        "of images, description, nuclide and UID. With -q, only the table (no warnings).",
+    )
     parser.add_argument("folder", metavar="DIR")
     parser.set_defaults(command_function=command)
     return parser

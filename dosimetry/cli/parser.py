@@ -21,10 +21,12 @@ SUBCOMMANDS = (run, inspect, accumulate, batch, nightly)
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``dosimetry`` and its subcommands; parsed args carry ``command_function``."""
     parser = Parser(
-        prog="dosimetry", description="Voxel dosimetry of Y-90 radioembolization (SIRT/TARE).",
+        prog="dosimetry",
+        description="Voxel dosimetry of Y-90 radioembolization (SIRT/TARE).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="-v and -q may be given before or after the subcommand.\n\n"
-               "exit codes:\n" + "\n".join(f"  {k:>3}  {v}" for k, v in EXIT_CODES.items()))
+        "exit codes:\n" + "\n".join(f"  {k:>3}  {v}" for k, v in EXIT_CODES.items()),
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)

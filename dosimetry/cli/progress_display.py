@@ -73,14 +73,20 @@ class LiveReporter:
 
     def __init__(self, stream: TextIO | None = None):
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                                   TimeElapsedColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         console = Console(file=stream, stderr=True)  # stream None: sys.stderr
         self._progress = Progress(
-            SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"),
-            BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, redirect_stdout=False, redirect_stderr=True, transient=False)
+            SpinnerColumn(finished_text="[green]✓[/]"),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            redirect_stdout=False,
+            redirect_stderr=True,
+            transient=False,
+        )
         self._tasks: dict[str, list] = {}
         self._depth = 0
 

@@ -15,8 +15,14 @@ from ..output_guard import OVERWRITE_HELP, check_cli_output, run_input_paths
 from ..progress import stage
 from .choices import ACTIVITY_UNITS, CALIBRATIONS, METHODS
 from .clinical_options import add_clinical_arguments, clinical_options_from_args
-from .common import add_roi_options, check_override_names, datetime_type, load_roi_arguments, name_role, \
-    refuse_existing_out
+from .common import (
+    add_roi_options,
+    check_override_names,
+    datetime_type,
+    load_roi_arguments,
+    name_role,
+    refuse_existing_out,
+)
 
 log = logging.getLogger("dosimetry")
 
@@ -24,64 +30,117 @@ log = logging.getLogger("dosimetry")
 def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the ``run`` subcommand to ``subparsers``."""
     run = subparsers.add_parser(
-        "run", parents=parents, help="compute dose maps and ROI statistics of one study",
+        "run",
+        parents=parents,
+        help="compute dose maps and ROI statistics of one study",
         description="Compute the absorbed dose of one study (a DICOM folder, or image files given with "
-                    "--activity) and write the results into --out.")
+        "--activity) and write the results into --out.",
+    )
     inp = run.add_argument_group("inputs")
-    inp.add_argument("study", nargs="?", metavar="STUDY_DIR",
-                     help="folder of DICOM files (PET or SPECT, CT, RTSTRUCT/SEG), searched recursively")
-    inp.add_argument("--activity", metavar="IMG",
-                     help="instead of STUDY_DIR: activity image (NIfTI/NRRD/MHA), Bq/mL at scan time unless "
-                          "--activity-units says otherwise")
-    inp.add_argument("--series", action="append", default=[], metavar="UID",
-                     help="with STUDY_DIR: the Series Instance UID to use where the choice is ambiguous (repeatable)")
-    inp.add_argument("--spect-cps-per-mbq", type=option_type("--spect-cps-per-mbq"), metavar="CF",
-                     help="with STUDY_DIR: SPECT calibration factor (counts per second per MBq) for absolute calibration")
-    inp.add_argument("--activity-units", choices=ACTIVITY_UNITS,
-                     help="units of the activity image (default: Bq/mL, stated as assumed in the output)")
-    inp.add_argument("--emission-nuclide", metavar="NUCLIDE",
-                     help="the nuclide the emission image shows (default: from the DICOM header; Y-90 assumed for "
-                          "image files); Y-90 overrides a header naming another nuclide, Tc-99m gives a predictive run")
+    inp.add_argument(
+        "study",
+        nargs="?",
+        metavar="STUDY_DIR",
+        help="folder of DICOM files (PET or SPECT, CT, RTSTRUCT/SEG), searched recursively",
+    )
+    inp.add_argument(
+        "--activity",
+        metavar="IMG",
+        help="instead of STUDY_DIR: activity image (NIfTI/NRRD/MHA), Bq/mL at scan time unless "
+        "--activity-units says otherwise",
+    )
+    inp.add_argument(
+        "--series",
+        action="append",
+        default=[],
+        metavar="UID",
+        help="with STUDY_DIR: the Series Instance UID to use where the choice is ambiguous (repeatable)",
+    )
+    inp.add_argument(
+        "--spect-cps-per-mbq",
+        type=option_type("--spect-cps-per-mbq"),
+        metavar="CF",
+        help="with STUDY_DIR: SPECT calibration factor (counts per second per MBq) for absolute calibration",
+    )
+    inp.add_argument(
+        "--activity-units",
+        choices=ACTIVITY_UNITS,
+        help="units of the activity image (default: Bq/mL, stated as assumed in the output)",
+    )
+    inp.add_argument(
+        "--emission-nuclide",
+        metavar="NUCLIDE",
+        help="the nuclide the emission image shows (default: from the DICOM header; Y-90 assumed for "
+        "image files); Y-90 overrides a header naming another nuclide, Tc-99m gives a predictive run",
+    )
     inp.add_argument("--ct", metavar="IMG", help="CT in HU on any grid, for voxel densities (Schneider 2000)")
     add_roi_options(inp, of="the study")
-    inp.add_argument("--segment-role", action="append", default=[], type=name_role, metavar="SEGMENT=ROLE",
-                     help="set the role of a segment of --segmentation or a structure of the study's RTSTRUCT/SEG "
-                          "(overrides the role inferred from its name; ROLE 'ignore' leaves it out)")
+    inp.add_argument(
+        "--segment-role",
+        action="append",
+        default=[],
+        type=name_role,
+        metavar="SEGMENT=ROLE",
+        help="set the role of a segment of --segmentation or a structure of the study's RTSTRUCT/SEG "
+        "(overrides the role inferred from its name; ROLE 'ignore' leaves it out)",
+    )
     cal = run.add_argument_group("calibration and timing")
-    cal.add_argument("--calibration", choices=CALIBRATIONS, default="absolute",
-                     help="absolute: image values are Bq/mL; relative: scale the calibration ROI's activity to "
-                          "administered x (1 - residual) x (1 - lung shunt)")
+    cal.add_argument(
+        "--calibration",
+        choices=CALIBRATIONS,
+        default="absolute",
+        help="absolute: image values are Bq/mL; relative: scale the calibration ROI's activity to "
+        "administered x (1 - residual) x (1 - lung shunt)",
+    )
     cal.add_argument("--calibration-roi", metavar="NAME", help="ROI for relative calibration (default: the liver)")
     cal.add_argument("--administered-gbq", metavar="GBQ", help="administered activity (GBq)")
     cal.add_argument("--residual-fraction", metavar="F", help="fraction left in the vial/catheter")
-    cal.add_argument("--lung-shunt", "--lung-shunt-fraction", dest="lung_shunt", metavar="F",
-                     help="lung shunt fraction (0..1)")
-    cal.add_argument("--scan-delay-h", metavar="H",
-                     help="hours from implant to the time the image values hold (0: already decay-corrected to implant)")
-    cal.add_argument("--scan-time", type=datetime_type("--scan-time"), metavar="ISO",
-                     help="date-time of the scan (with --implant-time)")
-    cal.add_argument("--implant-time", type=datetime_type("--implant-time"), metavar="ISO",
-                     help="date-time of the implant (for DICOM: overrides the header; local scanner time)")
+    cal.add_argument(
+        "--lung-shunt", "--lung-shunt-fraction", dest="lung_shunt", metavar="F", help="lung shunt fraction (0..1)"
+    )
+    cal.add_argument(
+        "--scan-delay-h",
+        metavar="H",
+        help="hours from implant to the time the image values hold (0: already decay-corrected to implant)",
+    )
+    cal.add_argument(
+        "--scan-time",
+        type=datetime_type("--scan-time"),
+        metavar="ISO",
+        help="date-time of the scan (with --implant-time)",
+    )
+    cal.add_argument(
+        "--implant-time",
+        type=datetime_type("--implant-time"),
+        metavar="ISO",
+        help="date-time of the implant (for DICOM: overrides the header; local scanner time)",
+    )
     dose = run.add_argument_group("dose")
     dose.add_argument("--method", choices=METHODS, default="ldm", help="dose method (default: ldm)")
-    dose.add_argument("--density-g-ml", default=None, metavar="RHO",
-                      help="density where there is no CT (default 1.03 g/mL, ICRU 46)")
+    dose.add_argument(
+        "--density-g-ml", default=None, metavar="RHO", help="density where there is no CT (default 1.03 g/mL, ICRU 46)"
+    )
     dose.add_argument("--lung-mass-kg", metavar="KG", help="lung mass for the lung-shunt estimate")
     add_clinical_arguments(run)
     out = run.add_argument_group("output")
     out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
     out.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     out.add_argument("--pdf", action="store_true", help="also print the report to report.pdf (needs Chromium)")
-    run.add_argument("--allow-roi-outside", action="store_true",
-                     help="accept ROIs more than 20%% outside the activity image (their statistics then cover "
-                          "only the part inside, and stats.json says so)")
+    run.add_argument(
+        "--allow-roi-outside",
+        action="store_true",
+        help="accept ROIs more than 20%% outside the activity image (their statistics then cover "
+        "only the part inside, and stats.json says so)",
+    )
     run.set_defaults(command_function=command)
     return run
 
 
 def _check_options(args) -> None:
     if (args.study is None) == (args.activity is None):
-        raise OptionsError("give either a DICOM study folder (STUDY_DIR) or an image (--activity IMG), not both or neither")
+        raise OptionsError(
+            "give either a DICOM study folder (STUDY_DIR) or an image (--activity IMG), not both or neither"
+        )
     if args.study is None and (args.series or args.spect_cps_per_mbq):
         raise OptionsError("--series and --spect-cps-per-mbq apply to a DICOM STUDY_DIR only")
     if args.segment_role and not (args.segmentation or args.study):
@@ -96,13 +155,22 @@ def dosimetry_options(args):
     from ..pipeline import DosimetryOptions
 
     return DosimetryOptions(
-        method=args.method, calibration=args.calibration, activity_units=args.activity_units,
-        administered_activity_gbq=args.administered_gbq, residual_fraction=args.residual_fraction,
-        lung_shunt_fraction=args.lung_shunt, calibration_roi=args.calibration_roi,
-        scan_delay_h=args.scan_delay_h, scan_time=args.scan_time, implant_time=args.implant_time,
+        method=args.method,
+        calibration=args.calibration,
+        activity_units=args.activity_units,
+        administered_activity_gbq=args.administered_gbq,
+        residual_fraction=args.residual_fraction,
+        lung_shunt_fraction=args.lung_shunt,
+        calibration_roi=args.calibration_roi,
+        scan_delay_h=args.scan_delay_h,
+        scan_time=args.scan_time,
+        implant_time=args.implant_time,
         default_density_g_ml=args.density_g_ml or DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
-        lung_mass_kg=args.lung_mass_kg, allow_roi_outside=args.allow_roi_outside,
-        clinical=clinical_options_from_args(args), emission_nuclide=args.emission_nuclide)
+        lung_mass_kg=args.lung_mass_kg,
+        allow_roi_outside=args.allow_roi_outside,
+        clinical=clinical_options_from_args(args),
+        emission_nuclide=args.emission_nuclide,
+    )
 
 
 def command(args) -> int:
@@ -118,9 +186,15 @@ def command(args) -> int:
     options = dosimetry_options(args)
     log.info("running %s dosimetry", args.method)
     if args.study is not None:
-        result = run_dicom_study(args.study, options=options, series_uid=args.series, extra_rois=rois,
-                                 role_overrides=dict(args.segment_role), extra_warnings=notes,
-                                 calibration_factor_cps_per_mbq=args.spect_cps_per_mbq)
+        result = run_dicom_study(
+            args.study,
+            options=options,
+            series_uid=args.series,
+            extra_rois=rois,
+            role_overrides=dict(args.segment_role),
+            extra_warnings=notes,
+            calibration_factor_cps_per_mbq=args.spect_cps_per_mbq,
+        )
         _check_overrides_used(dict(args.segment_role), result, args.segmentation)
     else:
         result = run_dosimetry(args.activity, rois, ct=args.ct, options=options, extra_warnings=notes)
@@ -151,8 +225,10 @@ def format_summary(stats: dict) -> str:
     lines = [f"ASSUMED: {format_assumption(a)}" for a in stats.get("assumptions", [])]
     lines.append(f"{'ROI':<24}{'role':<14}{'volume mL':>10}{'mean Gy':>10}{'D70 Gy':>10}{'V100 %':>9}")
     for e in stats["rois"]:
-        lines.append(f"{e['name'][:23]:<24}{e['role']:<14}{e['volume_ml']:>10.1f}{e['mean_gy']:>10.1f}"
-                     f"{e['D70']:>10.1f}{e['V100']:>9.1f}")
+        lines.append(
+            f"{e['name'][:23]:<24}{e['role']:<14}{e['volume_ml']:>10.1f}{e['mean_gy']:>10.1f}"
+            f"{e['D70']:>10.1f}{e['V100']:>9.1f}"
+        )
     tn = stats["tumor_to_normal"]
     if tn["dose_ratio"] is not None:
         lines.append(f"T:N dose ratio {tn['dose_ratio']:.2f}, activity ratio {tn['activity_ratio']:.2f}")

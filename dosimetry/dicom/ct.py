@@ -95,6 +95,8 @@ def load_ct(files, *, tilt: str = "resample", label: str = "CT series") -> CtVol
         "n_files": len(datasets),
         "n_frames": len(frames),
         "gantry_tilt_resampled": bool(ordered.tilted),
-        "header_gantry_tilt_deg": float(first.GantryDetectorTilt) if first.get("GantryDetectorTilt") not in (None, "") else None,
+        "header_gantry_tilt_deg": float(first.GantryDetectorTilt)
+        if first.get("GantryDetectorTilt") not in (None, "")
+        else None,
     }
     return CtVolume(image.with_array(np.asarray(image.array, dtype=np.float32)), tuple(warnings), provenance)

@@ -55,8 +55,12 @@ SOP_CLASS_KINDS: dict[str, Kind] = {
 """SOP Class UID -> kind [PS3.4-B.5]."""
 
 ENHANCED_SOP_CLASSES = frozenset(
-    {"1.2.840.10008.5.1.4.1.1.130", "1.2.840.10008.5.1.4.1.1.128.1", "1.2.840.10008.5.1.4.1.1.2.1",
-     "1.2.840.10008.5.1.4.1.1.2.2"}
+    {
+        "1.2.840.10008.5.1.4.1.1.130",
+        "1.2.840.10008.5.1.4.1.1.128.1",
+        "1.2.840.10008.5.1.4.1.1.2.1",
+        "1.2.840.10008.5.1.4.1.1.2.2",
+    }
 )
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
@@ -285,9 +289,7 @@ class Selection:
 
 def _ambiguous(what: str, candidates: list[SeriesRecord]) -> AmbiguousSeriesError:
     listing = " | ".join(rec.label() for rec in candidates)
-    return AmbiguousSeriesError(
-        f"{len(candidates)} candidate {what} series: {listing}; choose one with --series UID"
-    )
+    return AmbiguousSeriesError(f"{len(candidates)} candidate {what} series: {listing}; choose one with --series UID")
 
 
 def _choose(what: str, candidates: list[SeriesRecord], wanted: set[str]) -> SeriesRecord | None:
@@ -348,9 +350,13 @@ def select_series(records: list[SeriesRecord], *, series_uids=()) -> Selection:
     if not picked:
         y90 = [rec for rec in emission if rec.nuclide == Y90]
         if y90 and len(y90) < len(emission):
-            ignored = [f"{rec.series_uid} ({rec.nuclide or 'nuclide not stated'})" for rec in emission if rec not in y90]
-            notes.append(f"ignored {len(ignored)} emission series not labelled Y-90: {', '.join(ignored)} "
-                         "(choose one with --series)")
+            ignored = [
+                f"{rec.series_uid} ({rec.nuclide or 'nuclide not stated'})" for rec in emission if rec not in y90
+            ]
+            notes.append(
+                f"ignored {len(ignored)} emission series not labelled Y-90: {', '.join(ignored)} "
+                "(choose one with --series)"
+            )
             emission = y90
         corrected = [rec for rec in emission if rec.attenuation_corrected is not False]
         if corrected and len(corrected) < len(emission):
@@ -373,7 +379,8 @@ def select_series(records: list[SeriesRecord], *, series_uids=()) -> Selection:
     structures = [rec for rec in records if rec.kind in (Kind.RTSTRUCT, Kind.SEG)]
     linked_series = {emission_rec.series_uid} | ({ct_rec.series_uid} if ct_rec else set())
     matching = [
-        rec for rec in structures
+        rec
+        for rec in structures
         if (for_uid and for_uid in rec.referenced_for_uids) or (linked_series & set(rec.referenced_series_uids))
     ]
     structure_rec = _choose("RTSTRUCT/SEG", matching, wanted)

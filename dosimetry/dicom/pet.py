@@ -119,9 +119,7 @@ def check_administered_activity(value, warnings: list[str]) -> float | None:
             f"(= {dose * 1e6:.4g} Bq); check the administered activity"
         )
         return dose * 1e6
-    warnings.append(
-        f"RadionuclideTotalDose {dose:g} Bq is outside the plausible Y-90 range {lo:g}-{hi:g} Bq; ignored"
-    )
+    warnings.append(f"RadionuclideTotalDose {dose:g} Bq is outside the plausible Y-90 range {lo:g}-{hi:g} Bq; ignored")
     return None
 
 
@@ -135,8 +133,10 @@ def _header_half_life(ds, warnings: list[str], label: str) -> float | None:
     except (TypeError, ValueError):
         half_life_s = math.nan
     if not (math.isfinite(half_life_s) and half_life_s > 0):
-        warnings.append(f"{label}: the header half-life {value!r} is not a positive number of seconds; ignored "
-                        f"(Y-90's {Y90_HALF_LIFE_S:g} s is used wherever the scanner's decay correction is redone)")
+        warnings.append(
+            f"{label}: the header half-life {value!r} is not a positive number of seconds; ignored "
+            f"(Y-90's {Y90_HALF_LIFE_S:g} s is used wherever the scanner's decay correction is redone)"
+        )
         return None
     nuclide = identify_nuclide(half_life_s)
     if nuclide != "Y-90":
@@ -357,8 +357,10 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
             try:  # exp(+lambda dt), refused (UnitsError) where it would overflow
                 scanner_df = decay_factor(-seconds_between(start, reference), half_life)
             except UnitsError as err:
-                raise UnitsError(f"{label}: the scanner's decay correction cannot be recomputed from the reference "
-                                 f"time {reference} and half-life {half_life:g} s in {fr.source} ({err})") from None
+                raise UnitsError(
+                    f"{label}: the scanner's decay correction cannot be recomputed from the reference "
+                    f"time {reference} and half-life {half_life:g} s in {fr.source} ({err})"
+                ) from None
             scanner_df *= frame_average_to_start(duration, half_life)
             fallback_used = True
         if not (scanner_df > 0 and math.isfinite(scanner_df)):
@@ -367,8 +369,10 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
         try:
             factor = frame_average_to_start(duration) * decay_factor(-offset_s) / scanner_df
         except UnitsError as err:
-            raise UnitsError(f"{label}: the frame of {fr.source} starts {offset_s:g} s from the scan time; check the "
-                             f"acquisition times ({err})") from None
+            raise UnitsError(
+                f"{label}: the frame of {fr.source} starts {offset_s:g} s from the scan time; check the "
+                f"acquisition times ({err})"
+            ) from None
         factors.append(factor)
     if fallback_used:
         warnings.append(

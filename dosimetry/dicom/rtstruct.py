@@ -65,7 +65,9 @@ def _contour_points(item) -> tuple[np.ndarray | None, str | None]:
     raw = item.get("ContourData")
     if raw is None or raw == "":
         return None, "no ContourData"
-    values = list(raw) if isinstance(raw, (list, tuple)) or hasattr(raw, "__len__") and not isinstance(raw, str) else [raw]
+    values = (
+        list(raw) if isinstance(raw, (list, tuple)) or hasattr(raw, "__len__") and not isinstance(raw, str) else [raw]
+    )
     try:
         data = np.asarray([float(v) for v in values], dtype=float)
     except (TypeError, ValueError):
@@ -112,7 +114,8 @@ def _self_crossing(u, v, tol):  # pragma: no cover - compiled
             d3 = ((dx - cx) * (ay - cy) - (dy - cy) * (ax - cx)) / len_cd
             d4 = ((dx - cx) * (by - cy) - (dy - cy) * (bx - cx)) / len_cd
             if ((d1 > tol and d2 < -tol) or (d1 < -tol and d2 > tol)) and (
-                    (d3 > tol and d4 < -tol) or (d3 < -tol and d4 > tol)):
+                (d3 > tol and d4 < -tol) or (d3 < -tol and d4 > tol)
+            ):
                 return True
     return False
 
@@ -127,8 +130,9 @@ def crosses_itself(points: np.ndarray) -> bool:
         return False
     e1, e2 = _plane_axes(normal / norm)
     centred = points - points.mean(axis=0)
-    return bool(_self_crossing(np.ascontiguousarray(centred @ e1), np.ascontiguousarray(centred @ e2),
-                               SELF_CROSSING_TOL_MM))
+    return bool(
+        _self_crossing(np.ascontiguousarray(centred @ e1), np.ascontiguousarray(centred @ e2), SELF_CROSSING_TOL_MM)
+    )
 
 
 def read_rtstruct(path) -> tuple[list[Structure], list[str]]:
@@ -207,19 +211,27 @@ def read_rtstruct(path) -> tuple[list[Structure], list[str]]:
         if number in unusable:
             total = sum(unusable[number].values())
             why = ", ".join(f"{n} with {problem}" for problem, n in sorted(unusable[number].items()))
-            warnings.append(f"{path.name}: structure {name!r}: {total} of {total + len(kept)} closed contours "
-                            f"skipped ({why})")
+            warnings.append(
+                f"{path.name}: structure {name!r}: {total} of {total + len(kept)} closed contours skipped ({why})"
+            )
         if number in crossing:
             warnings.append(
                 f"{path.name}: structure {name!r}: {crossing[number]} of {len(kept)} contours cross themselves "
                 "(figure-eight or bow-tie); filled by the even-odd rule (each enclosed lobe is inside, a region "
-                "enclosed twice is a hole); check the contour")
+                "enclosed twice is a hole); check the contour"
+            )
         if not kept and number not in unusable:
             warnings.append(f"{path.name}: structure {name!r} has no closed contour and was skipped")
             continue
         structures.append(
-            Structure(number, name, types.get(number, ""), str(item.get("ReferencedFrameOfReferenceUID", "")),
-                      tuple(kept), sum(unusable.get(number, {}).values()))
+            Structure(
+                number,
+                name,
+                types.get(number, ""),
+                str(item.get("ReferencedFrameOfReferenceUID", "")),
+                tuple(kept),
+                sum(unusable.get(number, {}).values()),
+            )
         )
     return structures, warnings
 
@@ -227,11 +239,13 @@ def read_rtstruct(path) -> tuple[list[Structure], list[str]]:
 # --- geometry of contour planes ------------------------------------------------------------------------------
 def _newell_normal(points: np.ndarray) -> np.ndarray:
     nxt = np.roll(points, -1, axis=0)
-    normal = np.array([
-        np.sum((points[:, 1] - nxt[:, 1]) * (points[:, 2] + nxt[:, 2])),
-        np.sum((points[:, 2] - nxt[:, 2]) * (points[:, 0] + nxt[:, 0])),
-        np.sum((points[:, 0] - nxt[:, 0]) * (points[:, 1] + nxt[:, 1])),
-    ])
+    normal = np.array(
+        [
+            np.sum((points[:, 1] - nxt[:, 1]) * (points[:, 2] + nxt[:, 2])),
+            np.sum((points[:, 2] - nxt[:, 2]) * (points[:, 0] + nxt[:, 0])),
+            np.sum((points[:, 0] - nxt[:, 0]) * (points[:, 1] + nxt[:, 1])),
+        ]
+    )
     return normal
 
 
@@ -414,11 +428,13 @@ def rasterize_contours(
     for c in contours:
         if c.ndim != 2 or c.shape[1] != 3 or not np.all(np.isfinite(c)):
             raise GeometryError(
-                f"a contour has {contour_problem(c) or 'unusable points'}; expected finite x/y/z points in mm")
+                f"a contour has {contour_problem(c) or 'unusable points'}; expected finite x/y/z points in mm"
+            )
     contours = [c for c in contours if contour_problem(c) is None]  # no area: adds nothing to the region
     if not contours:
-        raise GeometryError("no contour encloses an area (fewer than 3 points or all on a line); expected closed "
-                            "planar polygons")
+        raise GeometryError(
+            "no contour encloses an area (fewer than 3 points or all on a line); expected closed planar polygons"
+        )
     if slice_thickness_mm is not None and not (np.isfinite(slice_thickness_mm) and slice_thickness_mm > 0):
         raise GeometryError(f"slice_thickness_mm must be a positive number of mm, got {slice_thickness_mm!r}")
     normal = contour_normal(contours)
@@ -428,8 +444,7 @@ def rasterize_contours(
         gaps = gaps[gaps > PLANE_TOL_MM]
         if gaps.size == 0:
             raise GeometryError(
-                "a structure with contours on a single plane needs the contour slice thickness; pass "
-                "slice_thickness_mm"
+                "a structure with contours on a single plane needs the contour slice thickness; pass slice_thickness_mm"
             )
         slice_thickness_mm = float(np.median(gaps))
     planes = _PlaneSet(contours, normal, 0.5 * slice_thickness_mm)
@@ -453,7 +468,9 @@ def rasterize_contours(
     occupancy = inside.astype(np.float32)
     if supersample > 1:
         structure = np.ones((3, 3, 3), dtype=bool)
-        surface = ndimage.binary_dilation(inside, structure) & ~ndimage.binary_erosion(inside, structure, border_value=0)
+        surface = ndimage.binary_dilation(inside, structure) & ~ndimage.binary_erosion(
+            inside, structure, border_value=0
+        )
         vertex_idx = np.round(target.world_to_index(pts)) - lo
         ok = np.all((vertex_idx >= 0) & (vertex_idx < np.asarray(grid.shape[:3])), axis=1)
         marks = np.zeros(grid.shape[:3], dtype=bool)
@@ -465,11 +482,11 @@ def rasterize_contours(
             offsets = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), axis=-1).reshape(-1, 3)
             chunk = max(1, 2_000_000 // offsets.shape[0])
             for start in range(0, len(voxels), chunk):
-                part = voxels[start:start + chunk]
+                part = voxels[start : start + chunk]
                 samples = (part[:, None, :] + lo + offsets[None, :, :]).reshape(-1, 3)
                 hits = planes.contains(target.index_to_world(samples)).reshape(len(part), -1)
                 occupancy[tuple(part.T)] = hits.mean(axis=1)
-    out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = occupancy
+    out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = occupancy
     return out
 
 
@@ -538,13 +555,16 @@ def rtstruct_to_rois(
         if not st.contours:
             raise RoiError(
                 f"{path.name}: structure {st.name!r} has no usable contour ({st.n_unusable} closed contours without "
-                f"area or coordinates); redraw it, {ignore_fix}")
+                f"area or coordinates); redraw it, {ignore_fix}"
+            )
         st_thickness = thickness
         if st_thickness is None:  # every structure on a single plane: one slice of the emission grid
             normal = contour_normal(st.contours)
             st_thickness = float(np.sum(np.abs(target.direction.T @ normal) * target.spacing_mm))
-            warnings.append(f"{path.name}: structure {st.name!r} lies on a single contour plane; it was given the "
-                            f"image slice thickness {st_thickness:.3g} mm")
+            warnings.append(
+                f"{path.name}: structure {st.name!r} lies on a single contour plane; it was given the "
+                f"image slice thickness {st_thickness:.3g} mm"
+            )
         try:
             mask = rasterize_contours(st.contours, target, slice_thickness_mm=st_thickness, supersample=supersample)
         except GeometryError as err:
@@ -552,12 +572,15 @@ def rtstruct_to_rois(
         if not np.any(mask > 0):
             raise RoiError(
                 f"{path.name}: structure {st.name!r} covers no voxel of the emission image (its contours lie outside "
-                f"the image or between its slices); check that the structure set belongs to this scan, {ignore_fix}")
+                f"the image or between its slices); check that the structure set belongs to this scan, {ignore_fix}"
+            )
         rois.append(Roi(st.name, role, target.with_array(mask), source=f"{path.name}:ROI {st.number}"))
     names = [r.name for r in rois]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise RoiError(f"{path.name}: several structures named {duplicates[0]!r}; expected unique ROI names; rename them")
+        raise RoiError(
+            f"{path.name}: several structures named {duplicates[0]!r}; expected unique ROI names; rename them"
+        )
     return tuple(rois), warnings
 
 

@@ -51,8 +51,10 @@ def seg_to_rois(
     seg_for = str(seg.get("FrameOfReferenceUID", "") or "")
     warnings: list[str] = []
     if frame_of_reference_uid and not seg_for:
-        warnings.append(f"{path.name}: the segmentation states no Frame of Reference; taken as that of the image "
-                        f"({frame_of_reference_uid}): check that it was drawn on this scan")
+        warnings.append(
+            f"{path.name}: the segmentation states no Frame of Reference; taken as that of the image "
+            f"({frame_of_reference_uid}): check that it was drawn on this scan"
+        )
     if frame_of_reference_uid and seg_for and seg_for != frame_of_reference_uid:
         raise GeometryError(
             f"{path.name}: segmentation on Frame of Reference {seg_for}, the image on {frame_of_reference_uid}; "
@@ -80,7 +82,8 @@ def seg_to_rois(
         if not np.all(np.isfinite(mask)) or not np.any(mask > 0):
             raise RoiError(
                 f"{path.name}: segment {name!r} is empty (no voxel inside); redraw it, or leave it out with "
-                f"--segment-role '{name}=ignore'")
+                f"--segment-role '{name}=ignore'"
+            )
         try:
             image = Image.from_affine(mask, volume.affine)
         except GeometryError as err:

@@ -150,7 +150,8 @@ def checked_rescale(slope, intercept, *, source: str, required: bool = False) ->
     if problem:
         raise InputFileError(
             f"{source}: {problem}; expected a positive RescaleSlope and a numeric RescaleIntercept (stored values "
-            "x slope + intercept); the values cannot be scaled: re-export the series from the scanner")
+            "x slope + intercept); the values cannot be scaled: re-export the series from the scanner"
+        )
     return slope_f, intercept_f
 
 
@@ -169,7 +170,8 @@ def check_frame_rescales(frames, *, label: str) -> None:
         raise InputFileError(
             f"{label}: {len(bad)} of {len(frames)} slices have an unusable rescale ({listed}{more}); expected a "
             "positive RescaleSlope and a numeric RescaleIntercept (stored values x slope + intercept); the "
-            "values cannot be scaled: re-export the series from the scanner")
+            "values cannot be scaled: re-export the series from the scanner"
+        )
 
 
 def frames_from_single_frame_files(datasets: list[tuple[str, Dataset]]) -> list[Frame]:
@@ -392,15 +394,21 @@ def sort_frames(frames: list[Frame], *, label: str) -> SortedFrames:
             )
     normal = first.normal
     row, col = first.orientation[:3], first.orientation[3:]
-    if (abs(np.linalg.norm(row) - 1.0) > 1e-3 or abs(np.linalg.norm(col) - 1.0) > 1e-3 or abs(row @ col) > 1e-3
-            or abs(np.linalg.norm(normal) - 1.0) > 1e-3):
+    if (
+        abs(np.linalg.norm(row) - 1.0) > 1e-3
+        or abs(np.linalg.norm(col) - 1.0) > 1e-3
+        or abs(row @ col) > 1e-3
+        or abs(np.linalg.norm(normal) - 1.0) > 1e-3
+    ):
         raise GeometryError(
             f"{label}: ImageOrientationPatient {first.orientation.tolist()} ({first.source}) is not two orthogonal "
-            "unit vectors; fix the header or re-export the series")
+            "unit vectors; fix the header or re-export the series"
+        )
     if not np.all((first.pixel_spacing_mm >= MIN_SPACING_MM) & (first.pixel_spacing_mm <= MAX_SPACING_MM)):
         raise GeometryError(
             f"{label}: PixelSpacing {first.pixel_spacing_mm.tolist()} ({first.source}) is not a pixel size in mm "
-            f"({MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm); fix the header or re-export the series")
+            f"({MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm); fix the header or re-export the series"
+        )
     depth = np.array([fr.position_mm @ normal for fr in frames])
     order = np.argsort(depth, kind="stable")
     frames = [frames[i] for i in order]
@@ -435,8 +443,11 @@ def sort_frames(frames: list[Frame], *, label: str) -> SortedFrames:
     allowed = max(SLICE_POSITION_REL_TOL * step_mm, POSITION_TOL_MM)
     if errors[worst] > allowed:
         along = abs(float((positions[worst] - positions[0] - worst * step) @ normal))
-        what = ("uneven slice spacing" if along >= 0.5 * errors[worst] else
-                "slice positions do not lie on one straight line (variable table offset?)")
+        what = (
+            "uneven slice spacing"
+            if along >= 0.5 * errors[worst]
+            else "slice positions do not lie on one straight line (variable table offset?)"
+        )
         raise GeometryError(
             f"{label}: {what}: slice {worst + 1} ({frames[worst].source}) lies {errors[worst]:.3f} mm from its "
             f"place on a regular grid of {step_mm:.3f} mm steps (gaps {gaps.min():.3f} to {gaps.max():.3f} mm; "
@@ -495,7 +506,8 @@ def build_image(
         warnings.append(
             f"{label}: slice positions deviate from a regular grid by up to {deviation_mm:.3f} mm "
             f"({100 * deviation_mm / step_length_mm:.1f} % of the {step_length_mm:.3f} mm mean step; tolerance "
-            f"{100 * SLICE_POSITION_REL_TOL:g} %): the image uses the mean step, nothing was resampled")
+            f"{100 * SLICE_POSITION_REL_TOL:g} %): the image uses the mean step, nothing was resampled"
+        )
     if not sorted_frames.tilted:
         dz = float(np.linalg.norm(step))
         direction = np.column_stack([row_dir, col_dir, step / dz])
@@ -504,7 +516,8 @@ def build_image(
     if angle > MAX_TILT_DEG:
         raise GeometryError(
             f"{label}: slices are sheared by {angle:.1f} deg (more than a gantry tilt of {MAX_TILT_DEG:g} deg); "
-            "expected a stack of slices along their normal; check the ImagePositionPatient values")
+            "expected a stack of slices along their normal; check the ImagePositionPatient values"
+        )
     if tilt != "resample":
         raise GeometryError(
             f"{label}: gantry tilt of {angle:.2f} deg (slices are sheared); expected an orthogonal stack; "
@@ -523,7 +536,8 @@ def build_image(
     if np.prod(np.asarray(out_shape, dtype=float)) > MAX_RESAMPLED_GROWTH * array.size + 1e6:
         raise GeometryError(
             f"{label}: resampling the tilted stack ({angle:.2f} deg) would need {out_shape} voxels for {array.shape}; "
-            "check the ImagePositionPatient values or resample the series first")
+            "check the ImagePositionPatient values or resample the series first"
+        )
     origin = first.position_mm + dst @ lo
     matrix = np.linalg.inv(src) @ dst
     offset = np.linalg.inv(src) @ (origin - first.position_mm)

@@ -124,8 +124,9 @@ def load_spect(
         source = ds
         warnings.append(f"{label}: geometry read from top-level ImagePositionPatient (no DetectorInformationSequence)")
     position = _vector(source.get("ImagePositionPatient"), 3, "ImagePositionPatient", name)
-    orientation = _vector(source.get("ImageOrientationPatient", ds.get("ImageOrientationPatient")), 6,
-                          "ImageOrientationPatient", name)
+    orientation = _vector(
+        source.get("ImageOrientationPatient", ds.get("ImageOrientationPatient")), 6, "ImageOrientationPatient", name
+    )
     pixel_spacing = _vector(ds.get("PixelSpacing"), 2, "PixelSpacing", name)
     sbs = ds.get("SpacingBetweenSlices")
     if sbs in (None, "") or float(sbs) == 0.0:
@@ -151,11 +152,18 @@ def load_spect(
         value_source = f"RealWorldValueMapping ({unit or 'no unit'})"
         warnings.append(
             f"{label}: SPECT values taken from Real World Value Mapping ({unit or 'no unit'}) and treated as a "
-            "relative scale (" + (f"{emission_label}: a predictive run" if emission_label else
-                                  "Y-90 bremsstrahlung SPECT needs a calibration factor for absolute activity") + ")"
+            "relative scale ("
+            + (
+                f"{emission_label}: a predictive run"
+                if emission_label
+                else "Y-90 bremsstrahlung SPECT needs a calibration factor for absolute activity"
+            )
+            + ")"
         )
     else:
-        slope, intercept = checked_rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"), source=f"{label}: {name}")
+        slope, intercept = checked_rescale(
+            ds.get("RescaleSlope"), ds.get("RescaleIntercept"), source=f"{label}: {name}"
+        )
         values = counts * slope + intercept
 
     row_dir, col_dir = orientation[:3], orientation[3:]
@@ -176,7 +184,9 @@ def load_spect(
     duration_s = acquisition_duration_s(ds)
     if calibration_factor_cps_per_mbq is not None:
         if not calibration_factor_cps_per_mbq > 0:
-            raise UnitsError(f"calibration factor must be positive counts/s/MBq, got {calibration_factor_cps_per_mbq!r}")
+            raise UnitsError(
+                f"calibration factor must be positive counts/s/MBq, got {calibration_factor_cps_per_mbq!r}"
+            )
         if duration_s is None:
             raise UnitsError(
                 f"{name}: no RotationInformationSequence frame count and duration; expected the acquisition "

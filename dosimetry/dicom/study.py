@@ -90,8 +90,7 @@ def _parse_implant_time(value) -> datetime | None:
     parsed = parse_datetime(text) if text.replace(".", "").isdigit() else None
     if parsed is None:
         raise OptionsError(
-            f"--implant-time {value!r} is not a date and time; give ISO 8601 like 2024-03-01T09:30 "
-            "(local scanner time)"
+            f"--implant-time {value!r} is not a date and time; give ISO 8601 like 2024-03-01T09:30 (local scanner time)"
         )
     return parsed
 
@@ -160,19 +159,28 @@ def load_study(
                 "expected a calibration factor (counts/s/MBq) for absolute calibration; give one, or use "
                 "relative calibration"
             )
-        emission = load_spect(em_rec.files, calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq,
-                              label=series_label, emission_label="Tc-99m MAA SPECT" if predictive else None)
+        emission = load_spect(
+            em_rec.files,
+            calibration_factor_cps_per_mbq=calibration_factor_cps_per_mbq,
+            label=series_label,
+            emission_label="Tc-99m MAA SPECT" if predictive else None,
+        )
     else:
         if calibration_factor_cps_per_mbq is not None:
             warnings.append("a SPECT calibration factor was given for a PET series and was not used")
         emission = load_pet(em_rec.files, calibration=calibration, label=f"PET series {em_rec.series_uid}")
     warnings += emission.warnings
     time_notes = emission_time_notes(em_rec.files[0], label=f"emission series {em_rec.series_uid}")
-    if calibration == "absolute" and time_notes and (emission.activity_time is None or (
-            user_implant is None and emission.implant_time is None)):
-        raise UnitsError(f"{time_notes[0].removesuffix(', not used')}; absolute calibration needs the scan and "
-                         "implant times: give --implant-time if only the implant time is unusable, or use "
-                         "--calibration relative")
+    if (
+        calibration == "absolute"
+        and time_notes
+        and (emission.activity_time is None or (user_implant is None and emission.implant_time is None))
+    ):
+        raise UnitsError(
+            f"{time_notes[0].removesuffix(', not used')}; absolute calibration needs the scan and "
+            "implant times: give --implant-time if only the implant time is unusable, or use "
+            "--calibration relative"
+        )
     warnings += time_notes
 
     header_implant = emission.implant_time
@@ -211,9 +219,11 @@ def load_study(
     if implant is not None and emission.activity_time is not None:
         delay_s = seconds_between(emission.activity_time, implant)
         if delay_s < 0:
-            message = (f"the scan ({emission.activity_time.isoformat()}) starts before the implant "
-                       f"({implant.isoformat()}, from {implant_source}); expected the implant first; "
-                       "check --implant-time")
+            message = (
+                f"the scan ({emission.activity_time.isoformat()}) starts before the implant "
+                f"({implant.isoformat()}, from {implant_source}); expected the implant first; "
+                "check --implant-time"
+            )
             if calibration == "absolute":
                 raise UnitsError(message)
             warnings.append(message + " (relative calibration: the times are not used)")
@@ -238,11 +248,13 @@ def load_study(
     if st_rec is not None:
         for_uid = em_rec.frame_of_reference_uid or None
         if st_rec.kind is Kind.RTSTRUCT:
-            rois, st_warnings = rtstruct_to_rois(st_rec.files[0], emission.image, frame_of_reference_uid=for_uid,
-                                                 role_overrides=role_overrides)
+            rois, st_warnings = rtstruct_to_rois(
+                st_rec.files[0], emission.image, frame_of_reference_uid=for_uid, role_overrides=role_overrides
+            )
         else:
-            rois, st_warnings = seg_to_rois(st_rec.files[0], frame_of_reference_uid=for_uid,
-                                            role_overrides=role_overrides)
+            rois, st_warnings = seg_to_rois(
+                st_rec.files[0], frame_of_reference_uid=for_uid, role_overrides=role_overrides
+            )
         warnings += st_warnings
         structures_prov = {
             "modality": st_rec.modality,
@@ -252,7 +264,9 @@ def load_study(
             "rois": {roi.name: roi.role.value for roi in rois},
         }
         if len(st_rec.files) > 1:
-            warnings.append(f"{st_rec.modality} series {st_rec.series_uid} has {len(st_rec.files)} files; the first was used")
+            warnings.append(
+                f"{st_rec.modality} series {st_rec.series_uid} has {len(st_rec.files)} files; the first was used"
+            )
 
     provenance = {
         "folder_series": len(records),
@@ -270,8 +284,11 @@ def load_study(
     administered = emission.administered_activity_bq
     if administered is not None and not decision.header_activity_is_y90:
         provenance["header_total_dose_bq_not_used"] = administered
-        what = (f"the header names {decision.header_nuclide}" if decision.header_nuclide
-                else "the header does not name the radionuclide")
+        what = (
+            f"the header names {decision.header_nuclide}"
+            if decision.header_nuclide
+            else "the header does not name the radionuclide"
+        )
         warnings.append(
             f"{series_label}: RadionuclideTotalDose {administered / 1e6:.4g} MBq is not taken as the Y-90 "
             f"administered activity ({what})"
@@ -287,8 +304,11 @@ def load_study(
         administered_activity_bq=administered,
         warnings=tuple(warnings),
         provenance=provenance,
-        series_files={"emission": tuple(em_rec.files), "ct": tuple(selection.ct.files) if selection.ct else (),
-                      "structures": tuple(st_rec.files) if st_rec else ()},
+        series_files={
+            "emission": tuple(em_rec.files),
+            "ct": tuple(selection.ct.files) if selection.ct else (),
+            "structures": tuple(st_rec.files) if st_rec else (),
+        },
         emission=decision,
     )
 
@@ -331,6 +351,8 @@ def load_ct_from_folder(folder: str | os.PathLike, *, series_uid: str | None = N
         raise InputFileError(f"{folder}: no CT series{' ' + series_uid if series_uid else ''} in this folder")
     if len(records) > 1:
         raise AmbiguousSeriesError(
-            f"{folder}: {len(records)} CT series: " + "; ".join(r.label() for r in records)
-            + "; choose one with its series UID")
+            f"{folder}: {len(records)} CT series: "
+            + "; ".join(r.label() for r in records)
+            + "; choose one with its series UID"
+        )
     return load_ct(records[0].files, label=f"CT series {records[0].series_uid}").image

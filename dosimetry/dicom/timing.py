@@ -33,7 +33,6 @@ Y-90 scan or implant (tomographic PET and SPECT date from the mid-1970s, Y-90 mi
 they are unusable, as unparsable and empty dates are."""
 
 
-
 # --- parsing -------------------------------------------------------------------------------------------
 def parse_date(value) -> date | None:
     """A DICOM DA value (``YYYYMMDD``, or the old ``YYYY.MM.DD``) as a date.
@@ -88,8 +87,15 @@ def parse_datetime(value) -> datetime | None:
     return combine(day, parse_time(rest) if rest else (0, 0, 0, 0))
 
 
-_TIMING_KEYWORDS = (("AcquisitionDateTime", "DT"), ("AcquisitionDate", "DA"), ("AcquisitionTime", "TM"),
-                    ("SeriesDate", "DA"), ("SeriesTime", "TM"), ("StudyDate", "DA"), ("StudyTime", "TM"))
+_TIMING_KEYWORDS = (
+    ("AcquisitionDateTime", "DT"),
+    ("AcquisitionDate", "DA"),
+    ("AcquisitionTime", "TM"),
+    ("SeriesDate", "DA"),
+    ("SeriesTime", "TM"),
+    ("StudyDate", "DA"),
+    ("StudyTime", "TM"),
+)
 _RADIOPHARMACEUTICAL_KEYWORDS = (("RadiopharmaceuticalStartDateTime", "DT"), ("RadiopharmaceuticalStartTime", "TM"))
 _PARSERS = {"DA": parse_date, "TM": parse_time, "DT": parse_datetime}
 
@@ -109,8 +115,10 @@ def unusable_time_notes(ds: Dataset, *, label: str) -> list[str]:
                 unusable.append(f"{keyword} {value!r}")
     if not unusable:
         return []
-    return [f"{label}: unusable date/time ({', '.join(unusable)}: anonymised or malformed; dates before "
-            f"{EARLIEST_SCAN_DATE.year} are placeholders), not used"]
+    return [
+        f"{label}: unusable date/time ({', '.join(unusable)}: anonymised or malformed; dates before "
+        f"{EARLIEST_SCAN_DATE.year} are placeholders), not used"
+    ]
 
 
 def emission_time_notes(path, *, label: str) -> list[str]:
@@ -208,7 +216,9 @@ def decay_factor(elapsed_s: float, half_life_s: float = Y90_HALF_LIFE_S) -> floa
     """Fraction of activity left after ``elapsed_s`` seconds: exp(-lambda t)."""
     exponent = -decay_constant_per_s(half_life_s) * elapsed_s
     if not exponent < 700:  # exp would overflow (or the input is NaN)
-        raise UnitsError(f"{elapsed_s!r} s with a half-life of {half_life_s!r} s gives no decay factor; check the times")
+        raise UnitsError(
+            f"{elapsed_s!r} s with a half-life of {half_life_s!r} s gives no decay factor; check the times"
+        )
     return math.exp(exponent)
 
 

@@ -114,17 +114,15 @@ def _kernel_spectrum(key: _KernelKey, fft_shape: tuple[int, int, int], workers: 
     out = np.empty(a.shape, dtype=np.float32 if symmetric else np.complex64)
     step = max(1, a.shape[2] // 8)
     for lo in range(0, a.shape[2], step):  # the last axis in slabs: no full-size complex temporary
-        spec = scipy.fft.fft(a[:, :, lo:lo + step], axis=0, workers=workers)
-        out[:, :, lo:lo + step] = spec.real if symmetric else spec
+        spec = scipy.fft.fft(a[:, :, lo : lo + step], axis=0, workers=workers)
+        out[:, :, lo : lo + step] = spec.real if symmetric else spec
     out.flags.writeable = False
     return out
 
 
 def fft_shape_for(volume_shape, kernel_shape) -> tuple[int, int, int]:
     """Transform size per axis: the next fast length of ``n + c`` (``c`` the kernel half-width)."""
-    return tuple(
-        scipy.fft.next_fast_len(int(n) + int(k) // 2, real=True) for n, k in zip(volume_shape, kernel_shape)
-    )  # type: ignore[return-value]
+    return tuple(scipy.fft.next_fast_len(int(n) + int(k) // 2, real=True) for n, k in zip(volume_shape, kernel_shape))  # type: ignore[return-value]
 
 
 _CHUNK_BYTES = 8 << 20

@@ -139,9 +139,7 @@ def _check_inputs(activity_bq: Image, density_g_ml: Image) -> tuple[np.ndarray, 
         raise UnitsError(f"the activity image has {bad} NaN or infinite voxels; set them to 0 before dose")
     bad = np.count_nonzero(~np.isfinite(density) | (density < 0))
     if bad:
-        raise UnitsError(
-            f"the density image has {bad} negative, NaN or infinite voxels; density must be >= 0 g/mL"
-        )
+        raise UnitsError(f"the density image has {bad} negative, NaN or infinite voxels; density must be >= 0 g/mL")
     return activity, density
 
 
@@ -284,8 +282,15 @@ def _ray_order(row_of_offset_bytes: bytes, shape: tuple[int, int, int]):
         inside = np.all(np.abs(idx) <= ext, axis=1)
         if np.any(use & ~inside):
             raise RuntimeError("ray parent outside the offset table")  # pragma: no cover - a bug
-        p = np.where(use, lookup[np.clip(idx[:, 0] + ext[0], 0, 2 * ext[0]), np.clip(idx[:, 1] + ext[1], 0, 2 * ext[1]),
-                                 np.clip(idx[:, 2] + ext[2], 0, 2 * ext[2])], -1)
+        p = np.where(
+            use,
+            lookup[
+                np.clip(idx[:, 0] + ext[0], 0, 2 * ext[0]),
+                np.clip(idx[:, 1] + ext[1], 0, 2 * ext[1]),
+                np.clip(idx[:, 2] + ext[2], 0, 2 * ext[2]),
+            ],
+            -1,
+        )
         factor = np.prod(np.where(persp, np.abs(idx) / np.where(persp, np.abs(point), 1.0), 1.0), axis=1)
         for k in np.flatnonzero(use):
             s = int(np.count_nonzero(weights[k] > 0))
@@ -297,8 +302,11 @@ def _ray_order(row_of_offset_bytes: bytes, shape: tuple[int, int, int]):
     path_weights[cheb == 0] = 0.0
     used = weights > 0
     bad = used & ((parents < 0) | (np.abs(offsets[parents]).max(axis=2) != (cheb[:, None] - 1)))
-    if (np.any(bad) or np.any(np.abs(weights.sum(axis=1)[cheb > 0] - 1.0) > 1e-9)
-            or np.any(np.abs(path_weights.sum(axis=1)[cheb > 0] - 1.0) > 1e-9)):
+    if (
+        np.any(bad)
+        or np.any(np.abs(weights.sum(axis=1)[cheb > 0] - 1.0) > 1e-9)
+        or np.any(np.abs(path_weights.sum(axis=1)[cheb > 0] - 1.0) > 1e-9)
+    ):
         raise RuntimeError("ray parent table is inconsistent")  # pragma: no cover - a bug, not an input fault
     shell_start = np.searchsorted(cheb, np.arange(cheb.max() + 2)).astype(np.int64)
     result = (offsets.astype(np.int64), parents, weights, path_weights, row, shell_start)
@@ -355,8 +363,9 @@ def _clamp(x, lo, hi):
 
 
 @numba.njit(cache=True, inline="always")
-def _subvoxel_correction(table, r, nodes, bins, inv_gap, inv_bin, rho, i0, j0, k0, d0, d1, d2, h0, h1, h2,
-                         rs, rt, rho_bar):
+def _subvoxel_correction(
+    table, r, nodes, bins, inv_gap, inv_bin, rho, i0, j0, k0, d0, d1, d2, h0, h1, h2, rs, rt, rho_bar
+):
     """Sub-voxel correction of the voxel S value of one source-target pair (see kernel_range_dose, Notes)."""
     # the layering axis: the one along which the density changes from each end towards the other
     best = -1.0
@@ -428,8 +437,26 @@ def _subvoxel_correction(table, r, nodes, bins, inv_gap, inv_bin, rho, i0, j0, k
 
 
 @numba.njit(cache=True, parallel=True)
-def _range_scatter(decays, rho, sources, offsets, parents, weights, path_weights, row, shell_start, table, nodes,
-                   bins, inv_gap, inv_bin, spacing, out, s_start, s_stop):
+def _range_scatter(
+    decays,
+    rho,
+    sources,
+    offsets,
+    parents,
+    weights,
+    path_weights,
+    row,
+    shell_start,
+    table,
+    nodes,
+    bins,
+    inv_gap,
+    inv_bin,
+    spacing,
+    out,
+    s_start,
+    s_stop,
+):
     """Ray-trace sources ``s_start <= si < s_stop`` into ``out`` (one accumulator per thread, shape
     ``(n_chunks,) + grid``): source ``si`` always goes to accumulator ``si % n_chunks`` and each accumulator
     takes its sources in increasing order, so the sums do not depend on how the sources are split into calls."""
@@ -498,8 +525,27 @@ def _range_scatter(decays, rho, sources, offsets, parents, weights, path_weights
                     e, dead = _energy_at(table, row[o], nodes, bins, inv_gap, inv_bin, rho_bar)
                     s = e / rho_bar
                     if abs(rs - rho_bar) + abs(rt - rho_bar) > SUBVOXEL_TOLERANCE * rho_bar:
-                        s += _subvoxel_correction(table, row[o], nodes, bins, inv_gap, inv_bin, rho, i0, j0, k0,
-                                                  d0, d1, d2, h0, h1, h2, rs, rt, rho_bar)
+                        s += _subvoxel_correction(
+                            table,
+                            row[o],
+                            nodes,
+                            bins,
+                            inv_gap,
+                            inv_bin,
+                            rho,
+                            i0,
+                            j0,
+                            k0,
+                            d0,
+                            d1,
+                            d2,
+                            h0,
+                            h1,
+                            h2,
+                            rs,
+                            rt,
+                            rho_bar,
+                        )
                         if s < 0.0:
                             s = 0.0
                         dead = dead and s == 0.0
@@ -542,7 +588,7 @@ def _homogeneous_sources(rho: np.ndarray, sources: np.ndarray, spacing: np.ndarr
     bucket = np.ceil(np.log2(np.maximum(reach_mm, 1e-3))).astype(int)
     for b in np.unique(bucket[sources]):
         sel = sources & (bucket == b)
-        size = tuple(2 * int(math.ceil(2.0 ** b / h)) + 1 for h in spacing)
+        size = tuple(2 * int(math.ceil(2.0**b / h)) + 1 for h in spacing)
         hi = maximum_filter(rho, size=size, mode="nearest")
         lo = minimum_filter(rho, size=size, mode="nearest")
         ok = (hi <= rho * (1.0 + HOMOGENEOUS_TOLERANCE)) & (lo >= rho * (1.0 - HOMOGENEOUS_TOLERANCE))
@@ -574,9 +620,16 @@ def _source_batches(n_sources: int, n_chunks: int, batch_sources: int | None):
         start = stop
 
 
-def _range_kernel_dose(decays: np.ndarray, density: np.ndarray, table: DensityKernelTable, spacing,
-                       n_chunks: int, *, split_homogeneous: bool = True,
-                       batch_sources: int | None = None) -> np.ndarray:
+def _range_kernel_dose(
+    decays: np.ndarray,
+    density: np.ndarray,
+    table: DensityKernelTable,
+    spacing,
+    n_chunks: int,
+    *,
+    split_homogeneous: bool = True,
+    batch_sources: int | None = None,
+) -> np.ndarray:
     nodes = np.asarray(table.densities_g_cm3, dtype=np.float64)
     rho = np.clip(density.astype(np.float64), nodes[0], nodes[-1])
     active = decays != 0
@@ -588,8 +641,11 @@ def _range_kernel_dose(decays: np.ndarray, density: np.ndarray, table: DensityKe
         k_low = np.clip(np.floor(u).astype(int), 0, len(nodes) - 2)
         w_high = np.clip((rho - nodes[k_low]) / (nodes[k_low + 1] - nodes[k_low]), 0.0, 1.0)
         node_groups = np.unique(k_low[homogeneous])
-        with progress.stage("homogeneous sources", total=2 * len(node_groups)) if len(node_groups) else \
-                contextlib.nullcontext():
+        with (
+            progress.stage("homogeneous sources", total=2 * len(node_groups))
+            if len(node_groups)
+            else contextlib.nullcontext()
+        ):
             for k in node_groups:
                 sel = homogeneous & (k_low == k)
                 for node, weight in ((k, 1.0 - w_high), (k + 1, w_high)):
@@ -602,9 +658,21 @@ def _range_kernel_dose(decays: np.ndarray, density: np.ndarray, table: DensityKe
         rows = np.ascontiguousarray(table.row_of_offset)
         offsets, parents, weights, path_weights, row, shell_start = _ray_order(rows.tobytes(), rows.shape)
         sources = np.flatnonzero(active).astype(np.int64)
-        arguments = (np.ascontiguousarray(decays, dtype=np.float64), rho, sources, offsets, parents, weights,
-                     path_weights, row, shell_start, np.ascontiguousarray(table.energy_density), nodes,
-                     *_node_bins(nodes), np.asarray(spacing, dtype=np.float64))
+        arguments = (
+            np.ascontiguousarray(decays, dtype=np.float64),
+            rho,
+            sources,
+            offsets,
+            parents,
+            weights,
+            path_weights,
+            row,
+            shell_start,
+            np.ascontiguousarray(table.energy_density),
+            nodes,
+            *_node_bins(nodes),
+            np.asarray(spacing, dtype=np.float64),
+        )
         out = np.zeros((n_chunks,) + decays.shape)
         with progress.stage("ray tracing", total=len(sources)):
             for start, stop in _source_batches(len(sources), n_chunks, batch_sources):
@@ -694,9 +762,7 @@ def kernel_range_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     if np.any(density == 0):
         lowest = KERNEL_RANGE_MIN_DENSITY_G_CM3
     table = density_kernel_table(activity_bq.spacing_mm, lowest)
-    dose = _range_kernel_dose(
-        _scaled_decays(activity), density, table, activity_bq.spacing_mm, numba.get_num_threads()
-    )
+    dose = _range_kernel_dose(_scaled_decays(activity), density, table, activity_bq.spacing_mm, numba.get_num_threads())
     return activity_bq.with_array(dose.astype(np.float32))
 
 

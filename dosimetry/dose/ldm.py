@@ -47,7 +47,7 @@ def ldm_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     # slab by slab, in float64 as before (identical values), so no full-size float64 temporaries
     step = max(1, _SLAB_VOXELS // max(activity.shape[0] * activity.shape[1], 1))
     for k0 in range(0, activity.shape[2], step):
-        part = np.s_[:, :, k0:k0 + step]
+        part = np.s_[:, :, k0 : k0 + step]
         energy_j = cumulated_activity_bq_s(activity[part].astype(np.float64))
         energy_j *= energy_per_decay_j
         mass_kg = density[part].astype(np.float64)

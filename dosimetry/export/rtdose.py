@@ -71,13 +71,40 @@ UINT32_MAX = 2**32 - 1
 _FILL_FRACTION = 0.999999
 """Fraction of the 32-bit range used by the largest dose (the rest absorbs the DS rounding of the scale)."""
 
-_PATIENT_KEYWORDS = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
-                     "OtherPatientIDsSequence", "PatientAge", "PatientWeight", "PatientSize",
-                     "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence")
-_STUDY_KEYWORDS = ("StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
-                   "AccessionNumber", "StudyDescription")
-_TYPE2_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-                   "ReferringPhysicianName", "StudyID", "AccessionNumber")
+_PATIENT_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "OtherPatientIDsSequence",
+    "PatientAge",
+    "PatientWeight",
+    "PatientSize",
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence",
+)
+_STUDY_KEYWORDS = (
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "StudyDescription",
+)
+_TYPE2_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
 
 
 # --- helpers shared by the DICOM exports -----------------------------------------------------------
@@ -133,11 +160,14 @@ def copy_patient_study_frame(reference: Dataset, target: Dataset, *, frame_of_re
         The reference has no StudyInstanceUID, or no FrameOfReferenceUID when one is needed.
     """
     if "StudyInstanceUID" not in reference or not str(reference.StudyInstanceUID):
-        raise GeometryError("the reference DICOM header has no StudyInstanceUID; give the header of the study's "
-                            "CT or PET series")
+        raise GeometryError(
+            "the reference DICOM header has no StudyInstanceUID; give the header of the study's CT or PET series"
+        )
     if frame_of_reference and ("FrameOfReferenceUID" not in reference or not str(reference.FrameOfReferenceUID)):
-        raise GeometryError("the reference DICOM header has no FrameOfReferenceUID; give the header of the CT or "
-                            "PET series the dose was computed on")
+        raise GeometryError(
+            "the reference DICOM header has no FrameOfReferenceUID; give the header of the CT or "
+            "PET series the dose was computed on"
+        )
     if "SpecificCharacterSet" in reference:
         target.SpecificCharacterSet = reference.SpecificCharacterSet
     for keyword in _PATIENT_KEYWORDS + _STUDY_KEYWORDS:
@@ -211,13 +241,18 @@ def _dose_counts(dose_gy: np.ndarray) -> tuple[np.ndarray, str, int]:
 
 
 # --- writing --------------------------------------------------------------------------------------
-def write_rt_dose(dose_gy: Image, reference: Dataset, path: str | os.PathLike, *,
-                  series_description: str = "Y-90 absorbed dose",
-                  series_number: int = 900,
-                  instance_number: int = 1,
-                  dose_comment: str | None = None,
-                  tissue_heterogeneity_correction: str | None = None,
-                  content_datetime: datetime | None = None) -> Path:
+def write_rt_dose(
+    dose_gy: Image,
+    reference: Dataset,
+    path: str | os.PathLike,
+    *,
+    series_description: str = "Y-90 absorbed dose",
+    series_number: int = 900,
+    instance_number: int = 1,
+    dose_comment: str | None = None,
+    tissue_heterogeneity_correction: str | None = None,
+    content_datetime: datetime | None = None,
+) -> Path:
     """Write an absorbed-dose map as a DICOM RT Dose instance in the study of ``reference``.
 
     Parameters
@@ -274,8 +309,10 @@ def write_rt_dose(dose_gy: Image, reference: Dataset, path: str | os.PathLike, *
     array = np.asarray(dose_gy.array)
     if not np.all(np.isfinite(array)):
         bad = int(np.count_nonzero(~np.isfinite(array)))
-        raise UnitsError(f"the dose map has {bad} NaN or infinite voxels; RT Dose cannot store them: "
-                         "fix the activity image (or set those voxels to 0) before exporting")
+        raise UnitsError(
+            f"the dose map has {bad} NaN or infinite voxels; RT Dose cannot store them: "
+            "fix the activity image (or set those voxels to 0) before exporting"
+        )
     counts, scaling, negative = _dose_counts(array)
     reverse, first_position, offsets = _frame_geometry(dose_gy)
     frames = counts.transpose(2, 1, 0)  # (k, j, i) = (frame, row, column)
@@ -303,8 +340,9 @@ def write_rt_dose(dose_gy: Image, reference: Dataset, path: str | os.PathLike, *
     ds.ContentDate, ds.ContentTime = date, time
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.ImagePositionPatient = [_ds_value(v) for v in first_position]
-    ds.ImageOrientationPatient = [_ds_value(v) for v in np.concatenate([dose_gy.direction[:, 0],
-                                                                        dose_gy.direction[:, 1]])]
+    ds.ImageOrientationPatient = [
+        _ds_value(v) for v in np.concatenate([dose_gy.direction[:, 0], dose_gy.direction[:, 1]])
+    ]
     ds.PixelSpacing = [_ds_value(dose_gy.spacing_mm[1]), _ds_value(dose_gy.spacing_mm[0])]
     ds.SliceThickness = _ds_value(dose_gy.spacing_mm[2])
     # Image Pixel (C.7.6.3) as specialised by the RT Dose module (C.8.8.3.4)
@@ -366,8 +404,10 @@ def read_rt_dose(path: str | os.PathLike) -> Image:
     except Exception as err:  # pydicom raises many types for unreadable files
         raise InputFileError(f"{path}: cannot read as DICOM ({type(err).__name__}: {err})") from err
     if str(ds.get("SOPClassUID", "")) != RT_DOSE_STORAGE or "PixelData" not in ds:
-        raise InputFileError(f"{path}: not a grid-based RT Dose (SOP Class {ds.get('SOPClassUID', 'missing')}); "
-                             "give an RT Dose file with a dose grid")
+        raise InputFileError(
+            f"{path}: not a grid-based RT Dose (SOP Class {ds.get('SOPClassUID', 'missing')}); "
+            "give an RT Dose file with a dose grid"
+        )
     units = str(ds.get("DoseUnits", "")).upper()
     if units != "GY":
         raise UnitsError(f"{path}: Dose Units is {units or 'missing'!r}, not GY; only absolute doses can be read")
@@ -388,8 +428,10 @@ def read_rt_dose(path: str | os.PathLike) -> Image:
         steps = np.diff(offsets - offsets[0])
         step = float(np.mean(steps))
         if step == 0 or np.max(np.abs(steps - step)) > 1e-3 * max(abs(step), 1.0):
-            raise GeometryError(f"{path}: dose frames are not evenly spaced (steps {np.unique(np.round(steps, 4))} "
-                                "mm); resample the dose to a regular grid")
+            raise GeometryError(
+                f"{path}: dose frames are not evenly spaced (steps {np.unique(np.round(steps, 4))} "
+                "mm); resample the dose to a regular grid"
+            )
     else:
         step = float(ds.get("SliceThickness", 0) or 1.0)
     k_dir = normal if step > 0 else -normal

@@ -71,10 +71,15 @@ def source_grid(source_images: Sequence[Dataset]) -> tuple[Image, list[int]]:
         raise InputFileError("no source images given for the segmentation; give the CT or PET series")
     for ds in source_images:
         if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            raise InputFileError("multi-frame (enhanced) source images are not supported for SEG export; "
-                                 "give a classic single-frame CT or PET series")
-        missing = [k for k in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows", "Columns")
-                   if k not in ds]
+            raise InputFileError(
+                "multi-frame (enhanced) source images are not supported for SEG export; "
+                "give a classic single-frame CT or PET series"
+            )
+        missing = [
+            k
+            for k in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows", "Columns")
+            if k not in ds
+        ]
         if missing:
             raise InputFileError(f"a source image lacks {', '.join(missing)}; give images with plane geometry")
     first = source_images[0]
@@ -82,9 +87,11 @@ def source_grid(source_images: Sequence[Dataset]) -> tuple[Image, list[int]]:
     size = (int(first.Columns), int(first.Rows))
     spacing = np.asarray(first.PixelSpacing, dtype=float)
     for ds in source_images[1:]:
-        if (not np.allclose(np.asarray(ds.ImageOrientationPatient, dtype=float), orientation, atol=_ORIENTATION_TOL)
-                or (int(ds.Columns), int(ds.Rows)) != size
-                or not np.allclose(np.asarray(ds.PixelSpacing, dtype=float), spacing, atol=1e-4)):
+        if (
+            not np.allclose(np.asarray(ds.ImageOrientationPatient, dtype=float), orientation, atol=_ORIENTATION_TOL)
+            or (int(ds.Columns), int(ds.Rows)) != size
+            or not np.allclose(np.asarray(ds.PixelSpacing, dtype=float), spacing, atol=1e-4)
+        ):
             raise GeometryError("the source images differ in orientation, size or pixel spacing; give one series")
     row_dir, col_dir = orientation[:3], orientation[3:]
     normal = np.cross(row_dir, col_dir)
@@ -95,22 +102,31 @@ def source_grid(source_images: Sequence[Dataset]) -> tuple[Image, list[int]]:
         steps = np.diff(along[order])
         step = float(np.mean(steps))
         if step <= 0 or np.max(np.abs(steps - step)) > _SPACING_TOL_MM:
-            raise GeometryError("the source slices are not evenly spaced (or repeat a position); "
-                                "give one regular series")
+            raise GeometryError(
+                "the source slices are not evenly spaced (or repeat a position); give one regular series"
+            )
     else:
         step = float(first.get("SliceThickness", 0) or 1.0)
-    grid = Image(np.zeros(size + (len(order),), dtype=np.uint8), positions[order[0]],
-                 (spacing[1], spacing[0], step), np.column_stack([row_dir, col_dir, normal]))
+    grid = Image(
+        np.zeros(size + (len(order),), dtype=np.uint8),
+        positions[order[0]],
+        (spacing[1], spacing[0], step),
+        np.column_stack([row_dir, col_dir, normal]),
+    )
     return grid, order
 
 
-def build_segmentation(rois: Sequence[Roi], source_images: Sequence[Dataset], *,
-                       fractional: bool = False,
-                       threshold: float = 0.5,
-                       algorithm_type: str = "MANUAL",
-                       series_description: str = "Y-90 dosimetry ROIs",
-                       series_number: int = 901,
-                       instance_number: int = 1) -> hd.seg.Segmentation:
+def build_segmentation(
+    rois: Sequence[Roi],
+    source_images: Sequence[Dataset],
+    *,
+    fractional: bool = False,
+    threshold: float = 0.5,
+    algorithm_type: str = "MANUAL",
+    series_description: str = "Y-90 dosimetry ROIs",
+    series_number: int = 901,
+    instance_number: int = 1,
+) -> hd.seg.Segmentation:
     """A DICOM Segmentation of ``rois`` on the grid of ``source_images``.
 
     Parameters
@@ -156,7 +172,9 @@ def build_segmentation(rois: Sequence[Roi], source_images: Sequence[Dataset], *,
     try:
         algorithm = hd.seg.SegmentAlgorithmTypeValues(algorithm_type)
     except ValueError:
-        raise OptionsError(f"unknown algorithm_type {algorithm_type!r}; use MANUAL, SEMIAUTOMATIC or AUTOMATIC") from None
+        raise OptionsError(
+            f"unknown algorithm_type {algorithm_type!r}; use MANUAL, SEMIAUTOMATIC or AUTOMATIC"
+        ) from None
     rois = list(rois)
     if not rois:
         raise RoiError("no ROI to export as a segmentation")
@@ -173,35 +191,57 @@ def build_segmentation(rois: Sequence[Roi], source_images: Sequence[Dataset], *,
             raise GeometryError(f"ROI {roi.name!r} ({roi.source or 'mask'}): {err}") from err
         values = occupancy.astype(np.float32) if fractional else (occupancy >= threshold).astype(np.uint8)
         if not np.any(values > 0):
-            raise RoiError(f"ROI {roi.name!r} has no voxel on the grid of the source images (outside them, or "
-                           "smaller than half a voxel); give the series the ROI was drawn on")
+            raise RoiError(
+                f"ROI {roi.name!r} has no voxel on the grid of the source images (outside them, or "
+                "smaller than half a voxel); give the series the ROI was drawn on"
+            )
         for dataset_index in range(n_frames):
             pixels[dataset_index, :, :, number - 1] = values[:, :, plane_of[dataset_index]].T
         category, kind = ROLE_CODES.get(roi.role.value, ROLE_CODES["other"])
-        descriptions.append(hd.seg.SegmentDescription(
-            segment_number=number, segment_label=roi.name[:64], segmented_property_category=category,
-            segmented_property_type=kind, algorithm_type=algorithm, tracking_uid=new_uid(),
-            tracking_id=roi.name[:64]))
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=roi.name[:64],
+                segmented_property_category=category,
+                segmented_property_type=kind,
+                algorithm_type=algorithm,
+                tracking_uid=new_uid(),
+                tracking_id=roi.name[:64],
+            )
+        )
     options = {}
     if fractional:
         options = {"fractional_type": hd.seg.SegmentationFractionalTypeValues.OCCUPANCY, "max_fractional_value": 255}
     seg = hd.seg.Segmentation(
-        source_images=list(source_images), pixel_array=pixels,
-        segmentation_type=(hd.seg.SegmentationTypeValues.FRACTIONAL if fractional
-                           else hd.seg.SegmentationTypeValues.BINARY),
-        segment_descriptions=descriptions, series_instance_uid=new_uid(), series_number=int(series_number),
-        sop_instance_uid=new_uid(), instance_number=int(instance_number), manufacturer=MANUFACTURER,
-        manufacturer_model_name=MANUFACTURER, software_versions=__version__, device_serial_number="none",
-        content_label="Y90ROIS", content_description="ROIs of Y-90 dosimetry", **options)
+        source_images=list(source_images),
+        pixel_array=pixels,
+        segmentation_type=(
+            hd.seg.SegmentationTypeValues.FRACTIONAL if fractional else hd.seg.SegmentationTypeValues.BINARY
+        ),
+        segment_descriptions=descriptions,
+        series_instance_uid=new_uid(),
+        series_number=int(series_number),
+        sop_instance_uid=new_uid(),
+        instance_number=int(instance_number),
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=MANUFACTURER,
+        software_versions=__version__,
+        device_serial_number="none",
+        content_label="Y90ROIS",
+        content_description="ROIs of Y-90 dosimetry",
+        **options,
+    )
     seg.SeriesDescription = series_description
-    if any(ROLE_CODES.get(r.role.value, ROLE_CODES["other"])[1].scheme_designator == PRIVATE_CODING_SCHEME
-           for r in rois):
+    if any(
+        ROLE_CODES.get(r.role.value, ROLE_CODES["other"])[1].scheme_designator == PRIVATE_CODING_SCHEME for r in rois
+    ):
         declare_private_scheme(seg)
     return seg
 
 
-def write_segmentation(rois: Sequence[Roi], source_images: Sequence[Dataset], path: str | os.PathLike,
-                       **options) -> Path:
+def write_segmentation(
+    rois: Sequence[Roi], source_images: Sequence[Dataset], path: str | os.PathLike, **options
+) -> Path:
     """Build (:func:`build_segmentation`, same keywords) and write the SEG atomically.
 
     Raises

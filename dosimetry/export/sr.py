@@ -136,8 +136,9 @@ def _finite(value) -> bool:
 
 def _measurements(entry: dict, tn: Mapping | None) -> list[hd.sr.Measurement]:
     out = [
-        hd.sr.Measurement(name=ABSORBED_DOSE, value=float(entry["mean_gy"]), unit=UNIT_GY, derivation=MEAN,
-                          method=MASS_WEIGHTED_MEAN),
+        hd.sr.Measurement(
+            name=ABSORBED_DOSE, value=float(entry["mean_gy"]), unit=UNIT_GY, derivation=MEAN, method=MASS_WEIGHTED_MEAN
+        ),
         hd.sr.Measurement(name=D70, value=float(entry["D70"]), unit=UNIT_GY),
         hd.sr.Measurement(name=V100, value=float(entry["V100"]), unit=UNIT_PERCENT),
         hd.sr.Measurement(name=VOLUME, value=float(entry["volume_ml"]), unit=UNIT_ML),
@@ -146,8 +147,7 @@ def _measurements(entry: dict, tn: Mapping | None) -> list[hd.sr.Measurement]:
         if _finite(tn.get("dose_ratio")):
             out.append(hd.sr.Measurement(name=TN_DOSE_RATIO, value=float(tn["dose_ratio"]), unit=UNIT_RATIO))
         if _finite(tn.get("activity_ratio")):
-            out.append(hd.sr.Measurement(name=TN_ACTIVITY_RATIO, value=float(tn["activity_ratio"]),
-                                         unit=UNIT_RATIO))
+            out.append(hd.sr.Measurement(name=TN_ACTIVITY_RATIO, value=float(tn["activity_ratio"]), unit=UNIT_RATIO))
     return out
 
 
@@ -169,15 +169,22 @@ def _referenced_segment(segmentation: Dataset, number: int) -> hd.sr.ReferencedS
     except AttributeError:
         series_uid = segmentation.ReferencedSeriesSequence[0].SeriesInstanceUID
         return hd.sr.ReferencedSegment(
-            sop_class_uid=segmentation.SOPClassUID, sop_instance_uid=segmentation.SOPInstanceUID,
-            segment_number=number, source_series=hd.sr.SourceSeriesForSegmentation(series_uid))
+            sop_class_uid=segmentation.SOPClassUID,
+            sop_instance_uid=segmentation.SOPInstanceUID,
+            segment_number=number,
+            source_series=hd.sr.SourceSeriesForSegmentation(series_uid),
+        )
 
 
-def build_measurement_report(stats: Mapping, evidence: Sequence[Dataset], *,
-                             segmentation: Dataset | None = None,
-                             series_description: str = "Y-90 dosimetry results",
-                             series_number: int = 902,
-                             instance_number: int = 1) -> hd.sr.Comprehensive3DSR:
+def build_measurement_report(
+    stats: Mapping,
+    evidence: Sequence[Dataset],
+    *,
+    segmentation: Dataset | None = None,
+    series_description: str = "Y-90 dosimetry results",
+    series_number: int = 902,
+    instance_number: int = 1,
+) -> hd.sr.Comprehensive3DSR:
     """A TID 1500 Measurement Report of the ROI results of a run.
 
     Parameters
@@ -222,31 +229,49 @@ def build_measurement_report(stats: Mapping, evidence: Sequence[Dataset], *,
         measurements = _measurements(entry, tn if name == tn_owner else None)
         if name in segments:
             reference = _referenced_segment(segmentation, segments[name])
-            groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-                tracking_identifier=tracking, referenced_segment=reference, finding_type=finding,
-                measurements=measurements))
+            groups.append(
+                hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=tracking,
+                    referenced_segment=reference,
+                    finding_type=finding,
+                    measurements=measurements,
+                )
+            )
         else:
-            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=tracking, finding_type=finding, measurements=measurements))
+            groups.append(
+                hd.sr.MeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=tracking, finding_type=finding, measurements=measurements
+                )
+            )
     device = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=new_uid(), name=MANUFACTURER, manufacturer_name=MANUFACTURER, model_name=__version__))
+            uid=new_uid(), name=MANUFACTURER, manufacturer_name=MANUFACTURER, model_name=__version__
+        ),
+    )
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=device),
-        procedure_reported=PREDICTIVE_PROCEDURE if is_predictive(stats) else PROCEDURE, imaging_measurements=groups, title=codes.DCM.ImagingMeasurementReport)
+        procedure_reported=PREDICTIVE_PROCEDURE if is_predictive(stats) else PROCEDURE,
+        imaging_measurements=groups,
+        title=codes.DCM.ImagingMeasurementReport,
+    )
     sr = hd.sr.Comprehensive3DSR(
-        evidence=list(evidence), content=report, series_instance_uid=new_uid(), series_number=int(series_number),
-        sop_instance_uid=new_uid(), instance_number=int(instance_number), manufacturer=MANUFACTURER,
-        is_complete=True)
+        evidence=list(evidence),
+        content=report,
+        series_instance_uid=new_uid(),
+        series_number=int(series_number),
+        sop_instance_uid=new_uid(),
+        instance_number=int(instance_number),
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+    )
     sr.SeriesDescription = series_description
     sr.SoftwareVersions = __version__
     declare_private_scheme(sr)
     return sr
 
 
-def write_measurement_report(stats: Mapping, evidence: Sequence[Dataset], path: str | os.PathLike,
-                             **options) -> Path:
+def write_measurement_report(stats: Mapping, evidence: Sequence[Dataset], path: str | os.PathLike, **options) -> Path:
     """Build (:func:`build_measurement_report`, same keywords) and write the SR atomically.
 
     Raises
@@ -271,14 +296,17 @@ def read_measurement_report(path_or_dataset: str | os.PathLike | Dataset) -> dic
         The file is not a readable TID 1500 Structured Report.
     """
     try:
-        sr = (hd.sr.Comprehensive3DSR.from_dataset(path_or_dataset) if isinstance(path_or_dataset, Dataset)
-              else hd.sr.srread(path_or_dataset))
+        sr = (
+            hd.sr.Comprehensive3DSR.from_dataset(path_or_dataset)
+            if isinstance(path_or_dataset, Dataset)
+            else hd.sr.srread(path_or_dataset)
+        )
         content = sr.content
-        groups = (list(content.get_volumetric_roi_measurement_groups())
-                  + list(content.get_image_measurement_groups()))
+        groups = list(content.get_volumetric_roi_measurement_groups()) + list(content.get_image_measurement_groups())
     except Exception as err:  # highdicom raises several types for non-conforming content
-        raise InputFileError(f"cannot read the SR as a TID 1500 measurement report "
-                             f"({type(err).__name__}: {err})") from err
+        raise InputFileError(
+            f"cannot read the SR as a TID 1500 measurement report ({type(err).__name__}: {err})"
+        ) from err
     out: dict[str, dict[str, float]] = {}
     for group in groups:
         values: dict[str, float] = {}

@@ -97,7 +97,8 @@ class _Step:
         log.debug("%s export failed", self.name, exc_info=(kind, err, tb))
         self.exports.warnings.append(
             f"{self.name} not written: unexpected {type(err).__name__}: {' '.join(str(err).split())[:200]} "
-            "(a bug: please report it; run with -vv for the traceback)")
+            "(a bug: please report it; run with -vv for the traceback)"
+        )
         return True
 
 
@@ -127,10 +128,14 @@ def _segmentation_sources(sources: dict) -> tuple[tuple, str | None]:
     if _single_frame(emission):
         return emission, None
     if ct and _single_frame(ct):
-        return ct, ("seg.dcm: the emission series is one multi-frame image, which the SEG export cannot reference "
-                    "frame by frame; the ROIs are drawn on the CT series instead")
-    raise InputFileError("the emission series is one multi-frame image and there is no single-frame CT series "
-                         "to draw the segmentation on; the added ROIs are in stats.json only")
+        return ct, (
+            "seg.dcm: the emission series is one multi-frame image, which the SEG export cannot reference "
+            "frame by frame; the ROIs are drawn on the CT series instead"
+        )
+    raise InputFileError(
+        "the emission series is one multi-frame image and there is no single-frame CT series "
+        "to draw the segmentation on; the added ROIs are in stats.json only"
+    )
 
 
 def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: bool = False) -> DicomExports:
@@ -166,12 +171,18 @@ def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: 
             raise GeometryError(
                 f"{'the CT' if sources.get('ct') else 'the emission'} series has no FrameOfReferenceUID"
                 f"{'' if sources.get('ct') else ' and there is no CT to take one from'}; an RT Dose without a "
-                "Frame of Reference cannot be placed on any image")
-        exports.written.append(write_rt_dose(result.dose_gy, reference, folder / "rtdose.dcm",
-                                             series_description=series_description(result.stats, "rtdose"),
-                                             dose_comment=f"Y-90 {result.stats['method']} "
-                                             + ("predictive dose from Tc-99m MAA" if is_predictive(result.stats)
-                                                else "dose")))
+                "Frame of Reference cannot be placed on any image"
+            )
+        exports.written.append(
+            write_rt_dose(
+                result.dose_gy,
+                reference,
+                folder / "rtdose.dcm",
+                series_description=series_description(result.stats, "rtdose"),
+                dose_comment=f"Y-90 {result.stats['method']} "
+                + ("predictive dose from Tc-99m MAA" if is_predictive(result.stats) else "dose"),
+            )
+        )
     if reference is None:
         exports.warnings.append("sr.dcm not written: the reference header cannot be read (see rtdose.dcm)")
         return exports
@@ -181,8 +192,10 @@ def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: 
     if added:
         with _Step("seg.dcm", exports, strict) as step:
             roles = {entry["name"]: entry["role"] for entry in result.stats["rois"]}
-            rois = [Roi(name, roles[name], result.dose_gy.with_array(result.roi_weights[name]),
-                        source="added ROI") for name in added]
+            rois = [
+                Roi(name, roles[name], result.dose_gy.with_array(result.roi_weights[name]), source="added ROI")
+                for name in added
+            ]
             files, note = _segmentation_sources(sources)
             source_images = []
             for path in files:
@@ -198,8 +211,9 @@ def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: 
         if step.failed:
             segmentation = None
     with _Step("sr.dcm", exports, strict):
-        report = build_measurement_report(result.stats, evidence, segmentation=segmentation,
-                                          series_description=series_description(result.stats, "sr"))
+        report = build_measurement_report(
+            result.stats, evidence, segmentation=segmentation, series_description=series_description(result.stats, "sr")
+        )
         _copy_deidentification(reference, report)
         exports.written.append(save_dataset_atomically(report, folder / "sr.dcm"))
     return exports

@@ -26,8 +26,21 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import format_number_as_ds
 
-MAX_CHARS: dict[str, int] = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
-                             "LT": 10240, "SH": 16, "ST": 1024, "TM": 14, "UI": 64}
+MAX_CHARS: dict[str, int] = {
+    "AE": 16,
+    "AS": 4,
+    "CS": 16,
+    "DA": 8,
+    "DS": 16,
+    "DT": 26,
+    "IS": 12,
+    "LO": 64,
+    "LT": 10240,
+    "SH": 16,
+    "ST": 1024,
+    "TM": 14,
+    "UI": 64,
+}
 """Maximum value length in characters per VR (PS3.5 Table 6.2-1); PN: 64 per component group."""
 
 TRUNCATED_VRS = frozenset({"AE", "LO", "LT", "SH", "ST", "PN"})
@@ -61,7 +74,7 @@ def _valid_time(text: str) -> bool:
         return False
     whole = text.partition(".")[0]
     limits = (23, 59, 60)
-    return all(int(whole[i:i + 2]) <= limit for i, limit in zip(range(0, len(whole), 2), limits))
+    return all(int(whole[i : i + 2]) <= limit for i, limit in zip(range(0, len(whole), 2), limits))
 
 
 def _fit_one(vr: str, keyword: str, text: str) -> tuple[str | None, str | None]:
@@ -108,7 +121,7 @@ def _fit_one(vr: str, keyword: str, text: str) -> tuple[str | None, str | None]:
         except ValueError:
             return None, f"not a number ({vr})"
         if vr == "IS":
-            if number != int(number) or not -2**31 <= number < 2**31:
+            if number != int(number) or not -(2**31) <= number < 2**31:
                 return None, "not a 32-bit integer (IS)"
             fitted = str(int(number))
             return (text, None) if len(text) <= 12 else (fitted, "rewritten in 12 characters")
@@ -196,25 +209,61 @@ def header_view(dataset: Dataset) -> Dataset:
     return view
 
 
-
 PATIENT_STUDY_KEYWORDS: tuple[str, ...] = (
     # Patient (PS3.3 C.7.1.1)
-    "PatientName", "PatientID", "IssuerOfPatientID", "TypeOfPatientID", "PatientBirthDate", "PatientBirthTime",
-    "PatientSex", "OtherPatientIDsSequence", "OtherPatientNames", "EthnicGroup", "PatientComments",
-    "PatientSpeciesDescription", "PatientBreedDescription", "ResponsiblePerson", "ResponsibleOrganization",
-    "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "TypeOfPatientID",
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "PatientSex",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "EthnicGroup",
+    "PatientComments",
+    "PatientSpeciesDescription",
+    "PatientBreedDescription",
+    "ResponsiblePerson",
+    "ResponsibleOrganization",
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence",
     # General Study (C.7.2.1)
-    "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber", "StudyDescription",
-    "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "StudyDescription",
+    "PhysiciansOfRecord",
+    "NameOfPhysiciansReadingStudy",
     # Patient Study (C.7.2.2)
-    "AdmittingDiagnosesDescription", "PatientAge", "PatientSize", "PatientWeight", "Occupation",
-    "AdditionalPatientHistory", "MedicalAlerts", "Allergies", "SmokingStatus", "PregnancyStatus",
+    "AdmittingDiagnosesDescription",
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+    "Occupation",
+    "AdditionalPatientHistory",
+    "MedicalAlerts",
+    "Allergies",
+    "SmokingStatus",
+    "PregnancyStatus",
 )
 """Attributes of the Patient, General Study and Patient Study modules that the exports copy (ours and
 highdicom's); UIDs are not among them: they are references and are never altered."""
 
-TYPE2_PATIENT_STUDY: tuple[str, ...] = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-                                        "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+TYPE2_PATIENT_STUDY: tuple[str, ...] = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
 """Type 2 attributes of the Patient and General Study modules: present in every export, empty when unknown."""
 
 
@@ -233,5 +282,13 @@ def conformed_header(dataset: Dataset) -> tuple[Dataset, list[str]]:
     return view, notes
 
 
-__all__ = ["EARLIEST_DA_YEAR", "MAX_CHARS", "PATIENT_STUDY_KEYWORDS", "TYPE2_PATIENT_STUDY", "conformed_header",
-           "fit_dataset", "fit_value", "header_view"]
+__all__ = [
+    "EARLIEST_DA_YEAR",
+    "MAX_CHARS",
+    "PATIENT_STUDY_KEYWORDS",
+    "TYPE2_PATIENT_STUDY",
+    "conformed_header",
+    "fit_dataset",
+    "fit_value",
+    "header_view",
+]

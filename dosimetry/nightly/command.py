@@ -26,17 +26,26 @@ def _date(text: str) -> date:
 def register(subparsers, parents=()) -> argparse.ArgumentParser:
     """Add the ``nightly`` subcommand to the ``dosimetry`` command's subparsers (``parents``: -v/-q)."""
     parser = subparsers.add_parser(
-        "nightly", parents=list(parents), help="one pass of the hospital's nightly job: PACS -> dosimetry -> PACS",
+        "nightly",
+        parents=list(parents),
+        help="one pass of the hospital's nightly job: PACS -> dosimetry -> PACS",
         description="Query the PACS (or an export folder) for new Y-90 studies, fetch them, compute them as "
-                    "'dosimetry run' does and store the RT Dose, SR, SEG and PDF report back into each study. "
-                    "One pass, then exit; run it from a systemd timer or cron (README: Nightly job).")
+        "'dosimetry run' does and store the RT Dose, SR, SEG and PDF report back into each study. "
+        "One pass, then exit; run it from a systemd timer or cron (README: Nightly job).",
+    )
     parser.add_argument("--config", required=True, metavar="FILE.toml", help="the job's configuration")
     parser.add_argument("--dry-run", action="store_true", help="query and print what would be done; change nothing")
-    parser.add_argument("--since", type=_date, metavar="YYYY-MM-DD",
-                        help="study dates from this day to today (default: [query] lookback_days)")
-    parser.add_argument("--log-phi", action="store_true",
-                        help="name studies in the output by patient ID and name too (default: by a hash of the "
-                             "StudyInstanceUID only)")
+    parser.add_argument(
+        "--since",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="study dates from this day to today (default: [query] lookback_days)",
+    )
+    parser.add_argument(
+        "--log-phi",
+        action="store_true",
+        help="name studies in the output by patient ID and name too (default: by a hash of the StudyInstanceUID only)",
+    )
     return parser
 
 
@@ -48,8 +57,10 @@ def cmd_nightly(args) -> int:
     # identifiers (patient name, ID): silent by default, warnings with -v/-vv, DEBUG only with --log-phi
     verbose = logging.getLogger().level < logging.WARNING
     logging.getLogger("pynetdicom").setLevel(
-        logging.CRITICAL if not verbose else logging.NOTSET if args.log_phi else logging.WARNING)
+        logging.CRITICAL if not verbose else logging.NOTSET if args.log_phi else logging.WARNING
+    )
     config = load_config(args.config)
     NightlyPass(config, log_phi=args.log_phi, say=lambda line: print(line, flush=True)).run(
-        since=args.since, dry_run=args.dry_run)
+        since=args.since, dry_run=args.dry_run
+    )
     return 0

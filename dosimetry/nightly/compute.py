@@ -37,9 +37,11 @@ from .uids import output_uid
 MANIFEST = "nightly.json"
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 WHOLE_IMAGE_ROI = "whole image"
-NO_ROIS_WARNING = ("no ROIs: the study has no RTSTRUCT or SEG; only the dose map and the statistics of the whole "
-                   "image ('whole image' ROI) are given; the nightly job computes the study again when an RTSTRUCT "
-                   "or SEG arrives")
+NO_ROIS_WARNING = (
+    "no ROIs: the study has no RTSTRUCT or SEG; only the dose map and the statistics of the whole "
+    "image ('whole image' ROI) are given; the nightly job computes the study again when an RTSTRUCT "
+    "or SEG arrives"
+)
 SEND_FILES = {"rtdose": "rtdose.dcm", "sr": "sr.dcm", "seg": "seg.dcm", "report": "report-pdf.dcm"}
 
 
@@ -67,8 +69,13 @@ def _whole_image_roi(study_dir: Path, options, series_uid):
     from ..dicom import load_study
     from ..roi import Roi
 
-    study = load_study(study_dir, series_uid=series_uid, implant_time=options.implant_time,
-                       calibration=options.calibration, emission_nuclide=options.emission_nuclide)
+    study = load_study(
+        study_dir,
+        series_uid=series_uid,
+        implant_time=options.implant_time,
+        calibration=options.calibration,
+        emission_nuclide=options.emission_nuclide,
+    )
     mask = study.activity.with_array(np.ones(study.activity.array.shape, dtype=np.float32))
     return Roi(WHOLE_IMAGE_ROI, "other", mask, source="nightly job: the study has no ROIs")
 
@@ -132,8 +139,13 @@ def _mark_no_rois(path: Path) -> None:
 
 def _entry(path: Path, what: str) -> dict:
     ds = pydicom.dcmread(path, stop_before_pixels=True)
-    return {"file": path.name, "what": what, "sop_class_uid": str(ds.SOPClassUID),
-            "sop_instance_uid": str(ds.SOPInstanceUID), "series_uid": str(ds.SeriesInstanceUID)}
+    return {
+        "file": path.name,
+        "what": what,
+        "sop_class_uid": str(ds.SOPClassUID),
+        "sop_instance_uid": str(ds.SOPInstanceUID),
+        "series_uid": str(ds.SeriesInstanceUID),
+    }
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -162,8 +174,9 @@ def _move_into(staging: Path, final: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def compute_study(study_dir: Path, staging: Path, final: Path, options: dict, seed: str, *,
-                  input_hash: str, send: tuple[str, ...]) -> dict:
+def compute_study(
+    study_dir: Path, staging: Path, final: Path, options: dict, seed: str, *, input_hash: str, send: tuple[str, ...]
+) -> dict:
     """Compute the study in ``study_dir`` into ``final`` (via ``staging``); returns the manifest.
 
     Raises
@@ -184,9 +197,14 @@ def compute_study(study_dir: Path, staging: Path, final: Path, options: dict, se
     rois_present = has_rois(study_dir)
     extra = [] if rois_present else [_whole_image_roi(study_dir, run_options, args.series or None)]
     with deterministic_uids(seed):
-        result = run_dicom_study(study_dir, options=run_options, series_uid=args.series or None, extra_rois=extra,
-                                 role_overrides=dict(args.segment_role),
-                                 calibration_factor_cps_per_mbq=args.spect_cps_per_mbq)
+        result = run_dicom_study(
+            study_dir,
+            options=run_options,
+            series_uid=args.series or None,
+            extra_rois=extra,
+            role_overrides=dict(args.segment_role),
+            calibration_factor_cps_per_mbq=args.spect_cps_per_mbq,
+        )
         given = tuple(e["name"] for e in result.stats["rois"] if "derived" not in e)
         seg_rois = given if rois_present and "seg" in send else ()
         result = replace(result, dicom_sources={**result.dicom_sources, "added_rois": seg_rois})
@@ -204,14 +222,22 @@ def compute_study(study_dir: Path, staging: Path, final: Path, options: dict, se
             title = "Y-90 dosimetry report" + (" (predictive, Tc-99m MAA)" if is_predictive(result.stats) else "")
             from ..export.rtdose import save_dataset_atomically
 
-            save_dataset_atomically(encapsulated_pdf(staging / "report.pdf", _reference_header(result), seed,
-                                                     title=title), path)
+            save_dataset_atomically(
+                encapsulated_pdf(staging / "report.pdf", _reference_header(result), seed, title=title), path
+            )
         if path.exists():
             entries.append(_entry(path, what))
     missing = [w for w in (send if rois_present else ("rtdose",)) if not (staging / SEND_FILES[w]).exists()]
-    manifest = {"software": "y90-dosimetry", "version": __version__, "input_hash": input_hash,
-                "no_rois": not rois_present, "predictive": is_predictive(result.stats), "send": entries,
-                "not_made": missing, "warnings": [w for w in result.stats["warnings"] if " not written: " in w]}
+    manifest = {
+        "software": "y90-dosimetry",
+        "version": __version__,
+        "input_hash": input_hash,
+        "no_rois": not rois_present,
+        "predictive": is_predictive(result.stats),
+        "send": entries,
+        "not_made": missing,
+        "warnings": [w for w in result.stats["warnings"] if " not written: " in w],
+    }
     tmp = staging / f".{MANIFEST}.partial"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, staging / MANIFEST)

@@ -27,8 +27,23 @@ SENDABLE = ("rtdose", "sr", "seg", "report")
 
 RETRIEVE_METHODS = ("C-MOVE", "C-GET")
 
-_RUN_OPTIONS_REFUSED = {"out", "overwrite", "pdf", "quiet", "q", "study", "activity", "roi",
-                        "segmentation", "ct", "scan_delay_h", "scan_time", "activity_units", "verbose", "v"}
+_RUN_OPTIONS_REFUSED = {
+    "out",
+    "overwrite",
+    "pdf",
+    "quiet",
+    "q",
+    "study",
+    "activity",
+    "roi",
+    "segmentation",
+    "ct",
+    "scan_delay_h",
+    "scan_time",
+    "activity_units",
+    "verbose",
+    "v",
+}
 """``dosimetry run`` options the job sets itself or that do not apply to a DICOM study from the PACS."""
 
 STUDY_KEY_COLUMNS = ("AccessionNumber", "StudyInstanceUID")
@@ -100,8 +115,14 @@ class _Checker:
                 self.fault(f"[{name}] {key}", f"unknown key; the keys are {', '.join(sorted(known))}")
 
     def ae_title(self, where: str, value) -> str | None:
-        if not isinstance(value, str) or not value.strip() or len(value.strip()) > 16 or not value.isascii() \
-                or any(c in value for c in "\\\r\n\t") or not value.strip().isprintable():
+        if (
+            not isinstance(value, str)
+            or not value.strip()
+            or len(value.strip()) > 16
+            or not value.isascii()
+            or any(c in value for c in "\\\r\n\t")
+            or not value.strip().isprintable()
+        ):
             self.fault(where, f"got {value!r}, expected an AE title of 1-16 printable ASCII characters")
             return None
         return value.strip()
@@ -110,7 +131,7 @@ class _Checker:
         try:
             return str(ipaddress.ip_address(value if isinstance(value, str) else ""))
         except ValueError:
-            self.fault(where, f"got {value!r}, expected an IP address such as \"127.0.0.1\"")
+            self.fault(where, f'got {value!r}, expected an IP address such as "127.0.0.1"')
             return None
 
     def integer(self, where: str, value, low: int, high: int) -> int | None:
@@ -120,8 +141,12 @@ class _Checker:
         return value
 
     def number(self, where: str, value, low: float, high: float) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or not low < value <= high:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not low < value <= high
+        ):
             self.fault(where, f"got {value!r}, expected a number > {low:g} and <= {high:g}")
             return None
         return float(value)
@@ -148,7 +173,7 @@ def _node(check: _Checker, name: str, table: dict, *, pacs: bool) -> Node | None
         return Node(ae, host, port) if None not in (ae, host, port) else None
     retrieve = table.get("retrieve", "C-MOVE")
     if retrieve not in RETRIEVE_METHODS:
-        check.fault(f"[{name}] retrieve", f"got {retrieve!r}, expected \"C-MOVE\" or \"C-GET\"")
+        check.fault(f"[{name}] retrieve", f'got {retrieve!r}, expected "C-MOVE" or "C-GET"')
         retrieve = None
     timeout = check.number(f"[{name}] timeout_s", table.get("timeout_s", 30), 0, 3600)
     if None in (ae, host, port, retrieve, timeout):
@@ -208,11 +233,15 @@ def _read_studies_csv(check: _Checker, path: Path) -> dict:
     for number, row in enumerate(rows, start=2):
         keys = [(k, (row.get(k) or "").strip()) for k in STUDY_KEY_COLUMNS if (row.get(k) or "").strip()]
         if len(keys) != 1:
-            check.fault(f"{where} line {number}", "needs exactly one of the columns AccessionNumber or "
-                                                  "StudyInstanceUID filled")
+            check.fault(
+                f"{where} line {number}", "needs exactly one of the columns AccessionNumber or StudyInstanceUID filled"
+            )
             continue
-        options = {k.strip(): v.strip() for k, v in row.items()
-                   if k and k.strip() not in STUDY_KEY_COLUMNS and v is not None and v.strip()}
+        options = {
+            k.strip(): v.strip()
+            for k, v in row.items()
+            if k and k.strip() not in STUDY_KEY_COLUMNS and v is not None and v.strip()
+        }
         reason = check_run_options(options)
         if reason:
             check.fault(f"{where} line {number}", reason)
@@ -253,7 +282,7 @@ def load_config(path: str | Path) -> NightlyConfig:
     kind = source_t.get("kind", "pacs")
     source_path = None
     if kind not in ("pacs", "folder"):
-        check.fault("[source] kind", f"got {kind!r}, expected \"pacs\" or \"folder\"")
+        check.fault("[source] kind", f'got {kind!r}, expected "pacs" or "folder"')
     elif kind == "folder":
         raw = source_t.get("path")
         if not isinstance(raw, str) or not raw.strip():
@@ -263,7 +292,7 @@ def load_config(path: str | Path) -> NightlyConfig:
             if not source_path.is_dir():
                 check.fault("[source] path", f"{source_path} is not a folder")
     elif pacs_t is None:
-        check.fault("[pacs]", "missing; add it, or set [source] kind = \"folder\"")
+        check.fault("[pacs]", 'missing; add it, or set [source] kind = "folder"')
 
     query_t = check.table("query", required=False) or {}
     check.unknown("query", query_t, {"modalities", "lookback_days"})
@@ -289,12 +318,17 @@ def load_config(path: str | Path) -> NightlyConfig:
         from ..report.html import find_chromium
 
         if find_chromium() is None:
-            check.fault("[store] send", "\"report\" needs headless Chromium to print the PDF, and none is installed "
-                                        "(Debian: apt-get install chromium); install it or leave \"report\" out")
+            check.fault(
+                "[store] send",
+                '"report" needs headless Chromium to print the PDF, and none is installed '
+                '(Debian: apt-get install chromium); install it or leave "report" out',
+            )
     destination = store_t.get("destination", pacs.ae_title if pacs else None)
     if destination is not None and pacs is not None and destination != pacs.ae_title:
-        check.fault("[store] destination", f"got {destination!r}; results are stored to the [pacs] node, give its "
-                                           f"AE title {pacs.ae_title!r}")
+        check.fault(
+            "[store] destination",
+            f"got {destination!r}; results are stored to the [pacs] node, give its AE title {pacs.ae_title!r}",
+        )
     if destination is not None and pacs_t is None:
         check.fault("[store] destination", "needs a [pacs] table (address and port of the destination)")
 
@@ -310,8 +344,11 @@ def load_config(path: str | Path) -> NightlyConfig:
     if source_path is not None:
         for key, value in resolved.items():
             if value == source_path or source_path in value.parents or value in source_path.parents:
-                check.fault(f"[paths] {key}", f"{value} overlaps the input folder [source] path; the job never "
-                                              "writes into its input: choose another place")
+                check.fault(
+                    f"[paths] {key}",
+                    f"{value} overlaps the input folder [source] path; the job never "
+                    "writes into its input: choose another place",
+                )
 
     security_t = check.table("security", required=False) or {}
     check.unknown("security", security_t, {"allowed_ae_titles"})
@@ -319,8 +356,10 @@ def load_config(path: str | Path) -> NightlyConfig:
     if allowed is None:
         allowed = ()
     elif allowed == []:
-        check.fault("[security] allowed_ae_titles", "got [], expected the AE titles that may send us studies "
-                                                    "(at least the PACS's)")
+        check.fault(
+            "[security] allowed_ae_titles",
+            "got [], expected the AE titles that may send us studies (at least the PACS's)",
+        )
         allowed = ()
     else:
         allowed = check.strings("[security] allowed_ae_titles", allowed)
@@ -338,11 +377,25 @@ def load_config(path: str | Path) -> NightlyConfig:
         check.fault("[local] port", "the same address and port as [pacs]; give this program its own port")
     if check.faults:
         raise ConfigError(f"{path}: " + "; ".join(check.faults))
-    return NightlyConfig(path=path.resolve(), local=local, pacs=pacs, source_kind=kind, source_path=source_path,
-                         modalities=modalities, lookback_days=lookback, run_options=run_t, studies=studies,
-                         send=send, destination=destination, work=resolved["work"], results=resolved["results"],
-                         ledger=resolved["ledger"], allowed_ae_titles=tuple(a.strip() for a in allowed or ()),
-                         max_attempts=max_attempts, settle_s=float(settle))
+    return NightlyConfig(
+        path=path.resolve(),
+        local=local,
+        pacs=pacs,
+        source_kind=kind,
+        source_path=source_path,
+        modalities=modalities,
+        lookback_days=lookback,
+        run_options=run_t,
+        studies=studies,
+        send=send,
+        destination=destination,
+        work=resolved["work"],
+        results=resolved["results"],
+        ledger=resolved["ledger"],
+        allowed_ae_titles=tuple(a.strip() for a in allowed or ()),
+        max_attempts=max_attempts,
+        settle_s=float(settle),
+    )
 
 
 def study_run_options(config: NightlyConfig, study_uid: str, accession: str) -> dict:

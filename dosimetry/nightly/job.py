@@ -77,8 +77,11 @@ class NightlyPass:
     # --- naming ------------------------------------------------------------------------------------
     def say(self, candidate_or_uid, message: str) -> None:
         uid = candidate_or_uid.study_uid if isinstance(candidate_or_uid, Candidate) else candidate_or_uid
-        phi = f" [{candidate_or_uid.phi}]" if self.log_phi and isinstance(candidate_or_uid, Candidate) and \
-            candidate_or_uid.phi else ""
+        phi = (
+            f" [{candidate_or_uid.phi}]"
+            if self.log_phi and isinstance(candidate_or_uid, Candidate) and candidate_or_uid.phi
+            else ""
+        )
         line = f"study {study_key(uid)}{phi}: {message if self.log_phi else scrub_uids(message)}"
         self.summary.lines.append(line)
         self._say(line)
@@ -106,12 +109,19 @@ class NightlyPass:
             folder.mkdir(parents=True, exist_ok=True)
         with _pass_lock(self.config.ledger), Ledger.open(self.config.ledger) as ledger:
             candidates = self._source().find(window, ledger.sent_series)
-            self._say(f"nightly: {len(candidates)} stud{'y' if len(candidates) == 1 else 'ies'} with "
-                      f"{'/'.join(self.config.modalities)} from {window[0]} to {window[1]}")
+            self._say(
+                f"nightly: {len(candidates)} stud{'y' if len(candidates) == 1 else 'ies'} with "
+                f"{'/'.join(self.config.modalities)} from {window[0]} to {window[1]}"
+            )
             target = StoreTarget()
             needs_scp = self.config.source_kind == "pacs" and self.config.pacs.retrieve == "C-MOVE"
-            server = StorageServer(self.config.local, self.config.allowed_ae_titles, target,
-                                   timeout_s=self.config.pacs.timeout_s) if needs_scp else None
+            server = (
+                StorageServer(
+                    self.config.local, self.config.allowed_ae_titles, target, timeout_s=self.config.pacs.timeout_s
+                )
+                if needs_scp
+                else None
+            )
             with server if server is not None else _nothing():
                 for candidate in candidates:
                     self._study(ledger, candidate, target)
@@ -120,8 +130,10 @@ class NightlyPass:
                     if row.study_uid not in seen and row.state in ("computed", "failed") and self._ready(row):
                         self._store(ledger, row.study_uid, row, read_manifest(Path(row.results_dir)))
         s = self.summary
-        self._say(f"nightly: {s.stored} stored ({s.instances_sent} instances sent), {s.computed} computed, "
-                  f"{s.up_to_date} up to date, {s.waiting} waiting, {s.skipped} skipped (not Y-90), {s.failed} failed")
+        self._say(
+            f"nightly: {s.stored} stored ({s.instances_sent} instances sent), {s.computed} computed, "
+            f"{s.up_to_date} up to date, {s.waiting} waiting, {s.skipped} skipped (not Y-90), {s.failed} failed"
+        )
         return s
 
     def _dry_run(self, window) -> PassSummary:
@@ -129,8 +141,10 @@ class NightlyPass:
         try:
             own = ledger.sent_series if ledger else (lambda uid: set())
             candidates = self._source().find(window, own)
-            self._say(f"nightly --dry-run: {len(candidates)} stud{'y' if len(candidates) == 1 else 'ies'} with "
-                      f"{'/'.join(self.config.modalities)} from {window[0]} to {window[1]}; nothing is changed")
+            self._say(
+                f"nightly --dry-run: {len(candidates)} stud{'y' if len(candidates) == 1 else 'ies'} with "
+                f"{'/'.join(self.config.modalities)} from {window[0]} to {window[1]}; nothing is changed"
+            )
             for candidate in candidates:
                 row = ledger.study(candidate.study_uid) if ledger else None
                 self.say(candidate, "would " + self._plan(row, candidate))
@@ -199,8 +213,13 @@ class NightlyPass:
                     return
                 self.say(candidate, f"fetching {len(candidate.series)} series ({candidate.n_instances} instances)")
                 shutil.rmtree(work / "input", ignore_errors=True)
-                self._source().fetch(candidate, work / "input", method=self.config.pacs.retrieve if self.config.pacs
-                                     else None, target=target, own=ledger.sent_series(uid))
+                self._source().fetch(
+                    candidate,
+                    work / "input",
+                    method=self.config.pacs.retrieve if self.config.pacs else None,
+                    target=target,
+                    own=ledger.sent_series(uid),
+                )
                 hashed = input_hash(work / "input", options)
                 _write_json(work / "input.json", {"fingerprint": fingerprint, "input_hash": hashed})
             ledger.mark_retrieved(uid, hashed, fingerprint)
@@ -232,12 +251,15 @@ class NightlyPass:
         from ..emission import Verdict, decide, evidence_from_header
 
         shutil.rmtree(folder, ignore_errors=True)
-        headers = self._source().probe(candidate, folder, method=self.config.pacs.retrieve if self.config.pacs
-                                       else None, target=target)
+        headers = self._source().probe(
+            candidate, folder, method=self.config.pacs.retrieve if self.config.pacs else None, target=target
+        )
         reasons = []
         for path in headers:
-            decision = decide(evidence_from_header(pydicom.dcmread(path, stop_before_pixels=True)),
-                              override=options.get("emission_nuclide"))
+            decision = decide(
+                evidence_from_header(pydicom.dcmread(path, stop_before_pixels=True)),
+                override=options.get("emission_nuclide"),
+            )
             if decision.verdict is not Verdict.REFUSED:
                 return None
             reasons.append(decision.reason)
@@ -252,8 +274,9 @@ class NightlyPass:
             return None
         return record.get("input_hash") if record.get("fingerprint") == fingerprint else None
 
-    def _compute(self, ledger: Ledger, candidate: Candidate, work: Path, results_dir: Path, options: dict,
-                 hashed: str) -> None:
+    def _compute(
+        self, ledger: Ledger, candidate: Candidate, work: Path, results_dir: Path, options: dict, hashed: str
+    ) -> None:
         uid = candidate.study_uid
         row = ledger.study(uid)
         if row.attempts >= self.config.max_attempts:
@@ -265,8 +288,15 @@ class NightlyPass:
         for stale in work.glob(".out*"):  # partial folders of an interrupted earlier attempt (ours)
             shutil.rmtree(stale, ignore_errors=True)
         try:
-            compute_study(work / "input", work / "out", results_dir, options, uid_seed(hashed),
-                          input_hash=hashed, send=self.config.send)
+            compute_study(
+                work / "input",
+                work / "out",
+                results_dir,
+                options,
+                uid_seed(hashed),
+                input_hash=hashed,
+                send=self.config.send,
+            )
         except DosimetryError as err:
             reason = f"exit {err.exit_code}: {err}"
         except Exception as err:  # a bug of ours or of a library: recorded (never silent), the pass goes on
@@ -294,8 +324,9 @@ class NightlyPass:
         def on_stored(path, _ds, status):
             entry = by_file[path.name]
             if status in _STORE_OK:
-                ledger.record_sent(uid, entry["sop_instance_uid"], entry["series_uid"], entry["what"],
-                                   manifest["input_hash"])
+                ledger.record_sent(
+                    uid, entry["sop_instance_uid"], entry["series_uid"], entry["what"], manifest["input_hash"]
+                )
                 self.summary.instances_sent += 1
             else:
                 refused.append(f"{entry['what']} refused with status 0x{status:04X}")
@@ -310,14 +341,18 @@ class NightlyPass:
             return
         ledger.mark_stored(uid)
         self.summary.stored += 1
-        self.say(who, f"stored: {len(todo)} instances sent, {len(manifest['send']) - len(todo)} confirmed "
-                      f"earlier{_marks(manifest)}; results in {results_dir}")
+        self.say(
+            who,
+            f"stored: {len(todo)} instances sent, {len(manifest['send']) - len(todo)} confirmed "
+            f"earlier{_marks(manifest)}; results in {results_dir}",
+        )
         shutil.rmtree(self.config.work / study_key(uid), ignore_errors=True)
 
 
 def _marks(manifest: dict) -> str:
-    return (" (no ROIs: RT Dose and whole-image statistics only)" if manifest["no_rois"] else "") + \
-        (" (predictive, Tc-99m MAA)" if manifest["predictive"] else "")
+    return (" (no ROIs: RT Dose and whole-image statistics only)" if manifest["no_rois"] else "") + (
+        " (predictive, Tc-99m MAA)" if manifest["predictive"] else ""
+    )
 
 
 class _StudyFailed(Exception):
@@ -345,8 +380,9 @@ class _pass_lock:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             self.handle.close()
-            raise JobBusyError(f"another pass of the nightly job is running (lock {self.path}); try again when "
-                               "it has finished") from err
+            raise JobBusyError(
+                f"another pass of the nightly job is running (lock {self.path}); try again when it has finished"
+            ) from err
         return self
 
     def __exit__(self, *exc):

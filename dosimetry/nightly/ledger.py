@@ -94,8 +94,9 @@ class Ledger:
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as err:
-            raise OutputError(f"ledger {path}: cannot open it ({err}); check the path and permissions in "
-                              "[paths] ledger") from err
+            raise OutputError(
+                f"ledger {path}: cannot open it ({err}); check the path and permissions in [paths] ledger"
+            ) from err
         return cls(db, path)
 
     @classmethod
@@ -126,13 +127,19 @@ class Ledger:
     def study(self, study_uid: str) -> StudyRow | None:
         row = self._db.execute(
             "SELECT study_uid, study_key, fingerprint, input_hash, state, attempts, reason, no_rois, predictive, "
-            "results_dir, updated FROM studies WHERE study_uid = ?", (study_uid,)).fetchone()
+            "results_dir, updated FROM studies WHERE study_uid = ?",
+            (study_uid,),
+        ).fetchone()
         return StudyRow(*row[:7], bool(row[7]), bool(row[8]), *row[9:]) if row else None
 
     def studies(self, state: str | None = None) -> list[StudyRow]:
-        uids = [r[0] for r in self._db.execute(
-            "SELECT study_uid FROM studies" + (" WHERE state = ?" if state else "") + " ORDER BY updated",
-            (state,) if state else ())]
+        uids = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT study_uid FROM studies" + (" WHERE state = ?" if state else "") + " ORDER BY updated",
+                (state,) if state else (),
+            )
+        ]
         return [self.study(uid) for uid in uids]
 
     def sent(self, study_uid: str, input_hash: str | None = None) -> dict[str, str]:
@@ -146,8 +153,9 @@ class Ledger:
 
     def sent_series(self, study_uid: str) -> set[str]:
         """Series Instance UIDs of everything this job ever stored into the study (not inputs)."""
-        return {r[0] for r in self._db.execute("SELECT DISTINCT series_uid FROM sent WHERE study_uid = ?",
-                                               (study_uid,))}
+        return {
+            r[0] for r in self._db.execute("SELECT DISTINCT series_uid FROM sent WHERE study_uid = ?", (study_uid,))
+        }
 
     # --- writing: one transaction each -------------------------------------------------------------
     def _write(self, sql: str, args: tuple) -> None:
@@ -160,46 +168,61 @@ class Ledger:
 
     def begin(self, study_uid: str, study_key: str, fingerprint: str) -> None:
         """A new study, or new inputs of a known one: its record starts again (attempts 0)."""
-        self._write("INSERT INTO studies (study_uid, study_key, fingerprint, state, attempts, reason, updated) "
-                    "VALUES (?, ?, ?, 'failed', 0, 'not retrieved yet', ?) ON CONFLICT(study_uid) DO UPDATE SET "
-                    "fingerprint = excluded.fingerprint, input_hash = NULL, state = 'failed', attempts = 0, "
-                    "reason = excluded.reason, no_rois = 0, predictive = 0, results_dir = NULL, "
-                    "updated = excluded.updated", (study_uid, study_key, fingerprint, _now()))
+        self._write(
+            "INSERT INTO studies (study_uid, study_key, fingerprint, state, attempts, reason, updated) "
+            "VALUES (?, ?, ?, 'failed', 0, 'not retrieved yet', ?) ON CONFLICT(study_uid) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, input_hash = NULL, state = 'failed', attempts = 0, "
+            "reason = excluded.reason, no_rois = 0, predictive = 0, results_dir = NULL, "
+            "updated = excluded.updated",
+            (study_uid, study_key, fingerprint, _now()),
+        )
 
     def mark_retrieved(self, study_uid: str, input_hash: str, fingerprint: str) -> None:
-        self._write("UPDATE studies SET state = 'retrieved', input_hash = ?, fingerprint = ?, reason = NULL, "
-                    "updated = ? WHERE study_uid = ?", (input_hash, fingerprint, _now(), study_uid))
+        self._write(
+            "UPDATE studies SET state = 'retrieved', input_hash = ?, fingerprint = ?, reason = NULL, "
+            "updated = ? WHERE study_uid = ?",
+            (input_hash, fingerprint, _now(), study_uid),
+        )
 
     def set_fingerprint(self, study_uid: str, fingerprint: str) -> None:
-        self._write("UPDATE studies SET fingerprint = ?, updated = ? WHERE study_uid = ?",
-                    (fingerprint, _now(), study_uid))
+        self._write(
+            "UPDATE studies SET fingerprint = ?, updated = ? WHERE study_uid = ?", (fingerprint, _now(), study_uid)
+        )
 
     def count_attempt(self, study_uid: str) -> None:
         """Recorded before a computation starts, so a computation that kills the job still counts."""
-        self._write("UPDATE studies SET attempts = attempts + 1, updated = ? WHERE study_uid = ?",
-                    (_now(), study_uid))
+        self._write("UPDATE studies SET attempts = attempts + 1, updated = ? WHERE study_uid = ?", (_now(), study_uid))
 
     def mark_computed(self, study_uid: str, results_dir: str, *, no_rois: bool, predictive: bool) -> None:
-        self._write("UPDATE studies SET state = 'computed', results_dir = ?, no_rois = ?, predictive = ?, "
-                    "reason = NULL, updated = ? WHERE study_uid = ?",
-                    (results_dir, int(no_rois), int(predictive), _now(), study_uid))
+        self._write(
+            "UPDATE studies SET state = 'computed', results_dir = ?, no_rois = ?, predictive = ?, "
+            "reason = NULL, updated = ? WHERE study_uid = ?",
+            (results_dir, int(no_rois), int(predictive), _now(), study_uid),
+        )
 
     def mark_stored(self, study_uid: str) -> None:
-        self._write("UPDATE studies SET state = 'stored', reason = NULL, updated = ? WHERE study_uid = ?",
-                    (_now(), study_uid))
+        self._write(
+            "UPDATE studies SET state = 'stored', reason = NULL, updated = ? WHERE study_uid = ?", (_now(), study_uid)
+        )
 
     def mark_failed(self, study_uid: str, reason: str, *, count_attempt: bool = False) -> None:
         """``failed`` with its reason (one line); the state it failed in is in the reason."""
         reason = " ".join(str(reason).split())[:500]
-        self._write("UPDATE studies SET state = 'failed', reason = ?, attempts = attempts + ?, updated = ? "
-                    "WHERE study_uid = ?", (reason, int(count_attempt), _now(), study_uid))
+        self._write(
+            "UPDATE studies SET state = 'failed', reason = ?, attempts = attempts + ?, updated = ? WHERE study_uid = ?",
+            (reason, int(count_attempt), _now(), study_uid),
+        )
 
     def mark_skipped(self, study_uid: str, reason: str) -> None:
         """Not a study for this program (the nuclide policy refuses every emission series); not fetched."""
         reason = " ".join(str(reason).split())[:500]
-        self._write("UPDATE studies SET state = 'skipped', reason = ?, updated = ? WHERE study_uid = ?",
-                    (reason, _now(), study_uid))
+        self._write(
+            "UPDATE studies SET state = 'skipped', reason = ?, updated = ? WHERE study_uid = ?",
+            (reason, _now(), study_uid),
+        )
 
     def record_sent(self, study_uid: str, sop_instance_uid: str, series_uid: str, what: str, input_hash: str) -> None:
-        self._write("INSERT OR IGNORE INTO sent VALUES (?, ?, ?, ?, ?, ?)",
-                    (study_uid, sop_instance_uid, series_uid, what, input_hash, _now()))
+        self._write(
+            "INSERT OR IGNORE INTO sent VALUES (?, ?, ?, ?, ?, ?)",
+            (study_uid, sop_instance_uid, series_uid, what, input_hash, _now()),
+        )

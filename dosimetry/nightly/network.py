@@ -147,14 +147,19 @@ class StorageServer:
 
     def __enter__(self) -> StorageServer:
         try:
-            self._server = self._ae.start_server((self.local.host, self.local.port), block=False,
-                                                 evt_handlers=[(evt.EVT_C_STORE, self.target.handle_store)])
+            self._server = self._ae.start_server(
+                (self.local.host, self.local.port),
+                block=False,
+                evt_handlers=[(evt.EVT_C_STORE, self.target.handle_store)],
+            )
         except OSError as err:
             from ..errors import OptionsError
 
-            raise OptionsError(f"[local] {self.local.host}:{self.local.port}: cannot listen there "
-                               f"({err.strerror or err}); another program uses the port, or the address is "
-                               "not this machine's") from err
+            raise OptionsError(
+                f"[local] {self.local.host}:{self.local.port}: cannot listen there "
+                f"({err.strerror or err}); another program uses the port, or the address is "
+                "not this machine's"
+            ) from err
         return self
 
     @property
@@ -187,12 +192,16 @@ class PacsClient:
         assoc = ae.associate(self.pacs.host, self.pacs.port, ae_title=self.pacs.ae_title, **kwargs)
         if not assoc.is_established:
             if assoc.is_rejected:
-                raise PacsUnreachableError(f"{self.where} rejected the association ({what}); check that its "
-                                           f"DicomModalities list our AE title {self.local.ae_title} at "
-                                           f"{self.local.host}:{self.local.port}")
-            raise PacsUnreachableError(f"{self.where} does not answer ({what}: connection refused, closed or no "
-                                       f"answer within {self.pacs.timeout_s:g} s); check that it runs and the "
-                                       "[pacs] host and port")
+                raise PacsUnreachableError(
+                    f"{self.where} rejected the association ({what}); check that its "
+                    f"DicomModalities list our AE title {self.local.ae_title} at "
+                    f"{self.local.host}:{self.local.port}"
+                )
+            raise PacsUnreachableError(
+                f"{self.where} does not answer ({what}: connection refused, closed or no "
+                f"answer within {self.pacs.timeout_s:g} s); check that it runs and the "
+                "[pacs] host and port"
+            )
         try:
             yield assoc
         finally:
@@ -200,8 +209,10 @@ class PacsClient:
                 assoc.release()
 
     def _lost(self, what: str) -> PacsUnreachableError:
-        return PacsUnreachableError(f"{self.where} stopped answering during {what} (aborted, closed or timed out "
-                                    f"after {self.pacs.timeout_s:g} s)")
+        return PacsUnreachableError(
+            f"{self.where} stopped answering during {what} (aborted, closed or timed out "
+            f"after {self.pacs.timeout_s:g} s)"
+        )
 
     def echo(self) -> None:
         ae = self._ae()
@@ -224,8 +235,10 @@ class PacsClient:
                 if status.Status in _STATUS_PENDING:
                     matches.append(match)
                 elif status.Status != _STATUS_SUCCESS:
-                    raise PacsUnreachableError(f"{self.where} answered C-FIND {level} with status "
-                                               f"0x{status.Status:04X}; check its query settings")
+                    raise PacsUnreachableError(
+                        f"{self.where} answered C-FIND {level} with status "
+                        f"0x{status.Status:04X}; check its query settings"
+                    )
         return matches
 
     def _retrieve_identifier(self, study_uid: str, series_uid: str, sop_instance_uid: str | None) -> Dataset:
@@ -249,9 +262,11 @@ class PacsClient:
         completed = int(final.get("NumberOfCompletedSuboperations", 0) or 0)
         failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
         if final.Status not in (_STATUS_SUCCESS, 0xB000) or failed:
-            raise PacsUnreachableError(f"{self.where}: {what} ended with status 0x{final.Status:04X} "
-                                       f"({completed} sent, {failed} failed); check that the PACS knows our AE "
-                                       f"title {self.local.ae_title} at {self.local.host}:{self.local.port}")
+            raise PacsUnreachableError(
+                f"{self.where}: {what} ended with status 0x{final.Status:04X} "
+                f"({completed} sent, {failed} failed); check that the PACS knows our AE "
+                f"title {self.local.ae_title} at {self.local.host}:{self.local.port}"
+            )
         return completed
 
     def move(self, study_uid: str, series_uid: str, sop_instance_uid: str | None = None) -> int:
@@ -260,9 +275,11 @@ class PacsClient:
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
         with self._association(ae, "C-MOVE") as assoc:
-            responses = assoc.send_c_move(self._retrieve_identifier(study_uid, series_uid, sop_instance_uid),
-                                          self.local.ae_title,
-                                          StudyRootQueryRetrieveInformationModelMove)
+            responses = assoc.send_c_move(
+                self._retrieve_identifier(study_uid, series_uid, sop_instance_uid),
+                self.local.ae_title,
+                StudyRootQueryRetrieveInformationModelMove,
+            )
             return self._check_retrieve(responses, "C-MOVE")
 
     def get(self, study_uid: str, series_uid: str, target: StoreTarget, sop_instance_uid: str | None = None) -> int:
@@ -274,10 +291,13 @@ class PacsClient:
         for uid in INPUT_STORAGE_CLASSES:
             ae.add_requested_context(uid, ALL_TRANSFER_SYNTAXES)
             roles.append(build_role(uid, scp_role=True))
-        with self._association(ae, "C-GET", ext_neg=roles,
-                               evt_handlers=[(evt.EVT_C_STORE, target.handle_store)]) as assoc:
-            responses = assoc.send_c_get(self._retrieve_identifier(study_uid, series_uid, sop_instance_uid),
-                                         StudyRootQueryRetrieveInformationModelGet)
+        with self._association(
+            ae, "C-GET", ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, target.handle_store)]
+        ) as assoc:
+            responses = assoc.send_c_get(
+                self._retrieve_identifier(study_uid, series_uid, sop_instance_uid),
+                StudyRootQueryRetrieveInformationModelGet,
+            )
             return self._check_retrieve(responses, "C-GET")
 
     def store(self, paths, on_stored) -> None:
@@ -292,8 +312,9 @@ class PacsClient:
         ae = self._ae()
         contexts = {}
         for _, ds in datasets:
-            syntaxes = tuple(dict.fromkeys([str(ds.file_meta.TransferSyntaxUID), ExplicitVRLittleEndian,
-                                            ImplicitVRLittleEndian]))
+            syntaxes = tuple(
+                dict.fromkeys([str(ds.file_meta.TransferSyntaxUID), ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+            )
             contexts[(str(ds.SOPClassUID), syntaxes)] = None
         for sop_class, syntaxes in contexts:
             ae.add_requested_context(sop_class, list(syntaxes))

@@ -42,8 +42,11 @@ class Candidate:
     def fingerprint(self, options: dict) -> str:
         """What the source reports about the study's inputs, with the run options: when it changes, the
         study is fetched and computed again."""
-        text = json.dumps({"series": [list(s) for s in self.series], "files": self._file_stats(),
-                           "options": options}, sort_keys=True, default=str)
+        text = json.dumps(
+            {"series": [list(s) for s in self.series], "files": self._file_stats(), "options": options},
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _file_stats(self) -> list:
@@ -63,8 +66,11 @@ class Candidate:
 
 def input_hash(folder: Path, options: dict) -> str:
     """SHA-256 over the content of every fetched file (sorted) and the run options."""
-    digests = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()
-                     if p.is_file() and not p.name.startswith("."))
+    digests = sorted(
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".")
+    )
     text = json.dumps({"files": digests, "options": options}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -113,8 +119,12 @@ class PacsSource:
         series = []
         for match in self.client.find(query):
             uid, modality = str(match.get("SeriesInstanceUID", "")), str(match.get("Modality", ""))
-            if not uid or uid in own or modality not in INPUT_MODALITIES \
-                    or str(match.get("Manufacturer", "")) == MANUFACTURER:
+            if (
+                not uid
+                or uid in own
+                or modality not in INPUT_MODALITIES
+                or str(match.get("Manufacturer", "")) == MANUFACTURER
+            ):
                 continue
             series.append((uid, modality, int(match.get("NumberOfSeriesRelatedInstances") or 0)))
         return tuple(sorted(series))
@@ -146,8 +156,9 @@ class PacsSource:
         return paths
 
     def refresh(self, candidate: Candidate, own: set) -> Candidate:
-        return Candidate(candidate.study_uid, candidate.accession, self._series(candidate.study_uid, own),
-                         phi=candidate.phi)
+        return Candidate(
+            candidate.study_uid, candidate.accession, self._series(candidate.study_uid, own), phi=candidate.phi
+        )
 
     def fetch(self, candidate: Candidate, folder: Path, *, method: str, target: StoreTarget, own: set) -> None:
         """C-MOVE (to our storage SCP) or C-GET every input series into ``folder``, then wait until every
@@ -166,7 +177,8 @@ class PacsSource:
                 if time.monotonic() > deadline:
                     raise PacsUnreachableError(
                         f"{self.client.where}: {have} of {candidate.n_instances} instances arrived within "
-                        f"{self.client.pacs.timeout_s:g} s of the end of the retrieval")
+                        f"{self.client.pacs.timeout_s:g} s of the end of the retrieval"
+                    )
                 time.sleep(0.2)
         if self.refresh(candidate, own).series != candidate.series:
             raise StillArriving("the PACS reports other series or instance counts than before the retrieval")
@@ -195,8 +207,13 @@ class FolderSource:
         candidates = {}
         for study_uid, study_records in by_study.items():
             own = own_series(study_uid)
-            inputs = [r for r in study_records if r.kind in (Kind.EMISSION, Kind.CT, Kind.RTSTRUCT, Kind.SEG)
-                      and r.series_uid not in own and not _ours(r)]
+            inputs = [
+                r
+                for r in study_records
+                if r.kind in (Kind.EMISSION, Kind.CT, Kind.RTSTRUCT, Kind.SEG)
+                and r.series_uid not in own
+                and not _ours(r)
+            ]
             emission = [r for r in inputs if r.kind is Kind.EMISSION and r.modality in self.modalities]
             dates = {r.date.replace("-", "") for r in emission if r.date}
             if not emission or (dates and not any(f"{window[0]:%Y%m%d}" <= d <= f"{window[1]:%Y%m%d}" for d in dates)):

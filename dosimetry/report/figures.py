@@ -27,8 +27,18 @@ if TYPE_CHECKING:  # matplotlib is imported by the functions that draw (about 1 
 
 __all__ = ["roi_colours", "slice_figure_png", "dvh_figure_png", "SliceInfo"]
 
-_PALETTE = ("#ffd400", "#ff3b8d", "#4cd9ff", "#7cff4c", "#ff8c1a", "#b388ff", "#ffffff", "#ff5252",
-            "#00e5a0", "#f5a3ff")
+_PALETTE = (
+    "#ffd400",
+    "#ff3b8d",
+    "#4cd9ff",
+    "#7cff4c",
+    "#ff8c1a",
+    "#b388ff",
+    "#ffffff",
+    "#ff5252",
+    "#00e5a0",
+    "#f5a3ff",
+)
 _DERIVED_PALETTE = ("#555555", "#1f4e79", "#7a4f01", "#2e7d32")
 CT_WINDOW_HU = (-160.0, 240.0)
 """Soft-tissue window (level 40 HU, width 400 HU) for the CT underlay."""
@@ -69,8 +79,11 @@ class SliceInfo:
 
 def _centre(result) -> tuple[np.ndarray, str]:
     dose: Image = result.dose_gy
-    tumours = [e for e in result.stats["rois"] if e["role"] == "tumor" and "derived" not in e
-               and e["name"] in result.roi_weights]
+    tumours = [
+        e
+        for e in result.stats["rois"]
+        if e["role"] == "tumor" and "derived" not in e and e["name"] in result.roi_weights
+    ]
     livers = [e for e in result.stats["rois"] if e["role"] == "liver" and e["name"] in result.roi_weights]
     if tumours:
         chosen, reason = max(tumours, key=lambda e: e["volume_ml"]), "centre of the largest tumour"
@@ -81,7 +94,7 @@ def _centre(result) -> tuple[np.ndarray, str]:
     if chosen is not None:
         weights = result.roi_weights[chosen["name"]]
         lo, hi = nonzero_box(weights)  # the same voxels, in the same order, from the ROI's box only
-        w = weights[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float64)
+        w = weights[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float64)
         idx = np.array(np.nonzero(w > 0)).T + lo
         centre_idx = (idx * w[w > 0][:, None]).sum(axis=0) / w[w > 0].sum()
         return dose.index_to_world(centre_idx), f"{reason} ({chosen['name']})"
@@ -93,8 +106,7 @@ def _sample(image: Image, points_lps: np.ndarray, *, order: int, cval: float) ->
     idx = image.world_to_index(points_lps.reshape(-1, 3))
     array = image.array if image.array.dtype != bool else image.array.astype(np.float32)
     # no float copy of the whole volume (a clinical CT is large): interpolate from its own dtype
-    values = map_coordinates(array, idx.T, output=np.float32, order=order, mode="constant", cval=cval,
-                             prefilter=False)
+    values = map_coordinates(array, idx.T, output=np.float32, order=order, mode="constant", cval=cval, prefilter=False)
     return values.reshape(points_lps.shape[:-1])
 
 
@@ -108,9 +120,10 @@ def _sample_in_box(weights: np.ndarray, box, idx: np.ndarray, shape) -> np.ndarr
         hi = np.minimum(box[1] + 1, np.asarray(weights.shape))
         near = np.all((idx >= lo - 1) & (idx <= hi), axis=1)
         if near.any():
-            sub = weights[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-            out[near] = map_coordinates(sub, (idx[near] - lo).T, output=np.float32, order=1, mode="constant",
-                                        cval=0.0, prefilter=False)
+            sub = weights[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+            out[near] = map_coordinates(
+                sub, (idx[near] - lo).T, output=np.float32, order=1, mode="constant", cval=0.0, prefilter=False
+            )
     return out.reshape(shape)
 
 
@@ -124,8 +137,9 @@ _PLANE_NORMAL_AXIS = {"Axial": 2, "Coronal": 1, "Sagittal": 0}
 _AXIS_NAME = "xyz"
 
 
-def _plane_points(lo: np.ndarray, hi: np.ndarray, centre: np.ndarray, u: np.ndarray, v: np.ndarray,
-                  step_mm: float) -> np.ndarray:
+def _plane_points(
+    lo: np.ndarray, hi: np.ndarray, centre: np.ndarray, u: np.ndarray, v: np.ndarray, step_mm: float
+) -> np.ndarray:
     start = np.where(u > 0, lo, hi) * np.abs(u) + np.where(v > 0, lo, hi) * np.abs(v)
     normal = 1.0 - np.abs(u) - np.abs(v)
     start = start + centre * normal
@@ -167,8 +181,11 @@ def slice_figure_png(result, *, dpi: int = 110) -> tuple[bytes, SliceInfo]:
     planes = {}
     for name, (u, v, labels) in _PLANES.items():
         pts = _plane_points(lo, hi, centre, u, v, step)
-        ct = (_sample(result.ct_hu, pts, order=1, cval=-1000.0) if result.ct_hu is not None
-              else np.full(pts.shape[:2], -1000.0, np.float32))
+        ct = (
+            _sample(result.ct_hu, pts, order=1, cval=-1000.0)
+            if result.ct_hu is not None
+            else np.full(pts.shape[:2], -1000.0, np.float32)
+        )
         d = _sample(dose, pts, order=1, cval=0.0)
         idx = dose.world_to_index(pts.reshape(-1, 3))
         outlines = {n: _sample_in_box(result.roi_weights[n], boxes[n], idx, pts.shape[:2]) for n in given}
@@ -181,15 +198,17 @@ def slice_figure_png(result, *, dpi: int = 110) -> tuple[bytes, SliceInfo]:
     from matplotlib.lines import Line2D
 
     fig = Figure(figsize=(12.6, 12.6 * height_px / (sum(widths) * 1.12) + 1.0), facecolor="white")
-    grid = fig.add_gridspec(1, 4, width_ratios=widths + [0.035 * sum(widths)], wspace=0.05,
-                            left=0.01, right=0.94, top=0.90, bottom=0.13)
+    grid = fig.add_gridspec(
+        1, 4, width_ratios=widths + [0.035 * sum(widths)], wspace=0.05, left=0.01, right=0.94, top=0.90, bottom=0.13
+    )
     cmap = colormaps[DOSE_COLORMAP]
     mappable = None
     for k, (name, (ct, d, outlines, labels)) in enumerate(planes.items()):
         ax = fig.add_subplot(grid[0, k])
         ax.imshow(ct, cmap="gray", vmin=CT_WINDOW_HU[0], vmax=CT_WINDOW_HU[1], interpolation="bilinear")
-        mappable = ax.imshow(np.ma.masked_less(d, threshold), cmap=cmap, vmin=0.0, vmax=vmax, alpha=0.72,
-                             interpolation="bilinear")
+        mappable = ax.imshow(
+            np.ma.masked_less(d, threshold), cmap=cmap, vmin=0.0, vmax=vmax, alpha=0.72, interpolation="bilinear"
+        )
         for n, w in outlines.items():
             if np.nanmax(w) >= 0.5 and np.nanmin(w) < 0.5:
                 cs = ax.contour(w, levels=[0.5], colors=[colours[n]], linewidths=1.3)
@@ -212,11 +231,25 @@ def slice_figure_png(result, *, dpi: int = 110) -> tuple[bytes, SliceInfo]:
     bar.solids.set_alpha(1.0)
     bar.set_label("absorbed dose (Gy)", fontsize=_FONT)
     bar.ax.tick_params(labelsize=_FONT - 1)
-    handles = [Line2D([], [], color=colours[n], linewidth=2.4,
-                      path_effects=[patheffects.Stroke(linewidth=4, foreground="black"), patheffects.Normal()])
-               for n in given]
-    fig.legend(handles, given, loc="lower center", ncol=min(len(given), 8), fontsize=_FONT, frameon=False,
-               bbox_to_anchor=(0.47, 0.0))
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=colours[n],
+            linewidth=2.4,
+            path_effects=[patheffects.Stroke(linewidth=4, foreground="black"), patheffects.Normal()],
+        )
+        for n in given
+    ]
+    fig.legend(
+        handles,
+        given,
+        loc="lower center",
+        ncol=min(len(given), 8),
+        fontsize=_FONT,
+        frameon=False,
+        bbox_to_anchor=(0.47, 0.0),
+    )
     info = SliceInfo(tuple(float(c) for c in centre), reason, vmax)
     return _png(fig, dpi), info
 
@@ -235,11 +268,17 @@ def dvh_figure_png(result, *, dpi: int = 110) -> bytes:
         name = entry["name"]
         if name not in result.dvh_volume_percent:
             continue
-        ax.plot(axis, result.dvh_volume_percent[name], color=colours[name],
-                linestyle="--" if name in derived else "-", linewidth=1.8,
-                path_effects=None if name in derived else [patheffects.Stroke(linewidth=2.8, foreground="#333333"),
-                                                           patheffects.Normal()],
-                label=name)
+        ax.plot(
+            axis,
+            result.dvh_volume_percent[name],
+            color=colours[name],
+            linestyle="--" if name in derived else "-",
+            linewidth=1.8,
+            path_effects=None
+            if name in derived
+            else [patheffects.Stroke(linewidth=2.8, foreground="#333333"), patheffects.Normal()],
+            label=name,
+        )
     ax.set_xlabel("absorbed dose (Gy)", fontsize=_FONT + 1)
     ax.set_ylabel("volume (%) receiving at least the dose", fontsize=_FONT + 1)
     ax.set_ylim(0, 102)

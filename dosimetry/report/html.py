@@ -36,6 +36,7 @@ _LEVEL_LABEL = {"alert": "alert", "caution": "caution", "favourable": "favourabl
 
 # --- formatting ---------------------------------------------------------------------------------------
 
+
 def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
@@ -77,16 +78,19 @@ def _badge(level: str | None, text: str | None = None) -> str:
     return f'<span class="badge b-{_e(level)}">{_e(text or level)}</span>'
 
 
-def _table(headers: list[str], rows: list[str], *, cls: str = "", table_id: str = "",
-           left: tuple[int, ...] = (0,)) -> str:
-    head = "".join(f'<th class="l">{h}</th>' if i in left or i - len(headers) in left else f"<th>{h}</th>"
-                   for i, h in enumerate(headers))
+def _table(
+    headers: list[str], rows: list[str], *, cls: str = "", table_id: str = "", left: tuple[int, ...] = (0,)
+) -> str:
+    head = "".join(
+        f'<th class="l">{h}</th>' if i in left or i - len(headers) in left else f"<th>{h}</th>"
+        for i, h in enumerate(headers)
+    )
     ident = f' id="{table_id}"' if table_id else ""
-    return (f'<table class="{cls}"{ident}><thead><tr>{head}</tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table>")
+    return f'<table class="{cls}"{ident}><thead><tr>{head}</tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
 
 
 # --- sections -----------------------------------------------------------------------------------------
+
 
 def _summary_cards(stats: dict) -> str:
     by_name = {e["name"]: e for e in stats["rois"]}
@@ -95,24 +99,34 @@ def _summary_cards(stats: dict) -> str:
     cards = []
     t_name = tn.get("tumor")
     if t_name in by_name:
-        cards.append(("Tumour mean dose", f"rois/@{_key(t_name)}/mean_gy", by_name[t_name]["mean_gy"], 1, "Gy",
-                      t_name))
+        cards.append(("Tumour mean dose", f"rois/@{_key(t_name)}/mean_gy", by_name[t_name]["mean_gy"], 1, "Gy", t_name))
     normal = "perfused_normal_liver" if "perfused_normal_liver" in by_name else "normal_liver"
     if normal in by_name:
-        cards.append(("Normal liver mean dose", f"rois/@{_key(normal)}/mean_gy", by_name[normal]["mean_gy"], 1, "Gy",
-                      normal.replace("_", " ")))
+        cards.append(
+            (
+                "Normal liver mean dose",
+                f"rois/@{_key(normal)}/mean_gy",
+                by_name[normal]["mean_gy"],
+                1,
+                "Gy",
+                normal.replace("_", " "),
+            )
+        )
     if tn.get("dose_ratio") is not None:
         cards.append(("T:N dose ratio", "tumor_to_normal/dose_ratio", tn["dose_ratio"], 2, "", "mean tumour / normal"))
     if lung.get("mean_gy") is not None:
         cards.append(("Lung mean dose", "lung/mean_gy", lung["mean_gy"], 1, "Gy", lung.get("roi") or "lung"))
     if lung.get("lsf_estimate_gy") is not None:
-        cards.append(("Lung dose from LSF", "lung/lsf_estimate_gy", lung["lsf_estimate_gy"], 1, "Gy",
-                      "49.67 A (1-R) LSF / M"))
+        cards.append(
+            ("Lung dose from LSF", "lung/lsf_estimate_gy", lung["lsf_estimate_gy"], 1, "Gy", "49.67 A (1-R) LSF / M")
+        )
     out = []
     for title, path, value, digits, unit, sub in cards:
-        out.append(f'<div class="card"><div class="card-title">{_e(title)}</div>'
-                   f'<div class="card-value"><span class="num" data-json="{_e(path)}">{_fmt(value, digits)}</span>'
-                   f'<span class="unit">{_e(unit)}</span></div><div class="card-sub">{_e(sub)}</div></div>')
+        out.append(
+            f'<div class="card"><div class="card-title">{_e(title)}</div>'
+            f'<div class="card-value"><span class="num" data-json="{_e(path)}">{_fmt(value, digits)}</span>'
+            f'<span class="unit">{_e(unit)}</span></div><div class="card-sub">{_e(sub)}</div></div>'
+        )
     return '<div class="cards">' + "".join(out) + "</div>"
 
 
@@ -120,11 +134,15 @@ def _assumptions(stats: dict) -> str:
     assumed = stats.get("assumptions") or []
     if not assumed:
         return ""
-    items = "".join(f'<li data-assumption="{i}"><strong>ASSUMED:</strong> {_e(format_assumption(a))}</li>'
-                    for i, a in enumerate(assumed))
-    return (f'<div class="box assumed" id="assumptions"><strong>{len(assumed)} value{"s" if len(assumed) > 1 else ""}'
-            " assumed, not given</strong> &mdash; the results depend on them; give them to remove this box"
-            f"<ul>{items}</ul></div>")
+    items = "".join(
+        f'<li data-assumption="{i}"><strong>ASSUMED:</strong> {_e(format_assumption(a))}</li>'
+        for i, a in enumerate(assumed)
+    )
+    return (
+        f'<div class="box assumed" id="assumptions"><strong>{len(assumed)} value{"s" if len(assumed) > 1 else ""}'
+        " assumed, not given</strong> &mdash; the results depend on them; give them to remove this box"
+        f"<ul>{items}</ul></div>"
+    )
 
 
 def _warnings(stats: dict) -> str:
@@ -132,8 +150,10 @@ def _warnings(stats: dict) -> str:
     if not warnings:
         return '<div class="box ok"><strong>No warnings.</strong> Every default used is listed under Inputs.</div>'
     items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
-    return (f'<div class="box warn" id="warnings"><strong>{len(warnings)} warning{"s" if len(warnings) > 1 else ""}'
-            f'</strong><ul>{items}</ul></div>')
+    return (
+        f'<div class="box warn" id="warnings"><strong>{len(warnings)} warning{"s" if len(warnings) > 1 else ""}'
+        f"</strong><ul>{items}</ul></div>"
+    )
 
 
 def _roi_table(stats: dict, colours: dict) -> str:
@@ -141,17 +161,39 @@ def _roi_table(stats: dict, colours: dict) -> str:
     for e in stats["rois"]:
         p = f"rois/@{_key(e['name'])}"
         derived = "derived" in e
-        name = f'{_swatch(colours[e["name"]])}{_e(e["name"])}' + (' <span class="muted">(derived)</span>' if derived else "")
+        name = f"{_swatch(colours[e['name']])}{_e(e['name'])}" + (
+            ' <span class="muted">(derived)</span>' if derived else ""
+        )
         rows.append(
             f'<tr data-roi="{_e(e["name"])}" class="{"derived" if derived else ""}"><td class="name">{name}</td>'
             + _text(e["role"].replace("_", " "))
-            + _num(f"{p}/volume_ml", e["volume_ml"], 1) + _num(f"{p}/mass_g", e["mass_g"], 1)
+            + _num(f"{p}/volume_ml", e["volume_ml"], 1)
+            + _num(f"{p}/mass_g", e["mass_g"], 1)
             + _num(f"{p}/activity_mbq", e["activity_mbq"], 1)
-            + _num(f"{p}/mean_gy", e["mean_gy"], 1, cls="num key") + _num(f"{p}/std_gy", e["std_gy"], 1)
-            + _num(f"{p}/min_gy", e["min_gy"], 1) + _num(f"{p}/median_gy", e["median_gy"], 1)
-            + _num(f"{p}/max_gy", e["max_gy"], 1) + "</tr>")
-    return _table(["ROI", "role", "volume<br>mL", "mass<br>g", "activity<br>MBq", "mean<br>Gy", "SD<br>Gy",
-                   "min<br>Gy", "median<br>Gy", "max<br>Gy"], rows, table_id="roi-table", left=(0, 1))
+            + _num(f"{p}/mean_gy", e["mean_gy"], 1, cls="num key")
+            + _num(f"{p}/std_gy", e["std_gy"], 1)
+            + _num(f"{p}/min_gy", e["min_gy"], 1)
+            + _num(f"{p}/median_gy", e["median_gy"], 1)
+            + _num(f"{p}/max_gy", e["max_gy"], 1)
+            + "</tr>"
+        )
+    return _table(
+        [
+            "ROI",
+            "role",
+            "volume<br>mL",
+            "mass<br>g",
+            "activity<br>MBq",
+            "mean<br>Gy",
+            "SD<br>Gy",
+            "min<br>Gy",
+            "median<br>Gy",
+            "max<br>Gy",
+        ],
+        rows,
+        table_id="roi-table",
+        left=(0, 1),
+    )
 
 
 def _dvh_metrics_table(stats: dict, colours: dict) -> str:
@@ -163,8 +205,10 @@ def _dvh_metrics_table(stats: dict, colours: dict) -> str:
     for e in stats["rois"]:
         p = f"rois/@{_key(e['name'])}"
         cells = "".join(_num(f"{p}/{k}", e[k], 1) for k in keys_d + keys_v)
-        rows.append(f'<tr data-roi="{_e(e["name"])}"><td class="name">{_swatch(colours[e["name"]])}{_e(e["name"])}</td>'
-                    f"{cells}</tr>")
+        rows.append(
+            f'<tr data-roi="{_e(e["name"])}"><td class="name">{_swatch(colours[e["name"]])}{_e(e["name"])}</td>'
+            f"{cells}</tr>"
+        )
     headers = ["ROI"] + [f"{k}<br>Gy" for k in keys_d] + [f"{k}<br>%" for k in keys_v]
     return _table(headers, rows, table_id="dvh-table")
 
@@ -181,42 +225,77 @@ def _lesion_table(stats: dict, colours: dict) -> str:
         p = f"rois/@{_key(e['name'])}"
         r = rb.get(e["name"], {})
         mine = [f for f in flags if f["roi"] == e["name"] and f["flag"]]
-        badges = " ".join(_badge(f["flag"], f"{f['set']}: {f['flag']}") for f in mine) or '<span class="muted">no flag</span>'
+        badges = (
+            " ".join(_badge(f["flag"], f"{f['set']}: {f['flag']}") for f in mine)
+            or '<span class="muted">no flag</span>'
+        )
         pv = e.get("partial_volume") or {}
         pv_badge = (_badge("caution", f"partial volume: {pv.get('reason')}") + " ") if pv.get("warning") else ""
         rows.append(
             f'<tr data-roi="{_e(e["name"])}"><td class="name">{_swatch(colours[e["name"]])}{_e(e["name"])}</td>'
-            + _num(f"{p}/volume_ml", e["volume_ml"], 2) + _num(f"{p}/mean_gy", e["mean_gy"], 1, cls="num key")
-            + _num(f"{p}/D70", e["D70"], 1) + _num(f"{p}/D90", e["D90"], 1) + _num(f"{p}/V100", e["V100"], 1)
+            + _num(f"{p}/volume_ml", e["volume_ml"], 2)
+            + _num(f"{p}/mean_gy", e["mean_gy"], 1, cls="num key")
+            + _num(f"{p}/D70", e["D70"], 1)
+            + _num(f"{p}/D90", e["D90"], 1)
+            + _num(f"{p}/V100", e["V100"], 1)
             + _num(f"radiobiology/rois/@{_key(e['name'])}/bed_mean_gy", r.get("bed_mean_gy"), 1)
             + _num(f"radiobiology/rois/@{_key(e['name'])}/eud_gy", r.get("eud_gy"), 1)
             + _num(f"{p}/partial_volume/equivalent_diameter_mm", pv.get("equivalent_diameter_mm"), 1)
             + _num(f"{p}/partial_volume/ratio", pv.get("ratio"), 1)
-            + f'<td class="flags">{pv_badge}{badges}</td></tr>')
-    note = (f'<p class="params">Partial-volume check: resolution {_fmt(pv_first["resolution_mm"], 1)} mm '
-            f'({_e(pv_first["resolution_source"])}); a lesion under {_fmt(pv_first["min_volume_ml"], ".3g")} mL or with '
-            f'a sphere-equivalent diameter under {_fmt(pv_first["min_ratio"], ".3g")} x the resolution is flagged '
-            "(Soret et al., J Nucl Med 2007).</p>" if pv_first else "")
-    return note + _table(["lesion", "volume<br>mL", "mean<br>Gy", "D70<br>Gy", "D90<br>Gy", "V100<br>%", "mean BED<br>Gy",
-                   "EUD<br>Gy", "sphere-equiv.<br>diameter mm", "diameter /<br>resolution", "partial volume, threshold flags"],
-                  rows, table_id="lesion-table", left=(0, -1))
+            + f'<td class="flags">{pv_badge}{badges}</td></tr>'
+        )
+    note = (
+        f'<p class="params">Partial-volume check: resolution {_fmt(pv_first["resolution_mm"], 1)} mm '
+        f"({_e(pv_first['resolution_source'])}); a lesion under {_fmt(pv_first['min_volume_ml'], '.3g')} mL or with "
+        f"a sphere-equivalent diameter under {_fmt(pv_first['min_ratio'], '.3g')} x the resolution is flagged "
+        "(Soret et al., J Nucl Med 2007).</p>"
+        if pv_first
+        else ""
+    )
+    return note + _table(
+        [
+            "lesion",
+            "volume<br>mL",
+            "mean<br>Gy",
+            "D70<br>Gy",
+            "D90<br>Gy",
+            "V100<br>%",
+            "mean BED<br>Gy",
+            "EUD<br>Gy",
+            "sphere-equiv.<br>diameter mm",
+            "diameter /<br>resolution",
+            "partial volume, threshold flags",
+        ],
+        rows,
+        table_id="lesion-table",
+        left=(0, -1),
+    )
 
 
 def _tn_lung_table(stats: dict) -> str:
     tn = stats.get("tumor_to_normal") or {}
     lung = stats.get("lung") or {}
     rows = [
-        "<tr><th>T:N dose ratio</th>" + _num("tumor_to_normal/dose_ratio", tn.get("dose_ratio"), 2)
+        "<tr><th>T:N dose ratio</th>"
+        + _num("tumor_to_normal/dose_ratio", tn.get("dose_ratio"), 2)
         + f"<td class='muted'>{_e(tn.get('tumor') or '')} / {_e(tn.get('normal') or '')}, mass-weighted mean doses</td></tr>",
-        "<tr><th>T:N activity-concentration ratio</th>" + _num("tumor_to_normal/activity_ratio", tn.get("activity_ratio"), 2)
+        "<tr><th>T:N activity-concentration ratio</th>"
+        + _num("tumor_to_normal/activity_ratio", tn.get("activity_ratio"), 2)
         + "<td class='muted'>(MBq/mL tumour) / (MBq/mL normal liver)</td></tr>",
-        "<tr><th>Lung mean dose (Gy)</th>" + _num("lung/mean_gy", lung.get("mean_gy"), 1)
+        "<tr><th>Lung mean dose (Gy)</th>"
+        + _num("lung/mean_gy", lung.get("mean_gy"), 1)
         + f"<td class='muted'>{_e(lung.get('roi') or 'no lung ROI')}, mass-weighted</td></tr>",
-        "<tr><th>Lung voxel mean dose (Gy)</th>" + _num("lung/voxel_mean_gy", lung.get("voxel_mean_gy"), 1)
+        "<tr><th>Lung voxel mean dose (Gy)</th>"
+        + _num("lung/voxel_mean_gy", lung.get("voxel_mean_gy"), 1)
         + "<td class='muted'>volume-weighted</td></tr>",
-        "<tr><th>Lung dose from the shunt fraction (Gy)</th>" + _num("lung/lsf_estimate_gy", lung.get("lsf_estimate_gy"), 1)
+        "<tr><th>Lung dose from the shunt fraction (Gy)</th>"
+        + _num("lung/lsf_estimate_gy", lung.get("lsf_estimate_gy"), 1)
         + f"<td class='muted'>{_e(lung.get('lsf_formula') or '')}; lung mass "
-        + (f"{_fmt(lung.get('lung_mass_kg'), 3)} kg ({_e(lung.get('lung_mass_source'))})" if lung.get("lung_mass_kg") else "n/a")
+        + (
+            f"{_fmt(lung.get('lung_mass_kg'), 3)} kg ({_e(lung.get('lung_mass_source'))})"
+            if lung.get("lung_mass_kg")
+            else "n/a"
+        )
         + (f"; {_e(lung['lung_roi_mass_note'])}" if lung.get("lung_roi_mass_note") else "")
         + "</td></tr>",
     ]
@@ -231,22 +310,46 @@ def _radiobiology(stats: dict, colours: dict) -> str:
     rows = []
     for r in rb["rois"]:
         p = f"radiobiology/rois/@{_key(r['name'])}"
-        rows.append(f'<tr data-roi="{_e(r["name"])}"><td class="name">{_swatch(colours.get(r["name"], "#999"))}{_e(r["name"])}</td>'
-                    + _num(f"{p}/alpha_beta_gy", r["alpha_beta_gy"], 1) + _num(f"{p}/voxel_mean_gy", r["voxel_mean_gy"], 1)
-                    + _num(f"{p}/bed_mean_gy", r["bed_mean_gy"], 1) + _num(f"{p}/bed_of_mean_gy", r["bed_of_mean_gy"], 1)
-                    + _num(f"{p}/bed_max_gy", r["bed_max_gy"], 1)
-                    + _num(f"{p}/eud_gy", r["eud_gy"], 1) + _num(f"{p}/eubed_gy", r["eubed_gy"], 1) + "</tr>")
-    table = _table(["ROI", "&alpha;/&beta;<br>Gy", "mean dose<br>Gy (volume)", "mean BED<br>Gy", "BED of mean<br>Gy",
-                    "max BED<br>Gy", "EUD<br>Gy", "EUBED<br>Gy"], rows, table_id="radiobiology-table")
-    params = (f'<p class="params">Repair half-time <span class="num" data-json="radiobiology/parameters/repair_half_time_h">'
-              f'{_fmt(prm["repair_half_time_h"], 2)}</span> h; physical half-life '
-              f'<span class="num" data-json="radiobiology/parameters/physical_half_life_h">{_fmt(prm["physical_half_life_h"], 1)}</span> h; '
-              f'EUD &alpha; = <span class="num" data-json="radiobiology/parameters/eud_alpha_per_gy">'
-              f'{_fmt(prm["eud_alpha_per_gy"], ".4g")}</span> Gy<sup>-1</sup>.</p>')
+        rows.append(
+            f'<tr data-roi="{_e(r["name"])}"><td class="name">{_swatch(colours.get(r["name"], "#999"))}{_e(r["name"])}</td>'
+            + _num(f"{p}/alpha_beta_gy", r["alpha_beta_gy"], 1)
+            + _num(f"{p}/voxel_mean_gy", r["voxel_mean_gy"], 1)
+            + _num(f"{p}/bed_mean_gy", r["bed_mean_gy"], 1)
+            + _num(f"{p}/bed_of_mean_gy", r["bed_of_mean_gy"], 1)
+            + _num(f"{p}/bed_max_gy", r["bed_max_gy"], 1)
+            + _num(f"{p}/eud_gy", r["eud_gy"], 1)
+            + _num(f"{p}/eubed_gy", r["eubed_gy"], 1)
+            + "</tr>"
+        )
+    table = _table(
+        [
+            "ROI",
+            "&alpha;/&beta;<br>Gy",
+            "mean dose<br>Gy (volume)",
+            "mean BED<br>Gy",
+            "BED of mean<br>Gy",
+            "max BED<br>Gy",
+            "EUD<br>Gy",
+            "EUBED<br>Gy",
+        ],
+        rows,
+        table_id="radiobiology-table",
+    )
+    params = (
+        f'<p class="params">Repair half-time <span class="num" data-json="radiobiology/parameters/repair_half_time_h">'
+        f"{_fmt(prm['repair_half_time_h'], 2)}</span> h; physical half-life "
+        f'<span class="num" data-json="radiobiology/parameters/physical_half_life_h">{_fmt(prm["physical_half_life_h"], 1)}</span> h; '
+        f'EUD &alpha; = <span class="num" data-json="radiobiology/parameters/eud_alpha_per_gy">'
+        f"{_fmt(prm['eud_alpha_per_gy'], '.4g')}</span> Gy<sup>-1</sup>.</p>"
+    )
     formulas = "".join(f"<li><code>{_e(v)}</code></li>" for v in rb["formulas"].values())
     notes = "".join(f"<li>{_e(n)}</li>" for n in rb.get("notes", []))
-    return (params + table + f'<ul class="formulas">{formulas}</ul>'
-            + (f'<div class="box note"><ul>{notes}</ul></div>' if notes else ""))
+    return (
+        params
+        + table
+        + f'<ul class="formulas">{formulas}</ul>'
+        + (f'<div class="box note"><ul>{notes}</ul></div>' if notes else "")
+    )
 
 
 def _planning(stats: dict) -> str:
@@ -256,13 +359,23 @@ def _planning(stats: dict) -> str:
     rows = []
     for i, c in enumerate(pl["comparison"]):
         p = f"planning/comparison/{i}"
-        rows.append(f"<tr><td>{_e(pl['models'][c['model']]['title'])}</td>{_text(c['quantity'])}{_text(c['roi'])}"
-                    + _num(f"{p}/predicted_gy", c["predicted_gy"], _dose_digits(c["predicted_gy"]))
-                    + _num(f"{p}/delivered_gy", c["delivered_gy"], _dose_digits(c["delivered_gy"]), cls="num key")
-                    + _num(f"{p}/predicted_over_delivered", c["predicted_over_delivered"], 2) + "</tr>")
-    comparison = (_table(["model", "quantity", "ROI", "predicted<br>Gy", "delivered (voxel)<br>Gy", "predicted /<br>delivered"],
-                         rows, table_id="planning-table", left=(0, 1, 2)) if rows
-                  else '<p class="muted">No model could predict doses (see below).</p>')
+        rows.append(
+            f"<tr><td>{_e(pl['models'][c['model']]['title'])}</td>{_text(c['quantity'])}{_text(c['roi'])}"
+            + _num(f"{p}/predicted_gy", c["predicted_gy"], _dose_digits(c["predicted_gy"]))
+            + _num(f"{p}/delivered_gy", c["delivered_gy"], _dose_digits(c["delivered_gy"]), cls="num key")
+            + _num(f"{p}/predicted_over_delivered", c["predicted_over_delivered"], 2)
+            + "</tr>"
+        )
+    comparison = (
+        _table(
+            ["model", "quantity", "ROI", "predicted<br>Gy", "delivered (voxel)<br>Gy", "predicted /<br>delivered"],
+            rows,
+            table_id="planning-table",
+            left=(0, 1, 2),
+        )
+        if rows
+        else '<p class="muted">No model could predict doses (see below).</p>'
+    )
     m = pl["models"]
     mird, bsa, part = m["mird"], m["bsa"], m["partition"]
     detail_rows = [
@@ -270,32 +383,50 @@ def _planning(stats: dict) -> str:
         + _num("planning/models/mird/prescribed_activity_gbq", mird["prescribed_activity_gbq"], 3)
         + f"<td>target {_e(mird['target_roi'] or '')}, "
         + f"<span class='num' data-json='planning/models/mird/target_mass_kg'>{_fmt(mird['target_mass_kg'], 3)}</span> kg"
-        + (f"; for {_fmt(mird['target_dose_gy'], 1)} Gy" if mird["target_dose_gy"] else "; no target dose given (--mird-target-gy)")
+        + (
+            f"; for {_fmt(mird['target_dose_gy'], 1)} Gy"
+            if mird["target_dose_gy"]
+            else "; no target dose given (--mird-target-gy)"
+        )
         + f"<br><code>{_e(mird['formula'])}</code><br><span class='muted'>{_e(mird['source'])}</span></td></tr>",
         f"<tr><td>{_e(bsa['title'])}</td>{_text(bsa['status'])}"
         + _num("planning/models/bsa/prescribed_activity_gbq", bsa["prescribed_activity_gbq"], 3)
         + "<td>"
-        + (f"BSA <span class='num' data-json='planning/models/bsa/bsa_m2'>{_fmt(bsa['bsa_m2'], 3)}</span> m&sup2;, "
-           f"perfused fraction {_fmt(bsa['perfused_fraction'], 2)}, LSF factor {_fmt(bsa['lsf_factor'], 1)}; "
-           f"administered / BSA activity <span class='num' data-json='planning/models/bsa/administered_over_prescribed'>"
-           f"{_fmt(bsa['administered_over_prescribed'], 2)}</span><br>" if bsa["bsa_m2"] else "")
+        + (
+            f"BSA <span class='num' data-json='planning/models/bsa/bsa_m2'>{_fmt(bsa['bsa_m2'], 3)}</span> m&sup2;, "
+            f"perfused fraction {_fmt(bsa['perfused_fraction'], 2)}, LSF factor {_fmt(bsa['lsf_factor'], 1)}; "
+            f"administered / BSA activity <span class='num' data-json='planning/models/bsa/administered_over_prescribed'>"
+            f"{_fmt(bsa['administered_over_prescribed'], 2)}</span><br>"
+            if bsa["bsa_m2"]
+            else ""
+        )
         + f"<code>{_e(bsa['formula'])}</code><br><span class='muted'>{_e(bsa['source'])}</span></td></tr>",
         f"<tr><td>{_e(part['title'])}</td>{_text(part['status'])}"
         + _num("planning/models/partition/max_activity_gbq", part["max_activity_gbq"], 3)
         + "<td>"
-        + (f"maximum activity for normal liver &le; {_fmt(part['normal_liver_limit_gy'], 0)} Gy and lung &le; "
-           f"{_fmt(part['lung_limit_gy'], 0)} Gy (limited by {_e(part['limited_by'])}); "
-           f"T:N <span class='num' data-json='planning/models/partition/tn_ratio'>{_fmt(part['tn_ratio'], 2)}</span> "
-           f"({_e(part['tn_source'])}); lung mass {_fmt(part['lung_mass_kg'], 2)} kg ({_e(part['lung_mass_source'])})<br>"
-           if part["max_activity_gbq"] is not None else "")
+        + (
+            f"maximum activity for normal liver &le; {_fmt(part['normal_liver_limit_gy'], 0)} Gy and lung &le; "
+            f"{_fmt(part['lung_limit_gy'], 0)} Gy (limited by {_e(part['limited_by'])}); "
+            f"T:N <span class='num' data-json='planning/models/partition/tn_ratio'>{_fmt(part['tn_ratio'], 2)}</span> "
+            f"({_e(part['tn_source'])}); lung mass {_fmt(part['lung_mass_kg'], 2)} kg ({_e(part['lung_mass_source'])})<br>"
+            if part["max_activity_gbq"] is not None
+            else ""
+        )
         + f"<code>{_e(part['formula'])}</code><br><span class='muted'>{_e(part['source'])}</span></td></tr>",
     ]
-    details = _table(["model", "status", "activity<br>GBq", "details"], detail_rows, cls="models",
-                     table_id="models-table", left=(0, 1, 3))
+    details = _table(
+        ["model", "status", "activity<br>GBq", "details"],
+        detail_rows,
+        cls="models",
+        table_id="models-table",
+        left=(0, 1, 3),
+    )
     a = pl["inputs"]["administered_activity_gbq"]
-    head = (f'<p class="params">Administered activity <span class="num" data-json="planning/inputs/administered_activity_gbq">'
-            f'{_fmt(a, 3)}</span> GBq; constant {_fmt(pl["constant_gy_kg_per_gbq"], 2)} Gy kg/GBq (published models). '
-            "Activity column: MIRD = prescribed for the target dose, BSA = prescribed, partition = maximum within limits.</p>")
+    head = (
+        f'<p class="params">Administered activity <span class="num" data-json="planning/inputs/administered_activity_gbq">'
+        f"{_fmt(a, 3)}</span> GBq; constant {_fmt(pl['constant_gy_kg_per_gbq'], 2)} Gy kg/GBq (published models). "
+        "Activity column: MIRD = prescribed for the target dose, BSA = prescribed, partition = maximum within limits.</p>"
+    )
     notes = "".join(f"<li>{_e(n)}</li>" for n in pl.get("notes", []))
     return head + comparison + details + (f'<div class="box note"><ul>{notes}</ul></div>' if notes else "")
 
@@ -318,25 +449,40 @@ def _flags(stats: dict) -> str:
         else:
             result = _badge("na", "not evaluated")
         note = r.get("note") or ""
-        rows.append(f'<tr class="flag-{_e(r["flag"] or "none")}"><td>{_e(r["set"])}</td>{_text(r["roi"])}'
-                    f"{_text(r['quantity'])}" + _num(f"{p}/value", r["value"], 1)
-                    + f'<td class="cmp">{_e(r["comparison"])}</td>' + _num(f"{p}/threshold", r["threshold"], 1)
-                    + f"<td>{result}</td><td>{_e(r['meaning'])}"
-                    + (f"<br><span class='muted'>{_e(note)}</span>" if note else "") + "</td></tr>")
-    table = _table(["set", "ROI", "quantity", "value", "", "threshold", "result", "meaning"], rows,
-                   table_id="flags-table", left=(0, 1, 2, 6, 7))
+        rows.append(
+            f'<tr class="flag-{_e(r["flag"] or "none")}"><td>{_e(r["set"])}</td>{_text(r["roi"])}'
+            f"{_text(r['quantity'])}"
+            + _num(f"{p}/value", r["value"], 1)
+            + f'<td class="cmp">{_e(r["comparison"])}</td>'
+            + _num(f"{p}/threshold", r["threshold"], 1)
+            + f"<td>{result}</td><td>{_e(r['meaning'])}"
+            + (f"<br><span class='muted'>{_e(note)}</span>" if note else "")
+            + "</td></tr>"
+        )
+    table = _table(
+        ["set", "ROI", "quantity", "value", "", "threshold", "result", "meaning"],
+        rows,
+        table_id="flags-table",
+        left=(0, 1, 2, 6, 7),
+    )
     sets = "".join(
         f"<li><strong>{_e(s['name'])}</strong> &mdash; {_e(s['title'])} "
         f"<span class='muted'>(population: {_e(s['population'] or 'any')}; device: {_e(s['device'] or 'any')})</span>"
-        f"<br>{_e(s['source'])}<br><span class='muted'>{_e(s['note'])}</span></li>" for s in fl["sets"])
+        f"<br>{_e(s['source'])}<br><span class='muted'>{_e(s['note'])}</span></li>"
+        for s in fl["sets"]
+    )
     counts = ", ".join(f"{v} {k}" for k, v in fl.get("counts", {}).items() if v) or "no rule met"
     selection = fl.get("selection")
     selection = ", ".join(selection) if isinstance(selection, list) else selection
     indication = f"indication {fl['indication']}; " if fl.get("indication") else ""
     device = f"device {fl['device']}; " if fl.get("device") else ""
-    return (f'<p class="params">{_e(indication + device)}threshold sets: {_e(selection)}. Flags raised: {_e(counts)}. '
-            "Thresholds come from the populations and devices named; they inform, they do not decide.</p>"
-            + notes + table + f'<h3>Sources</h3><ul class="sources">{sets}</ul>')
+    return (
+        f'<p class="params">{_e(indication + device)}threshold sets: {_e(selection)}. Flags raised: {_e(counts)}. '
+        "Thresholds come from the populations and devices named; they inform, they do not decide.</p>"
+        + notes
+        + table
+        + f'<h3>Sources</h3><ul class="sources">{sets}</ul>'
+    )
 
 
 def _flatten(prefix: str, value, rows: list[str]) -> None:
@@ -365,8 +511,10 @@ def _inputs(stats: dict) -> str:
     if roi_inputs:
         rois = "; ".join(f"{r.get('name')} ({r.get('role')}): {r.get('source') or 'mask'}" for r in roi_inputs)
         rows.append(f"<tr><th>ROIs</th>{_text(rois)}</tr>")
-    extra = (f"<tr><th>method</th>{_text(stats.get('method'))}</tr>"
-             f"<tr><th>density source</th>{_text(stats.get('density_source'))}</tr>")
+    extra = (
+        f"<tr><th>method</th>{_text(stats.get('method'))}</tr>"
+        f"<tr><th>density source</th>{_text(stats.get('density_source'))}</tr>"
+    )
     return '<table class="kv inputs" id="inputs-table"><tbody>' + extra + "".join(rows) + "</tbody></table>"
 
 
@@ -374,11 +522,15 @@ def _constants(stats: dict) -> str:
     rows = []
     for name, c in (stats.get("constants") or {}).items():
         value = c["value"]
-        cell = (_num(f"constants/{name}/value", value, ".6g") if isinstance(value, (int, float))
-                else _text(", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value))
+        cell = (
+            _num(f"constants/{name}/value", value, ".6g")
+            if isinstance(value, (int, float))
+            else _text(", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value)
+        )
         rows.append(f"<tr><td class='mono'>{_e(name)}</td>{cell}{_text(c.get('unit'))}{_text(c.get('source'))}</tr>")
-    return _table(["constant", "value", "unit", "source"], rows, table_id="constants-table", cls="constants",
-                  left=(0, 2, 3))
+    return _table(
+        ["constant", "value", "unit", "source"], rows, table_id="constants-table", cls="constants", left=(0, 2, 3)
+    )
 
 
 _CSS = """
@@ -463,7 +615,8 @@ def render_report_html(result, *, title: str | None = None) -> str:
 
     c = info.centre_lps
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<header><h1>{_e(title)}</h1><div class='sub'>{'Predictive Y-90 voxel dosimetry from Tc-99m MAA, planned activity' if is_predictive(stats) else 'Post-treatment Y-90 voxel dosimetry'} &middot; method "
@@ -473,24 +626,29 @@ def render_report_html(result, *, title: str | None = None) -> str:
         _assumptions(stats),
         _warnings(stats),
         _summary_cards(stats),
-        "<section id='images'><h2>Dose on the anatomy</h2><figure>" + img(slices_png, "dose over CT, three planes")
+        "<section id='images'><h2>Dose on the anatomy</h2><figure>"
+        + img(slices_png, "dose over CT, three planes")
         + f"<figcaption>Absorbed dose (colour, Gy; shown above {0.02 * info.dose_max_display_gy:.1f} Gy, scale to the "
-          f"99.9th percentile {info.dose_max_display_gy:.1f} Gy) "
-          + ("over the CT (window W400/L40)" if result.ct_hu is not None else "(no CT given: black background)")
-          + f". Planes through "
-          f"{_e(info.reason)}, LPS ({c[0]:.1f}, {c[1]:.1f}, {c[2]:.1f}) mm. Outlines: ROIs at 50 % occupancy; "
-          "radiological convention (patient right on the image left).</figcaption></figure></section>",
-        "<section id='dvh'><h2>Dose-volume histograms</h2><figure>" + img(dvh_png, "cumulative DVH")
+        f"99.9th percentile {info.dose_max_display_gy:.1f} Gy) "
+        + ("over the CT (window W400/L40)" if result.ct_hu is not None else "(no CT given: black background)")
+        + f". Planes through "
+        f"{_e(info.reason)}, LPS ({c[0]:.1f}, {c[1]:.1f}, {c[2]:.1f}) mm. Outlines: ROIs at 50 % occupancy; "
+        "radiological convention (patient right on the image left).</figcaption></figure></section>",
+        "<section id='dvh'><h2>Dose-volume histograms</h2><figure>"
+        + img(dvh_png, "cumulative DVH")
         + "<figcaption>Cumulative DVH: % of each ROI's volume receiving at least the dose. Dashed: derived ROIs "
-          "(unions, liver minus tumours).</figcaption></figure></section>",
+        "(unions, liver minus tumours).</figcaption></figure></section>",
         "<section id='rois'><h2>Dose per ROI</h2><p class='params'>Mean = mass-weighted (energy / mass); SD, median "
-        "and DVH metrics are volume-weighted. Activities at implant.</p>" + _roi_table(stats, colours)
+        "and DVH metrics are volume-weighted. Activities at implant.</p>"
+        + _roi_table(stats, colours)
         + "<h3>DVH metrics</h3><p class='params'>Dx: minimum dose to the hottest x % of the volume; Vx: % of the volume "
-          "receiving at least x Gy.</p>" + _dvh_metrics_table(stats, colours) + "</section>",
+        "receiving at least x Gy.</p>" + _dvh_metrics_table(stats, colours) + "</section>",
         "<section id='lesions'><h2>Per lesion</h2>" + _lesion_table(stats, colours) + "</section>",
         "<section id='tn-lung'><h2>Tumour-to-normal ratio and lung</h2>" + _tn_lung_table(stats) + "</section>",
         "<section id='radiobiology'><h2>Radiobiology</h2>" + _radiobiology(stats, colours) + "</section>",
-        "<section id='planning'><h2>Planning models: predicted against delivered</h2>" + _planning(stats) + "</section>",
+        "<section id='planning'><h2>Planning models: predicted against delivered</h2>"
+        + _planning(stats)
+        + "</section>",
         "<section id='flags'><h2>Threshold flags</h2>" + _flags(stats) + "</section>",
         "<section id='inputs'><h2>Inputs</h2>" + _inputs(stats) + "</section>",
         "<section id='constants'><h2>Constants used</h2>" + _constants(stats) + "</section>",
@@ -526,9 +684,18 @@ def write_report(result, path: str | os.PathLike, *, title: str | None = None) -
 # --- headless Chromium --------------------------------------------------------------------------------
 
 _CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-_CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                   "--hide-scrollbars", "--mute-audio")
+_CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
 
 
 def find_chromium() -> str | None:
@@ -546,8 +713,13 @@ def _run_chromium(args: list[str], *, chromium: str | None, timeout_s: float) ->
         raise OutputError("headless Chromium not found; install it (Debian: apt-get install chromium)")
     with tempfile.TemporaryDirectory(prefix="dosimetry-chromium-") as profile:
         try:
-            return subprocess.run([exe, *_CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                                  capture_output=True, text=True, timeout=timeout_s, check=False)
+            return subprocess.run(
+                [exe, *_CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
         except subprocess.TimeoutExpired as err:
             raise OutputError(f"Chromium did not finish within {timeout_s:g} s") from err
 
@@ -555,19 +727,31 @@ def _run_chromium(args: list[str], *, chromium: str | None, timeout_s: float) ->
 def _page_height_px(html_path: Path, width_px: int, *, chromium: str | None, timeout_s: float) -> int:
     """Height of the laid-out page, measured by a copy of the HTML with a one-line script (the report has none)."""
     text = html_path.read_text(encoding="utf-8")
-    probe = ("<script>document.addEventListener('DOMContentLoaded',()=>{document.body.setAttribute("
-             "'data-page-height',String(document.documentElement.scrollHeight));});</script>")
+    probe = (
+        "<script>document.addEventListener('DOMContentLoaded',()=>{document.body.setAttribute("
+        "'data-page-height',String(document.documentElement.scrollHeight));});</script>"
+    )
     with tempfile.TemporaryDirectory(prefix="dosimetry-probe-") as folder:
         copy = Path(folder) / "probe.html"
         copy.write_text(text.replace("</body>", probe + "</body>", 1), encoding="utf-8")
-        proc = _run_chromium([f"--window-size={width_px},1000", "--virtual-time-budget=5000", "--dump-dom",
-                              copy.resolve().as_uri()], chromium=chromium, timeout_s=timeout_s)
+        proc = _run_chromium(
+            [f"--window-size={width_px},1000", "--virtual-time-budget=5000", "--dump-dom", copy.resolve().as_uri()],
+            chromium=chromium,
+            timeout_s=timeout_s,
+        )
     match = re.search(r'data-page-height="(\d+)"', proc.stdout)
     return int(match.group(1)) if match else 6000
 
 
-def html_to_png(html_path: str | os.PathLike, png_path: str | os.PathLike, *, width_px: int = 1400,
-                height_px: int | None = None, chromium: str | None = None, timeout_s: float = 180.0) -> Path:
+def html_to_png(
+    html_path: str | os.PathLike,
+    png_path: str | os.PathLike,
+    *,
+    width_px: int = 1400,
+    height_px: int | None = None,
+    chromium: str | None = None,
+    timeout_s: float = 180.0,
+) -> Path:
     """Full-page screenshot of an HTML file with headless Chromium (height measured when not given).
 
     Raises
@@ -579,16 +763,24 @@ def html_to_png(html_path: str | os.PathLike, png_path: str | os.PathLike, *, wi
     if height_px is None:
         height_px = _page_height_px(html_path, width_px, chromium=chromium, timeout_s=timeout_s)
     png_path.unlink(missing_ok=True)
-    proc = _run_chromium([f"--window-size={width_px},{height_px}", "--virtual-time-budget=5000",
-                          f"--screenshot={png_path.resolve()}", html_path.resolve().as_uri()],
-                         chromium=chromium, timeout_s=timeout_s)
+    proc = _run_chromium(
+        [
+            f"--window-size={width_px},{height_px}",
+            "--virtual-time-budget=5000",
+            f"--screenshot={png_path.resolve()}",
+            html_path.resolve().as_uri(),
+        ],
+        chromium=chromium,
+        timeout_s=timeout_s,
+    )
     if not png_path.exists():
         raise OutputError(f"Chromium wrote no screenshot (exit {proc.returncode}): {proc.stderr.strip()[-400:]}")
     return png_path
 
 
-def html_to_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike, *, chromium: str | None = None,
-                timeout_s: float = 180.0) -> Path:
+def html_to_pdf(
+    html_path: str | os.PathLike, pdf_path: str | os.PathLike, *, chromium: str | None = None, timeout_s: float = 180.0
+) -> Path:
     """Print an HTML file to PDF with headless Chromium (A4, the report's print styles).
 
     Raises
@@ -598,8 +790,16 @@ def html_to_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike, *, ch
     """
     html_path, pdf_path = Path(html_path), Path(pdf_path)
     pdf_path.unlink(missing_ok=True)
-    proc = _run_chromium(["--no-pdf-header-footer", "--virtual-time-budget=5000", f"--print-to-pdf={pdf_path.resolve()}",
-                          html_path.resolve().as_uri()], chromium=chromium, timeout_s=timeout_s)
+    proc = _run_chromium(
+        [
+            "--no-pdf-header-footer",
+            "--virtual-time-budget=5000",
+            f"--print-to-pdf={pdf_path.resolve()}",
+            html_path.resolve().as_uri(),
+        ],
+        chromium=chromium,
+        timeout_s=timeout_s,
+    )
     if not pdf_path.exists():
         raise OutputError(f"Chromium wrote no PDF (exit {proc.returncode}): {proc.stderr.strip()[-400:]}")
     return pdf_path
