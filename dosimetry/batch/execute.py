@@ -233,6 +233,18 @@ def _kill_pid_group(pid: int) -> None:
             pass
 
 
+def _timed_out(job: CaseJob, start: float) -> CaseOutcome:
+    """The outcome of a case killed at its ``--case-timeout-s``."""
+    return CaseOutcome(
+        job.case_id,
+        False,
+        TIMEOUT_EXIT_CODE,
+        f"timed out after {job.timeout_s:g} s (--case-timeout-s); the case was killed",
+        time.monotonic() - start,
+        None,
+    )
+
+
 def run_case(job: CaseJob) -> CaseOutcome:
     """Run one case as ``dosimetry run`` in a fresh process; its output goes to ``job.work_dir/out``.
 
@@ -264,14 +276,7 @@ def run_case(job: CaseJob) -> CaseOutcome:
         except TimeoutError:
             _kill_pid_group(pid)
             server.wait_exit(None)
-            return CaseOutcome(
-                job.case_id,
-                False,
-                TIMEOUT_EXIT_CODE,
-                f"timed out after {job.timeout_s:g} s (--case-timeout-s); the case was killed",
-                time.monotonic() - start,
-                None,
-            )
+            return _timed_out(job, start)
         except EOFError:
             _kill_pid_group(pid)
             return CaseOutcome(
@@ -335,14 +340,7 @@ def _run_case_subprocess(job: CaseJob) -> CaseOutcome:
         except subprocess.TimeoutExpired:
             _kill_group(process)
             process.communicate()
-            return CaseOutcome(
-                job.case_id,
-                False,
-                TIMEOUT_EXIT_CODE,
-                f"timed out after {job.timeout_s:g} s (--case-timeout-s); the case was killed",
-                time.monotonic() - start,
-                None,
-            )
+            return _timed_out(job, start)
     except BaseException:
         _kill_group(process)
         process.wait()

@@ -36,6 +36,7 @@ from pydicom.valuerep import format_number_as_ds
 from .._version import __version__
 from ..errors import GeometryError, InputFileError, OutputError, UnitsError
 from ..image import Image
+from .vr import TYPE2_PATIENT_STUDY
 
 log = logging.getLogger("dosimetry")
 
@@ -93,17 +94,6 @@ _STUDY_KEYWORDS = (
     "StudyID",
     "AccessionNumber",
     "StudyDescription",
-)
-_TYPE2_KEYWORDS = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "ReferringPhysicianName",
-    "StudyID",
-    "AccessionNumber",
 )
 
 
@@ -173,7 +163,7 @@ def copy_patient_study_frame(reference: Dataset, target: Dataset, *, frame_of_re
     for keyword in _PATIENT_KEYWORDS + _STUDY_KEYWORDS:
         if keyword in reference:
             target[keyword] = reference[keyword]
-    for keyword in _TYPE2_KEYWORDS:
+    for keyword in TYPE2_PATIENT_STUDY:
         if keyword not in target:
             setattr(target, keyword, "")
     if frame_of_reference:
