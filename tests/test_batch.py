@@ -379,3 +379,28 @@ def test_error_line_of_a_case():
     )
     assert _error_line("", -9) == "the case's process was killed by SIGKILL (out of memory?)"
     assert _error_line("", -11) == "the case's process was killed by SIGSEGV"
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    """Every file and folder under ``folder``: content hash (files) and modification time."""
+    import hashlib
+
+    return {
+        str(p.relative_to(folder)): (
+            hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir",
+            p.stat().st_mtime_ns,
+        )
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_batch_never_writes_into_or_deletes_its_inputs(tmp_path):
+    root = tmp_path / "root"
+    copy_study(root / "alpha", "inputs-alpha")
+    (root / "empty").mkdir()
+    (root / "notes.txt").write_text("not a DICOM file\n")
+    before = _snapshot(root)
+    out = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(out), "-q", *RUN_OPTIONS]) == 0
+    assert main(["batch", str(root), "--out", str(out), "-q", "--retry-failed", *RUN_OPTIONS]) == 0  # the rerun
+    assert _snapshot(root) == before
