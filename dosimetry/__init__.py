@@ -12,7 +12,7 @@ can be answered with one line).
 import importlib
 import logging
 
-from ._version import __version__ as __version__
+from dosimetry._version import __version__ as __version__
 
 _PUBLIC = {
     "DosimetryError": ".errors",
@@ -31,13 +31,13 @@ _PUBLIC = {
     "Image": ".image",
     "Role": ".roi",
     "Roi": ".roi",
-    "read_image": ".imageio",
-    "read_mask_roi": ".roi_io",
-    "read_slicer_segmentation": ".roi_io",
+    "read_image": ".io.images",
+    "read_mask_roi": ".io.roi_files",
+    "read_slicer_segmentation": ".io.roi_files",
     "run_dicom_study": ".pipeline",
     "run_dosimetry": ".pipeline",
-    "write_nifti": ".imageio",
-    "write_results": ".outputs",
+    "write_nifti": ".io.images",
+    "write_results": ".export.results",
 }
 """Public name -> module that defines it."""
 

@@ -2,9 +2,9 @@
 
 Each earlier dose map lies on its own grid, in the coordinates of its own scan. It is brought onto the
 current dose grid by a rigid transform, either given or found by registering its CT to the current CT
-(:func:`dosimetry.registration.register_rigid`, refused when its check fails), resampled with linear
+(:func:`dosimetry.geometry.registration.register_rigid`, refused when its check fails), resampled with linear
 interpolation (outside its grid: 0 Gy), and added voxel by voxel. Statistics of the sum over the ROIs
-(on the current grid, weighted by occupancy as everywhere, :mod:`dosimetry.stats`) give the cumulative
+(on the current grid, weighted by occupancy as everywhere, :mod:`dosimetry.stats.roi_stats`) give the cumulative
 normal-liver and lung doses.
 
 Physical dose only
@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from .constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML
-from .density import density_on_grid
-from .errors import GeometryError, OptionsError, RoiError, UnitsError
-from .image import Image
-from .imageio import to_sitk
-from .registration import RegistrationResult, register_rigid
-from .resample import occupancy_on_grid
-from .roi import Role, Roi
-from .stats import STAT_KEYS, roi_statistics
+from dosimetry.constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML
+from dosimetry.quantify.density import density_on_grid
+from dosimetry.errors import GeometryError, OptionsError, RoiError, UnitsError
+from dosimetry.image import Image
+from dosimetry.io.images import to_sitk
+from dosimetry.geometry.registration import RegistrationResult, register_rigid
+from dosimetry.geometry.resample import occupancy_on_grid
+from dosimetry.roi import Role, Roi
+from dosimetry.stats.roi_stats import STAT_KEYS, roi_statistics
 
 SCHEMA_VERSION = "1.0"
 PHYSICAL_SUM_NOTE = (
@@ -182,7 +182,7 @@ def accumulate_doses(
         ROIs on any grid. Normal liver (liver minus tumours) and the union of several lungs are derived as
         in :func:`dosimetry.pipeline.run_dosimetry`.
     min_ncc, min_overlap : float
-        Acceptance of each registration (see :func:`~dosimetry.registration.register_rigid`).
+        Acceptance of each registration (see :func:`~dosimetry.geometry.registration.register_rigid`).
     default_density_g_ml : float
         Density where there is no CT.
 

@@ -127,7 +127,7 @@ PARTIAL_VOLUME_MIN_VOLUME_ML: float = 5.0
 Y-90 PET resolution) is flagged for partial-volume effect whatever the resolution given (choice of this
 package, issue 9, from [Soret2007])."""
 
-# --- dose voxel kernels (issue 4; see dosimetry/kernels.py) -------------------------------------------
+# --- dose voxel kernels (issue 4; see dosimetry/dose/kernels.py) -------------------------------------------
 MGY_PER_MBQ_S_PER_MEV_PER_G: float = JOULE_PER_MEV * 1e3 * 1e6 * 1e3
 """1 MeV/g per decay expressed in mGy/(MBq s) (= 0.1602177): J/MeV x g/kg x decays per MBq s x mGy/Gy.
 Exact [CODATA2018]. (Not 1.602e-4, which gives Gy/(MBq s).)"""
@@ -172,7 +172,7 @@ MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S: float = 1.61
 MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S: float = 0.346
 """Published Y-90 voxel S value S(0,0,0) for 6 mm voxels in soft tissue, mGy/(MBq s) [MIRD17]."""
 
-# --- radiobiology of the permanent Y-90 implant (issue 5; dosimetry/radiobiology.py) ---------------------
+# --- radiobiology of the permanent Y-90 implant (issue 5; dosimetry/stats/radiobiology.py) ---------------------
 Y90_REPAIR_HALF_TIME_H: float = 2.5
 """Half-time of sublethal-damage repair used in the Y-90 BED (h), tumour and liver [Strigari2010],
 [Cremonesi2014]; configurable (``--repair-half-time-h``)."""
@@ -183,7 +183,7 @@ ALPHA_BETA_TUMOR_GY: float = 10.0
 ALPHA_BETA_LIVER_GY: float = 2.5
 """alpha/beta of (normal) liver for the BED (Gy) [Strigari2010], [Cremonesi2014]; configurable."""
 
-# --- activity prescription models (issue 5; dosimetry/planning.py) -------------------------------------
+# --- activity prescription models (issue 5; dosimetry/stats/planning.py) -------------------------------------
 DU_BOIS_BSA_COEFFICIENT: float = 0.007184
 """Body surface area (m2) = 0.007184 x weight[kg]^0.425 x height[cm]^0.725 [DuBois1916]."""
 

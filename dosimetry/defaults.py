@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .constants import (
+from dosimetry.constants import (
     DEFAULT_LUNG_MASS_KG,
     LUNG_MASS_DISAGREEMENT_FRACTION,
     LUNG_MASS_PLAUSIBLE_FACTOR,

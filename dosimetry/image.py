@@ -6,7 +6,7 @@ belong to array axis ``n``. The world position of the centre of voxel ``(i, j, k
 
     x = origin_mm + direction @ (spacing_mm * (i, j, k))
 
-Conversions to SimpleITK and NIfTI (the only place LPS and RAS meet) live in :mod:`dosimetry.imageio`.
+Conversions to SimpleITK and NIfTI (the only place LPS and RAS meet) live in :mod:`dosimetry.io.images`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import GeometryError
+from dosimetry.errors import GeometryError
 
 _ORTHO_TOL = 1e-4
 

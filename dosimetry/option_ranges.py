@@ -23,7 +23,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from .errors import OptionsError
+from dosimetry.errors import OptionsError
 
 __all__ = ["OptionRange", "RANGES", "BY_OPTION", "check_value", "check_fields", "option_type", "OptionValueError"]
 
@@ -103,7 +103,7 @@ RANGES: tuple[OptionRange, ...] = (
     # run: dose
     _r("default_density_g_ml", "--density-g-ml", 0, 3, "(]", "g/mL", "give g/mL (soft tissue 1.03), not kg/m3"),
     _r("lung_mass_kg", "--lung-mass-kg", 0, 5, "(]", "kg", "give kilograms (adult lungs about 1 kg), not grams"),
-    # run: radiobiology, planning models, thresholds (dosimetry.clinical)
+    # run: radiobiology, planning models, thresholds (dosimetry.stats.clinical)
     _r("alpha_beta_tumor_gy", "--alpha-beta-tumor-gy", 0, 100, "(]", "Gy", _ALPHA_BETA_FIX),
     _r("alpha_beta_liver_gy", "--alpha-beta-liver-gy", 0, 100, "(]", "Gy", _ALPHA_BETA_FIX),
     _r("alpha_beta_lung_gy", "--alpha-beta-lung-gy", 0, 100, "(]", "Gy", _ALPHA_BETA_FIX),

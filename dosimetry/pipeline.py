@@ -28,23 +28,23 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ._version import __version__
-from .checks import check_emission_values, check_total_activity
-from .constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML, constants_record
-from .clinical import ClinicalOptions, clinical_sections
-from .defaults import lung_shunt_estimate, run_assumptions
-from .density import DensityMap, density_on_grid
-from .dose import compute_dose
-from .emission import EmissionDecision, emission_for_run
-from .errors import GeometryError, OptionsError, RoiError
-from .image import Image
-from .imageio import read_image
-from .quantify import Calibration, Timing, activity_at_implant, parse_units, recovered_activity_check
-from .option_ranges import check_fields, check_value
-from .progress import advance, stage
-from .resample import check_roi_inside, occupancy_on_grid
-from .roi import Role, Roi, role_warnings
-from .stats import STAT_KEYS, SortedDose, dvh_table, roi_statistics
+from dosimetry._version import __version__
+from dosimetry.quantify.checks import check_emission_values, check_total_activity
+from dosimetry.constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML, constants_record
+from dosimetry.stats.clinical import ClinicalOptions, clinical_sections
+from dosimetry.defaults import lung_shunt_estimate, run_assumptions
+from dosimetry.quantify.density import DensityMap, density_on_grid
+from dosimetry.dose import compute_dose
+from dosimetry.quantify.emission import EmissionDecision, emission_for_run
+from dosimetry.errors import GeometryError, OptionsError, RoiError
+from dosimetry.image import Image
+from dosimetry.io.images import read_image
+from dosimetry.quantify.activity import Calibration, Timing, activity_at_implant, parse_units, recovered_activity_check
+from dosimetry.option_ranges import check_fields, check_value
+from dosimetry.progress import advance, stage
+from dosimetry.geometry.resample import check_roi_inside, occupancy_on_grid
+from dosimetry.roi import Role, Roi, role_warnings
+from dosimetry.stats.roi_stats import STAT_KEYS, SortedDose, dvh_table, roi_statistics
 
 SCHEMA_VERSION = "1.0"
 
@@ -68,17 +68,17 @@ class DosimetryOptions:
     calibration_roi : str or None
         Name of the ROI whose activity is calibrated; default: the liver ROI.
     scan_delay_h, scan_time, implant_time
-        When the image values hold, relative to implant (see :class:`~dosimetry.quantify.Timing`).
+        When the image values hold, relative to implant (see :class:`~dosimetry.quantify.activity.Timing`).
     default_density_g_ml : float
         Density where there is no CT.
     lung_mass_kg : float or None
         Lung mass for the lung-shunt estimate; None = the lung ROI's mass from CT density, else the
         conventional 1 kg, stated in the output (:func:`dosimetry.defaults.lung_shunt_estimate`).
     clinical : ClinicalOptions
-        Radiobiology, planning-model and threshold-flag settings (:mod:`dosimetry.clinical`).
+        Radiobiology, planning-model and threshold-flag settings (:mod:`dosimetry.stats.clinical`).
     emission_nuclide : str or None
         The nuclide the emission image shows, as the user states it (``--emission-nuclide``); None = from
-        the DICOM header, or Y-90 assumed for image files (stated). See :mod:`dosimetry.emission`.
+        the DICOM header, or Y-90 assumed for image files (stated). See :mod:`dosimetry.quantify.emission`.
     allow_roi_outside : bool
         Accept ROIs more than 20% outside the activity image (else GeometryError); the part outside is
         recorded per ROI in any case (``outside_image_ml``, ``outside_image_percent``).
@@ -199,7 +199,7 @@ def _union(weights: Iterable[np.ndarray], shape) -> np.ndarray:
 
 # --- stages ----------------------------------------------------------------------------------------------------
 # A run is load -> resample ROIs -> quantify (activity and density) -> dose -> statistics; outputs are
-# :func:`dosimetry.outputs.write_results`. Each stage is a public function with a typed result, timed by
+# :func:`dosimetry.export.results.write_results`. Each stage is a public function with a typed result, timed by
 # :func:`dosimetry.progress.stage` into the ``timings_s`` of its result, so batch jobs can reuse stages (load
 # and quantify once, dose with several methods). Warnings are carried stage by stage and joined, in stage
 # order, by :func:`compute_statistics`.
@@ -299,7 +299,7 @@ def load_inputs(
     ------
     DosimetryError
         Unreadable images (InputFileError, GeometryError), no ROI or duplicate names (RoiError), an emission
-        nuclide that cannot be used (:mod:`dosimetry.emission`).
+        nuclide that cannot be used (:mod:`dosimetry.quantify.emission`).
     """
     timings: dict[str, float] = {}
     with stage("load", timings):
@@ -341,7 +341,7 @@ def load_inputs(
 
 def resample_rois(study: LoadedStudy) -> RoiOccupancy:
     """Stage 'resample ROIs': each ROI's occupancy on the activity grid, in world coordinates, and the part
-    of it outside the image (:func:`dosimetry.resample.occupancy_on_grid`, :func:`~dosimetry.resample.check_roi_inside`).
+    of it outside the image (:func:`dosimetry.geometry.resample.occupancy_on_grid`, :func:`~dosimetry.geometry.resample.check_roi_inside`).
 
     Raises
     ------
@@ -384,14 +384,14 @@ def _by_role(rois: Iterable[Roi]) -> dict[Role, list[Roi]]:
 
 def quantify_activity(study: LoadedStudy, occupancy: RoiOccupancy) -> QuantifiedStudy:
     """Stages 'quantify' and 'density': activity per voxel at implant time (units, absolute or relative
-    calibration, decay: :func:`dosimetry.quantify.activity_at_implant`) and density on the activity grid
-    (:func:`dosimetry.density.density_on_grid`).
+    calibration, decay: :func:`dosimetry.quantify.activity.activity_at_implant`) and density on the activity grid
+    (:func:`dosimetry.quantify.density.density_on_grid`).
 
     Raises
     ------
     DosimetryError
         Units, calibration or timing that cannot give activity (UnitsError, OptionsError), no calibration ROI
-        for relative calibration (RoiError), an implausible emission image (:mod:`dosimetry.checks`).
+        for relative calibration (RoiError), an implausible emission image (:mod:`dosimetry.quantify.checks`).
     """
     options = study.options
     timings: dict[str, float] = {}
@@ -496,7 +496,7 @@ def compute_study_dose(quantified: QuantifiedStudy, *, method: str | None = None
 def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> DosimetryResult:
     """Stage 'statistics': ROI statistics (given and derived ROIs), DVHs, T:N, lung, the run record and the
     clinical sections, as :class:`DosimetryResult`; ``stats['timings_s']`` holds the time of every stage
-    (:func:`dosimetry.outputs.write_results` adds the outputs')."""
+    (:func:`dosimetry.export.results.write_results` adds the outputs')."""
     timings: dict[str, float] = {}
     study, occupancy = quantified.study, quantified.occupancy
     options, rois, weights = study.options, study.rois, occupancy.weights
@@ -702,7 +702,7 @@ def run_dosimetry(
         Defaults used while loading (:func:`dosimetry.defaults.assumption`), carried into
         ``stats['assumptions']``.
     emission : EmissionDecision, optional
-        The emission-nuclide verdict of a DICOM study (:mod:`dosimetry.emission`); default: decided from
+        The emission-nuclide verdict of a DICOM study (:mod:`dosimetry.quantify.emission`); default: decided from
         ``options.emission_nuclide`` (Y-90 assumed when None, stated).
 
     Returns
@@ -760,8 +760,8 @@ def run_dicom_study(
     """
     from dataclasses import replace
 
-    from .dicom import load_study
-    from .libwarnings import library_warnings
+    from dosimetry.dicom import load_study
+    from dosimetry.libwarnings import library_warnings
 
     options = options or DosimetryOptions()
     if options.scan_delay_h is not None or options.scan_time is not None:

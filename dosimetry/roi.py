@@ -1,7 +1,7 @@
 """Regions of interest: a named mask with a clinical role, and how roles are read from names.
 
 A mask is an :class:`~dosimetry.image.Image` of occupancy fractions in [0, 1] on its own grid (binary
-masks are 0/1). Statistics never assume the mask shares the activity grid: :mod:`dosimetry.resample`
+masks are 0/1). Statistics never assume the mask shares the activity grid: :mod:`dosimetry.geometry.resample`
 maps it onto the activity grid through world coordinates (see ARCHITECTURE.md).
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import RoiError
-from .image import Image
+from dosimetry.errors import RoiError
+from dosimetry.image import Image
 
 
 class Role(str, enum.Enum):

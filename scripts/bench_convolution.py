@@ -37,7 +37,7 @@ import scipy.signal
 from dosimetry.dose.convolution import choose_path, convolve
 from dosimetry.dose.kernel_methods import kernel_range_dose
 from dosimetry.image import Image
-from dosimetry.kernels import density_kernel_table, voxel_s_values
+from dosimetry.dose.kernels import density_kernel_table, voxel_s_values
 
 
 def best_time(function, repeat: int) -> float:

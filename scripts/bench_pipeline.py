@@ -162,7 +162,7 @@ def build_cube(folder: Path) -> dict:
 
     sys.path.insert(0, str(ROOT))
     from dosimetry.image import Image
-    from dosimetry.imageio import write_nifti
+    from dosimetry.io.images import write_nifti
 
     rng = np.random.default_rng(11)
     grid = Image(np.zeros((1, 1, 1)), -255.0 * np.ones(3), 2.0 * np.ones(3))

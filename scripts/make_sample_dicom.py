@@ -38,7 +38,7 @@ from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 from dosimetry.constants import Y90_HALF_LIFE_S
 from dosimetry.dicom.rtstruct import mask_to_contours
 from dosimetry.image import Image
-from dosimetry.imageio import read_image
+from dosimetry.io.images import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 UID_ROOT = "2.25."

@@ -40,9 +40,9 @@ import numpy as np
 from scipy import ndimage
 
 from dosimetry.constants import Y90_HALF_LIFE_H, Y90_LDM_GY_KG_PER_GBQ, constants_record
-from dosimetry.data_files import hu_to_density_table
+from dosimetry.io.data_files import hu_to_density_table
 from dosimetry.image import Image
-from dosimetry.imageio import read_image, write_nifti
+from dosimetry.io.images import read_image, write_nifti
 
 # --- study parameters (the clinical scenario; not physics) ------------------------------------------------
 ADMINISTERED_ACTIVITY_GBQ = 2.0
@@ -414,7 +414,7 @@ def compute_truth(pet: Image, masks: dict[str, np.ndarray]) -> dict:
         "notes": [
             "Activity concentrations are uniform per label; volumes, activities and doses use the voxelised "
             "(activity-grid, voxel-centre) volumes, so they are exact for the stored images.",
-            "Densities: Schneider 2000 HU->density table, linear interpolation (dosimetry.data_files).",
+            "Densities: Schneider 2000 HU->density table, linear interpolation (dosimetry.io.data_files).",
             "Mean dose = Y90_LDM_GY_KG_PER_GBQ x activity at implant [GBq] / mass [kg] (local deposition, "
             "permanent implant); aggregates use total activity / total mass.",
             "Concentration at scan = concentration at implant x exp(-ln2 x scan_delay_h / half_life_h).",

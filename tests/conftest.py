@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 @pytest.fixture(scope="session", autouse=True)
 def kernel_cache_dir(tmp_path_factory):
     """One kernel disk cache for the test session, so no test writes to the user's home directory."""
-    from dosimetry import kernels
+    from dosimetry.dose import kernels
 
     path = tmp_path_factory.mktemp("kernel_cache")
     mp = pytest.MonkeyPatch()

@@ -11,8 +11,8 @@ from dosimetry.accumulate import PreviousDose, accumulate_doses
 from dosimetry.cli import main
 from dosimetry.errors import GeometryError
 from dosimetry.image import Image
-from dosimetry.imageio import read_image, write_nifti
-from dosimetry.registration import register_rigid
+from dosimetry.io.images import read_image, write_nifti
+from dosimetry.geometry.registration import register_rigid
 from helpers import roi_on, rotation, world_grid
 
 # A patient in current-scan coordinates (LPS, mm): body, an off-centre liver, two unequal lungs, spine.

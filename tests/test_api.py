@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import dosimetry
-from dosimetry.imageio import read_image
+from dosimetry.io.images import read_image
 from dosimetry.pipeline import DosimetryOptions, DosimetryResult, run_dosimetry
-from dosimetry.roi_io import read_slicer_segmentation
+from dosimetry.io.roi_files import read_slicer_segmentation
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
 

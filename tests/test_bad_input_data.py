@@ -21,12 +21,12 @@ import pytest
 
 import dicom_builders as b
 from dosimetry.cli import main
-from dosimetry.decay import MAX_SCAN_DELAY_S, decay_factor_to_implant
+from dosimetry.quantify.decay import MAX_SCAN_DELAY_S, decay_factor_to_implant
 from dosimetry.dicom.pet import load_pet
 from dosimetry.dicom.rtstruct import crosses_itself, rasterize_contours
 from dosimetry.errors import OptionsError, GeometryError, InputFileError, RoiError, UnitsError
 from dosimetry.image import Image
-from dosimetry.imageio import LPS_TO_RAS, read_image, write_nifti
+from dosimetry.io.images import LPS_TO_RAS, read_image, write_nifti
 from dosimetry.pipeline import DosimetryOptions
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
@@ -316,7 +316,7 @@ def test_metaimage_geometry_one_line_errors(tmp_path, kwargs, words):
 def test_slicer_segmentation_with_singular_directions_is_refused(tmp_path):
     import nrrd
 
-    from dosimetry.roi_io import read_slicer_segmentation
+    from dosimetry.io.roi_files import read_slicer_segmentation
 
     data = np.zeros((4, 4, 4), np.uint8)
     data[1:3, 1:3, 1:3] = 1

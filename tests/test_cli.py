@@ -12,7 +12,7 @@ import pytest
 from dosimetry.cli import main
 from dosimetry.errors import GeometryError, InputFileError, OptionsError, OutputError, RoiError, UnitsError
 from dosimetry.image import Image
-from dosimetry.imageio import write_nifti
+from dosimetry.io.images import write_nifti
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
 BASE = [
@@ -171,7 +171,7 @@ def test_existing_output_is_not_touched(tmp_path):
 
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
     """A crash half-way through writing (here: the DVH writer) removes the temporary folder."""
-    import dosimetry.outputs as outputs
+    import dosimetry.export.results as outputs
 
     def boom(*args, **kwargs):
         raise OutputError("disk full (simulated)")

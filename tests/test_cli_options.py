@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from dosimetry.cli import main
-from dosimetry.clinical import ClinicalOptions
+from dosimetry.stats.clinical import ClinicalOptions
 from dosimetry.errors import EXIT_CODES, GeometryError, OptionsError
 from dosimetry.image import Image
 from dosimetry.pipeline import DosimetryOptions, run_dosimetry
-from dosimetry.resample import check_roi_inside, volume_outside_grid
+from dosimetry.geometry.resample import check_roi_inside, volume_outside_grid
 from dosimetry.roi import Role, infer_role
-from dosimetry.roi_io import read_slicer_segmentation
+from dosimetry.io.roi_files import read_slicer_segmentation
 from helpers import roi_on
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from dosimetry.image import Image
-from dosimetry.imageio import write_nifti
+from dosimetry.io.images import write_nifti
 
 CHILD = "import sys; from dosimetry.cli import main; sys.exit(main())"
 

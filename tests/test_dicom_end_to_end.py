@@ -184,7 +184,7 @@ def test_dicom_run_writes_rt_dose_seg_and_sr_that_read_back(tmp_path):
     import pydicom
 
     from dosimetry.export import read_measurement_report, read_rt_dose
-    from dosimetry.imageio import read_image, write_nifti
+    from dosimetry.io.images import read_image, write_nifti
 
     _, uids = b.write_phantom_study(tmp_path / "s", orientation="FFS", study_key="export")
     study = load_study(tmp_path / "s")

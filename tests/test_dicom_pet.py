@@ -9,7 +9,7 @@ import pytest
 import dicom_builders as b
 from dosimetry.dicom.pet import check_administered_activity, load_pet
 from dosimetry.errors import GeometryError, UnitsError
-from dosimetry.imageio import read_image, write_nifti
+from dosimetry.io.images import read_image, write_nifti
 
 SHAPE = (16, 14, 10)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dosimetry.dicom import load_study
-from dosimetry.imageio import read_image
+from dosimetry.io.images import read_image
 
 ROOT = Path(__file__).resolve().parents[1] / "data" / "samples"
 DICOM, NIFTI = ROOT / "phantom_dicom", ROOT / "phantom"

@@ -10,7 +10,7 @@ import pytest
 import dicom_builders as b
 from dosimetry.dicom import AmbiguousSeriesError, format_inventory, inventory, load_study
 from dosimetry.errors import GeometryError, InputFileError, UnitsError
-from dosimetry.imageio import read_image, write_nifti
+from dosimetry.io.images import read_image, write_nifti
 
 
 def _roi_stats(study):

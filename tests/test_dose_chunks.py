@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dosimetry import kernels, progress
+from dosimetry import progress
+from dosimetry.dose import kernels
 from dosimetry.dose import kernel_methods as km
 from dosimetry.dose.convolution import direct_convolve
 

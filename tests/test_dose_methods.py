@@ -15,7 +15,7 @@ import scipy.signal
 from scipy.special import erf
 from helpers import sphere_mask_supersampled, world_grid
 
-from dosimetry import kernels
+from dosimetry.dose import kernels
 from dosimetry.constants import JOULE_PER_MEV, Y90_MEAN_BETA_ENERGY_MEV, Y90_MEAN_LIFE_S
 from dosimetry.dose import METHODS, compute_dose
 from dosimetry.dose import kernel_methods as km

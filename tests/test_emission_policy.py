@@ -19,7 +19,7 @@ from pydicom.sr._concepts_dict import concepts
 
 import dicom_builders as b
 from dosimetry.cli import main
-from dosimetry.emission import (
+from dosimetry.quantify.emission import (
     HO166,
     RADIONUCLIDE_CODES,
     RADIOPHARMACEUTICAL_CODES,
@@ -34,7 +34,7 @@ from dosimetry.emission import (
     parse_nuclide,
 )
 from dosimetry.errors import OptionsError, UnitsError
-from dosimetry.imageio import write_nifti
+from dosimetry.io.images import write_nifti
 from dosimetry.pipeline import DosimetryOptions, run_dicom_study, run_dosimetry
 from test_dicom_end_to_end import assert_fails_cleanly, cli
 from test_real_dicom_unusual import _check_outputs

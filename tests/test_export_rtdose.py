@@ -17,7 +17,7 @@ from pydicom.valuerep import format_number_as_ds
 from dosimetry.errors import GeometryError, UnitsError
 from dosimetry.export import DOSE_SUMMATION_TYPE, read_rt_dose, write_rt_dose
 from dosimetry.image import Image
-from dosimetry.imageio import from_sitk
+from dosimetry.io.images import from_sitk
 from helpers import oblique_direction, rotation, world_grid
 
 CT_SOP = "1.2.840.10008.5.1.4.1.1.2"

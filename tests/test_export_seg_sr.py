@@ -20,7 +20,7 @@ from dosimetry.export import (
 from dosimetry.export.seg import source_grid
 from dosimetry.image import Image
 from dosimetry.pipeline import DosimetryOptions, run_dosimetry
-from dosimetry.resample import occupancy_on_grid
+from dosimetry.geometry.resample import occupancy_on_grid
 from helpers import roi_on, rotation, sphere_mask_supersampled, world_grid
 from test_export_rtdose import build_ct_series
 

@@ -32,8 +32,8 @@ from dosimetry.dicom.rtstruct import (
 )
 from dosimetry.errors import DosimetryError
 from dosimetry.image import Image
-from dosimetry.imageio import LPS_TO_RAS, MAX_SPACING_MM, MIN_SPACING_MM, read_image
-from dosimetry.quantify import UNITS, parse_units
+from dosimetry.io.images import LPS_TO_RAS, MAX_SPACING_MM, MIN_SPACING_MM, read_image
+from dosimetry.quantify.activity import UNITS, parse_units
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*VR DS:UserWarning"
@@ -116,7 +116,7 @@ def test_units_parsing(text):
 @given(st.floats(allow_nan=True, allow_infinity=True), st.floats(min_value=1e-300, max_value=1e300))
 @example(-1e9, 1.0)  # found: OverflowError in timing.decay_factor
 def test_decay_helpers(elapsed_s, half_life_s):
-    from dosimetry.decay import decay_factor_to_implant
+    from dosimetry.quantify.decay import decay_factor_to_implant
 
     factor = outcome(decay_factor_to_implant, elapsed_s)
     assert factor is None or (math.isfinite(factor) and factor > 0)

@@ -7,7 +7,7 @@ import SimpleITK as sitk
 
 from dosimetry.errors import GeometryError, InputFileError
 from dosimetry.image import Image
-from dosimetry.imageio import LPS_TO_RAS, from_sitk, read_image, to_sitk, write_nifti
+from dosimetry.io.images import LPS_TO_RAS, from_sitk, read_image, to_sitk, write_nifti
 from helpers import oblique_direction
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dosimetry import kernels
+from dosimetry.dose import kernels
 from dosimetry.constants import (
     MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S,
     MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S,

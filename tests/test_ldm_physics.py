@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dosimetry import constants as c
-from dosimetry.decay import decay_factor_to_implant
+from dosimetry.quantify.decay import decay_factor_to_implant
 from dosimetry.errors import UnitsError
 from dosimetry.image import Image
 from dosimetry.pipeline import DosimetryOptions, run_dosimetry

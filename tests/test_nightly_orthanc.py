@@ -21,7 +21,7 @@ import pydicom
 import pytest
 
 from dosimetry.export import read_measurement_report, read_rt_dose
-from dosimetry.imageio import read_image
+from dosimetry.io.images import read_image
 from dosimetry.nightly.uids import study_key
 from nightly_helpers import SAMPLE, as_fdg, copy_study, run_nightly, start_nightly, wait_for_line, write_config
 from orthanc_server import OrthancServer, build_shim, free_port, orthanc_program

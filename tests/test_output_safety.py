@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-import dosimetry.outputs as outputs
+import dosimetry.export.results as outputs
 import dosimetry.pipeline as pipeline
 from dosimetry.cli import main
 from dosimetry.errors import OutputError
-from dosimetry.output_guard import MARKER_NAME, check_output_location, is_our_output
-from dosimetry.roi_io import read_mask_roi, read_slicer_segmentation
+from dosimetry.export.output_guard import MARKER_NAME, check_output_location, is_our_output
+from dosimetry.io.roi_files import read_mask_roi, read_slicer_segmentation
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 

@@ -47,9 +47,7 @@ def test_wheel_contains_kernel_data_and_works_when_installed(tmp_path):
         check=True,
         capture_output=True,
     )
-    code = (
-        "import dosimetry.data_files as d, dosimetry; print(dosimetry.__file__); print(d.hu_to_density_table()[1][-1])"
-    )
+    code = "import dosimetry.io.data_files as d, dosimetry; print(dosimetry.__file__); print(d.hu_to_density_table()[1][-1])"
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr

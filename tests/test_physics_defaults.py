@@ -15,14 +15,14 @@ from helpers import roi_on, sphere_mask_supersampled  # noqa: E402
 from dosimetry import run_dosimetry  # noqa: E402
 from dosimetry.cli import main  # noqa: E402
 from dosimetry.cli.run import format_summary  # noqa: E402
-from dosimetry.clinical import ClinicalOptions  # noqa: E402
+from dosimetry.stats.clinical import ClinicalOptions  # noqa: E402
 from dosimetry.errors import OptionsError  # noqa: E402
 from dosimetry.image import Image  # noqa: E402
-from dosimetry.partial_volume import equivalent_sphere_diameter_mm  # noqa: E402
+from dosimetry.stats.partial_volume import equivalent_sphere_diameter_mm  # noqa: E402
 from dosimetry.pipeline import DosimetryOptions  # noqa: E402
 from dosimetry.report import write_report  # noqa: E402
 from dosimetry.report.html import render_report_html  # noqa: E402
-from dosimetry.thresholds import NO_INDICATION_NOTE, available_threshold_sets, choose_threshold_sets  # noqa: E402
+from dosimetry.stats.thresholds import NO_INDICATION_NOTE, available_threshold_sets, choose_threshold_sets  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
 SAMPLE_ARGS = [
@@ -356,7 +356,7 @@ def test_resolution_option_on_the_command_line():
 
 
 def test_user_threshold_files_declare_indications_or_are_warned(tmp_path):
-    from dosimetry.thresholds import load_threshold_set
+    from dosimetry.stats.thresholds import load_threshold_set
 
     body = (
         'name = "mine"\nsource = "my protocol"\n{extra}\n[[rules]]\nid = "r"\nroi = "normal_liver"\n'

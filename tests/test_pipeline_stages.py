@@ -10,8 +10,8 @@ import pytest
 
 import dosimetry
 from dosimetry.image import Image
-from dosimetry.imageio import read_image
-from dosimetry.outputs import write_results
+from dosimetry.io.images import read_image
+from dosimetry.export.results import write_results
 from dosimetry.pipeline import (
     DosimetryOptions,
     LoadedStudy,
@@ -26,8 +26,8 @@ from dosimetry.pipeline import (
     run_dosimetry,
 )
 from dosimetry.progress import reporting
-from dosimetry.resample import nonzero_box, occupancy_on_grid
-from dosimetry.roi_io import read_slicer_segmentation
+from dosimetry.geometry.resample import nonzero_box, occupancy_on_grid
+from dosimetry.io.roi_files import read_slicer_segmentation
 from helpers import roi_on
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"

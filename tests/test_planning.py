@@ -5,7 +5,7 @@ import math
 import pytest
 
 from dosimetry.errors import OptionsError
-from dosimetry.planning import (
+from dosimetry.stats.planning import (
     bsa_activity_gbq,
     bsa_du_bois_m2,
     mird_activity_gbq,
@@ -137,7 +137,7 @@ def test_command_line_clinical_options():
     import argparse
 
     from dosimetry.cli.clinical_options import add_clinical_arguments, clinical_options_from_args
-    from dosimetry.clinical import ClinicalOptions
+    from dosimetry.stats.clinical import ClinicalOptions
 
     parser = argparse.ArgumentParser()
     add_clinical_arguments(parser)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dosimetry.errors import OptionsError
-from dosimetry.radiobiology import bed_permanent_implant_gy, eud_exponential_gy, roi_radiobiology
+from dosimetry.stats.radiobiology import bed_permanent_implant_gy, eud_exponential_gy, roi_radiobiology
 
 # Hand calculation, Y-90 T_phys = 64.1 h, T_rep = 2.5 h:
 #   tumour, alpha/beta 10 Gy:  100 x (1 + 100 x 2.5 / ((2.5 + 64.1) x 10))  = 100 x (1 + 250 / 666)  = 137.537537... Gy

@@ -26,7 +26,7 @@ from dosimetry.cli import main
 from dosimetry.dicom import timing
 from dosimetry.dicom.slices import SLICE_POSITION_REL_TOL
 from dosimetry.export.vr import conformed_header, fit_value
-from dosimetry.imageio import read_image, write_nifti
+from dosimetry.io.images import read_image, write_nifti
 from dosimetry.libwarnings import library_warnings
 from test_export_rtdose import assert_dciodvfy_accepts
 

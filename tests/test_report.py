@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from dosimetry import read_slicer_segmentation, run_dosimetry
-from dosimetry.clinical import ClinicalOptions
-from dosimetry.outputs import write_results
+from dosimetry.stats.clinical import ClinicalOptions
+from dosimetry.export.results import write_results
 from dosimetry.pipeline import DosimetryOptions
 from dosimetry.report import html_to_pdf, html_to_png
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dosimetry.data_files import hu_to_density_table
-from dosimetry.density import hu_to_density
+from dosimetry.io.data_files import hu_to_density_table
+from dosimetry.quantify.density import hu_to_density
 from dosimetry.image import Image
-from dosimetry.imageio import to_sitk
-from dosimetry.resample import (
+from dosimetry.io.images import to_sitk
+from dosimetry.geometry.resample import (
     _coverage_counts,
     _inner_box,
     _supersampled_sums,

@@ -6,9 +6,9 @@ import pytest
 
 from dosimetry.errors import InputFileError, RoiError
 from dosimetry.image import Image
-from dosimetry.imageio import write_nifti
+from dosimetry.io.images import write_nifti
 from dosimetry.roi import Role
-from dosimetry.roi_io import parse_roi_spec, read_mask_roi, read_slicer_segmentation
+from dosimetry.io.roi_files import parse_roi_spec, read_mask_roi, read_slicer_segmentation
 
 
 def test_parse_roi_spec():

@@ -9,9 +9,9 @@ import pytest
 from dosimetry.cli import main
 from dosimetry.errors import GeometryError
 from dosimetry.image import Image
-from dosimetry.imageio import write_nifti
+from dosimetry.io.images import write_nifti
 from dosimetry.pipeline import DosimetryOptions, run_dosimetry
-from dosimetry.resample import occupancy_on_grid
+from dosimetry.geometry.resample import occupancy_on_grid
 from dosimetry.roi import Roi
 from helpers import oblique_direction, roi_on, sphere_mask_supersampled, world_grid
 

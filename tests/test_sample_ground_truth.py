@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dosimetry.pipeline import DosimetryOptions, run_dosimetry
-from dosimetry.roi_io import read_mask_roi, read_slicer_segmentation
+from dosimetry.io.roi_files import read_mask_roi, read_slicer_segmentation
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
 TRUTH = json.loads((SAMPLE / "truth.json").read_text())

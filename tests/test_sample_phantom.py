@@ -14,8 +14,8 @@ import pytest
 from scipy import ndimage
 
 from dosimetry.constants import Y90_HALF_LIFE_H, Y90_LDM_GY_KG_PER_GBQ
-from dosimetry.data_files import hu_to_density_table
-from dosimetry.imageio import LPS_TO_RAS, read_image
+from dosimetry.io.data_files import hu_to_density_table
+from dosimetry.io.images import LPS_TO_RAS, read_image
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "samples" / "phantom"

@@ -5,7 +5,7 @@ import pytest
 
 from dosimetry.image import Image
 from dosimetry.pipeline import DosimetryOptions, run_dosimetry
-from dosimetry.stats import STAT_KEYS, SortedDose, dvh_table, roi_statistics
+from dosimetry.stats.roi_stats import STAT_KEYS, SortedDose, dvh_table, roi_statistics
 from helpers import roi_on
 
 

@@ -7,7 +7,7 @@ from importlib import resources
 import pytest
 
 from dosimetry.errors import InputFileError, OptionsError
-from dosimetry.thresholds import (
+from dosimetry.stats.thresholds import (
     available_threshold_sets,
     evaluate_thresholds,
     load_threshold_set,
@@ -163,7 +163,7 @@ JOURNAL_REF = re.compile(r"\b(19|20)\d\d;\s*\d+(\(\d+\))?:\s*\d+")  # e.g. 2022;
 
 
 def _raw_sets():
-    folder = resources.files("dosimetry").joinpath("threshold_sets")
+    folder = resources.files("dosimetry.stats").joinpath("threshold_sets")
     return {e.name: tomllib.loads(e.read_text(encoding="utf-8")) for e in folder.iterdir() if e.name.endswith(".toml")}
 
 

@@ -34,14 +34,14 @@ WARM_MODULES = (
     "matplotlib",
     "dosimetry.cli",
     "dosimetry.pipeline",
-    "dosimetry.outputs",
-    "dosimetry.clinical",
+    "dosimetry.export.results",
+    "dosimetry.stats.clinical",
     "dosimetry.dicom",
     "dosimetry.dicom.study",
     "dosimetry.export.study",
     "dosimetry.report",
-    "dosimetry.roi_io",
-    "dosimetry.kernels",
+    "dosimetry.io.roi_files",
+    "dosimetry.dose.kernels",
     "dosimetry.dose",
 )
 """Imported once by the server; a module missing (moved by a later version) is simply imported by the case."""

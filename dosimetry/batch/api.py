@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .._version import __version__
-from ..errors import CASES_FAILED_EXIT_CODE, InputFileError, OptionsError, OutputError
-from ..output_guard import SOFTWARE_NAME, check_output_location, is_our_output
-from . import commit, runopts, tables
-from .cases import Case, discover_cases, read_cases_csv
-from .execute import CaseJob, CaseOutcome, cores
-from .ledger import Key, Ledger, input_hash, options_hash
+from dosimetry._version import __version__
+from dosimetry.errors import CASES_FAILED_EXIT_CODE, InputFileError, OptionsError, OutputError
+from dosimetry.export.output_guard import SOFTWARE_NAME, check_output_location, is_our_output
+from dosimetry.batch import commit, runopts, tables
+from dosimetry.batch.cases import Case, discover_cases, read_cases_csv
+from dosimetry.batch.execute import CaseJob, CaseOutcome, cores
+from dosimetry.batch.ledger import Key, Ledger, input_hash, options_hash
 
 LOCK_NAME = ".batch-lock"
 INTERRUPTED_ERROR = "not finished: the batch was interrupted; run the same command again to resume"
@@ -299,7 +299,7 @@ def _run_cases(
 
 
 def make_executor(workers: int, dask_scheduler: str | None):
-    from .executors import DaskExecutor, LocalExecutor
+    from dosimetry.batch.executors import DaskExecutor, LocalExecutor
 
     return DaskExecutor(dask_scheduler) if dask_scheduler else LocalExecutor(workers)
 

@@ -22,8 +22,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DosimetryError, InputFileError, OptionsError
-from . import runopts
+from dosimetry.errors import DosimetryError, InputFileError, OptionsError
+from dosimetry.batch import runopts
 
 RESERVED_NAMES = frozenset(
     {"summary.csv", "cohort.csv", "batch.json", "ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"}
@@ -92,8 +92,8 @@ def discover_cases(root: str | os.PathLike, options: runopts.Groups) -> list[Cas
     InputFileError
         ``root`` is not a folder or holds no DICOM file.
     """
-    from ..dicom import inventory
-    from ..dicom.discovery import Kind
+    from dosimetry.dicom import inventory
+    from dosimetry.dicom.discovery import Kind
 
     root = Path(root)
     records = inventory(root)
@@ -157,7 +157,7 @@ def read_cases_csv(path: str | os.PathLike, options: runopts.Groups) -> list[Cas
     InputFileError
         The CSV file cannot be read.
     """
-    from ..roi_io import parse_roi_spec
+    from dosimetry.io.roi_files import parse_roi_spec
 
     path = Path(path)
     try:

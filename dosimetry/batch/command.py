@@ -12,8 +12,8 @@ import argparse
 import math
 import sys
 
-from ..errors import INTERRUPTED_EXIT_CODE, OptionsError
-from ..option_ranges import OptionValueError
+from dosimetry.errors import INTERRUPTED_EXIT_CODE, OptionsError
+from dosimetry.option_ranges import OptionValueError
 
 INTERRUPTED_MESSAGE = (
     "error: interrupted; the finished cases are kept in OUT and no case is half-written: "
@@ -182,7 +182,7 @@ def _print_result(result, quiet: bool) -> None:
 
 def cmd_batch(args) -> int:
     """Run ``dosimetry batch`` from parsed arguments; returns the exit code (0, 11, or a batch fault's)."""
-    from .api import run_batch
+    from dosimetry.batch.api import run_batch
 
     try:
         args = _parse_tail(args)

@@ -19,8 +19,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from ..errors import OutputError
-from ..output_guard import MARKER_NAME, is_our_output
+from dosimetry.errors import OutputError
+from dosimetry.export.output_guard import MARKER_NAME, is_our_output
 
 WORK_DIR_NAME = ".batch-work"
 

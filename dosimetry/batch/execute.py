@@ -52,7 +52,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import INTERRUPTED_EXIT_CODE
+from dosimetry.errors import INTERRUPTED_EXIT_CODE
 
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 """Environment variables that set each case's threads (workers x threads = cores)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..errors import OptionsError
-from .execute import CaseJob, kill_running, run_case, stop_servers
+from dosimetry.errors import OptionsError
+from dosimetry.batch.execute import CaseJob, kill_running, run_case, stop_servers
 
 
 class LocalExecutor:

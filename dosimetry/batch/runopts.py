@@ -12,8 +12,8 @@ import argparse
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from ..errors import OptionsError
-from ..option_ranges import OptionValueError
+from dosimetry.errors import OptionsError
+from dosimetry.option_ranges import OptionValueError
 
 BATCH_MANAGED = frozenset({"study", "out", "overwrite", "quiet", "help"})
 """Dests of ``run`` that the batch sets itself for each case (the input folder, ``--out``)."""
@@ -35,7 +35,7 @@ Groups = list[tuple[str, list[str]]]
 @lru_cache(maxsize=1)
 def run_parser() -> argparse.ArgumentParser:
     """The ``run`` subcommand's parser of the ``dosimetry`` command."""
-    from ..cli import build_parser
+    from dosimetry.cli import build_parser
 
     for action in build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction):

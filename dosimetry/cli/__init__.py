@@ -20,10 +20,10 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import INTERRUPTED_EXIT_CODE, TERMINATED_EXIT_CODE, DosimetryError, OptionsError
-from ..option_ranges import OptionValueError
-from .common import UsageError, merge_verbosity
-from .parser import build_parser
+from dosimetry.errors import INTERRUPTED_EXIT_CODE, TERMINATED_EXIT_CODE, DosimetryError, OptionsError
+from dosimetry.option_ranges import OptionValueError
+from dosimetry.cli.common import UsageError, merge_verbosity
+from dosimetry.cli.parser import build_parser
 
 # Only the standard library and small modules of our own above: numpy, SimpleITK, numba and matplotlib
 # are imported by the commands, where Ctrl-C is answered with one line (see main).
@@ -117,7 +117,7 @@ def _main(argv: list[str] | None, state: dict) -> int:
     state["out"] = Path(out) if out else None
     state["out_before"] = _folder_identity(state["out"])
     _configure_logging(args.verbose)
-    from .progress_display import progress_display
+    from dosimetry.cli.progress_display import progress_display
 
     try:
         with progress_display(quiet=args.quiet, verbose=args.verbose):

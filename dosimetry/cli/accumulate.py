@@ -24,10 +24,10 @@ import math
 import os
 from pathlib import Path
 
-from ..errors import InputFileError, OptionsError
-from ..output_guard import OVERWRITE_HELP, accumulate_input_paths, check_cli_output
-from ..progress import stage
-from .common import add_roi_options, load_roi_arguments, name_role, refuse_existing_out
+from dosimetry.errors import InputFileError, OptionsError
+from dosimetry.export.output_guard import OVERWRITE_HELP, accumulate_input_paths, check_cli_output
+from dosimetry.progress import stage
+from dosimetry.cli.common import add_roi_options, load_roi_arguments, name_role, refuse_existing_out
 
 OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv")
 
@@ -96,8 +96,8 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
 
 
 def _read_dose(path: str | os.PathLike):
-    from ..export.rtdose import read_rt_dose
-    from ..imageio import read_image
+    from dosimetry.export.rtdose import read_rt_dose
+    from dosimetry.io.images import read_image
 
     path = Path(path)
     if not path.is_file():
@@ -119,10 +119,10 @@ def _split_previous(text: str) -> tuple[Path, Path | None]:
 
 def _read_ct(path: Path):
     """A CT in HU from an image file, or from a DICOM folder holding one CT series."""
-    from ..imageio import read_image
+    from dosimetry.io.images import read_image
 
     if path.is_dir():
-        from ..dicom.study import load_ct_from_folder
+        from dosimetry.dicom.study import load_ct_from_folder
 
         return load_ct_from_folder(path)
     return read_image(path)
@@ -167,7 +167,7 @@ def _rois_of_dicom_run(current: Path) -> tuple[list, list[str]]:
     folder = dicom.get("folder")
     if not folder or not dicom.get("structures") or not Path(folder).is_dir():
         return [], []
-    from ..dicom import load_study
+    from dosimetry.dicom import load_study
 
     uids = [
         part["series_uid"]
@@ -212,9 +212,9 @@ def write_accumulation(
     OutputError
         ``out_dir`` exists (without ``overwrite``) or cannot be written.
     """
-    from ..imageio import write_nifti
-    from ..output_guard import recorded_input_paths
-    from ..outputs import _json_safe, atomic_output_dir
+    from dosimetry.io.images import write_nifti
+    from dosimetry.export.output_guard import recorded_input_paths
+    from dosimetry.export.results import _json_safe, atomic_output_dir
 
     with atomic_output_dir(out_dir, overwrite=overwrite, inputs=recorded_input_paths(inputs)) as tmp:
         write_nifti(result.dose_gy, tmp / "cumulative_dose.nii.gz")
@@ -255,8 +255,8 @@ def command(args) -> int:
     check_cli_output(args, accumulate_input_paths(args))
     out_dir = refuse_existing_out(args)
     with stage("start-up"):
-        from ..accumulate import PreviousDose, accumulate_doses
-        from ..libwarnings import library_warnings
+        from dosimetry.accumulate import PreviousDose, accumulate_doses
+        from dosimetry.libwarnings import library_warnings
     library_notes: list[str] = []
     with stage("load"), library_warnings(library_notes, during="reading the doses, CTs and ROIs"):
         dose_path, ct_path, notes = _current_inputs(args)

@@ -8,7 +8,7 @@ import argparse
 
 def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the ``batch`` subcommand (its own ``-q``; ``-v``/``-q`` before the subcommand work as for any)."""
-    from ..batch.command import register  # light: argparse and the option ranges only
+    from dosimetry.batch.command import register  # light: argparse and the option ranges only
 
     parser = register(subparsers)
     parser.set_defaults(command_function=command)
@@ -17,6 +17,6 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
 
 def command(args) -> int:
     """Run ``dosimetry batch`` with parsed ``args``; returns the exit code (0, 11, or a batch fault's)."""
-    from ..batch.command import cmd_batch
+    from dosimetry.batch.command import cmd_batch
 
     return cmd_batch(args)

@@ -2,7 +2,7 @@
 
 The command line's parser is built from these names without importing the modules that implement them,
 so that ``dosimetry --help`` stays fast. ``tests/test_cli_package.py`` checks that they equal the API's
-own lists (:data:`dosimetry.dose.METHODS`, :data:`dosimetry.quantify.UNITS`); the API validates the
+own lists (:data:`dosimetry.dose.METHODS`, :data:`dosimetry.quantify.activity.UNITS`); the API validates the
 values again when it runs.
 """
 
@@ -12,7 +12,7 @@ METHODS: tuple[str, ...] = ("ldm", "kernel", "kernel-density", "kernel-range")
 """Dose methods, as in :data:`dosimetry.dose.METHODS`."""
 
 ACTIVITY_UNITS: tuple[str, ...] = ("Bq/mL", "kBq/mL", "MBq/mL", "counts", "cps", "arbitrary")
-"""Units of an activity image, as in :data:`dosimetry.quantify.UNITS`."""
+"""Units of an activity image, as in :data:`dosimetry.quantify.activity.UNITS`."""
 
 CALIBRATIONS: tuple[str, ...] = ("absolute", "relative")
 """Calibration modes of :class:`dosimetry.pipeline.DosimetryOptions`."""

@@ -2,7 +2,7 @@
 
 :func:`add_clinical_arguments` adds them to the ``run`` parser without importing numpy (the parser is
 built for ``--help`` too); :func:`clinical_options_from_args` turns them into the API's
-:class:`~dosimetry.clinical.ClinicalOptions`. Numeric options in :mod:`dosimetry.option_ranges` get their
+:class:`~dosimetry.stats.clinical.ClinicalOptions`. Numeric options in :mod:`dosimetry.option_ranges` get their
 range-checked type from :func:`dosimetry.cli.common.range_checked`.
 """
 
@@ -12,11 +12,11 @@ import argparse
 import math
 from typing import TYPE_CHECKING
 
-from ..constants import ALPHA_BETA_LIVER_GY, ALPHA_BETA_TUMOR_GY, Y90_REPAIR_HALF_TIME_H
-from ..thresholds import DEVICES, INDICATIONS
+from dosimetry.constants import ALPHA_BETA_LIVER_GY, ALPHA_BETA_TUMOR_GY, Y90_REPAIR_HALF_TIME_H
+from dosimetry.stats.thresholds import DEVICES, INDICATIONS
 
 if TYPE_CHECKING:
-    from ..clinical import ClinicalOptions
+    from dosimetry.stats.clinical import ClinicalOptions
 
 
 def _number(kind: str, check, message: str):
@@ -115,7 +115,7 @@ def add_clinical_arguments(parser) -> None:
 
 def clinical_options_from_args(args: argparse.Namespace) -> ClinicalOptions:
     """The :class:`ClinicalOptions` of parsed command-line arguments (see :func:`add_clinical_arguments`)."""
-    from ..clinical import ClinicalOptions
+    from dosimetry.stats.clinical import ClinicalOptions
 
     return ClinicalOptions(
         alpha_beta_tumor_gy=args.alpha_beta_tumor_gy,

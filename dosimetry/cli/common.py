@@ -10,8 +10,8 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import OptionsError
-from ..option_ranges import BY_OPTION, OptionValueError, option_type
+from dosimetry.errors import OptionsError
+from dosimetry.option_ranges import BY_OPTION, OptionValueError, option_type
 
 
 class UsageError(Exception):
@@ -137,7 +137,7 @@ def load_roi_arguments(args) -> tuple[list, list[str]]:
     be a segment of a ``--segmentation`` file (else OptionsError listing the segments), checked before
     anything is computed.
     """
-    from ..roi_io import parse_roi_spec, read_mask_roi, read_slicer_segmentation, slicer_segment_names
+    from dosimetry.io.roi_files import parse_roi_spec, read_mask_roi, read_slicer_segmentation, slicer_segment_names
 
     overrides = dict(args.segment_role)
     if overrides and not getattr(args, "study", None):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..progress import stage
+from dosimetry.progress import stage
 
 
 def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -29,8 +29,8 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
 def command(args) -> int:
     """Run ``dosimetry inspect`` with parsed ``args``; returns the exit code (expected faults are raised)."""
     with stage("start-up"):
-        from ..dicom import format_inventory, inventory
-        from ..libwarnings import library_warnings
+        from dosimetry.dicom import format_inventory, inventory
+        from dosimetry.libwarnings import library_warnings
     notes: list[str] = []
     with stage("scan"), library_warnings(notes, during="reading the DICOM folder"):
         records = inventory(args.folder)

@@ -8,7 +8,7 @@ import argparse
 
 def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the ``nightly`` subcommand to ``subparsers``."""
-    from ..nightly.command import register  # light: argparse only
+    from dosimetry.nightly.command import register  # light: argparse only
 
     parser = register(subparsers, parents)
     parser.set_defaults(command_function=command)
@@ -17,6 +17,6 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
 
 def command(args) -> int:
     """Run one pass of ``dosimetry nightly`` with parsed ``args``; returns the exit code."""
-    from ..nightly.command import cmd_nightly
+    from dosimetry.nightly.command import cmd_nightly
 
     return cmd_nightly(args)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from .._version import __version__
-from ..errors import EXIT_CODES
-from . import accumulate, batch, inspect, nightly, run
-from .common import QUIET_HELP, VERBOSE_HELP, Parser, range_checked, verbosity_parent
+from dosimetry._version import __version__
+from dosimetry.errors import EXIT_CODES
+from dosimetry.cli import accumulate, batch, inspect, nightly, run
+from dosimetry.cli.common import QUIET_HELP, VERBOSE_HELP, Parser, range_checked, verbosity_parent
 
 SUBCOMMANDS = (run, inspect, accumulate, batch, nightly)
 """The modules of the subcommands, in the order of ``--help``; each has ``add_parser`` and ``command``."""

@@ -22,7 +22,7 @@ import contextlib
 import sys
 from typing import Iterator, TextIO
 
-from ..progress import Reporter, reporting
+from dosimetry.progress import Reporter, reporting
 
 PREFIX = "dosimetry: "
 

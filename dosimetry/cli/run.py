@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..errors import OptionsError
-from ..option_ranges import option_type
-from ..output_guard import OVERWRITE_HELP, check_cli_output, run_input_paths
-from ..progress import stage
-from .choices import ACTIVITY_UNITS, CALIBRATIONS, METHODS
-from .clinical_options import add_clinical_arguments, clinical_options_from_args
-from .common import (
+from dosimetry.errors import OptionsError
+from dosimetry.option_ranges import option_type
+from dosimetry.export.output_guard import OVERWRITE_HELP, check_cli_output, run_input_paths
+from dosimetry.progress import stage
+from dosimetry.cli.choices import ACTIVITY_UNITS, CALIBRATIONS, METHODS
+from dosimetry.cli.clinical_options import add_clinical_arguments, clinical_options_from_args
+from dosimetry.cli.common import (
     add_roi_options,
     check_override_names,
     datetime_type,
@@ -151,8 +151,8 @@ def dosimetry_options(args):
     """:class:`~dosimetry.pipeline.DosimetryOptions` from parsed ``run`` arguments: the one translation of the
     run options, used by ``dosimetry run`` and by the nightly job (which parses its ``[run]`` table with the
     run parser)."""
-    from ..constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML
-    from ..pipeline import DosimetryOptions
+    from dosimetry.constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML
+    from dosimetry.pipeline import DosimetryOptions
 
     return DosimetryOptions(
         method=args.method,
@@ -179,8 +179,8 @@ def command(args) -> int:
     check_cli_output(args, run_input_paths(args))
     out_dir = refuse_existing_out(args)
     with stage("start-up"):
-        from ..outputs import write_results
-        from ..pipeline import run_dicom_study, run_dosimetry
+        from dosimetry.export.results import write_results
+        from dosimetry.pipeline import run_dicom_study, run_dosimetry
     with stage("read ROIs"):
         rois, notes = load_roi_arguments(args)
     options = dosimetry_options(args)
@@ -208,7 +208,7 @@ def command(args) -> int:
 
 def _check_overrides_used(overrides: dict[str, str], result, segmentations) -> None:
     """After a DICOM run: every --segment-role name is a ROI of the run, an ignored structure or a segment."""
-    from ..roi_io import slicer_segment_names
+    from dosimetry.io.roi_files import slicer_segment_names
 
     names = [entry["name"] for entry in result.stats["inputs"]["rois"]]
     dicom = (result.stats["inputs"].get("dicom") or {}).get("structures") or {}
@@ -220,7 +220,7 @@ def _check_overrides_used(overrides: dict[str, str], result, segmentations) -> N
 
 def format_summary(stats: dict) -> str:
     """A short plain-text table of the ROI results for the terminal, below every value assumed."""
-    from ..defaults import format_assumption
+    from dosimetry.defaults import format_assumption
 
     lines = [f"ASSUMED: {format_assumption(a)}" for a in stats.get("assumptions", [])]
     lines.append(f"{'ROI':<24}{'role':<14}{'volume mL':>10}{'mean Gy':>10}{'D70 Gy':>10}{'V100 %':>9}")

@@ -12,8 +12,15 @@ One module per job: :mod:`.discovery` (scan, inventory, selection), :mod:`.timin
 :mod:`.seg`, :mod:`.study`.
 """
 
-from .discovery import AmbiguousSeriesError, Kind, SeriesRecord, format_inventory, inventory, select_series
-from .study import StudyInputs, load_study
+from dosimetry.dicom.discovery import (
+    AmbiguousSeriesError,
+    Kind,
+    SeriesRecord,
+    format_inventory,
+    inventory,
+    select_series,
+)
+from dosimetry.dicom.study import StudyInputs, load_study
 
 __all__ = [
     "AmbiguousSeriesError",

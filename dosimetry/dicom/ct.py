@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from ..errors import InputFileError
-from ..image import Image
-from . import slices
+from dosimetry.errors import InputFileError
+from dosimetry.image import Image
+from dosimetry.dicom import slices
 
 AIR_HU: float = -1024.0
 """Fill value (HU) for voxels outside a resampled tilted CT."""

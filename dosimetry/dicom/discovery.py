@@ -24,9 +24,9 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from ..emission import UNKNOWN, Y90, decide, evidence_from_header
-from ..errors import InputFileError, OptionsError
-from .slices import functional_group, with_converted_attributes
+from dosimetry.quantify.emission import UNKNOWN, Y90, decide, evidence_from_header
+from dosimetry.errors import InputFileError, OptionsError
+from dosimetry.dicom.slices import functional_group, with_converted_attributes
 
 
 class Kind(str, enum.Enum):
@@ -75,7 +75,7 @@ class SeriesRecord:
 
     ``n_images`` counts frames (a multi-frame file counts its NumberOfFrames). ``date`` is the series
     (else acquisition, else study) date as ``YYYY-MM-DD``. ``nuclide`` is what the header of an emission
-    series says (:func:`dosimetry.emission.decide`: radionuclide and radiopharmaceutical names win over the
+    series says (:func:`dosimetry.quantify.emission.decide`: radionuclide and radiopharmaceutical names win over the
     half-life; 'unknown' when its evidence conflicts), None when it says nothing.
     """
 
@@ -317,7 +317,7 @@ def select_series(records: list[SeriesRecord], *, series_uids=()) -> Selection:
     -----
     Emission candidates are PET and reconstructed NM series; those whose header names Y-90 are preferred
     (the notes name the others and their nuclide), and non-attenuation-corrected PET is dropped when a
-    corrected one exists. Whether the chosen series may be computed is :mod:`dosimetry.emission`'s verdict. The CT must share the
+    corrected one exists. Whether the chosen series may be computed is :mod:`dosimetry.quantify.emission`'s verdict. The CT must share the
     emission Frame of Reference. The RTSTRUCT/SEG must reference that Frame of Reference (or the
     emission or CT series).
 
@@ -330,7 +330,7 @@ def select_series(records: list[SeriesRecord], *, series_uids=()) -> Selection:
     GeometryError
         The only RTSTRUCT/SEG lies on another Frame of Reference than the emission image.
     """
-    from ..errors import GeometryError
+    from dosimetry.errors import GeometryError
 
     wanted = {series_uids} if isinstance(series_uids, str) else set(series_uids or ())
     known = {rec.series_uid for rec in records}

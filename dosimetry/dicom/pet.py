@@ -49,12 +49,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from ..checks import check_emission_values
-from ..constants import Y90_HALF_LIFE_S
-from ..errors import InputFileError, UnitsError
-from ..image import Image
-from . import slices
-from .timing import (
+from dosimetry.quantify.checks import check_emission_values
+from dosimetry.constants import Y90_HALF_LIFE_S
+from dosimetry.errors import InputFileError, UnitsError
+from dosimetry.image import Image
+from dosimetry.dicom import slices
+from dosimetry.dicom.timing import (
     TimeSource,
     acquisition_start,
     combine,

@@ -28,9 +28,9 @@ import numpy as np
 import pydicom
 from scipy import ndimage
 
-from ..errors import GeometryError, InputFileError, RoiError
-from ..image import Image
-from ..roi import Role, Roi, infer_role
+from dosimetry.errors import GeometryError, InputFileError, RoiError
+from dosimetry.image import Image
+from dosimetry.roi import Role, Roi, infer_role
 
 PLANE_TOL_MM: float = 0.05
 """Contours whose plane positions differ by less than this (mm) share one plane."""

@@ -19,10 +19,10 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 
-from ..errors import GeometryError, InputFileError, RoiError
-from ..image import Image
-from ..roi import Roi
-from .rtstruct import resolve_role
+from dosimetry.errors import GeometryError, InputFileError, RoiError
+from dosimetry.image import Image
+from dosimetry.roi import Roi
+from dosimetry.dicom.rtstruct import resolve_role
 
 
 def seg_to_rois(

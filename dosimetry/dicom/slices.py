@@ -29,9 +29,9 @@ import numpy as np
 from pydicom.dataset import Dataset
 from scipy import ndimage
 
-from ..errors import GeometryError, InputFileError
-from ..image import Image
-from ..imageio import MAX_SPACING_MM, MIN_SPACING_MM
+from dosimetry.errors import GeometryError, InputFileError
+from dosimetry.image import Image
+from dosimetry.io.images import MAX_SPACING_MM, MIN_SPACING_MM
 
 POSITION_TOL_MM: float = 0.01
 """Absolute slack on slice positions (mm): scanners round positions to a few micrometres."""

@@ -1,5 +1,5 @@
 """Reconstructed SPECT (NM Image storage, tomographic multi-frame) to an Image: Y-90 bremsstrahlung SPECT, or
-Tc-99m MAA SPECT for a predictive dose (which nuclide it is, is :mod:`dosimetry.emission`'s decision).
+Tc-99m MAA SPECT for a predictive dose (which nuclide it is, is :mod:`dosimetry.quantify.emission`'s decision).
 
 Geometry comes from the NM Detector Information Sequence: the Image Position (Patient) of the first frame
 and the Image Orientation (Patient); frame ``f`` lies at ``IPP + f x SpacingBetweenSlices x n`` with
@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from ..checks import check_emission_values
-from ..errors import GeometryError, InputFileError, UnitsError
-from ..image import Image
-from .pet import EmissionVolume, check_administered_activity
-from .slices import checked_rescale
-from .timing import acquisition_start, frame_average_to_start, header_implant_time
+from dosimetry.quantify.checks import check_emission_values
+from dosimetry.errors import GeometryError, InputFileError, UnitsError
+from dosimetry.image import Image
+from dosimetry.dicom.pet import EmissionVolume, check_administered_activity
+from dosimetry.dicom.slices import checked_rescale
+from dosimetry.dicom.timing import acquisition_start, frame_average_to_start, header_implant_time
 
 
 def _vector(value, n: int, what: str, name: str) -> np.ndarray:

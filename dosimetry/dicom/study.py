@@ -15,19 +15,19 @@ from datetime import datetime
 
 import pydicom
 
-from ..constants import Y90_HALF_LIFE_S
-from ..emission import EmissionDecision, Verdict, decide, evidence_from_header
-from ..errors import InputFileError, OptionsError, UnitsError
-from ..image import Image
-from ..roi import Roi
-from .ct import load_ct
-from .discovery import Kind, inventory, select_series
-from .pet import load_pet
-from .rtstruct import rtstruct_to_rois
-from .seg import seg_to_rois
-from .slices import with_converted_attributes
-from .spect import load_spect
-from .timing import emission_time_notes, parse_datetime, seconds_between
+from dosimetry.constants import Y90_HALF_LIFE_S
+from dosimetry.quantify.emission import EmissionDecision, Verdict, decide, evidence_from_header
+from dosimetry.errors import InputFileError, OptionsError, UnitsError
+from dosimetry.image import Image
+from dosimetry.roi import Roi
+from dosimetry.dicom.ct import load_ct
+from dosimetry.dicom.discovery import Kind, inventory, select_series
+from dosimetry.dicom.pet import load_pet
+from dosimetry.dicom.rtstruct import rtstruct_to_rois
+from dosimetry.dicom.seg import seg_to_rois
+from dosimetry.dicom.slices import with_converted_attributes
+from dosimetry.dicom.spect import load_spect
+from dosimetry.dicom.timing import emission_time_notes, parse_datetime, seconds_between
 
 IMPLANT_TIME_DISAGREEMENT_S: float = 60.0
 """A ``--implant-time`` that differs from the header by more than this (s) is reported in a warning."""
@@ -75,7 +75,7 @@ class StudyInputs:
     """Paths of the files of the chosen series by role ('emission', 'ct', 'structures'), for DICOM exports
     (RT Dose, SEG and SR refer to them)."""
     emission: EmissionDecision | None = None
-    """The emission-nuclide verdict (:mod:`dosimetry.emission`), made from the header before the images
+    """The emission-nuclide verdict (:mod:`dosimetry.quantify.emission`), made from the header before the images
     are read; its warnings are in :attr:`warnings`."""
 
 
@@ -123,7 +123,7 @@ def load_study(
         Structure name -> role ('liver', 'tumor', 'lung', 'perfused', 'other' or 'ignore').
     emission_nuclide : str, optional
         The nuclide the emission series shows, as the user states it (``--emission-nuclide``); overrides
-        the header's evidence (recorded). See :mod:`dosimetry.emission`.
+        the header's evidence (recorded). See :mod:`dosimetry.quantify.emission`.
 
     Returns
     -------
@@ -340,13 +340,13 @@ def load_ct_from_folder(folder: str | os.PathLike, *, series_uid: str | None = N
     AmbiguousSeriesError
         Several CT series and no ``series_uid``; the message lists them.
     """
-    from .discovery import AmbiguousSeriesError
+    from dosimetry.dicom.discovery import AmbiguousSeriesError
 
     records = [r for r in inventory(folder) if r.kind is Kind.CT]
     if series_uid is not None:
         records = [r for r in records if r.series_uid == series_uid]
     if not records:
-        from ..errors import InputFileError
+        from dosimetry.errors import InputFileError
 
         raise InputFileError(f"{folder}: no CT series{' ' + series_uid if series_uid else ''} in this folder")
     if len(records) > 1:

@@ -23,9 +23,9 @@ from datetime import date, datetime, timedelta
 
 from pydicom.dataset import Dataset
 
-from ..constants import Y90_HALF_LIFE_S
-from ..emission import UNKNOWN, half_life_nuclide
-from ..errors import UnitsError
+from dosimetry.constants import Y90_HALF_LIFE_S
+from dosimetry.quantify.emission import UNKNOWN, half_life_nuclide
+from dosimetry.errors import UnitsError
 
 EARLIEST_SCAN_DATE: date = date(1970, 1, 1)
 """Dates before this are taken as placeholders (anonymisers write 00010101 or 19000101), not as times of a
@@ -125,7 +125,7 @@ def emission_time_notes(path, *, label: str) -> list[str]:
     """:func:`unusable_time_notes` of the header of the file ``path`` (its converted attributes included)."""
     import pydicom
 
-    from .slices import with_converted_attributes
+    from dosimetry.dicom.slices import with_converted_attributes
 
     ds = pydicom.dcmread(str(path), stop_before_pixels=True)  # read by the loader already
     return unusable_time_notes(with_converted_attributes(ds), label=label)
@@ -233,7 +233,7 @@ def frame_average_to_start(duration_s: float, half_life_s: float = Y90_HALF_LIFE
 
 def identify_nuclide(half_life_s: float | None) -> str | None:
     """Name of the nuclide whose half-life is within 1% of ``half_life_s`` ('Y-90', 'F-18', ...), else None
-    (:func:`dosimetry.emission.half_life_nuclide`, which decides with the rest of the header's evidence)."""
+    (:func:`dosimetry.quantify.emission.half_life_nuclide`, which decides with the rest of the header's evidence)."""
     if half_life_s is None:
         return None
     name = half_life_nuclide(half_life_s)

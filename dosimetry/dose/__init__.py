@@ -7,10 +7,10 @@ mass density per voxel (g/mL, same grid) and returns the absorbed dose of the pe
 
 from __future__ import annotations
 
-from ..errors import GeometryError, OptionsError
-from ..image import Image
-from .kernel_methods import kernel_density_dose, kernel_dose, kernel_range_dose
-from .ldm import ldm_dose
+from dosimetry.errors import GeometryError, OptionsError
+from dosimetry.image import Image
+from dosimetry.dose.kernel_methods import kernel_density_dose, kernel_dose, kernel_range_dose
+from dosimetry.dose.ldm import ldm_dose
 
 METHODS: dict[str, object] = {
     "ldm": ldm_dose,

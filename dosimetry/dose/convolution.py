@@ -35,8 +35,8 @@ import numba
 import numpy as np
 import scipy.fft
 
-from .. import progress
-from ..errors import OptionsError
+from dosimetry import progress
+from dosimetry.errors import OptionsError
 
 _DIRECT_COST_PER_TERM = 1.0
 """Relative cost of one multiply-add of the direct path (vectorised inner loop)."""

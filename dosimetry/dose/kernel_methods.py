@@ -3,7 +3,7 @@
 Each takes the activity at implant time (Bq per voxel) and the mass density (g/mL = g/cm3) on the same
 grid, and returns the absorbed dose of the permanent implant (Gy, float32, same grid), like
 :func:`~dosimetry.dose.ldm.ldm_dose`. The number of decays in a voxel is ``A0 * tau`` (``tau`` the Y-90
-mean life); the voxel S values come from :mod:`dosimetry.kernels` (Graves 2019 water kernel, integrated
+mean life); the voxel S values come from :mod:`dosimetry.dose.kernels` (Graves 2019 water kernel, integrated
 over source and target voxels, renormalised to the ICRP 107 mean beta energy 0.93290 MeV, the LDM
 energy). All three methods deposit the same total energy as LDM when the activity lies more than the beta
 range inside the volume (energy that would leave the volume is lost, as in a patient).
@@ -39,7 +39,7 @@ the target voxel. It is built in three steps, each exact in homogeneous tissue:
    ``a + b / coordinate``); plain bilinear weights overestimate ``rho_c`` there (0.50 instead of 0.46 g/cm3
    for a ray that grazes a liver/lung boundary), which had put the lung dose 5% low at 2-6 mm with 2 mm
    voxels. Weights sum to 1, so a homogeneous medium is unchanged.
-2. **The homogeneous voxel S value** ``S_d(rho_c)`` from :func:`~dosimetry.kernels.density_kernel_table`.
+2. **The homogeneous voxel S value** ``S_d(rho_c)`` from :func:`~dosimetry.dose.kernels.density_kernel_table`.
 3. **Sub-voxel correction** (why: with 2-4 mm voxels one liver voxel is 2-4 mm x 1.06 g/cm3 of
    radiological depth, comparable to the decay length of the kernel tail, and a point near the far face of
    a liver source voxel sees a denser path to the lung than a point at the interface; the dose falls off
@@ -113,8 +113,8 @@ import time
 import numba
 import numpy as np
 
-from .. import progress
-from ..constants import (
+from dosimetry import progress
+from dosimetry.constants import (
     DPK_WATER_DENSITY_G_CM3,
     GY_PER_DECAY_PER_MGY_PER_MBQ_S,
     KERNEL_RANGE_MAX_DENSITY_G_CM3,
@@ -123,10 +123,10 @@ from ..constants import (
     Y90_DPK_MAX_RADIUS_WATER_MM,
     Y90_MEAN_LIFE_S,
 )
-from ..errors import GeometryError, UnitsError
-from ..image import Image
-from ..kernels import DENSITY_NODES_PER_DOUBLING, DensityKernelTable, density_kernel_table, voxel_s_values
-from .convolution import convolve
+from dosimetry.errors import GeometryError, UnitsError
+from dosimetry.image import Image
+from dosimetry.dose.kernels import DENSITY_NODES_PER_DOUBLING, DensityKernelTable, density_kernel_table, voxel_s_values
+from dosimetry.dose.convolution import convolve
 
 
 def _check_inputs(activity_bq: Image, density_g_ml: Image) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +168,7 @@ def kernel_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     -----
     ``D(t) = sum_s A0(s) tau S(t - s)`` with ``S`` the voxel S values for the voxel size of the image in
     soft tissue of 1.03 g/cm3 (:data:`~dosimetry.constants.KERNEL_REFERENCE_DENSITY_G_CM3`), from
-    :func:`dosimetry.kernels.voxel_s_values`, by FFT or direct convolution
+    :func:`dosimetry.dose.kernels.voxel_s_values`, by FFT or direct convolution
     (:func:`~dosimetry.dose.convolution.convolve`). This is the MIRD Pamphlet 17 voxel S value method, as in
     most commercial software.
 
@@ -712,7 +712,7 @@ def kernel_range_dose(activity_bq: Image, density_g_ml: Image) -> Image:
         ``D(t) = sum_s A0(s) tau S_{rho_bar(s,t)}(t - s)``
 
     with ``S_rho`` the voxel S values of the homogeneous medium of density ``rho``
-    (:func:`dosimetry.kernels.density_kernel_table`, 32 density nodes per doubling from 0.2 to 3.1
+    (:func:`dosimetry.dose.kernels.density_kernel_table`, 32 density nodes per doubling from 0.2 to 3.1
     g/cm3; ``rho S_rho`` is interpolated linearly in ``rho``, so at every density the kernel deposits
     exactly the LDM energy), ``rho_bar(s, t)`` the path density of the line between the voxel centres,
     plus a sub-voxel correction for pairs whose end voxels differ in density from the path (the module

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import JOULE_PER_MEV, Y90_MEAN_BETA_ENERGY_MEV
-from ..decay import cumulated_activity_bq_s
-from ..image import Image
+from dosimetry.constants import JOULE_PER_MEV, Y90_MEAN_BETA_ENERGY_MEV
+from dosimetry.quantify.decay import cumulated_activity_bq_s
+from dosimetry.image import Image
 
 _SLAB_VOXELS = 2_000_000
 

@@ -18,12 +18,38 @@
     :func:`~.study.write_dicom_outputs`: the exports of a DICOM run, each a guarded step that is left out
     with a warning when it cannot be made conformant.
 
+:mod:`.results` writes the files of a run (temporary folder, then rename); :mod:`.output_guard` keeps
+``--out`` away from every input.
+
 Nothing here configures logging; messages never contain patient identifiers.
 """
 
-from .rtdose import DOSE_SUMMATION_TYPE, deterministic_uids, read_rt_dose, write_rt_dose
-from .seg import build_segmentation, write_segmentation
-from .sr import PRIVATE_CODING_SCHEME, build_measurement_report, read_measurement_report, write_measurement_report
+import importlib
+
+_PUBLIC = {
+    "DOSE_SUMMATION_TYPE": "rtdose",
+    "deterministic_uids": "rtdose",
+    "read_rt_dose": "rtdose",
+    "write_rt_dose": "rtdose",
+    "build_segmentation": "seg",
+    "write_segmentation": "seg",
+    "PRIVATE_CODING_SCHEME": "sr",
+    "build_measurement_report": "sr",
+    "read_measurement_report": "sr",
+    "write_measurement_report": "sr",
+}
+"""Public name -> submodule; loaded on first use (PEP 562), so that importing :mod:`.output_guard` or
+:mod:`.results` does not import highdicom."""
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DOSE_SUMMATION_TYPE",

@@ -33,10 +33,10 @@ from pydicom.tag import Tag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 from pydicom.valuerep import format_number_as_ds
 
-from .._version import __version__
-from ..errors import GeometryError, InputFileError, OutputError, UnitsError
-from ..image import Image
-from .vr import TYPE2_PATIENT_STUDY
+from dosimetry._version import __version__
+from dosimetry.errors import GeometryError, InputFileError, OutputError, UnitsError
+from dosimetry.image import Image
+from dosimetry.export.vr import TYPE2_PATIENT_STUDY
 
 log = logging.getLogger("dosimetry")
 

@@ -2,7 +2,7 @@
 
 A DICOM Segmentation is defined on the pixel grid of its source images: one frame per source slice (for
 each segment that has voxels there). Our ROI masks may lie on any grid, so each mask is first mapped onto
-the source images' grid through world coordinates (:func:`dosimetry.resample.occupancy_on_grid`, the
+the source images' grid through world coordinates (:func:`dosimetry.geometry.resample.occupancy_on_grid`, the
 fraction of each source voxel inside the ROI) and then thresholded (binary segmentation) or kept as
 occupancy fractions (fractional segmentation).
 
@@ -32,13 +32,13 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 
-from .._version import __version__
-from ..errors import GeometryError, InputFileError, OptionsError, RoiError
-from ..image import Image
-from ..resample import occupancy_on_grid
-from ..roi import Roi
-from .rtdose import MANUFACTURER, new_uid, save_dataset_atomically
-from .sr import PRIVATE_CODING_SCHEME, ROLE_CODES, declare_private_scheme
+from dosimetry._version import __version__
+from dosimetry.errors import GeometryError, InputFileError, OptionsError, RoiError
+from dosimetry.image import Image
+from dosimetry.geometry.resample import occupancy_on_grid
+from dosimetry.roi import Roi
+from dosimetry.export.rtdose import MANUFACTURER, new_uid, save_dataset_atomically
+from dosimetry.export.sr import PRIVATE_CODING_SCHEME, ROLE_CODES, declare_private_scheme
 
 _ORIENTATION_TOL = 1e-4
 _SPACING_TOL_MM = 1e-2

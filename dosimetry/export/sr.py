@@ -51,10 +51,10 @@ import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
-from .._version import __version__
-from ..emission import is_predictive
-from ..errors import InputFileError, RoiError
-from .rtdose import MANUFACTURER, new_uid, save_dataset_atomically
+from dosimetry._version import __version__
+from dosimetry.quantify.emission import is_predictive
+from dosimetry.errors import InputFileError, RoiError
+from dosimetry.export.rtdose import MANUFACTURER, new_uid, save_dataset_atomically
 
 PRIVATE_CODING_SCHEME = "99Y90DOSIMETRY"
 """Coding Scheme Designator of the package's local codes (declared in each instance that uses them)."""

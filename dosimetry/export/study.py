@@ -1,6 +1,6 @@
 """The DICOM files of a run from a DICOM study: RT Dose, SEG of the added ROIs, TID 1500 SR.
 
-Called by :func:`dosimetry.outputs.write_results` when the result came from
+Called by :func:`dosimetry.export.results.write_results` when the result came from
 :func:`dosimetry.pipeline.run_dicom_study`; the files land in the same temporary folder as the other
 outputs, so a failure leaves nothing behind.
 
@@ -29,15 +29,15 @@ from pathlib import Path
 
 import pydicom
 
-from ..emission import is_predictive, series_description
-from ..errors import DosimetryError, GeometryError, InputFileError, OutputError
-from ..libwarnings import library_warnings
-from ..pipeline import DosimetryResult
-from ..roi import Roi
-from .rtdose import save_dataset_atomically, write_rt_dose
-from .seg import build_segmentation
-from .sr import build_measurement_report
-from .vr import conformed_header
+from dosimetry.quantify.emission import is_predictive, series_description
+from dosimetry.errors import DosimetryError, GeometryError, InputFileError, OutputError
+from dosimetry.libwarnings import library_warnings
+from dosimetry.pipeline import DosimetryResult
+from dosimetry.roi import Roi
+from dosimetry.export.rtdose import save_dataset_atomically, write_rt_dose
+from dosimetry.export.seg import build_segmentation
+from dosimetry.export.sr import build_measurement_report
+from dosimetry.export.vr import conformed_header
 
 log = logging.getLogger("dosimetry")
 

@@ -11,14 +11,14 @@ import argparse
 import logging
 from datetime import date
 
-from ..errors import OptionsError
+from dosimetry.errors import OptionsError
 
 
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        from ..option_ranges import OptionValueError
+        from dosimetry.option_ranges import OptionValueError
 
         raise OptionValueError(OptionsError(f"--since: got {text!r}, expected a date like 2026-03-01")) from None
 
@@ -50,8 +50,8 @@ def register(subparsers, parents=()) -> argparse.ArgumentParser:
 
 
 def cmd_nightly(args) -> int:
-    from .config import load_config
-    from .job import NightlyPass
+    from dosimetry.nightly.config import load_config
+    from dosimetry.nightly.job import NightlyPass
 
     # pynetdicom reports each network fault itself (our error line says it once) and its DEBUG output dumps
     # identifiers (patient name, ID): silent by default, warnings with -v/-vv, DEBUG only with --log-phi

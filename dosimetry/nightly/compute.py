@@ -3,7 +3,7 @@
 The ``[run]`` options (and the study's CSV row) are parsed by the ``run`` command's own parser
 (:func:`dosimetry.cli.build_parser`) and turned into :class:`~dosimetry.pipeline.DosimetryOptions` by
 :func:`dosimetry.cli.run.dosimetry_options`, as ``dosimetry run`` does; the study is computed by :func:`~dosimetry.pipeline.run_dicom_study` and written by
-:func:`~dosimetry.outputs.write_results` (RT Dose, SR and, with ``seg`` sent, a Segmentation of the ROIs
+:func:`~dosimetry.export.results.write_results` (RT Dose, SR and, with ``seg`` sent, a Segmentation of the ROIs
 used), all inside :func:`~dosimetry.export.deterministic_uids`, so every UID derives from the input hash
 and the software version. Then the report is wrapped as Encapsulated PDF in the same study.
 
@@ -29,10 +29,10 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
-from .._version import __version__
-from ..errors import OptionsError, OutputError
-from .config import run_argv
-from .uids import output_uid
+from dosimetry._version import __version__
+from dosimetry.errors import OptionsError, OutputError
+from dosimetry.nightly.config import run_argv
+from dosimetry.nightly.uids import output_uid
 
 MANIFEST = "nightly.json"
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -47,8 +47,8 @@ SEND_FILES = {"rtdose": "rtdose.dcm", "sr": "sr.dcm", "seg": "seg.dcm", "report"
 
 def parse_run_options(study_dir: Path, out_dir: Path, options: dict):
     """``dosimetry run`` arguments of the study, through the run command's own parser (checked as there)."""
-    from ..cli import build_parser
-    from ..option_ranges import OptionValueError
+    from dosimetry.cli import build_parser
+    from dosimetry.option_ranges import OptionValueError
 
     try:
         return build_parser().parse_args(["run", str(study_dir), "--out", str(out_dir), *run_argv(options)])
@@ -59,15 +59,15 @@ def parse_run_options(study_dir: Path, out_dir: Path, options: dict):
 
 
 def has_rois(study_dir: Path) -> bool:
-    from ..dicom import inventory
-    from ..dicom.discovery import Kind
+    from dosimetry.dicom import inventory
+    from dosimetry.dicom.discovery import Kind
 
     return any(record.kind in (Kind.RTSTRUCT, Kind.SEG) for record in inventory(study_dir))
 
 
 def _whole_image_roi(study_dir: Path, options, series_uid):
-    from ..dicom import load_study
-    from ..roi import Roi
+    from dosimetry.dicom import load_study
+    from dosimetry.roi import Roi
 
     study = load_study(
         study_dir,
@@ -88,8 +88,8 @@ def _reference_header(result) -> Dataset:
 
 def encapsulated_pdf(pdf_path: Path, reference: Dataset, seed: str, *, title: str) -> Dataset:
     """The report as Encapsulated PDF Storage (PS3.3 A.45.1) in the study of ``reference``."""
-    from ..export.rtdose import MANUFACTURER, copy_patient_study_frame
-    from ..export.vr import conformed_header
+    from dosimetry.export.rtdose import MANUFACTURER, copy_patient_study_frame
+    from dosimetry.export.vr import conformed_header
 
     header, _notes = conformed_header(reference)
     document = pdf_path.read_bytes()
@@ -130,7 +130,7 @@ def encapsulated_pdf(pdf_path: Path, reference: Dataset, seed: str, *, title: st
 
 
 def _mark_no_rois(path: Path) -> None:
-    from ..export.rtdose import save_dataset_atomically
+    from dosimetry.export.rtdose import save_dataset_atomically
 
     ds = pydicom.dcmread(path)
     ds.SeriesDescription = f"{str(ds.get('SeriesDescription', 'Y-90 dose'))[:53]} - no ROIs"
@@ -186,11 +186,11 @@ def compute_study(
     """
     from dataclasses import replace
 
-    from ..emission import is_predictive
-    from ..export import deterministic_uids
-    from ..outputs import write_results
-    from ..cli.run import dosimetry_options
-    from ..pipeline import run_dicom_study
+    from dosimetry.quantify.emission import is_predictive
+    from dosimetry.export import deterministic_uids
+    from dosimetry.export.results import write_results
+    from dosimetry.cli.run import dosimetry_options
+    from dosimetry.pipeline import run_dicom_study
 
     args = parse_run_options(study_dir, staging, options)
     run_options = dosimetry_options(args)
@@ -220,7 +220,7 @@ def compute_study(
             _mark_no_rois(path)
         if what == "report" and (staging / "report.pdf").exists():
             title = "Y-90 dosimetry report" + (" (predictive, Tc-99m MAA)" if is_predictive(result.stats) else "")
-            from ..export.rtdose import save_dataset_atomically
+            from dosimetry.export.rtdose import save_dataset_atomically
 
             save_dataset_atomically(
                 encapsulated_pdf(staging / "report.pdf", _reference_header(result), seed, title=title), path

@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import OptionsError
+from dosimetry.errors import OptionsError
 
 
 class ConfigError(OptionsError):
@@ -201,8 +201,8 @@ def run_argv(options: dict) -> list[str]:
 
 def check_run_options(options: dict) -> str | None:
     """None if ``options`` are valid ``dosimetry run`` options for a DICOM study, else the reason."""
-    from ..cli import build_parser
-    from ..option_ranges import OptionValueError
+    from dosimetry.cli import build_parser
+    from dosimetry.option_ranges import OptionValueError
 
     refused = sorted(k for k in options if k in _RUN_OPTIONS_REFUSED)
     if refused:
@@ -315,7 +315,7 @@ def load_config(path: str | Path) -> NightlyConfig:
     check.unknown("store", store_t, {"send", "destination"})
     send = check.strings("[store] send", store_t.get("send", list(SENDABLE)), SENDABLE)
     if send and "report" in send:
-        from ..report.html import find_chromium
+        from dosimetry.report.html import find_chromium
 
         if find_chromium() is None:
             check.fault(

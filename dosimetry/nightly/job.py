@@ -5,7 +5,7 @@ For each study, by its ledger record (:mod:`.ledger`):
 * same fingerprint and ``stored``: nothing to do (a rerun with nothing new sends nothing);
 * new, or its inputs changed (an RTSTRUCT arrived, an instance count changed, other run options): the
   record starts again; one instance of each emission series is fetched first and the nuclide policy
-  (:mod:`dosimetry.emission`) decides: a study it refuses entirely (F-18 FDG, Lu-177, ...) is ``skipped``
+  (:mod:`dosimetry.quantify.emission`) decides: a study it refuses entirely (F-18 FDG, Lu-177, ...) is ``skipped``
   and never fetched; otherwise the inputs are fetched into ``work/<study key>/input`` and hashed;
 * ``retrieved``: computed (the attempt is counted first, so a computation that kills the job counts);
   failures are retried on later passes up to ``[job] max_attempts``, then left with their reason;
@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from ..errors import DosimetryError, OutputError, PacsUnreachableError
-from .compute import compute_study, read_manifest
-from .config import NightlyConfig, study_run_options
-from .ledger import Ledger, StudyRow
-from .network import PacsClient, StorageServer, StoreTarget
-from .sources import Candidate, FolderSource, PacsSource, StillArriving, input_hash
-from .uids import study_key, uid_seed
+from dosimetry.errors import DosimetryError, OutputError, PacsUnreachableError
+from dosimetry.nightly.compute import compute_study, read_manifest
+from dosimetry.nightly.config import NightlyConfig, study_run_options
+from dosimetry.nightly.ledger import Ledger, StudyRow
+from dosimetry.nightly.network import PacsClient, StorageServer, StoreTarget
+from dosimetry.nightly.sources import Candidate, FolderSource, PacsSource, StillArriving, input_hash
+from dosimetry.nightly.uids import study_key, uid_seed
 
 log = logging.getLogger("dosimetry.nightly")
 
@@ -248,7 +248,7 @@ class NightlyPass:
         fetched and its header read), or None when one is accepted (Y-90, or Tc-99m MAA: predictive)."""
         import pydicom
 
-        from ..emission import Verdict, decide, evidence_from_header
+        from dosimetry.quantify.emission import Verdict, decide, evidence_from_header
 
         shutil.rmtree(folder, ignore_errors=True)
         headers = self._source().probe(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import OutputError
+from dosimetry.errors import OutputError
 
 STATES = ("retrieved", "computed", "stored", "failed", "skipped")
 

@@ -35,9 +35,9 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from ..errors import PacsUnreachableError
-from .config import Node, PacsNode
-from .uids import instance_file_name
+from dosimetry.errors import PacsUnreachableError
+from dosimetry.nightly.config import Node, PacsNode
+from dosimetry.nightly.uids import instance_file_name
 
 log = logging.getLogger("dosimetry.nightly")
 
@@ -153,7 +153,7 @@ class StorageServer:
                 evt_handlers=[(evt.EVT_C_STORE, self.target.handle_store)],
             )
         except OSError as err:
-            from ..errors import OptionsError
+            from dosimetry.errors import OptionsError
 
             raise OptionsError(
                 f"[local] {self.local.host}:{self.local.port}: cannot listen there "

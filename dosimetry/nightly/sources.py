@@ -19,10 +19,10 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from ..errors import InputFileError, PacsUnreachableError
-from ..export.rtdose import MANUFACTURER
-from .network import INPUT_MODALITIES, PacsClient, StoreTarget
-from .uids import instance_file_name
+from dosimetry.errors import InputFileError, PacsUnreachableError
+from dosimetry.export.rtdose import MANUFACTURER
+from dosimetry.nightly.network import INPUT_MODALITIES, PacsClient, StoreTarget
+from dosimetry.nightly.uids import instance_file_name
 
 EMISSION_MODALITIES = ("PT", "NM")
 
@@ -194,8 +194,8 @@ class FolderSource:
         self.folder, self.modalities, self.settle_s = folder, tuple(modalities), settle_s
 
     def _scan(self, window, own_series) -> dict[str, Candidate]:
-        from ..dicom import inventory
-        from ..dicom.discovery import Kind
+        from dosimetry.dicom import inventory
+        from dosimetry.dicom.discovery import Kind
 
         try:
             records = inventory(self.folder)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 
-from .._version import __version__
-from ..export.rtdose import uid_from_seed
+from dosimetry._version import __version__
+from dosimetry.export.rtdose import uid_from_seed
 
 
 def study_key(study_uid: str) -> str:

@@ -5,6 +5,6 @@
 :mod:`dosimetry.report.figures` with matplotlib's object API (no pyplot, no global state).
 """
 
-from .html import find_chromium, html_to_pdf, html_to_png, render_report_html, write_report
+from dosimetry.report.html import find_chromium, html_to_pdf, html_to_png, render_report_html, write_report
 
 __all__ = ["find_chromium", "html_to_pdf", "html_to_png", "render_report_html", "write_report"]

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-from ..image import Image
-from ..resample import nonzero_box
+from dosimetry.image import Image
+from dosimetry.geometry.resample import nonzero_box
 
 if TYPE_CHECKING:  # matplotlib is imported by the functions that draw (about 1 s), not with the package
     from matplotlib.figure import Figure

@@ -24,10 +24,10 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..defaults import format_assumption
-from ..emission import is_predictive, report_title
-from ..errors import OutputError
-from .figures import dvh_figure_png, roi_colours, slice_figure_png
+from dosimetry.defaults import format_assumption
+from dosimetry.quantify.emission import is_predictive, report_title
+from dosimetry.errors import OutputError
+from dosimetry.report.figures import dvh_figure_png, roi_colours, slice_figure_png
 
 __all__ = ["write_report", "render_report_html", "find_chromium", "html_to_png", "html_to_pdf"]
 

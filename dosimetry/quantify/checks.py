@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UnitsError
-from .image import Image
+from dosimetry.errors import UnitsError
+from dosimetry.image import Image
 
 NET_TO_GROSS_MIN: float = 1e-3
 """Smallest accepted ratio of the image sum to the sum of absolute values: below it the image is noise
@@ -44,7 +44,7 @@ def check_emission_values(values, *, source: str) -> None:
     UnitsError
         No positive voxel (all zero, or all zero or negative), a sum of zero or less, or a sum below
         :data:`NET_TO_GROSS_MIN` of the sum of absolute values. Images with NaN or inf are not checked
-        here: :func:`dosimetry.quantify.activity_at_implant` refuses them.
+        here: :func:`dosimetry.quantify.activity.activity_at_implant` refuses them.
     """
     array = np.asarray(values.array if isinstance(values, Image) else values, dtype=np.float64)
     if not np.all(np.isfinite(array)):

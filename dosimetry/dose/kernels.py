@@ -82,8 +82,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from ._version import __version__
-from .constants import (
+from dosimetry._version import __version__
+from dosimetry.constants import (
     DPK_WATER_DENSITY_G_CM3,
     KERNEL_RANGE_MAX_DENSITY_G_CM3,
     KERNEL_RANGE_MIN_DENSITY_G_CM3,
@@ -91,8 +91,8 @@ from .constants import (
     Y90_DPK_MAX_RADIUS_WATER_MM,
     Y90_KERNEL_ENERGY_PER_DECAY_MEV,
 )
-from .data_files import data_path
-from .errors import InputFileError, OptionsError
+from dosimetry.io.data_files import data_path
+from dosimetry.errors import InputFileError, OptionsError
 
 _log = logging.getLogger(__name__)
 

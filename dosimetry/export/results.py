@@ -5,7 +5,7 @@ ROI), ``dvh.csv`` (cumulative DVHs, one column per ROI), ``report.html`` (the st
 :mod:`dosimetry.report`), and the marker file ``.y90-dosimetry-output.json`` (software, version, time;
 nothing about the patient) by which ``overwrite`` recognises a folder this software wrote.
 
-An output folder never is, contains or lies inside an input (:mod:`dosimetry.output_guard`). An interrupted
+An output folder never is, contains or lies inside an input (:mod:`dosimetry.export.output_guard`). An interrupted
 or failed run leaves nothing new in or beside the output folder (no temporary folder, no parent folder it
 created) and the previous output, if any, intact.
 """
@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError
-from .imageio import write_nifti
-from .output_guard import check_output_location, check_replaceable, recorded_input_paths, write_marker
-from .pipeline import DosimetryResult
-from .progress import stage
-from .report import write_report
-from .stats import STAT_KEYS
+from dosimetry.errors import OutputError
+from dosimetry.io.images import write_nifti
+from dosimetry.export.output_guard import check_output_location, check_replaceable, recorded_input_paths, write_marker
+from dosimetry.pipeline import DosimetryResult
+from dosimetry.progress import stage
+from dosimetry.report import write_report
+from dosimetry.stats.roi_stats import STAT_KEYS
 
 OUTPUT_FILES = ("dose.nii.gz", "stats.json", "stats.csv", "dvh.csv", "report.html")
 
@@ -120,7 +120,7 @@ def atomic_output_dir(
 ):
     """A temporary folder beside ``out_dir`` that becomes ``out_dir`` when the ``with`` block succeeds.
 
-    The folder gets the marker file :data:`~dosimetry.output_guard.MARKER_NAME` first, so that a later
+    The folder gets the marker file :data:`~dosimetry.export.output_guard.MARKER_NAME` first, so that a later
     ``overwrite`` recognises it. On any exception (``KeyboardInterrupt`` included) the temporary folder and
     the parent folders created for it are removed and ``out_dir`` is left as it was. An existing
     ``out_dir`` is replaced only with ``overwrite``, only if this software wrote it (its marker file), and
@@ -195,7 +195,7 @@ def write_results(
             dose = result.dose_gy
             write_nifti(dose.with_array(np.asarray(dose.array, dtype=np.float32)), tmp / "dose.nii.gz")
         if result.dicom_sources:
-            from .export.study import write_dicom_outputs  # DICOM runs only: RT Dose, SR (and SEG)
+            from dosimetry.export.study import write_dicom_outputs  # DICOM runs only: RT Dose, SR (and SEG)
 
             with stage("output DICOM", timings):
                 warnings = result.stats["warnings"]  # skipped exports say why, in stats.json and on the terminal
@@ -207,7 +207,7 @@ def write_results(
         with stage("output report.html", timings):
             write_report(result, tmp / "report.html")
         if pdf:
-            from .report.html import html_to_pdf  # needs headless Chromium
+            from dosimetry.report.html import html_to_pdf  # needs headless Chromium
 
             with stage("output report.pdf", timings):
                 html_to_pdf(tmp / "report.html", tmp / "report.pdf")

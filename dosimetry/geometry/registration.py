@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import GeometryError, OptionsError
-from .image import Image
-from .imageio import to_sitk
+from dosimetry.errors import GeometryError, OptionsError
+from dosimetry.image import Image
+from dosimetry.io.images import to_sitk
 
 log = logging.getLogger("dosimetry")
 

@@ -38,8 +38,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .constants import NUCLIDE_HALF_LIVES_S, NUCLIDE_POSITRON_FRACTIONS
-from .errors import OptionsError, UnitsError
+from dosimetry.constants import NUCLIDE_HALF_LIVES_S, NUCLIDE_POSITRON_FRACTIONS
+from dosimetry.errors import OptionsError, UnitsError
 
 Y90, TC99M, HO166 = "Y-90", "Tc-99m", "Ho-166"
 UNKNOWN = "unknown"

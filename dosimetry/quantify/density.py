@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML, SOURCES
-from .data_files import hu_to_density_table
-from .errors import GeometryError
-from .image import Image
-from .resample import mean_on_grid
+from dosimetry.constants import DEFAULT_SOFT_TISSUE_DENSITY_G_ML, SOURCES
+from dosimetry.io.data_files import hu_to_density_table
+from dosimetry.errors import GeometryError
+from dosimetry.image import Image
+from dosimetry.geometry.resample import mean_on_grid
 
 
 _SLAB_VOXELS = 4_000_000
@@ -80,7 +80,7 @@ def density_on_grid(
     """Density (g/mL) on the ``reference`` grid, from a CT in HU or the default density.
 
     The CT is converted to density on its own grid first (the HU -> density curve is not linear), then
-    averaged over each reference voxel in world coordinates (:func:`~dosimetry.resample.mean_on_grid`).
+    averaged over each reference voxel in world coordinates (:func:`~dosimetry.geometry.resample.mean_on_grid`).
     Reference voxels outside the CT take ``default_density_g_ml``; ``outside_ct`` marks them, so that
     the caller can say how much activity or ROI volume they hold.
     """

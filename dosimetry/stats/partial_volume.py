@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from .constants import PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM, PARTIAL_VOLUME_MIN_VOLUME_ML
-from .defaults import assumption
+from dosimetry.constants import PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM, PARTIAL_VOLUME_MIN_VOLUME_ML
+from dosimetry.defaults import assumption
 
 __all__ = ["equivalent_sphere_diameter_mm", "partial_volume_record", "partial_volume_check"]
 

@@ -58,9 +58,9 @@ from typing import Mapping
 import numpy as np
 from scipy.special import logsumexp
 
-from .constants import Y90_HALF_LIFE_H
-from .errors import OptionsError
-from .stats import gather_voxels, roi_voxels
+from dosimetry.constants import Y90_HALF_LIFE_H
+from dosimetry.errors import OptionsError
+from dosimetry.stats.roi_stats import gather_voxels, roi_voxels
 
 __all__ = ["bed_permanent_implant_gy", "eud_exponential_gy", "roi_radiobiology"]
 

@@ -7,7 +7,7 @@ from importlib import resources
 
 import numpy as np
 
-from .errors import InputFileError
+from dosimetry.errors import InputFileError
 
 _PACKAGE = "dosimetry.kernel_data"
 

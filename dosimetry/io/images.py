@@ -17,8 +17,8 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import GeometryError, InputFileError
-from .image import Image
+from dosimetry.errors import GeometryError, InputFileError
+from dosimetry.image import Image
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 """Affine that maps LPS world coordinates to RAS (its own inverse)."""

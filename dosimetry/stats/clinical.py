@@ -14,18 +14,24 @@ from typing import Mapping
 
 import numpy as np
 
-from .constants import (
+from dosimetry.constants import (
     ALPHA_BETA_LIVER_GY,
     ALPHA_BETA_TUMOR_GY,
     PARTITION_LUNG_LIMIT_GY,
     PARTITION_NORMAL_LIVER_LIMIT_GY,
     Y90_REPAIR_HALF_TIME_H,
 )
-from .errors import OptionsError
-from .partial_volume import partial_volume_check
-from .planning import planning_section
-from .radiobiology import radiobiology_section
-from .thresholds import DEVICES, INDICATIONS, choose_threshold_sets, evaluate_thresholds, select_threshold_sets
+from dosimetry.errors import OptionsError
+from dosimetry.stats.partial_volume import partial_volume_check
+from dosimetry.stats.planning import planning_section
+from dosimetry.stats.radiobiology import radiobiology_section
+from dosimetry.stats.thresholds import (
+    DEVICES,
+    INDICATIONS,
+    choose_threshold_sets,
+    evaluate_thresholds,
+    select_threshold_sets,
+)
 
 __all__ = ["ClinicalOptions", "clinical_sections"]
 
@@ -49,7 +55,7 @@ class ClinicalOptions:
         Radiosensitivity for EUD (1/Gy); None = no EUD (there is no consensus default).
     threshold_sets : tuple of str or None
         Names of bundled sets or paths of .toml files; None = the bundled sets for ``indication`` and
-        ``device`` (:func:`~dosimetry.thresholds.choose_threshold_sets`).
+        ``device`` (:func:`~dosimetry.stats.thresholds.choose_threshold_sets`).
     indication : {"hcc", "crc", "net", "other"} or None
         The patient's disease; None = no threshold flags (a note says so), unless sets are named.
     device : {"resin", "glass"} or None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from .constants import Y90_DECAY_CONSTANT_PER_S, Y90_MEAN_LIFE_S
-from .errors import UnitsError
+from dosimetry.constants import Y90_DECAY_CONSTANT_PER_S, Y90_MEAN_LIFE_S
+from dosimetry.errors import UnitsError
 
 
 NEGATIVE_DELAY_TOL_S: float = 60.0

@@ -19,9 +19,9 @@ import math
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import GeometryError
-from .image import Image
-from .imageio import to_sitk
+from dosimetry.errors import GeometryError
+from dosimetry.image import Image
+from dosimetry.io.images import to_sitk
 
 _MAX_SUBVOXELS_PER_SLAB = 8_000_000
 _INTERPOLATORS = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear}

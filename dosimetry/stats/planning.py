@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 
-from .constants import (
+from dosimetry.constants import (
     DEFAULT_LUNG_MASS_KG,
     DU_BOIS_BSA_COEFFICIENT,
     DU_BOIS_HEIGHT_EXPONENT,
@@ -54,7 +54,7 @@ from .constants import (
     RESIN_LSF_ACTIVITY_REDUCTION,
     Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ,
 )
-from .errors import OptionsError
+from dosimetry.errors import OptionsError
 
 __all__ = [
     "bsa_du_bois_m2",

@@ -14,9 +14,9 @@ from datetime import datetime
 
 import numpy as np
 
-from .decay import decay_factor_to_implant, delay_s_between
-from .errors import OptionsError, UnitsError
-from .image import Image
+from dosimetry.quantify.decay import decay_factor_to_implant, delay_s_between
+from dosimetry.errors import OptionsError, UnitsError
+from dosimetry.image import Image
 
 CONCENTRATION_UNITS_TO_BQ_ML: dict[str, float] = {"Bq/mL": 1.0, "kBq/mL": 1e3, "MBq/mL": 1e6}
 """Calibrated concentration units and their factor to Bq/mL."""
@@ -227,7 +227,7 @@ def recovered_activity_check(
         The fraction is beyond a factor 3 either way: likely wrong units (Bq/mL vs kBq/mL), a missing
         Y-90 positron branching fraction, or a wrong calibration or administered activity.
     """
-    from .constants import Y90_POSITRON_FRACTION
+    from dosimetry.constants import Y90_POSITRON_FRACTION
 
     low, high = RECOVERED_FRACTION_WARN_RANGE
     record: dict = {

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError, RoiError
-from .image import Image
-from .imageio import check_affine, read_image
-from .roi import Role, Roi, infer_role
+from dosimetry.errors import InputFileError, RoiError
+from dosimetry.image import Image
+from dosimetry.io.images import check_affine, read_image
+from dosimetry.roi import Role, Roi, infer_role
 
 _SPACES_TO_LPS = {
     "left-posterior-superior": np.array([1.0, 1.0, 1.0]),
@@ -47,7 +47,7 @@ def read_mask_roi(
 
     A file holding several different nonzero values (a label map) is refused: it is ambiguous which label
     is meant. Use a Slicer segmentation (``--segmentation``) or one file per ROI. ``notes`` receives the
-    notes of reading the file (see :func:`~dosimetry.imageio.read_image`; without it they are logged), for
+    notes of reading the file (see :func:`~dosimetry.io.images.read_image`; without it they are logged), for
     the run's warnings.
     """
     path = Path(path)

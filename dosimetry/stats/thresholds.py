@@ -19,7 +19,7 @@ the one tumour), ``normal_liver``, ``perfused_normal_liver``, ``liver`` (the giv
 (the ``lung`` section of stats.json: ``mean_gy``, ``voxel_mean_gy``, ``lsf_estimate_gy`` and
 ``cumulative_lsf_estimate_gy`` = lsf estimate + the previous lung dose, when given).
 
-The bundled sets live in ``dosimetry/threshold_sets/`` (:func:`available_threshold_sets`); a user's own
+The bundled sets live in ``dosimetry/stats/threshold_sets/`` (:func:`available_threshold_sets`); a user's own
 file is loaded with :func:`load_threshold_set` (or named by path on the command line).
 
 Which sets a run evaluates (:func:`choose_threshold_sets`): none without the patient's indication (a
@@ -38,7 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import InputFileError, OptionsError
+from dosimetry.errors import InputFileError, OptionsError
 
 __all__ = [
     "ThresholdRule",
@@ -162,7 +162,7 @@ def _parse(data: dict, origin: str) -> ThresholdSet:
             raise
         raise OptionsError(
             f"{origin}: not a valid threshold set ({type(err).__name__}: {err}); see "
-            "dosimetry/thresholds.py for the format"
+            "dosimetry/stats/thresholds.py for the format"
         ) from err
 
 
@@ -188,7 +188,7 @@ def load_threshold_set(path: str | Path) -> ThresholdSet:
 
 def available_threshold_sets() -> dict[str, ThresholdSet]:
     """The threshold sets bundled with the package, by name (sorted)."""
-    folder = resources.files("dosimetry").joinpath("threshold_sets")
+    folder = resources.files("dosimetry.stats").joinpath("threshold_sets")
     sets = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):

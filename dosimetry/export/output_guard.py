@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ._version import __version__
-from .errors import DosimetryError, OutputError
+from dosimetry._version import __version__
+from dosimetry.errors import DosimetryError, OutputError
 
 MARKER_NAME = ".y90-dosimetry-output.json"
 """File written into every output folder; ``--overwrite`` replaces only folders holding it."""
@@ -167,7 +167,7 @@ def recorded_input_paths(inputs: Mapping | None) -> list[str]:
 
 
 def _roi_spec_path(spec: str) -> str | None:
-    from .roi_io import parse_roi_spec
+    from dosimetry.io.roi_files import parse_roi_spec
 
     try:
         return os.fspath(parse_roi_spec(spec)[2])

@@ -1,0 +1,1 @@
+"""Grids in world coordinates: resampling masks and CT onto the activity grid, rigid registration."""

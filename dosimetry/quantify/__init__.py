@@ -1,0 +1,1 @@
+"""From emission image to activity: which nuclide it shows, plausibility checks, decay, calibration, and HU to density."""
