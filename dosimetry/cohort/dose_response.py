@@ -6,7 +6,10 @@ non-responder (SD or PD), :func:`analyse_metric` gives
 * the two groups' medians and quartiles, and the two-sided Mann-Whitney U test (:func:`scipy.stats.mannwhitneyu`);
 * the ROC curve and its area (:func:`sklearn.metrics.roc_curve`, :func:`sklearn.metrics.roc_auc_score`);
 * the Youden-optimal threshold (maximum of sensitivity + specificity - 1 over the observed doses; a lesion
-  is predicted to respond when its dose is >= the threshold) with its sensitivity and specificity;
+  is predicted to respond when its dose is >= the threshold) with its sensitivity and specificity. The
+  threshold is reported, as pROC does [Robin2011]_, as the midpoint between the lowest dose called responder
+  and the next lower observed dose (an observed dose would sit, by construction, on the responders' side);
+  that lowest dose is given too;
 * 95% confidence intervals of the AUC and of the threshold by percentile bootstrap. Lesions of one patient
   are not independent, so by default whole patients are resampled (cluster bootstrap); ``bootstrap_unit=
   "lesion"`` resamples lesions. Resamples with only one class are skipped (their number is reported). The
@@ -22,6 +25,8 @@ non-responder (SD or PD), :func:`analyse_metric` gives
 References
 ----------
 .. [Youden1950] Youden WJ. Index for rating diagnostic tests. Cancer 1950;3:32-5.
+.. [Robin2011] Robin X, Turck N, Hainard A, et al. pROC: an open-source package for R and S+ to analyze and
+   compare ROC curves. BMC Bioinformatics 2011;12:77. doi:10.1186/1471-2105-12-77
 .. [Fluss2005] Fluss R, Faraggi D, Reiser B. Estimation of the Youden index and its associated cutoff
    point. Biom J 2005;47:458-72. doi:10.1002/bimj.200410135
 .. [Efron1993] Efron B, Tibshirani RJ. An introduction to the bootstrap. Chapman & Hall, 1993 (percentile
@@ -85,6 +90,7 @@ class MetricAnalysis:
     auc: float
     auc_ci95: tuple[float, float] | None
     threshold_gy: float
+    threshold_observed_gy: float
     threshold_ci95_gy: tuple[float, float] | None
     sensitivity: float
     specificity: float
@@ -121,6 +127,8 @@ class MetricAnalysis:
                 "threshold_gy": self.threshold_gy,
                 "threshold_ci95_gy": _list(self.threshold_ci95_gy),
                 "rule": "responder predicted when dose >= threshold_gy",
+                "lowest_dose_called_responder_gy": self.threshold_observed_gy,
+                "threshold_is": "midpoint between the lowest dose called responder and the next lower dose (as pROC)",
                 "sensitivity": self.sensitivity,
                 "specificity": self.specificity,
                 "j": self.youden_j,
@@ -158,6 +166,14 @@ def _roc(responder: np.ndarray, dose: np.ndarray):
     from sklearn.metrics import roc_curve
 
     return roc_curve(responder, dose, drop_intermediate=False)
+
+
+def _cut(thresholds: np.ndarray, k: int) -> float:
+    """The threshold between the k-th observed dose of roc_curve (the lowest called responder) and the next
+    lower one: their midpoint, as pROC reports it, so the value does not lean toward the responders."""
+    if k + 1 < len(thresholds):
+        return float((thresholds[k] + thresholds[k + 1]) / 2)
+    return float(thresholds[k])
 
 
 def _youden(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> int:
@@ -232,7 +248,7 @@ def _bootstrap(dose, responder, groups, *, n, unit, seed):
                     continue
                 fpr, tpr, thr = _roc(y, dose[idx])
                 aucs.append(area(fpr, tpr))
-                thresholds.append(thr[_youden(fpr, tpr, thr)])
+                thresholds.append(_cut(thr, _youden(fpr, tpr, thr)))
             advance()
     record = {"resamples": n, "used": len(aucs), "skipped_one_class": skipped, "unit": unit, "seed": seed}
     if len(aucs) < max(20, n // 2):
@@ -327,7 +343,8 @@ def analyse_metric(
         tpr=tpr,
         auc=auc,
         auc_ci95=auc_ci,
-        threshold_gy=float(thr[k]),
+        threshold_gy=_cut(thr, k),
+        threshold_observed_gy=float(thr[k]),
         threshold_ci95_gy=thr_ci,
         sensitivity=float(tpr[k]),
         specificity=float(1.0 - fpr[k]),

@@ -191,6 +191,7 @@ def read_responses(path: str | os.PathLike, crit: Criterion) -> dict[tuple[str, 
     measured: dict[tuple[str, str], dict[str, float | None]] = {}
     given: dict[tuple[str, str], str] = {}
     lines: dict[tuple[str, str], list[int]] = {}
+    faulty: set[tuple[str, str]] = set()  # lesions with a bad row: already listed, not checked further
     for line, row in enumerate(rows, start=2):
         key = (row["case_id"], row["roi"])
         if not key[0] or not key[1]:
@@ -201,6 +202,7 @@ def read_responses(path: str | os.PathLike, crit: Criterion) -> dict[tuple[str, 
         tp = _TIMEPOINT_WORDS.get(row["timepoint"].strip().lower())
         if tp is None:
             problems.append(f"line {line}: {name} has timepoint {row['timepoint']!r}, not baseline or follow-up")
+            faulty.add(key)
             continue
         category_text = row.get("response") or ""
         if category_text:
@@ -219,13 +221,17 @@ def read_responses(path: str | os.PathLike, crit: Criterion) -> dict[tuple[str, 
             value = _number(row.get(crit.column))
         except ValueError:
             problems.append(f"line {line}: {name} {crit.column} {row.get(crit.column)!r} is not a number")
+            faulty.add(key)
             continue
         if value is not None and value < 0:
             problems.append(f"line {line}: {name} {crit.column} is negative ({value:g} {crit.unit})")
+            faulty.add(key)
             continue
         entry[tp] = value
     lesions: dict[tuple[str, str], LesionResponse] = {}
     for key, entry in measured.items():
+        if key in faulty:
+            continue
         name = f"{key[0]}/{key[1]}"
         base, follow = entry.get("baseline"), entry.get("follow-up")
         if key not in given:
