@@ -49,7 +49,7 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
         description="Classify each lesion and patient of RESPONSES.csv by the chosen response criteria and "
         "compare responders (CR, PR) with non-responders by lesion mean dose, D70 and BED from COHORT.csv "
         "(the cohort.csv of 'dosimetry batch'): ROC curve and AUC, Youden-optimal threshold with "
-        "sensitivity/specificity, bootstrap 95%% CIs, the doses below which no lesion and above which "
+        "sensitivity/specificity, bootstrap 95% CIs, the doses below which no lesion and above which "
         "every lesion responded, a logistic fit. Writes lesions.csv, patients.csv, dose_response.json, "
         "PNG figures and cohort_analysis.html.",
     )

@@ -37,9 +37,18 @@ from dosimetry.progress import stage
 __all__ = ["ClassifiedLesion", "CohortAnalysis", "PatientResponse", "analyse_cohort"]
 
 
+def _round(value: float | None) -> float | None:
+    """Sums of measurements given to 0.1 um (mm) or 0.001 mm2: no floating-point tails in the tables."""
+    return None if value is None else round(value, 4)
+
+
 @dataclass(frozen=True)
 class ClassifiedLesion:
-    """One lesion: its measurements, category and the rule that decided it, and its doses."""
+    """One lesion: its measurements, category and the rule that decided it, and its doses.
+
+    ``bed_gy`` is the ``mean_bed_gy`` of COHORT.csv (None without that column); the rows of ``lesions.csv``
+    also give the BED of the mean dose (``bed_of_mean_gy``).
+    """
 
     case_id: str
     roi: str
@@ -71,7 +80,8 @@ class ClassifiedLesion:
             "rule": self.rule,
             "mean_gy": self.mean_gy,
             "D70": self.d70_gy,
-            "bed_gy": self.bed_gy,
+            "mean_bed_gy": self.bed_gy,
+            "bed_of_mean_gy": round(_bed_of_mean(self.mean_gy), 6),
             "volume_ml": self.volume_ml,
         }
 
@@ -93,8 +103,8 @@ class PatientResponse:
             "case_id": self.case_id,
             "n_target_lesions": len(self.lesions),
             "target_lesions": " ".join(self.lesions),
-            f"baseline_sum_{criterion_column}": self.baseline_sum,
-            f"follow_up_sum_{criterion_column}": self.follow_up_sum,
+            f"baseline_sum_{criterion_column}": _round(self.baseline_sum),
+            f"follow_up_sum_{criterion_column}": _round(self.follow_up_sum),
             "change_percent": None if self.change_percent is None else round(self.change_percent, 4),
             "category": self.category,
             "rule": self.rule,
