@@ -149,3 +149,25 @@ def test_missing_columns_and_files_are_one_line_errors(tmp_path):
         read_cohort(write_csv(tmp_path / "c.csv", [{"case_id": "A", "roi": "L1", "role": "tumor"}]))
     with pytest.raises(InputFileError, match="no such file"):
         read_cohort(tmp_path / "absent.csv")
+
+
+def test_new_lesions_make_the_patient_pd_but_not_its_lesions(tmp_path):
+    rows = [dict(r, new_lesions="") for r in GOOD]
+    rows[5]["new_lesions"] = "yes"  # B/L1 follow-up: new lesions in patient B
+    path = write_csv(
+        tmp_path / "r.csv", rows, ["case_id", "roi", "timepoint", "longest_diameter_mm", "response", "new_lesions"]
+    )
+    result = analyse_cohort(_cohort(tmp_path), path, n_bootstrap=0)
+    patients = {p.case_id: p for p in result.patients}
+    assert patients["B"].category == "PD" and "new lesions" in patients["B"].rule
+    assert patients["A"].category == "SD"
+    assert next(x for x in result.lesions if x.case_id == "B").category == "PR"  # the lesion shrank by 40%
+    rows[0]["new_lesions"] = "maybe"
+    rows[2]["new_lesions"] = "yes"  # at baseline
+    bad = write_csv(
+        tmp_path / "bad.csv", rows, ["case_id", "roi", "timepoint", "longest_diameter_mm", "response", "new_lesions"]
+    )
+    with pytest.raises(CohortInputError) as err:
+        read_responses(bad, RECIST)
+    assert any("new_lesions 'maybe' is not yes or no" in p for p in err.value.problems)
+    assert any("A/L2 has new_lesions yes at baseline" in p for p in err.value.problems)

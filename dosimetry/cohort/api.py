@@ -29,7 +29,7 @@ from dosimetry.cohort.criteria import (
     criterion,
     is_responder,
 )
-from dosimetry.cohort.dose_response import MetricAnalysis, analyse_metric
+from dosimetry.cohort.dose_response import MetricAnalysis, analyse_metric, check_bootstrap
 from dosimetry.cohort.responses import match_lesions, read_cohort, read_responses
 from dosimetry.constants import ALPHA_BETA_TUMOR_GY, Y90_REPAIR_HALF_TIME_H
 from dosimetry.progress import stage
@@ -193,7 +193,11 @@ def _classify(crit: Criterion, pairs, warnings: list[str]) -> list[ClassifiedLes
     return sorted(lesions, key=lambda x: (x.case_id, x.roi))
 
 
-def _patients(crit: Criterion, lesions: list[ClassifiedLesion]) -> list[PatientResponse]:
+def _sum(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else float(sum(values))
+
+
+def _patients(crit: Criterion, lesions: list[ClassifiedLesion], new_cases: set[str]) -> list[PatientResponse]:
     by_case: dict[str, list[ClassifiedLesion]] = {}
     for lesion in lesions:
         by_case.setdefault(lesion.case_id, []).append(lesion)
@@ -201,6 +205,19 @@ def _patients(crit: Criterion, lesions: list[ClassifiedLesion]) -> list[PatientR
     for case_id, own in sorted(by_case.items()):
         names = tuple(x.roi for x in own)
         given = [x.roi for x in own if x.baseline is None]
+        if case_id in new_cases:
+            patients.append(
+                PatientResponse(
+                    case_id,
+                    names,
+                    _sum([x.baseline for x in own]),
+                    _sum([x.follow_up for x in own]),
+                    None,
+                    "PD",
+                    f"{crit.name}: new lesions at follow-up (new_lesions in RESPONSES.csv): PD",
+                )
+            )
+            continue
         if given:
             patients.append(
                 PatientResponse(
@@ -296,6 +313,7 @@ def analyse_cohort(
         Unknown criteria, bad bootstrap options.
     """
     crit = criterion(criteria)
+    check_bootstrap(n_bootstrap, bootstrap_unit)
     warnings: list[str] = []
     notes: list[str] = []
     with stage("read"):
@@ -307,7 +325,7 @@ def analyse_cohort(
         warnings += match_warnings
     with stage("classify"):
         lesions = _classify(crit, pairs, warnings)
-        patients = _patients(crit, lesions)
+        patients = _patients(crit, lesions, {response.case_id for response, _ in pairs if response.new_lesions})
     metrics: dict[str, MetricAnalysis] = {}
     responder = np.array([x.responder for x in lesions])
     if responder.all() or not responder.any():

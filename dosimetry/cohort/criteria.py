@@ -22,9 +22,10 @@ relative rounding tolerance of :data:`TOLERANCE` so that 70.0 mm after 100.0 mm 
 CR, then PD, then PR, then SD: a patient whose sum fell by half while one lesion grew by a quarter is PD
 under WHO and EASL. "No change" (NC) of WHO and EASL is reported as SD.
 
-What the rules here do not see, and the reader must: new lesions and unequivocal progression of non-target
-lesions (PD in every criterion), lymph nodes (RECIST 1.1 short axis < 10 mm counts as CR), confirmation
-scans (WHO: 4 weeks). The reference of PD is the smallest sum on study (RECIST 1.1, mRECIST); with one
+New lesions make a patient PD in every criterion: RESPONSES.csv says so in ``new_lesions`` (see
+:mod:`dosimetry.cohort.responses`); a lesion keeps its own category. What the rules here do not see, and the
+reader must: unequivocal progression of non-target lesions (PD), lymph nodes (RECIST 1.1 short axis < 10 mm
+counts as CR), confirmation scans (WHO: 4 weeks). The reference of PD is the smallest sum on study (RECIST 1.1, mRECIST); with one
 baseline and one follow-up, that is the baseline. A category given in RESPONSES.csv (``response``) is
 used for a lesion without the criterion's measurements.
 

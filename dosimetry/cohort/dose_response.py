@@ -44,7 +44,7 @@ import numpy as np
 from dosimetry.errors import OptionsError
 from dosimetry.progress import advance, stage
 
-__all__ = ["LogisticFit", "MetricAnalysis", "analyse_metric", "BOOTSTRAP_UNITS"]
+__all__ = ["BOOTSTRAP_UNITS", "LogisticFit", "MetricAnalysis", "analyse_metric", "check_bootstrap", "fit_logistic"]
 
 BOOTSTRAP_UNITS = ("patient", "lesion")
 _CHUNK = 50  # bootstrap resamples between progress steps (and Ctrl-C checks)
@@ -261,6 +261,16 @@ def _bootstrap(dose, responder, groups, *, n, unit, seed):
     )
 
 
+def check_bootstrap(n_bootstrap: int, bootstrap_unit: str) -> None:
+    """Refuse a bootstrap of 1-99 resamples (too few for a 95% interval) or an unknown unit (OptionsError)."""
+    if bootstrap_unit not in BOOTSTRAP_UNITS:
+        raise OptionsError(f"bootstrap unit {bootstrap_unit!r}; use one of {', '.join(BOOTSTRAP_UNITS)}")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise OptionsError(f"n_bootstrap {n_bootstrap!r}: give a whole number, 0 (no confidence intervals) or >= 100")
+    if 0 < n_bootstrap < 100:
+        raise OptionsError(f"n_bootstrap {n_bootstrap}: use 0 (no confidence intervals) or at least 100")
+
+
 def analyse_metric(
     dose_gy,
     responder,
@@ -312,10 +322,7 @@ def analyse_metric(
             f"{metric}: all {len(resp)} lesions are {kind}; a dose-response analysis needs both responders "
             "and non-responders"
         )
-    if bootstrap_unit not in BOOTSTRAP_UNITS:
-        raise OptionsError(f"bootstrap unit {bootstrap_unit!r}; use one of {', '.join(BOOTSTRAP_UNITS)}")
-    if n_bootstrap != 0 and n_bootstrap < 100:
-        raise OptionsError(f"n_bootstrap {n_bootstrap}: use 0 (no confidence intervals) or at least 100")
+    check_bootstrap(n_bootstrap, bootstrap_unit)
     fpr, tpr, thr = _roc(resp, dose)
     k = _youden(fpr, tpr, thr)
     auc = float(roc_auc_score(resp, dose))

@@ -17,6 +17,8 @@ RESPONSES.csv has one row per lesion and time point:
 ``enhancing_area_mm2``                 EASL (bidimensional product of the enhancing tumour)
 ``response``                           optional: a category (CR, PR, SD, PD; NC = SD) given by the reader,
                                        used for a lesion without the criterion's measurements
+``new_lesions``                        optional, on follow-up rows: ``yes`` when new lesions appeared in
+                                       that patient (or ``no``, empty); makes the patient PD
 ====================================  ==============================================================
 
 Only the column of the chosen criterion (or ``response``) is needed. Faults are not guessed around: every
@@ -62,6 +64,17 @@ _TIMEPOINT_WORDS = {
     "fu": "follow-up",
 }
 _CATEGORY_WORDS = {"CR": "CR", "PR": "PR", "SD": "SD", "NC": "SD", "PD": "PD"}
+_YES_NO = {
+    "yes": True,
+    "y": True,
+    "true": True,
+    "1": True,
+    "no": False,
+    "n": False,
+    "false": False,
+    "0": False,
+    "": False,
+}
 _MAX_LISTED = 12
 
 
@@ -99,6 +112,7 @@ class LesionResponse:
     follow_up: float | None
     given: str | None
     rows: tuple[int, ...] = field(default=())
+    new_lesions: bool = False
 
 
 def _read_csv(path: Path, what: str) -> tuple[list[str], list[dict]]:
@@ -192,6 +206,7 @@ def read_responses(path: str | os.PathLike, crit: Criterion) -> dict[tuple[str, 
     given: dict[tuple[str, str], str] = {}
     lines: dict[tuple[str, str], list[int]] = {}
     faulty: set[tuple[str, str]] = set()  # lesions with a bad row: already listed, not checked further
+    new_cases: set[str] = set()
     for line, row in enumerate(rows, start=2):
         key = (row["case_id"], row["roi"])
         if not key[0] or not key[1]:
@@ -204,6 +219,13 @@ def read_responses(path: str | os.PathLike, crit: Criterion) -> dict[tuple[str, 
             problems.append(f"line {line}: {name} has timepoint {row['timepoint']!r}, not baseline or follow-up")
             faulty.add(key)
             continue
+        new_text = (row.get("new_lesions") or "").strip().lower()
+        if new_text not in _YES_NO:
+            problems.append(f"line {line}: {name} new_lesions {row.get('new_lesions')!r} is not yes or no")
+        elif _YES_NO[new_text]:
+            if tp != "follow-up":
+                problems.append(f"line {line}: {name} has new_lesions yes at baseline; new lesions appear at follow-up")
+            new_cases.add(key[0])
         category_text = row.get("response") or ""
         if category_text:
             category = _parse_category(category_text)
@@ -248,7 +270,9 @@ def read_responses(path: str | os.PathLike, crit: Criterion) -> dict[tuple[str, 
             continue
         if (base is None) != (follow is None):
             base = follow = None  # a given category decides; half a measurement is not used
-        lesions[key] = LesionResponse(key[0], key[1], base, follow, given.get(key), tuple(lines[key]))
+        lesions[key] = LesionResponse(
+            key[0], key[1], base, follow, given.get(key), tuple(lines[key]), new_lesions=key[0] in new_cases
+        )
     if problems:
         raise CohortInputError(path, problems, "correct RESPONSES.csv")
     if not lesions:
