@@ -7,7 +7,8 @@
 #
 # * `cohort.csv`: as written by `dosimetry batch` (one row per case and ROI: `case_id, roi, role,
 #   volume_ml, mean_gy, D70, ...`);
-# * `responses.csv`: one row per lesion and time point with the longest diameter (RECIST 1.1).
+# * `responses.csv`: one row per lesion and time point with the longest diameter (RECIST 1.1) and whether
+#   the lesion is a target lesion (a patient's third liver lesion is not: two per organ).
 #
 # Lesions respond (shrink by 35-70%) when their mean dose is at least `PLANTED_THRESHOLD_GY`, except for
 # one lesion in ten whose outcome is flipped (biology is not a step function).
@@ -53,8 +54,11 @@ for p in range(40):
         responds = (mean_gy >= PLANTED_THRESHOLD_GY) != (rng.random() < 0.1)
         baseline_mm = round(float(rng.uniform(20, 90)), 1)
         factor = rng.uniform(0.3, 0.65) if responds else rng.uniform(0.8, 1.35)
+        target = "yes" if k < 2 else "no"  # RECIST 1.1 takes at most two target lesions per organ
         for timepoint, size in (("baseline", baseline_mm), ("follow-up", round(baseline_mm * float(factor), 1))):
-            response_rows.append({"case_id": case_id, "roi": roi, "timepoint": timepoint, "longest_diameter_mm": size})
+            response_rows.append(
+                {"case_id": case_id, "roi": roi, "timepoint": timepoint, "longest_diameter_mm": size, "target": target}
+            )
 
 for name, rows in (("cohort.csv", cohort_rows), ("responses.csv", response_rows)):
     with (work / name).open("w", newline="") as handle:

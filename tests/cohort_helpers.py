@@ -52,7 +52,8 @@ def synthetic_cohort(
     """A cohort whose lesions respond when their mean dose is >= ``threshold_gy`` (outcome flipped with
     probability ``flip``), or with probability ``1/(1+exp(-slope (D - d50)))`` when ``d50_gy`` is given.
 
-    Responders shrink by 35-70% (RECIST PR), non-responders change by -20% to +35% (SD or PD). Returns the
+    Responders shrink by 35-70% (RECIST PR), non-responders change by -20% to +35% (SD or PD); a patient's
+    third lesion is not a target lesion (RECIST 1.1's two per organ). Returns the
     two paths (``folder/cohort.csv`` written by :func:`dosimetry.batch.tables.write_cohort`) and the
     (dose, responded) of each lesion.
     """
@@ -73,15 +74,17 @@ def synthetic_cohort(
             truth.append((dose, responds))
             base = round(float(rng.uniform(20, 90)), 1)
             factor = rng.uniform(0.3, 0.65) if responds else rng.uniform(0.8, 1.35)
-            responses.append({"case_id": case_id, "roi": roi, "timepoint": "baseline", "longest_diameter_mm": base})
-            responses.append(
-                {
-                    "case_id": case_id,
-                    "roi": roi,
-                    "timepoint": "follow-up",
-                    "longest_diameter_mm": round(base * factor, 1),
-                }
-            )
+            target = "yes" if k < 2 else "no"  # RECIST 1.1: at most two target lesions per organ
+            for timepoint, size in (("baseline", base), ("follow-up", round(base * factor, 1))):
+                responses.append(
+                    {
+                        "case_id": case_id,
+                        "roi": roi,
+                        "timepoint": timepoint,
+                        "longest_diameter_mm": size,
+                        "target": target,
+                    }
+                )
         if lesions > 1:
             cohort.append(cohort_row(case_id, "tumors_all", "tumor", 100.0))
     folder.mkdir(parents=True, exist_ok=True)

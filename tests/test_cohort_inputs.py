@@ -171,3 +171,32 @@ def test_new_lesions_make_the_patient_pd_but_not_its_lesions(tmp_path):
         read_responses(bad, RECIST)
     assert any("new_lesions 'maybe' is not yes or no" in p for p in err.value.problems)
     assert any("A/L2 has new_lesions yes at baseline" in p for p in err.value.problems)
+
+
+def test_only_target_lesions_make_the_patient_sums_and_too_many_give_a_warning(tmp_path):
+    cohort = _cohort(
+        tmp_path,
+        [cohort_row("A", f"L{k}", "tumor", 100.0 + k) for k in range(1, 4)] + [cohort_row("B", "L1", "tumor", 50.0)],
+    )
+    rows = [
+        _r("A", "L1", "baseline", 40),
+        _r("A", "L1", "follow-up", 20),
+        _r("A", "L2", "baseline", 40),
+        _r("A", "L2", "follow-up", 30),
+        _r("A", "L3", "baseline", 40),
+        _r("A", "L3", "follow-up", 60),
+        _r("B", "L1", "baseline", 40),
+        _r("B", "L1", "follow-up", 40),
+    ]
+    columns = ["case_id", "roi", "timepoint", "longest_diameter_mm", "response", "target"]
+    result = analyse_cohort(cohort, write_csv(tmp_path / "r.csv", rows, columns), n_bootstrap=0)
+    a = next(p for p in result.patients if p.case_id == "A")
+    assert (a.baseline_sum, a.follow_up_sum, a.category) == (120.0, 110.0, "SD")
+    assert any("at most 2 target lesions per organ" in w and "A (3)" in w for w in result.warnings)
+    for row in rows[4:6]:
+        row["target"] = "no"  # A/L3 grew by half but is not a target lesion
+    result = analyse_cohort(cohort, write_csv(tmp_path / "r2.csv", rows, columns), n_bootstrap=0)
+    a = next(p for p in result.patients if p.case_id == "A")
+    assert (a.baseline_sum, a.follow_up_sum, a.category, a.lesions) == (80.0, 50.0, "PR", ("L1", "L2"))
+    assert next(x for x in result.lesions if x.roi == "L3").category == "PD"  # still analysed for dose-response
+    assert not any("target lesions per organ" in w for w in result.warnings)

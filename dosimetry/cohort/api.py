@@ -62,6 +62,7 @@ class ClassifiedLesion:
     d70_gy: float | None
     bed_gy: float | None
     volume_ml: float | None
+    target: bool = True
 
     @property
     def responder(self) -> bool:
@@ -77,6 +78,7 @@ class ClassifiedLesion:
             "change_percent": None if self.change_percent is None else round(self.change_percent, 4),
             "category": self.category,
             "responder": "yes" if self.responder else "no",
+            "target": "yes" if self.target else "no",
             "rule": self.rule,
             "mean_gy": self.mean_gy,
             "D70": self.d70_gy,
@@ -188,6 +190,7 @@ def _classify(crit: Criterion, pairs, warnings: list[str]) -> list[ClassifiedLes
                 d70_gy=dose.d70_gy,
                 bed_gy=dose.mean_bed_gy,
                 volume_ml=dose.volume_ml,
+                target=response.target,
             )
         )
     return sorted(lesions, key=lambda x: (x.case_id, x.roi))
@@ -197,13 +200,27 @@ def _sum(values: list[float | None]) -> float | None:
     return None if any(v is None for v in values) else float(sum(values))
 
 
-def _patients(crit: Criterion, lesions: list[ClassifiedLesion], new_cases: set[str]) -> list[PatientResponse]:
+def _patients(
+    crit: Criterion, lesions: list[ClassifiedLesion], new_cases: set[str], warnings: list[str]
+) -> list[PatientResponse]:
     by_case: dict[str, list[ClassifiedLesion]] = {}
     for lesion in lesions:
-        by_case.setdefault(lesion.case_id, []).append(lesion)
-    patients = []
+        by_case.setdefault(lesion.case_id, [])
+        if lesion.target:
+            by_case[lesion.case_id].append(lesion)
+    patients: list[PatientResponse] = []
+    crowded: list[str] = []
     for case_id, own in sorted(by_case.items()):
         names = tuple(x.roi for x in own)
+        if crit.max_targets_per_organ is not None and len(own) > crit.max_targets_per_organ:
+            crowded.append(f"{case_id} ({len(own)})")
+        if not own:
+            patients.append(
+                PatientResponse(
+                    case_id, (), None, None, None, "NE", "not evaluable: no target lesion (all target = no)"
+                )
+            )
+            continue
         given = [x.roi for x in own if x.baseline is None]
         if case_id in new_cases:
             patients.append(
@@ -243,6 +260,12 @@ def _patients(crit: Criterion, lesions: list[ClassifiedLesion], new_cases: set[s
                 found.category,
                 found.rule,
             )
+        )
+    if crowded:
+        warnings.append(
+            f"{crit.name} takes at most {crit.max_targets_per_organ} target lesions per organ "
+            f"({crit.max_targets_total} in total), and these patients have more: {', '.join(crowded)}; if their "
+            "lesions are all in the liver, mark the others target = no in RESPONSES.csv"
         )
     return patients
 
@@ -325,7 +348,9 @@ def analyse_cohort(
         warnings += match_warnings
     with stage("classify"):
         lesions = _classify(crit, pairs, warnings)
-        patients = _patients(crit, lesions, {response.case_id for response, _ in pairs if response.new_lesions})
+        patients = _patients(
+            crit, lesions, {response.case_id for response, _ in pairs if response.new_lesions}, warnings
+        )
     metrics: dict[str, MetricAnalysis] = {}
     responder = np.array([x.responder for x in lesions])
     if responder.all() or not responder.any():

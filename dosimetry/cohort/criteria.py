@@ -22,7 +22,9 @@ relative rounding tolerance of :data:`TOLERANCE` so that 70.0 mm after 100.0 mm 
 CR, then PD, then PR, then SD: a patient whose sum fell by half while one lesion grew by a quarter is PD
 under WHO and EASL. "No change" (NC) of WHO and EASL is reported as SD.
 
-New lesions make a patient PD in every criterion: RESPONSES.csv says so in ``new_lesions`` (see
+The patient's sums are over its target lesions (RESPONSES.csv ``target``, default yes); RECIST 1.1 takes at
+most 2 per organ and 5 in total, and more target lesions in one patient give a warning (all lesions here may be
+in the liver). New lesions make a patient PD in every criterion: RESPONSES.csv says so in ``new_lesions`` (see
 :mod:`dosimetry.cohort.responses`); a lesion keeps its own category. What the rules here do not see, and the
 reader must: unequivocal progression of non-target lesions (PD), lymph nodes (RECIST 1.1 short axis < 10 mm
 counts as CR), confirmation scans (WHO: 4 weeks). The reference of PD is the smallest sum on study (RECIST 1.1, mRECIST); with one
@@ -91,6 +93,8 @@ class Criterion:
     pd_min_increase: float | None
     pd_scope: PdScope
     reference: str
+    max_targets_per_organ: int | None = None
+    max_targets_total: int | None = None
 
 
 CRITERIA: dict[str, Criterion] = {
@@ -107,6 +111,8 @@ CRITERIA: dict[str, Criterion] = {
             5.0,
             PdScope.SUM,
             "Eisenhauer et al., Eur J Cancer 2009;45:228-47",
+            2,
+            5,
         ),
         Criterion(
             "mrecist",

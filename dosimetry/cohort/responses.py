@@ -17,6 +17,9 @@ RESPONSES.csv has one row per lesion and time point:
 ``enhancing_area_mm2``                 EASL (bidimensional product of the enhancing tumour)
 ``response``                           optional: a category (CR, PR, SD, PD; NC = SD) given by the reader,
                                        used for a lesion without the criterion's measurements
+``target``                             optional: ``no`` for a lesion measured but not a target lesion
+                                       (default ``yes``): it is analysed for dose-response, left out of
+                                       the patient's sums
 ``new_lesions``                        optional, on follow-up rows: ``yes`` when new lesions appeared in
                                        that patient (or ``no``, empty); makes the patient PD
 ====================================  ==============================================================
@@ -113,6 +116,7 @@ class LesionResponse:
     given: str | None
     rows: tuple[int, ...] = field(default=())
     new_lesions: bool = False
+    target: bool = True
 
 
 def _read_csv(path: Path, what: str) -> tuple[list[str], list[dict]]:
@@ -207,6 +211,7 @@ def read_responses(path: str | os.PathLike, crit: Criterion) -> dict[tuple[str, 
     lines: dict[tuple[str, str], list[int]] = {}
     faulty: set[tuple[str, str]] = set()  # lesions with a bad row: already listed, not checked further
     new_cases: set[str] = set()
+    not_target: dict[tuple[str, str], bool] = {}
     for line, row in enumerate(rows, start=2):
         key = (row["case_id"], row["roi"])
         if not key[0] or not key[1]:
@@ -226,6 +231,14 @@ def read_responses(path: str | os.PathLike, crit: Criterion) -> dict[tuple[str, 
             if tp != "follow-up":
                 problems.append(f"line {line}: {name} has new_lesions yes at baseline; new lesions appear at follow-up")
             new_cases.add(key[0])
+        target_text = (row.get("target") or "").strip().lower()
+        if target_text not in _YES_NO:
+            problems.append(f"line {line}: {name} target {row.get('target')!r} is not yes or no")
+        elif target_text:
+            is_target = _YES_NO[target_text]
+            if not_target.get(key, not is_target) != (not is_target):
+                problems.append(f"line {line}: {name} is a target lesion on one row and not on another")
+            not_target[key] = not is_target
         category_text = row.get("response") or ""
         if category_text:
             category = _parse_category(category_text)
@@ -271,7 +284,14 @@ def read_responses(path: str | os.PathLike, crit: Criterion) -> dict[tuple[str, 
         if (base is None) != (follow is None):
             base = follow = None  # a given category decides; half a measurement is not used
         lesions[key] = LesionResponse(
-            key[0], key[1], base, follow, given.get(key), tuple(lines[key]), new_lesions=key[0] in new_cases
+            key[0],
+            key[1],
+            base,
+            follow,
+            given.get(key),
+            tuple(lines[key]),
+            new_lesions=key[0] in new_cases,
+            target=not not_target.get(key, False),
         )
     if problems:
         raise CohortInputError(path, problems, "correct RESPONSES.csv")
