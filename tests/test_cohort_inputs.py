@@ -200,3 +200,22 @@ def test_only_target_lesions_make_the_patient_sums_and_too_many_give_a_warning(t
     assert (a.baseline_sum, a.follow_up_sum, a.category, a.lesions) == (80.0, 50.0, "PR", ("L1", "L2"))
     assert next(x for x in result.lesions if x.roi == "L3").category == "PD"  # still analysed for dose-response
     assert not any("target lesions per organ" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize(
+    "criteria, column, sizes, expected",
+    [
+        ("mrecist", "viable_diameter_mm", (20.0, 24.0), "PD"),  # +20%, +4 mm: PD without RECIST's 5 mm
+        ("who", "bidimensional_product_mm2", (1000.0, 700.0), "SD"),  # -30% is not WHO's -50%
+        ("easl", "enhancing_area_mm2", (1000.0, 500.0), "PR"),
+    ],
+)
+def test_each_criterion_reads_its_own_column(tmp_path, criteria, column, sizes, expected):
+    rows = [
+        {"case_id": "B", "roi": "L1", "timepoint": "baseline", column: sizes[0], "longest_diameter_mm": 50},
+        {"case_id": "B", "roi": "L1", "timepoint": "follow-up", column: sizes[1], "longest_diameter_mm": 10},
+    ]
+    result = analyse_cohort(_cohort(tmp_path), write_csv(tmp_path / "r.csv", rows), criteria=criteria, n_bootstrap=0)
+    (lesion,) = result.lesions
+    assert (lesion.baseline, lesion.follow_up, lesion.category) == (*sizes, expected)
+    assert result.to_dict()["criterion"]["measurement"].endswith(f"({column}, {lesion.unit})")
