@@ -118,3 +118,10 @@ def test_d70_and_bed_of_the_mean_dose(tmp_path):
     assert bed.threshold_observed_gy == pytest.approx(float(expected[1]))
     assert bed.threshold_gy == pytest.approx(float(expected.mean()))
     assert any("BED of each lesion's mean dose" in n for n in result.notes)
+
+
+def test_a_bootstrap_of_few_patients_carries_a_caution(tmp_path):
+    cohort, responses, _ = synthetic_cohort(tmp_path, n_patients=8, flip=0.2, seed=21)
+    result = analyse_cohort(cohort, responses, n_bootstrap=100)
+    assert result.metrics["mean_gy"].bootstrap["caution"].startswith("only 8 patients to resample")
+    assert any(w.startswith("bootstrap: only 8 patients") for w in result.warnings)

@@ -372,6 +372,8 @@ def analyse_cohort(
                     bootstrap_unit=bootstrap_unit,
                     seed=seed,
                 )
+    cautions = sorted({m.bootstrap["caution"] for m in metrics.values() if m.bootstrap.get("caution")})
+    warnings += [f"bootstrap: {c}" for c in cautions]
     return CohortAnalysis(
         criterion=crit,
         lesions=tuple(lesions),

@@ -37,6 +37,7 @@ References
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,7 @@ __all__ = ["BOOTSTRAP_UNITS", "LogisticFit", "MetricAnalysis", "analyse_metric",
 
 BOOTSTRAP_UNITS = ("patient", "lesion")
 _CHUNK = 50  # bootstrap resamples between progress steps (and Ctrl-C checks)
+_FEW_UNITS = 10  # below this many patients (or lesions) the percentile bootstrap is a rough guide only
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,6 @@ def fit_logistic(dose_gy: np.ndarray, responder: np.ndarray) -> LogisticFit:
         )
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
-    import warnings
 
     x = sm.add_constant(np.asarray(dose_gy, dtype=float), has_constant="add")
     with warnings.catch_warnings():
@@ -251,6 +252,10 @@ def _bootstrap(dose, responder, groups, *, n, unit, seed):
                 thresholds.append(_cut(thr, _youden(fpr, tpr, thr)))
             advance()
     record = {"resamples": n, "used": len(aucs), "skipped_one_class": skipped, "unit": unit, "seed": seed}
+    if len(clusters) < _FEW_UNITS:
+        record["caution"] = (
+            f"only {len(clusters)} {unit}s to resample: the bootstrap intervals are rough (too narrow) at this size"
+        )
     if len(aucs) < max(20, n // 2):
         record["note"] = "too few resamples with both responders and non-responders: no confidence intervals"
         return None, None, record

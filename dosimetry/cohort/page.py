@@ -74,7 +74,8 @@ def _metric_section(m, figures: dict[str, bytes]) -> str:
             [
                 "bootstrap",
                 f"{boot['used']} of {boot['resamples']} resamples of {boot['unit']}s used (seed {boot['seed']})"
-                + (f"; {boot['note']}" if boot.get("note") else ""),
+                + (f"; {boot['note']}" if boot.get("note") else "")
+                + (f"; {boot['caution']}" if boot.get("caution") else ""),
             ]
         )
     images = "".join(
