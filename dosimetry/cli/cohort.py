@@ -91,6 +91,10 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
     return parser
 
 
+def _ci(pair, fmt: str) -> str:
+    return "" if pair is None else f" [{pair[0]:{fmt}}, {pair[1]:{fmt}}]"
+
+
 def format_analysis(result) -> str:
     """A short plain-text summary of a :class:`~dosimetry.cohort.CohortAnalysis`."""
     summary = result.to_dict()
@@ -103,14 +107,13 @@ def format_analysis(result) -> str:
         + " ".join(f"{k} {v}" for k, v in pcats.items()),
     ]
     for m in result.metrics.values():
-        ci = lambda pair, f: "" if pair is None else f" [{pair[0]:{f}}, {pair[1]:{f}}]"  # noqa: E731
         line = (
-            f"{m.label}: AUC {m.auc:.3f}{ci(m.auc_ci95, '.3f')}; Youden threshold {m.threshold_gy:.1f} Gy"
-            f"{ci(m.threshold_ci95_gy, '.1f')} (sensitivity {m.sensitivity:.2f}, specificity {m.specificity:.2f}); "
+            f"{m.label}: AUC {m.auc:.3f}{_ci(m.auc_ci95, '.3f')}; Youden threshold {m.threshold_gy:.1f} Gy"
+            f"{_ci(m.threshold_ci95_gy, '.1f')} (sensitivity {m.sensitivity:.2f}, specificity {m.specificity:.2f}); "
             f"none responded below {m.no_response_below_gy:.1f} Gy, all above {m.all_response_above_gy:.1f} Gy"
         )
         if m.logistic.d50_gy is not None:
-            line += f"; logistic D50 {m.logistic.d50_gy:.1f} Gy{ci(m.logistic.d50_ci95_gy, '.1f')}"
+            line += f"; logistic D50 {m.logistic.d50_gy:.1f} Gy{_ci(m.logistic.d50_ci95_gy, '.1f')}"
         lines.append(line)
     lines += [f"note: {n}" for n in result.notes]
     lines += [f"warning: {w}" for w in result.warnings]
