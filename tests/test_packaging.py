@@ -37,7 +37,17 @@ def test_wheel_contains_kernel_data_and_works_when_installed(tmp_path):
     wheel = next((tmp_path / "w").glob("*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"dosimetry/kernel_data/{n}" for n in DATA_FILES} <= names
-    assert {"dosimetry/cli/__init__.py", "dosimetry/cli/run.py", "dosimetry/cli/accumulate.py"} <= names
+    assert {
+        "dosimetry/cli/__init__.py",
+        "dosimetry/cli/run.py",
+        "dosimetry/cli/accumulate.py",
+        "dosimetry/cli/cohort.py",
+    } <= names
+    assert {
+        "dosimetry/cohort/__init__.py",
+        "dosimetry/cohort/criteria.py",
+        "dosimetry/cohort/dose_response.py",
+    } <= names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)  # license-files, PEP 639
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: BSD-3-Clause" in metadata and "License-File: LICENSE" in metadata
