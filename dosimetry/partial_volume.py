@@ -11,7 +11,10 @@ thresholds derived from larger lesions do not apply reliably. Every tumour ROI (
   the FWHM (a reconstructed image cannot resolve finer than its voxels; a real Y-90 PET FWHM is usually
   larger, so with it fewer small lesions are flagged than should be -- give the FWHM);
 * a warning when ``V < PARTIAL_VOLUME_MIN_VOLUME_ML`` (5 mL) or ``d < PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM``
-  (3) x the resolution.
+  (3) x the resolution;
+* with a recovery curve (:mod:`.recovery`; ``--recovery-curve``, ``ClinicalOptions(recovery_curve=...)``):
+  the lesion's ``recovery_coefficient`` (and ``recovery_clamped`` when its volume is outside the phantom
+  spheres) in the record, and ``mean_gy_pvc = mean_gy / RC`` beside ``mean_gy`` in the ROI entry.
 
 References
 ----------
@@ -26,6 +29,8 @@ from typing import Sequence
 
 from .constants import PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM, PARTIAL_VOLUME_MIN_VOLUME_ML
 from .defaults import assumption
+from .option_names import option_name
+from .recovery import RecoveryCurve
 
 __all__ = ["equivalent_sphere_diameter_mm", "partial_volume_record", "partial_volume_check"]
 
@@ -69,7 +74,11 @@ def partial_volume_record(volume_ml: float, resolution_mm: float, *, resolution_
 
 
 def partial_volume_check(
-    stats: dict, *, resolution_mm: float | None, spacing_mm: Sequence[float] | None
+    stats: dict,
+    *,
+    resolution_mm: float | None,
+    spacing_mm: Sequence[float] | None,
+    recovery_curve: RecoveryCurve | None = None,
 ) -> tuple[list[str], list[dict]]:
     """Add ``partial_volume`` to every given tumour ROI of ``stats['rois']``; return warnings and assumptions.
 
@@ -81,11 +90,14 @@ def partial_volume_check(
         Image resolution (FWHM, mm); None = not given: the largest of ``spacing_mm`` is used, stated.
     spacing_mm : sequence of float or None
         Voxel spacing of the activity image (mm).
+    recovery_curve : RecoveryCurve or None
+        When given, each lesion also gets ``recovery_coefficient`` and ``mean_gy_pvc`` (see the module).
     """
     lesions = [e for e in stats["rois"] if e["role"] == "tumor" and "derived" not in e]
     if not lesions:
         return [], []
-    assumptions = []
+    assumptions: list[dict] = []
+    warnings = _recovery_correction(lesions, recovery_curve) if recovery_curve is not None else []
     if resolution_mm is not None:
         resolution, source = float(resolution_mm), "given (FWHM)"
     elif spacing_mm:
@@ -97,16 +109,15 @@ def partial_volume_check(
                 resolution,
                 "the scanner FWHM is not in the image; the largest voxel spacing is a lower bound, so small lesions "
                 "may go unflagged",
-                "set --resolution-mm to the reconstructed FWHM",
+                f"set {option_name('resolution_mm')} to the reconstructed FWHM",
                 unit="mm",
             )
         )
     else:
-        return [], []
-    warnings = []
+        return warnings, assumptions
     for entry in lesions:
         record = partial_volume_record(entry["volume_ml"], resolution, resolution_source=source)
-        entry["partial_volume"] = record
+        entry["partial_volume"] = {**record, **entry.get("partial_volume", {})}
         if record["warning"]:
             warnings.append(
                 f"lesion {entry['name']!r}: {entry['volume_ml']:.1f} mL, equivalent-sphere diameter "
@@ -116,3 +127,20 @@ def partial_volume_check(
                 "underestimated and dose-response thresholds may not apply"
             )
     return warnings, assumptions
+
+
+def _recovery_correction(lesions: list[dict], curve: RecoveryCurve) -> list[str]:
+    """``mean_gy_pvc`` and the ``partial_volume`` recovery fields of each lesion; warnings for clamping."""
+    warnings = []
+    for entry in lesions:
+        rc, clamped = curve.coefficient(entry["volume_ml"])
+        entry["mean_gy_pvc"] = entry["mean_gy"] / rc
+        entry["partial_volume"] = {"recovery_coefficient": rc, "recovery_clamped": clamped}
+        if clamped:
+            lo, hi = curve.volumes_ml[0], curve.volumes_ml[-1]
+            warnings.append(
+                f"lesion {entry['name']!r}: {entry['volume_ml']:.2f} mL is outside the recovery curve's spheres "
+                f"({lo:g}-{hi:g} mL, {curve.file}): the recovery coefficient of the nearest sphere ({rc:.3g}) was "
+                "used for mean_gy_pvc, an extrapolation"
+            )
+    return warnings

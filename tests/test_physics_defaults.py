@@ -319,7 +319,9 @@ def test_small_lesion_gets_a_partial_volume_warning_and_a_large_one_does_not():
     assert len(pv_warnings) == 1 and "'Small'" in pv_warnings[0]
     assert "partial_volume" not in result.roi("tumors_all")
     (entry,) = _assumed(result.stats, "image resolution for the partial-volume check")
-    assert entry["value_used"] == 3.0 and "--resolution-mm" in entry["fix"]
+    # an API run names the API parameter, not the command-line flag (issue 14)
+    assert entry["value_used"] == 3.0 and "ClinicalOptions(resolution_mm=...)" in entry["fix"]
+    assert "--resolution-mm" not in entry["fix"]
 
 
 def test_given_resolution_flags_a_lesion_under_3_fwhm():
