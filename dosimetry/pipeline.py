@@ -172,6 +172,22 @@ class DosimetryResult:
                 return entry
         raise KeyError(f"no ROI named {name!r}; ROIs are {[e['name'] for e in self.stats['rois']]}")
 
+    def to_dataframe(self):
+        """One row per ROI (given and derived): statistics, lesions' partial-volume fields, the study's
+        tumour burden, as a pandas DataFrame (pandas must be installed); ``frame.attrs['units']`` gives the
+        unit of each column (:mod:`dosimetry.results_table`)."""
+        from .results_table import roi_columns, roi_rows, to_frame
+
+        return to_frame(roi_rows(self.stats), roi_columns())
+
+    def lesions(self):
+        """One row per lesion (given tumour ROI): volume, mean dose and ``mean_gy_pvc``, recovery
+        coefficient, D70/D90/V100, BED and EUD, partial-volume check, as a pandas DataFrame with
+        ``attrs['units']`` (:mod:`dosimetry.results_table`)."""
+        from .results_table import LESION_COLUMNS, lesion_rows, to_frame
+
+        return to_frame(lesion_rows(self.stats), LESION_COLUMNS)
+
 
 def _as_image(value: Image | str | os.PathLike, notes: list[str] | None = None) -> tuple[Image, str | None]:
     if isinstance(value, Image):
