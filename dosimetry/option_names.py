@@ -25,6 +25,13 @@ __all__ = ["OPTION_NAMES", "command_line_vocabulary", "option_name"]
 OPTION_NAMES: dict[str, tuple[str, str]] = {
     "resolution_mm": ("--resolution-mm", "ClinicalOptions(resolution_mm=...)"),
     "recovery_curve": ("--recovery-curve", "ClinicalOptions(recovery_curve=...)"),
+    "emission_nuclide": ("--emission-nuclide", "DosimetryOptions(emission_nuclide=...)"),
+    "ct": ("--ct", "ct= of run_dosimetry"),
+    "density_g_ml": ("--density-g-ml", "DosimetryOptions(default_density_g_ml=...)"),
+    "activity_units": ("--activity-units", "DosimetryOptions(activity_units=...)"),
+    "residual_fraction": ("--residual-fraction", "DosimetryOptions(residual_fraction=...)"),
+    "lung_shunt": ("--lung-shunt", "DosimetryOptions(lung_shunt_fraction=...)"),
+    "lung_mass_kg": ("--lung-mass-kg", "DosimetryOptions(lung_mass_kg=...)"),
     "roi_liver": ("--roi liver=PATH", "a Roi of role 'liver' in rois"),
     "roi_tumor": ("--roi tumor:NAME=PATH", "Roi(NAME, 'tumor', mask) in rois"),
 }
