@@ -15,7 +15,10 @@ import logging
 from ._version import __version__ as __version__
 
 _PUBLIC = {
+    "ClinicalOptions": ".clinical",
     "DosimetryError": ".errors",
+    "RecoveryCurve": ".recovery",
+    "read_recovery_curve": ".recovery",
     "DosimetryOptions": ".pipeline",
     "DosimetryResult": ".pipeline",
     "LoadedStudy": ".pipeline",
