@@ -176,8 +176,13 @@ def clinical_sections(
     """
     options = options or ClinicalOptions()
     spacing = ((stats.get("inputs") or {}).get("activity") or {}).get("spacing_mm")
+    emission_header = (((stats.get("inputs") or {}).get("dicom") or {}).get("emission")) or {}
     pv_warnings, pv_assumptions = partial_volume_check(
-        stats, resolution_mm=options.resolution_mm, spacing_mm=spacing, recovery_curve=options.recovery_curve
+        stats,
+        resolution_mm=options.resolution_mm,
+        spacing_mm=spacing,
+        recovery_curve=options.recovery_curve,
+        header_filter_fwhm_mm=emission_header.get("post_filter_fwhm_mm"),
     )
     burden, burden_warnings = tumor_burden_section(
         stats["rois"], roi_weights, voxel_volume_ml=float(np.prod(spacing)) / 1000.0 if spacing else 0.0

@@ -311,3 +311,63 @@ def test_docs_example_runs_and_its_correction_recovers_the_true_lesion_doses(cap
     assert (lesions["error_percent"] < -15).all()
     assert (lesions["error_pvc_percent"].abs() < 10).all()
     assert (lesions["error_pvc_percent"].abs() < lesions["error_percent"].abs()).all()
+
+
+# --- resolution from the PET header: the post-reconstruction filter, a lower bound ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("kernel", "fwhm"),
+    [
+        ("XYZGAUSSIAN5.00", 5.0),
+        ("XYZ Gauss6.00", 6.0),
+        (["FBP", "8.0 mm Gaussian"], 8.0),
+        ("GAUSSIAN 4", 4.0),
+        ("ALL-PASS", None),
+        ("GAUSSIAN 0", None),
+        ("GAUSSIAN 95", None),  # not a width in mm
+        (None, None),
+    ],
+)
+def test_post_filter_fwhm_from_convolution_kernel(kernel, fwhm):
+    from dosimetry.dicom.resolution import post_filter_fwhm_mm
+
+    assert post_filter_fwhm_mm(kernel) == fwhm
+
+
+def _one_lesion(volume_ml=10.0):
+    return {"rois": [{"name": "T", "role": "tumor", "volume_ml": volume_ml, "mean_gy": 100.0}]}
+
+
+def test_header_filter_is_used_as_a_lower_bound_when_larger_than_the_voxels():
+    stats = _one_lesion()
+    _, assumptions = partial_volume_check(
+        stats, resolution_mm=None, spacing_mm=(4.0, 4.0, 4.0), header_filter_fwhm_mm=9.0
+    )
+    record = stats["rois"][0]["partial_volume"]
+    assert record["resolution_mm"] == 9.0 and "PET header" in record["resolution_source"]
+    assert assumptions[0]["value_used"] == 9.0 and "filter FWHM is a lower bound" in assumptions[0]["why"]
+    stats = _one_lesion()
+    partial_volume_check(stats, resolution_mm=None, spacing_mm=(4.0, 4.0, 5.0), header_filter_fwhm_mm=3.0)
+    assert stats["rois"][0]["partial_volume"]["resolution_mm"] == 5.0  # the voxels are the larger bound
+    stats = _one_lesion()
+    partial_volume_check(stats, resolution_mm=7.0, spacing_mm=(4.0, 4.0, 4.0), header_filter_fwhm_mm=9.0)
+    assert stats["rois"][0]["partial_volume"]["resolution_mm"] == 7.0  # given wins
+
+
+def test_dicom_pet_header_filter_reaches_the_partial_volume_check(tmp_path):
+    import pydicom
+
+    import dicom_builders as b
+    from dosimetry.pipeline import run_dicom_study
+
+    b.write_phantom_study(tmp_path / "s", with_ct=False)
+    for path in (tmp_path / "s").rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        if ds.Modality == "PT":
+            ds.ConvolutionKernel = "XYZGAUSSIAN9.00"
+            ds.save_as(path)
+    result = run_dicom_study(tmp_path / "s")
+    assert result.stats["inputs"]["dicom"]["emission"]["post_filter_fwhm_mm"] == 9.0
+    record = result.roi("Tumour 1")["partial_volume"]
+    assert record["resolution_mm"] == 9.0 and "PET header" in record["resolution_source"]
