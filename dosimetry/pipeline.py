@@ -40,6 +40,7 @@ from .errors import GeometryError, OptionsError, RoiError
 from .image import Image
 from .imageio import read_image
 from .quantify import Calibration, Timing, activity_at_implant, parse_units, recovered_activity_check
+from .option_names import option_name
 from .option_ranges import check_fields, check_value
 from .progress import advance, stage
 from .resample import check_roi_inside, occupancy_on_grid
@@ -417,7 +418,7 @@ def quantify_activity(study: LoadedStudy, occupancy: RoiOccupancy) -> Quantified
         if options.activity_units is None:
             units = "Bq/mL"
             if options.calibration == "absolute":
-                warnings.append("activity units not stated: assumed Bq/mL (set --activity-units)")
+                warnings.append(f"activity units not stated: assumed Bq/mL (set {option_name('activity_units')})")
         else:
             units = parse_units(options.activity_units)
         for name in ("residual_fraction", "lung_shunt_fraction"):
