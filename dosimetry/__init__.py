@@ -15,7 +15,10 @@ import logging
 from dosimetry._version import __version__ as __version__
 
 _PUBLIC = {
+    "ClinicalOptions": ".stats.clinical",
     "DosimetryError": ".errors",
+    "RecoveryCurve": ".stats.recovery",
+    "read_recovery_curve": ".stats.recovery",
     "DosimetryOptions": ".pipeline",
     "DosimetryResult": ".pipeline",
     "LoadedStudy": ".pipeline",

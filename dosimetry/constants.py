@@ -39,6 +39,18 @@ References
 .. [Ho1997] Ho S, Lau WY, Leung TWT, et al. Clinical evaluation of the partition model for estimating
    radiation doses from yttrium-90 microspheres. Eur J Nucl Med 1997;24:293-8 (lung 30 Gy per
    treatment, 50 Gy cumulative).
+.. [Salem2006] Salem R, Thurston KG. Radioembolization with 90yttrium microspheres: a state-of-the-art
+   brachytherapy treatment for primary and secondary liver malignancies. Part 1: technical and
+   methodologic considerations. J Vasc Interv Radiol 2006;17:1251-78.
+   (patient selection: tumour burden over 70% of the liver, or over 50% with albumin under 3 g/dL, carries
+   a high risk of liver failure).
+.. [Kennedy2007] Kennedy A, Nag S, Salem R, et al. Recommendations for radioembolization of hepatic
+   malignancies using yttrium-90 microsphere brachytherapy: a consensus panel report from the
+   Radioembolization Brachytherapy Oncology Consortium. Int J Radiat Oncol Biol Phys 2007;68:13-23.
+   (excessive tumour burden with limited hepatic reserve a contraindication).
+.. [ACR-SIR] ACR-ACNM-ASTRO-SIR Practice Parameter for selective internal radiation therapy (SIRT) or
+   radioembolization for treatment of liver malignancies (contraindication: greater than 70% tumour
+   replacement of the liver unless synthetic function, prothrombin time and albumin, is maintained).
 """
 
 from __future__ import annotations
@@ -126,6 +138,16 @@ PARTIAL_VOLUME_MIN_VOLUME_ML: float = 5.0
 """A lesion under this volume (mL; equivalent-sphere diameter 21.2 mm, i.e. 3 x a 7 mm FWHM, a usual
 Y-90 PET resolution) is flagged for partial-volume effect whatever the resolution given (choice of this
 package, issue 9, from [Soret2007])."""
+
+# --- hepatic tumour burden (issue 14) -----------------------------------------------------------------
+TUMOR_BURDEN_CAUTION_PERCENT: float = 50.0
+"""Hepatic tumour burden (total tumour volume / liver volume, %) above which radioembolization carries a
+high risk of liver failure when hepatic reserve is limited (albumin < 3 g/dL): a relative contraindication
+[Salem2006], [Kennedy2007]. The package cannot see the albumin, so it warns and says what to check."""
+
+TUMOR_BURDEN_EXCLUSION_PERCENT: float = 70.0
+"""Hepatic tumour burden (%) above which radioembolization is contraindicated unless liver synthetic
+function is maintained [Salem2006], [ACR-SIR]."""
 
 # --- dose voxel kernels (issue 4; see dosimetry/dose/kernels.py) -------------------------------------------
 MGY_PER_MBQ_S_PER_MEV_PER_G: float = JOULE_PER_MEV * 1e3 * 1e6 * 1e3
@@ -219,6 +241,10 @@ SOURCES: dict[str, str] = {
     "LUNG_MASS_PLAUSIBLE_FACTOR": "choice of this package (warning level: a lung ROI far from the conventional 1 kg)",
     "PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM": "Soret, Bacharach, Buvat, J Nucl Med 2007;48:932-45; Cysouw et al., EJNMMI 2017;44:2105-16 (PVE under 2-3 x FWHM)",
     "PARTIAL_VOLUME_MIN_VOLUME_ML": "choice of this package: 5 mL = 21 mm sphere = 3 x 7 mm FWHM (Soret 2007)",
+    "TUMOR_BURDEN_CAUTION_PERCENT": "Salem & Thurston, J Vasc Interv Radiol 2006;17:1251-78; Kennedy et al., "
+    "Int J Radiat Oncol Biol Phys 2007;68:13-23 (>50% with albumin < 3 g/dL: relative contraindication)",
+    "TUMOR_BURDEN_EXCLUSION_PERCENT": "Salem & Thurston, J Vasc Interv Radiol 2006;17:1251-78; ACR-ACNM-ASTRO-SIR "
+    "practice parameter for SIRT (>70% tumour replacement: contraindication unless synthetic function maintained)",
     "NUCLIDE_HALF_LIVES_S": "ICRP Publication 107 (2008); for naming a nuclide from a DICOM header only",
     "Y90_POSITRON_FRACTION": "Selwyn et al., Appl Radiat Isot 2007;65:318 (31.86 +- 0.47 ppm)",
     "NUCLIDE_POSITRON_FRACTIONS": "Selwyn 2007 (Y-90); DDEP/LNHB (F-18, Ga-68, Cu-64); for naming a nuclide from a DICOM header only",
@@ -258,6 +284,8 @@ UNITS: dict[str, str] = {
     "LUNG_MASS_PLAUSIBLE_FACTOR": "1",
     "PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM": "1 (diameter / FWHM)",
     "PARTIAL_VOLUME_MIN_VOLUME_ML": "mL",
+    "TUMOR_BURDEN_CAUTION_PERCENT": "% of liver volume",
+    "TUMOR_BURDEN_EXCLUSION_PERCENT": "% of liver volume",
     "MGY_PER_MBQ_S_PER_MEV_PER_G": "mGy/(MBq s) per MeV/g",
     "GY_PER_DECAY_PER_MGY_PER_MBQ_S": "Gy per decay per mGy/(MBq s)",
     "DPK_WATER_DENSITY_G_CM3": "g/cm3",
@@ -296,6 +324,8 @@ def constants_record() -> dict[str, dict[str, object]]:
         "LUNG_MASS_PLAUSIBLE_FACTOR": LUNG_MASS_PLAUSIBLE_FACTOR,
         "PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM": PARTIAL_VOLUME_MIN_DIAMETER_PER_FWHM,
         "PARTIAL_VOLUME_MIN_VOLUME_ML": PARTIAL_VOLUME_MIN_VOLUME_ML,
+        "TUMOR_BURDEN_CAUTION_PERCENT": TUMOR_BURDEN_CAUTION_PERCENT,
+        "TUMOR_BURDEN_EXCLUSION_PERCENT": TUMOR_BURDEN_EXCLUSION_PERCENT,
         "MGY_PER_MBQ_S_PER_MEV_PER_G": MGY_PER_MBQ_S_PER_MEV_PER_G,
         "GY_PER_DECAY_PER_MGY_PER_MBQ_S": GY_PER_DECAY_PER_MGY_PER_MBQ_S,
         "DPK_WATER_DENSITY_G_CM3": DPK_WATER_DENSITY_G_CM3,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dosimetry.option_names import option_name
 from dosimetry.constants import (
     DEFAULT_LUNG_MASS_KG,
     LUNG_MASS_DISAGREEMENT_FRACTION,
@@ -89,7 +90,9 @@ def run_assumptions(options, *, density_source: str) -> list[dict]:
     out = []
     relative = options.calibration == "relative"
     if options.activity_units is None and not relative:
-        out.append(assumption("activity units", "Bq/mL", "not stated with the image", "set --activity-units"))
+        out.append(
+            assumption("activity units", "Bq/mL", "not stated with the image", f"set {option_name('activity_units')}")
+        )
     uses = [
         use
         for use, used in (
@@ -101,12 +104,20 @@ def run_assumptions(options, *, density_source: str) -> list[dict]:
     if options.residual_fraction is None and uses:
         out.append(
             assumption(
-                "residual fraction", 0.0, f"not given; used in the {' and the '.join(uses)}", "set --residual-fraction"
+                "residual fraction",
+                0.0,
+                f"not given; used in the {' and the '.join(uses)}",
+                f"set {option_name('residual_fraction')}",
             )
         )
     if options.lung_shunt_fraction is None and relative:
         out.append(
-            assumption("lung shunt fraction", 0.0, "not given; used in the relative calibration", "set --lung-shunt")
+            assumption(
+                "lung shunt fraction",
+                0.0,
+                "not given; used in the relative calibration",
+                f"set {option_name('lung_shunt')}",
+            )
         )
     if density_source == "default":
         out.append(
@@ -114,7 +125,7 @@ def run_assumptions(options, *, density_source: str) -> list[dict]:
                 "tissue density",
                 float(options.default_density_g_ml),
                 "no CT: every voxel",
-                "give a CT (--ct) or set --density-g-ml",
+                f"give a CT ({option_name('ct')}) or set {option_name('density_g_ml')}",
                 unit="g/mL",
             )
         )
@@ -213,7 +224,7 @@ def lung_shunt_estimate(
         )
         if options.residual_fraction is None:
             warnings.append(
-                "residual fraction not given: 0 used for the lung-shunt dose estimate (set --residual-fraction)"
+                f"residual fraction not given: 0 used for the lung-shunt dose estimate (set {option_name('residual_fraction')})"
             )
         if (
             given is not None
@@ -230,14 +241,14 @@ def lung_shunt_estimate(
             why = "not given" + (f"; {roi_note}" if roi_note else "; no lung ROI")
             warnings.append(
                 f"lung mass not given: the lung-shunt dose estimate uses the conventional "
-                f"{DEFAULT_LUNG_MASS_KG:g} kg ({why}; set --lung-mass-kg)"
+                f"{DEFAULT_LUNG_MASS_KG:g} kg ({why}; set {option_name('lung_mass_kg')})"
             )
             assumptions.append(
                 assumption(
                     "lung mass",
                     DEFAULT_LUNG_MASS_KG,
                     why + " (conventional value)",
-                    "set --lung-mass-kg, or give a lung ROI with a CT",
+                    f"set {option_name('lung_mass_kg')}, or give a lung ROI with a CT",
                     unit="kg",
                 )
             )
@@ -250,7 +261,7 @@ def lung_shunt_estimate(
                 f"lung ROI {lung_name!r} weighs {mass_kg:.3f} kg (CT density), far from a pair of "
                 f"whole lungs (about {DEFAULT_LUNG_MASS_KG:g} kg): the lung-shunt estimate uses it and "
                 "is too high if the ROI holds only part of the lungs (e.g. the bases in the image); "
-                "check the ROI, or set --lung-mass-kg"
+                f"check the ROI, or set {option_name('lung_mass_kg')}"
             )
     record = {
         "lsf_estimate_gy": estimate,

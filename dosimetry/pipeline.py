@@ -40,6 +40,7 @@ from dosimetry.errors import GeometryError, OptionsError, RoiError
 from dosimetry.image import Image
 from dosimetry.io.images import read_image
 from dosimetry.quantify.activity import Calibration, Timing, activity_at_implant, parse_units, recovered_activity_check
+from dosimetry.option_names import option_name
 from dosimetry.option_ranges import check_fields, check_value
 from dosimetry.progress import advance, stage
 from dosimetry.geometry.resample import check_roi_inside, occupancy_on_grid
@@ -171,6 +172,22 @@ class DosimetryResult:
             if entry["name"] == name:
                 return entry
         raise KeyError(f"no ROI named {name!r}; ROIs are {[e['name'] for e in self.stats['rois']]}")
+
+    def to_dataframe(self):
+        """One row per ROI (given and derived): statistics, lesions' partial-volume fields, the study's
+        tumour burden, as a pandas DataFrame (pandas must be installed); ``frame.attrs['units']`` gives the
+        unit of each column (:mod:`dosimetry.stats.results_table`)."""
+        from dosimetry.stats.results_table import roi_columns, roi_rows, to_frame
+
+        return to_frame(roi_rows(self.stats), roi_columns())
+
+    def lesions(self):
+        """One row per lesion (given tumour ROI): volume, mean dose and ``mean_gy_pvc``, recovery
+        coefficient, D70/D90/V100, BED and EUD, partial-volume check, as a pandas DataFrame with
+        ``attrs['units']`` (:mod:`dosimetry.stats.results_table`)."""
+        from dosimetry.stats.results_table import LESION_COLUMNS, lesion_rows, to_frame
+
+        return to_frame(lesion_rows(self.stats), LESION_COLUMNS)
 
 
 def _as_image(value: Image | str | os.PathLike, notes: list[str] | None = None) -> tuple[Image, str | None]:
@@ -401,7 +418,7 @@ def quantify_activity(study: LoadedStudy, occupancy: RoiOccupancy) -> Quantified
         if options.activity_units is None:
             units = "Bq/mL"
             if options.calibration == "absolute":
-                warnings.append("activity units not stated: assumed Bq/mL (set --activity-units)")
+                warnings.append(f"activity units not stated: assumed Bq/mL (set {option_name('activity_units')})")
         else:
             units = parse_units(options.activity_units)
         for name in ("residual_fraction", "lung_shunt_fraction"):

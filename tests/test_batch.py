@@ -119,7 +119,14 @@ def test_cohort_table_rows_per_case_and_roi(cohort):
     columns = list(rows[0])
     assert columns[:5] == ["case_id", "roi", "role", "volume_ml", "mean_gy"]
     assert {"D70", "D98", "V100", "V200"} <= set(columns)
-    assert columns[-5:] == ["tn_ratio", "lung_dose_gy", "lung_dose_source", "method", "emission"]
+    assert columns[-6:] == [
+        "tn_ratio",
+        "lung_dose_gy",
+        "lung_dose_source",
+        "method",
+        "emission",
+        "tumor_burden_percent",
+    ]
     assert "broken" not in {row["case_id"] for row in rows}
     alpha = [row for row in rows if row["case_id"] == "alpha"]
     stats_csv = read_csv(out / "alpha" / "stats.csv")

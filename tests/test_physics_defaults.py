@@ -83,13 +83,15 @@ def _assumed(stats, what):
 def test_residual_not_given_is_an_assumption_on_the_terminal_above_the_table_and_in_the_report_header(tmp_path):
     result = _run(ct=_ct(), administered_activity_gbq=2.0, lung_shunt_fraction=0.05)
     (entry,) = _assumed(result.stats, "residual fraction")
-    assert entry["value_used"] == 0.0 and "--residual-fraction" in entry["fix"] and "lung-shunt" in entry["why"]
+    # an API run: the fix names the API parameter (issue 14); the command line names its flag
+    assert entry["value_used"] == 0.0 and "DosimetryOptions(residual_fraction=...)" in entry["fix"]
+    assert "lung-shunt" in entry["why"]
     assert set(entry) >= {"what", "value_used", "why", "fix"}
     assert any("residual fraction not given" in w for w in result.warnings)
     lines = format_summary(result.stats).splitlines()
     table = next(i for i, line in enumerate(lines) if line.startswith("ROI "))
     assumed = [i for i, line in enumerate(lines) if line.startswith("ASSUMED: residual fraction 0 (not given")]
-    assert assumed and assumed[0] < table and "set --residual-fraction" in lines[assumed[0]]
+    assert assumed and assumed[0] < table and "set DosimetryOptions(residual_fraction=...)" in lines[assumed[0]]
     html = render_report_html(result)
     box = html.index('id="assumptions"')
     assert box < html.index('id="warnings"') < html.index("<h2>")
@@ -319,7 +321,9 @@ def test_small_lesion_gets_a_partial_volume_warning_and_a_large_one_does_not():
     assert len(pv_warnings) == 1 and "'Small'" in pv_warnings[0]
     assert "partial_volume" not in result.roi("tumors_all")
     (entry,) = _assumed(result.stats, "image resolution for the partial-volume check")
-    assert entry["value_used"] == 3.0 and "--resolution-mm" in entry["fix"]
+    # an API run names the API parameter, not the command-line flag (issue 14)
+    assert entry["value_used"] == 3.0 and "ClinicalOptions(resolution_mm=...)" in entry["fix"]
+    assert "--resolution-mm" not in entry["fix"]
 
 
 def test_given_resolution_flags_a_lesion_under_3_fwhm():

@@ -8,7 +8,10 @@
   ``case_id, roi, role, volume_ml, mean_gy``, the DVH metrics (``D2`` ... ``V200``), and the case's
   ``tn_ratio`` (tumour-to-normal dose ratio), ``lung_dose_gy`` (the lung ROI's mean dose, else the
   lung-shunt estimate) with ``lung_dose_source`` (``lung ROI``, ``lung shunt estimate`` or empty),
-  ``method`` and ``emission`` (``Y-90 dose`` or ``predictive dose from Tc-99m MAA``).
+  ``method`` and ``emission`` (``Y-90 dose`` or ``predictive dose from Tc-99m MAA``), ``tumor_burden_percent``
+  (hepatic tumour burden, % of liver volume; empty when not computed); lesion rows also carry the
+  partial-volume columns of ``stats.csv`` (``mean_gy_pvc``, ``recovery_coefficient``,
+  ``equivalent_diameter_mm``, ``diameter_per_fwhm``, ``partial_volume_warning``).
 * ``batch.json``: options, software version, counts, start and end times, exit code.
 """
 
@@ -23,7 +26,16 @@ import tempfile
 from pathlib import Path
 
 SUMMARY_COLUMNS = ("case_id", "status", "exit_code", "error", "seconds")
-CASE_COLUMNS = ("tn_ratio", "lung_dose_gy", "lung_dose_source", "method", "emission")
+CASE_COLUMNS = ("tn_ratio", "lung_dose_gy", "lung_dose_source", "method", "emission", "tumor_burden_percent")
+LESION_COLUMNS = (
+    "mean_gy_pvc",
+    "recovery_coefficient",
+    "equivalent_diameter_mm",
+    "diameter_per_fwhm",
+    "partial_volume_warning",
+)
+"""The lesion columns of ``stats.csv`` (:data:`dosimetry.stats.results_table.PV_COLUMNS`; named here so that the
+batch process does not import numpy; a test checks they are equal). Empty for runs of older versions."""
 _DVH_KEY = re.compile(r"[DV]\d+")
 
 
@@ -64,6 +76,12 @@ def _number(text: str):
         return text
 
 
+def _lesion_value(text: str | None):
+    if text in (None, ""):
+        return None
+    return text if text in ("true", "false") else _number(text)
+
+
 def case_rows(case_dir: Path, case_id: str) -> list[dict]:
     """The cohort rows of one finished case, from its ``stats.csv`` and ``stats.json``."""
     stats = json.loads((case_dir / "stats.json").read_text())
@@ -80,6 +98,7 @@ def case_rows(case_dir: Path, case_id: str) -> list[dict]:
         "lung_dose_source": lung_source,
         "method": stats.get("method"),
         "emission": (stats.get("emission") or {}).get("label"),
+        "tumor_burden_percent": (stats.get("tumor_burden") or {}).get("burden_percent"),
     }
     rows = []
     with (case_dir / "stats.csv").open(newline="") as handle:
@@ -92,6 +111,7 @@ def case_rows(case_dir: Path, case_id: str) -> list[dict]:
                 "mean_gy": _number(entry["mean_gy"]),
             }
             row.update({k: _number(v) for k, v in entry.items() if _DVH_KEY.fullmatch(k)})
+            row.update({k: _lesion_value(entry.get(k)) for k in LESION_COLUMNS})
             row.update(case)
             rows.append(row)
     return rows
@@ -101,7 +121,7 @@ def cohort_columns(rows: list[dict]) -> list[str]:
     dvh: list[str] = []
     for row in rows:
         dvh += [k for k in row if _DVH_KEY.fullmatch(k) and k not in dvh]
-    return ["case_id", "roi", "role", "volume_ml", "mean_gy", *dvh, *CASE_COLUMNS]
+    return ["case_id", "roi", "role", "volume_ml", "mean_gy", *dvh, *LESION_COLUMNS, *CASE_COLUMNS]
 
 
 def write_cohort(out_dir: Path, rows: list[dict]) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dosimetry.errors import INTERRUPTED_EXIT_CODE, TERMINATED_EXIT_CODE, DosimetryError, OptionsError
 from dosimetry.option_ranges import OptionValueError
+from dosimetry.option_names import command_line_vocabulary
 from dosimetry.cli.common import UsageError, merge_verbosity
 from dosimetry.cli.parser import build_parser
 
@@ -120,7 +121,7 @@ def _main(argv: list[str] | None, state: dict) -> int:
     from dosimetry.cli.progress_display import progress_display
 
     try:
-        with progress_display(quiet=args.quiet, verbose=args.verbose):
+        with progress_display(quiet=args.quiet, verbose=args.verbose), command_line_vocabulary():
             return args.command_function(args)
     except DosimetryError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -94,6 +94,13 @@ def add_clinical_arguments(parser) -> None:
         help="resolution (FWHM, mm) of the emission image, for the partial-volume check of "
         "lesions (default: the largest voxel spacing, a lower bound)",
     )
+    group.add_argument(
+        "--recovery-curve",
+        metavar="FILE.csv",
+        help="recovery curve measured on a NEMA/IEC sphere phantom (columns volume_ml,recovery_coefficient): each "
+        "lesion also gets mean_gy_pvc = mean_gy / RC(volume), beside mean_gy; 'darienzo2017-endpoints' is a "
+        "published example (two spheres), not a calibration: measure your own",
+    )
     group.add_argument("--height-cm", type=_pos, metavar="CM", help="patient height, for the BSA method")
     group.add_argument("--weight-kg", type=_pos, metavar="KG", help="patient weight, for the BSA method")
     group.add_argument(
@@ -133,6 +140,7 @@ def clinical_options_from_args(args: argparse.Namespace) -> ClinicalOptions:
         planning_tn_ratio=args.planning_tn,
         mird_target_gy=args.mird_target_gy,
         previous_lung_dose_gy=args.previous_lung_dose_gy,
+        recovery_curve=args.recovery_curve,
     )
 
 

@@ -54,6 +54,7 @@ from dosimetry.constants import Y90_HALF_LIFE_S
 from dosimetry.errors import InputFileError, UnitsError
 from dosimetry.image import Image
 from dosimetry.dicom import slices
+from dosimetry.dicom.resolution import post_filter_fwhm_mm
 from dosimetry.dicom.timing import (
     TimeSource,
     acquisition_start,
@@ -89,6 +90,13 @@ class EmissionVolume:
     administered_activity_bq: float | None
     warnings: tuple[str, ...] = ()
     provenance: dict = field(default_factory=dict)
+
+
+def _text_value(value) -> str | None:
+    """A (possibly multi-valued) header string as one text, for the record; None when absent."""
+    if value is None:
+        return None
+    return "\\".join(str(v) for v in value) if not isinstance(value, str) else str(value)
 
 
 def _read_all(files, label: str) -> list[tuple[str, pydicom.Dataset]]:
@@ -414,6 +422,8 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
         "implant_time_source": implant.source if implant else None,
         "rescale_slope_range": [float(min(slopes)), float(max(slopes))],
         "correction_factor_range": [float(min(factors)), float(max(factors))],
+        "convolution_kernel": _text_value(first.get("ConvolutionKernel")),
+        "post_filter_fwhm_mm": post_filter_fwhm_mm(first.get("ConvolutionKernel")),
     }
     return EmissionVolume(
         image=image.with_array(image.array.astype(np.float32)),

@@ -176,8 +176,11 @@ def _roi_spec_path(spec: str) -> str | None:
 
 
 def run_input_paths(args) -> list[str | None]:
-    """Every input path of ``dosimetry run``: STUDY_DIR, --activity, --ct, --roi masks, --segmentation."""
-    return [args.study, args.activity, args.ct, *(_roi_spec_path(s) for s in args.roi), *args.segmentation]
+    """Every input path of ``dosimetry run``: STUDY_DIR, --activity, --ct, --roi masks, --segmentation,
+    --recovery-curve."""
+    curve = getattr(args, "recovery_curve", None)
+    curve = curve if curve and os.path.exists(curve) else None  # else a bundled curve's name
+    return [args.study, args.activity, args.ct, *(_roi_spec_path(s) for s in args.roi), *args.segmentation, curve]
 
 
 def accumulate_input_paths(args) -> list[str | None]:

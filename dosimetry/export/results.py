@@ -30,6 +30,7 @@ from dosimetry.export.output_guard import check_output_location, check_replaceab
 from dosimetry.pipeline import DosimetryResult
 from dosimetry.progress import stage
 from dosimetry.report import write_report
+from dosimetry.stats.results_table import PV_COLUMNS, STUDY_COLUMNS, roi_rows
 from dosimetry.stats.roi_stats import STAT_KEYS
 
 OUTPUT_FILES = ("dose.nii.gz", "stats.json", "stats.csv", "dvh.csv", "report.html")
@@ -53,12 +54,24 @@ def write_stats_json(stats: dict, path: Path) -> None:
     path.write_text(json.dumps(_json_safe(stats), indent=2) + "\n")
 
 
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:.6g}"
+
+
 def write_stats_csv(stats: dict, path: Path) -> None:
+    """One row per ROI: ``name, role``, :data:`~dosimetry.stats.roi_stats.STAT_KEYS`, the lesions' partial-volume
+    columns (:data:`~dosimetry.stats.results_table.PV_COLUMNS`, empty for other ROIs) and the study's
+    ``tumor_burden_percent`` (on every row; empty when not computed)."""
+    columns = STAT_KEYS + PV_COLUMNS + STUDY_COLUMNS
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("name", "role") + STAT_KEYS)
-        for entry in stats["rois"]:
-            writer.writerow([entry["name"], entry["role"]] + [f"{entry[k]:.6g}" for k in STAT_KEYS])
+        writer.writerow(("name", "role") + columns)
+        for row in roi_rows(stats):
+            writer.writerow([row["roi"], row["role"]] + [_cell(row[k]) for k in columns])
 
 
 def write_dvh_csv(dose_axis_gy: np.ndarray, curves: dict[str, np.ndarray], path: Path) -> None:

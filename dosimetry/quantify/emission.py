@@ -38,6 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from dosimetry.option_names import option_name
 from dosimetry.constants import NUCLIDE_HALF_LIVES_S, NUCLIDE_POSITRON_FRACTIONS
 from dosimetry.errors import OptionsError, UnitsError
 
@@ -468,7 +469,9 @@ def decide(
         )
     elif header is None:
         nuclide, source = Y90, "assumed (not stated)"
-        warnings.append(f"{where} does not name the emission nuclide: Y-90 assumed (state it with --emission-nuclide)")
+        warnings.append(
+            f"{where} does not name the emission nuclide: Y-90 assumed (state it with {option_name('emission_nuclide')})"
+        )
     else:
         nuclide, source = header, where.removeprefix("the ")
 

@@ -220,6 +220,7 @@ def _lesion_table(stats: dict, colours: dict) -> str:
     pv_first = next((e["partial_volume"] for e in lesions if e.get("partial_volume")), None)
     rb = {r["name"]: r for r in (stats.get("radiobiology") or {}).get("rois", [])}
     flags = (stats.get("flags") or {}).get("results", [])
+    pvc = stats.get("partial_volume_correction")
     rows = []
     for e in lesions:
         p = f"rois/@{_key(e['name'])}"
@@ -235,6 +236,12 @@ def _lesion_table(stats: dict, colours: dict) -> str:
             f'<tr data-roi="{_e(e["name"])}"><td class="name">{_swatch(colours[e["name"]])}{_e(e["name"])}</td>'
             + _num(f"{p}/volume_ml", e["volume_ml"], 2)
             + _num(f"{p}/mean_gy", e["mean_gy"], 1, cls="num key")
+            + (
+                _num(f"{p}/mean_gy_pvc", e.get("mean_gy_pvc"), 1)
+                + _num(f"{p}/partial_volume/recovery_coefficient", pv.get("recovery_coefficient"), 2)
+                if pvc
+                else ""
+            )
             + _num(f"{p}/D70", e["D70"], 1)
             + _num(f"{p}/D90", e["D90"], 1)
             + _num(f"{p}/V100", e["V100"], 1)
@@ -252,11 +259,19 @@ def _lesion_table(stats: dict, colours: dict) -> str:
         if pv_first
         else ""
     )
+    if pvc:
+        curve = pvc["curve"]
+        note += (
+            f'<p class="params">Partial-volume correction: {_e(pvc["method"])}; recovery curve {_e(curve["file"])} '
+            f"(sha256 {_e(curve['sha256'][:12])}&hellip;, {len(curve['points'])} spheres). The corrected mean is shown "
+            "beside the measured one, which it does not replace.</p>"
+        )
     return note + _table(
         [
             "lesion",
             "volume<br>mL",
             "mean<br>Gy",
+            *(["mean PVC<br>Gy", "recovery<br>coefficient"] if pvc else []),
             "D70<br>Gy",
             "D90<br>Gy",
             "V100<br>%",
@@ -275,7 +290,21 @@ def _lesion_table(stats: dict, colours: dict) -> str:
 def _tn_lung_table(stats: dict) -> str:
     tn = stats.get("tumor_to_normal") or {}
     lung = stats.get("lung") or {}
+    burden = stats.get("tumor_burden") or {}
+    burden_note = (
+        f"{_fmt(burden.get('tumor_volume_ml'), 0)} mL of tumour in {_fmt(burden.get('liver_volume_ml'), 0)} mL of "
+        f"liver; over {' and '.join(_fmt(x, '.3g') + '%' for x in burden.get('exceeds', [])) or 'no limit'} "
+        "(limits 50% and 70%: Salem &amp; Thurston 2006, Kennedy 2007)"
+        if burden.get("burden_percent") is not None
+        else _e(burden.get("note") or "not computed")
+    )
+    burden_badge = (
+        _badge("caution", f"over {_fmt(burden['exceeds'][-1], '.3g')}%") + " " if burden.get("exceeds") else ""
+    )
     rows = [
+        "<tr><th>Hepatic tumour burden (% of liver volume)</th>"
+        + _num("tumor_burden/burden_percent", burden.get("burden_percent"), 1)
+        + f"<td class='muted'>{burden_badge}{burden_note}</td></tr>",
         "<tr><th>T:N dose ratio</th>"
         + _num("tumor_to_normal/dose_ratio", tn.get("dose_ratio"), 2)
         + f"<td class='muted'>{_e(tn.get('tumor') or '')} / {_e(tn.get('normal') or '')}, mass-weighted mean doses</td></tr>",

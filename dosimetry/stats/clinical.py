@@ -1,14 +1,16 @@
 """Clinical sections of a run: radiobiology (BED, EUD), planning-model comparison and threshold flags.
 
 :func:`clinical_sections` is the one call the pipeline makes; it returns the ``radiobiology``,
-``planning`` and ``flags`` sections of ``stats.json`` and adds the per-lesion partial-volume check
-(:mod:`.partial_volume`) to the tumour ROIs. Its settings are a :class:`ClinicalOptions`, which
+``planning`` and ``flags`` sections of ``stats.json``, the ``tumor_burden`` section (:mod:`.tumor_burden`)
+and, with a recovery curve, ``partial_volume_correction`` (:mod:`.recovery`), and adds the per-lesion
+partial-volume check (:mod:`.partial_volume`) to the tumour ROIs. Its settings are a :class:`ClinicalOptions`, which
 the command line builds in :mod:`dosimetry.cli.clinical_options`.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -25,6 +27,8 @@ from dosimetry.errors import OptionsError
 from dosimetry.stats.partial_volume import partial_volume_check
 from dosimetry.stats.planning import planning_section
 from dosimetry.stats.radiobiology import radiobiology_section
+from dosimetry.stats.recovery import RecoveryCurve, pvc_method_record, recovery_curve
+from dosimetry.stats.tumor_burden import tumor_burden_section
 from dosimetry.stats.thresholds import (
     DEVICES,
     INDICATIONS,
@@ -73,6 +77,11 @@ class ClinicalOptions:
         Limits for the partition model's maximum activity.
     previous_lung_dose_gy : float or None
         Lung dose of earlier treatments, for the cumulative lung limit.
+    recovery_curve : RecoveryCurve, path or str, or None
+        Sphere-phantom recovery curve for ``mean_gy_pvc`` of each lesion (:mod:`dosimetry.stats.recovery`): a CSV
+        path, a bundled name (``darienzo2017-endpoints``, an example only) or a :class:`RecoveryCurve`;
+        read when the options are made (so a bad file fails at once), kept as a :class:`RecoveryCurve`.
+        None = no correction.
     """
 
     alpha_beta_tumor_gy: float = ALPHA_BETA_TUMOR_GY
@@ -92,8 +101,11 @@ class ClinicalOptions:
     partition_normal_liver_limit_gy: float = PARTITION_NORMAL_LIVER_LIMIT_GY
     partition_lung_limit_gy: float = PARTITION_LUNG_LIMIT_GY
     previous_lung_dose_gy: float | None = None
+    recovery_curve: RecoveryCurve | str | os.PathLike | None = None
 
     def __post_init__(self):
+        if self.recovery_curve is not None:
+            object.__setattr__(self, "recovery_curve", recovery_curve(self.recovery_curve))
         positive = (
             "alpha_beta_tumor_gy",
             "alpha_beta_liver_gy",
@@ -170,9 +182,19 @@ def clinical_sections(
     """
     options = options or ClinicalOptions()
     spacing = ((stats.get("inputs") or {}).get("activity") or {}).get("spacing_mm")
-    pv_warnings, pv_assumptions = partial_volume_check(stats, resolution_mm=options.resolution_mm, spacing_mm=spacing)
+    emission_header = (((stats.get("inputs") or {}).get("dicom") or {}).get("emission")) or {}
+    pv_warnings, pv_assumptions = partial_volume_check(
+        stats,
+        resolution_mm=options.resolution_mm,
+        spacing_mm=spacing,
+        recovery_curve=options.recovery_curve,
+        header_filter_fwhm_mm=emission_header.get("post_filter_fwhm_mm"),
+    )
+    burden, burden_warnings = tumor_burden_section(
+        stats["rois"], roi_weights, voxel_volume_ml=float(np.prod(spacing)) / 1000.0 if spacing else 0.0
+    )
     selection = choose_threshold_sets(options.threshold_sets, indication=options.indication, device=options.device)
-    stats.setdefault("warnings", []).extend([*pv_warnings, *selection.warnings])
+    stats.setdefault("warnings", []).extend([*burden_warnings, *pv_warnings, *selection.warnings])
     stats.setdefault("assumptions", []).extend(pv_assumptions)
     radiobiology = radiobiology_section(
         stats,
@@ -198,4 +220,7 @@ def clinical_sections(
     flags["evaluated"] = bool(selection.sets)
     flags["selection"] = list(options.threshold_sets) if options.threshold_sets is not None else selection.description
     flags["notes"] = list(selection.notes)
-    return {"radiobiology": radiobiology, "planning": planning, "flags": flags}
+    sections = {"tumor_burden": burden, "radiobiology": radiobiology, "planning": planning, "flags": flags}
+    if options.recovery_curve is not None:
+        sections["partial_volume_correction"] = pvc_method_record(options.recovery_curve)
+    return sections
