@@ -11,10 +11,10 @@ import argparse
 
 from .._version import __version__
 from ..errors import EXIT_CODES
-from . import accumulate, batch, inspect, nightly, run
+from . import accumulate, batch, compare, inspect, nightly, run
 from .common import QUIET_HELP, VERBOSE_HELP, Parser, range_checked, verbosity_parent
 
-SUBCOMMANDS = (run, inspect, accumulate, batch, nightly)
+SUBCOMMANDS = (run, inspect, accumulate, compare, batch, nightly)
 """The modules of the subcommands, in the order of ``--help``; each has ``add_parser`` and ``command``."""
 
 
