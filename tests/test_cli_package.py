@@ -43,7 +43,7 @@ def test_building_the_parser_and_its_help_imports_no_heavy_library():
     code = (
         "import contextlib, io, sys, dosimetry.cli\n"
         "parser = dosimetry.cli.build_parser()\n"
-        "for argv in (['--help'], ['run', '--help'], ['inspect', '--help'], ['accumulate', '--help']):\n"
+        "for argv in (['--help'], ['run', '--help'], ['inspect', '--help'], ['accumulate', '--help'], ['compare', '--help']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "        assert dosimetry.cli.main(argv) == 0\n"
         "    assert 'usage: dosimetry' in out.getvalue()\n"
@@ -56,7 +56,14 @@ def test_building_the_parser_and_its_help_imports_no_heavy_library():
 
 @pytest.mark.parametrize(
     "module",
-    ["dosimetry.cli.accumulate", "dosimetry.cli.run", "dosimetry.cli.inspect", "dosimetry.cli.parser", "dosimetry.cli"],
+    [
+        "dosimetry.cli.accumulate",
+        "dosimetry.cli.compare",
+        "dosimetry.cli.run",
+        "dosimetry.cli.inspect",
+        "dosimetry.cli.parser",
+        "dosimetry.cli",
+    ],
 )
 def test_every_cli_module_imports_first_without_a_cycle(module):
     result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
