@@ -23,7 +23,7 @@ from dosimetry.cli import main
 from dosimetry.compare import compare_runs
 from dosimetry.compare.agreement import LOA_Z, bland_altman, correlations, lin_ccc
 from dosimetry.compare.runs import image_lung_shunt
-from dosimetry.errors import RoiError, UnitsError
+from dosimetry.errors import GeometryError, RoiError, UnitsError
 from dosimetry.image import Image
 from dosimetry.imageio import read_image, write_nifti
 from helpers import rotation
@@ -289,3 +289,37 @@ def test_cohort_pools_lesions_of_all_cases(pair, tmp_path):
     assert {r["case_id"] for r in rows} == {"A", "B"}
     pairs.write_text("case_id,predicted\nA,x\n")
     assert main(["compare", "--pairs", str(pairs), "--out", str(tmp_path / "z"), "-q"]) == 3
+
+
+def test_delivered_rois_on_one_frame_reproduce_each_runs_statistics(pair, tmp_path):
+    """Same grid, no motion: resampling is the identity, so the delivered-ROI numbers are the runs' own."""
+    from dosimetry.roi_io import read_mask_roi
+
+    rois = [read_mask_roi(SAMPLE / "rois" / f"{n}.nii.gz", role, n) for n, role in ROI_NAMES.items()]
+    own = {r["name"]: r for r in json.loads((pair["plain"] / "stats.json").read_text())["rois"]}
+    predicted_own = {r["name"]: r for r in json.loads((pair["predicted"] / "stats.json").read_text())["rois"]}
+    # file runs record no frame of reference: without CTs or --same-frame the doses cannot be aligned
+    with pytest.raises(GeometryError, match="--same-frame"):
+        compare_runs(pair["predicted"], pair["plain"], rois=rois)
+    ct = read_image(SAMPLE / "ct_hu.nii.gz")  # the densities of the mass-weighted means, as in the runs
+    result = compare_runs(pair["predicted"], pair["plain"], rois=rois, same_frame=True, delivered_ct=ct)
+    assert result.stats["alignment"]["alignment"].startswith("same coordinates")
+    for e in result.stats["rois"]:
+        if e["delivered_roi"] in own:
+            for metric in ("mean_gy", "D70"):
+                assert e[metric]["delivered"] == pytest.approx(own[e["delivered_roi"]][metric], rel=1e-5)
+                assert e[metric]["predicted"] == pytest.approx(predicted_own[e["delivered_roi"]][metric], rel=1e-5)
+    # the same recorded FrameOfReferenceUID (as DICOM runs record it) means no registration either
+    copies = {}
+    for key in ("predicted", "plain"):
+        copies[key] = tmp_path / key
+        copies[key].mkdir()
+        for name in ("stats.json", "dose.nii.gz"):
+            (copies[key] / name).write_bytes((pair[key] / name).read_bytes())
+        stats = json.loads((copies[key] / "stats.json").read_text())
+        stats["inputs"]["dicom"] = {"emission": {"frame_of_reference_uid": "1.2.3.4"}}
+        (copies[key] / "stats.json").write_text(json.dumps(stats))
+    same = compare_runs(copies["predicted"], copies["plain"], rois=rois, delivered_ct=ct)
+    assert same.stats["alignment"]["alignment"].startswith("same frame of reference")
+    assert same.stats["frames_of_reference"]["same"] is True
+    assert same.predicted_on_delivered.array == pytest.approx(read_image(pair["predicted"] / "dose.nii.gz").array)

@@ -149,6 +149,7 @@ def command(args) -> int:
         result = compare_cohort(cases, accept_emission=args.accept_emission)
     else:
         rois, predicted_ct, delivered_ct = None, None, None
+        predicted, delivered = args.predicted, args.delivered
         if args.roi or args.segmentation:
             with stage("load"), library_warnings(notes, during="reading the ROIs and CTs"):
                 rois, roi_notes = load_roi_arguments(args)
@@ -161,8 +162,8 @@ def command(args) -> int:
                 delivered_ct = _read_ct(d_ct) if d_ct is not None else None
         with stage("compare"):
             result = compare_runs(
-                args.predicted,
-                args.delivered,
+                predicted,
+                delivered,
                 match=dict(args.match),
                 rois=rois,
                 predicted_ct=predicted_ct,
