@@ -226,6 +226,11 @@ def test_refusals(pair, tmp_path):
     assert main(["compare", "--predicted", str(tmp_path / "empty"), "--delivered", d, "--out", out, "-q"]) == 3
     # --out inside an input run
     assert main(["compare", "--predicted", p, "--delivered", plain, "--out", str(Path(p) / "cmp"), "-q"]) == 8
+    # an output of ours is replaced only with --overwrite
+    assert main(["compare", "--predicted", p, "--delivered", plain, "--out", out, "-q"]) == 0
+    assert main(["compare", "--predicted", p, "--delivered", plain, "--out", out, "-q"]) == 7
+    assert main(["compare", "--predicted", p, "--delivered", plain, "--out", out, "--overwrite", "-q"]) == 0
+    out = str(tmp_path / "y")
     # options that contradict each other
     assert main(["compare", "--predicted", p, "--out", out, "-q"]) == 7
     assert main(["compare", "--pairs", out, "--predicted", p, "--delivered", plain, "--out", out, "-q"]) == 7
