@@ -328,3 +328,48 @@ def test_delivered_rois_on_one_frame_reproduce_each_runs_statistics(pair, tmp_pa
     assert same.stats["alignment"]["alignment"].startswith("same frame of reference")
     assert same.stats["frames_of_reference"]["same"] is True
     assert same.predicted_on_delivered.array == pytest.approx(read_image(pair["predicted"] / "dose.nii.gz").array)
+
+
+def test_dicom_pair_in_different_frames_with_the_delivered_runs_own_structures(tmp_path):
+    """A Tc-99m MAA SPECT/CT and a Y-90 PET/CT as DICOM studies, each in its own frame of reference: the
+    recorded FrameOfReferenceUIDs differ, so --on-delivered-grid registers the CTs and uses the delivered
+    run's RTSTRUCT; the two studies show the same phantom, so the doses agree up to the MAA count rounding."""
+    import dicom_builders as b
+    from test_emission_policy import _maa_study
+
+    _maa_study(tmp_path / "maa")
+    b.write_phantom_study(tmp_path / "y90", study_key="y90")
+    relative = ["--calibration", "relative", "--administered-gbq", "2.0", "--residual-fraction", "0", "--method", "ldm"]
+    for name in ("maa", "y90"):
+        assert main(["run", str(tmp_path / name), *relative, "--out", str(tmp_path / f"run_{name}"), "-q"]) == 0
+    p, d = str(tmp_path / "run_maa"), str(tmp_path / "run_y90")
+    own = compare_runs(p, d)
+    assert own.stats["frames_of_reference"]["same"] is False
+    assert any("different frames of reference" in w for w in own.warnings)
+    out = tmp_path / "cmp"
+    assert main(["compare", "--predicted", p, "--delivered", d, "--on-delivered-grid", "--out", str(out), "-q"]) == 0
+    record = json.loads((out / "compare.json").read_text())
+    registration = record["alignment"]["registration"]
+    assert registration["ncc"] > 0.9 and registration["rotation_deg"] < 1.0
+    assert max(abs(v) for v in registration["translation_mm"]) < 2.0
+    liver = _by_name(record)["Liver"]["mean_gy"]
+    assert liver["predicted"] == pytest.approx(liver["delivered"], rel=0.01)
+    assert any("RTSTRUCT" in w or "structures" in w for w in record["warnings"])
+    assert (
+        main(
+            [
+                "compare",
+                "--predicted",
+                p,
+                "--delivered",
+                d,
+                "--on-delivered-grid",
+                "--roi",
+                "liver=x.nii.gz",
+                "--out",
+                str(tmp_path / "z"),
+                "-q",
+            ]
+        )
+        == 7
+    )

@@ -62,7 +62,13 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
         metavar="SEGMENT=ROLE",
         help="set the role of a segment of --segmentation",
     )
-    reg = parser.add_argument_group("alignment (with --roi/--segmentation)")
+    inp.add_argument(
+        "--on-delivered-grid",
+        action="store_true",
+        help="evaluate both doses with the delivered run's own ROIs (its recorded mask files, segmentation "
+        "or DICOM RTSTRUCT/SEG), as with --roi/--segmentation",
+    )
+    reg = parser.add_argument_group("alignment (with --roi/--segmentation or --on-delivered-grid)")
     reg.add_argument(
         "--predicted-ct", metavar="CT", help="CT of the predictive study (default: the one its stats.json records)"
     )
@@ -106,9 +112,14 @@ def _check_options(args) -> None:
         raise OptionsError("--pairs replaces --predicted/--delivered; give either --pairs or both run folders")
     if not args.pairs and not (args.predicted and args.delivered):
         raise OptionsError("give --predicted RUN_DIR and --delivered RUN_DIR (or --pairs PAIRS.csv for a cohort)")
-    delivered_rois = args.roi or args.segmentation
+    if args.on_delivered_grid and (args.roi or args.segmentation):
+        raise OptionsError("--on-delivered-grid uses the delivered run's ROIs; leave out --roi/--segmentation")
+    delivered_rois = args.roi or args.segmentation or args.on_delivered_grid
     if args.pairs and (delivered_rois or args.match):
-        raise OptionsError("--pairs compares each case's own ROIs: give --match per case in the CSV's match column")
+        raise OptionsError(
+            "--pairs compares each case's own ROIs (no --roi, --segmentation, --on-delivered-grid, --match): "
+            "give the matches per case in the CSV's match column"
+        )
     if args.match and delivered_rois:
         raise OptionsError("--match pairs the runs' own ROIs; with --roi/--segmentation both doses use the same ROIs")
     if (args.predicted_ct or args.delivered_ct or args.same_frame) and not delivered_rois:
@@ -131,6 +142,53 @@ def _input_paths(args) -> list:
     ]
 
 
+def recorded_rois(record) -> tuple[list, list[str]]:
+    """The ROIs a run used, from its ``stats.json``: the structures of its DICOM study, else its mask files
+    and Slicer segments (``PATH#SEGMENT``), with their recorded roles.
+
+    Raises
+    ------
+    InputFileError
+        A recorded ROI file no longer exists (the message names it and the fix).
+    RoiError
+        The run records no ROI source.
+    """
+    from ..errors import InputFileError, RoiError
+    from ..roi_io import read_mask_roi, read_slicer_segmentation
+    from .accumulate import _rois_of_dicom_run
+
+    rois, notes = _rois_of_dicom_run(record.folder)
+    if rois:
+        return rois, notes
+    entries = (record.stats.get("inputs") or {}).get("rois") or []
+    segmentations: dict[str, dict] = {}
+    for entry in entries:
+        source, name, role = entry.get("source") or "", entry.get("name"), entry.get("role")
+        path, sep, segment = source.rpartition("#") if "#" in source else (source, "", "")
+        if not path or not Path(path).is_file():
+            raise InputFileError(
+                f"--on-delivered-grid: ROI {name!r} of {record.folder} was read from {source or 'an unrecorded source'}, "
+                "which no longer exists; give the delivered ROIs with --roi/--segmentation"
+            )
+        if sep:
+            if path not in segmentations:
+                seg_rois, seg_notes = read_slicer_segmentation(path, warn_unknown=False)
+                segmentations[path] = {r.name: r for r in seg_rois}
+                notes += seg_notes
+            roi = segmentations[path].get(segment)
+            if roi is None:
+                raise InputFileError(
+                    f"--on-delivered-grid: {path} has no segment {segment!r} any more; give --segmentation"
+                )
+            rois.append(type(roi)(name, role, roi.mask, source=source))
+        else:
+            rois.append(read_mask_roi(path, role, name, notes=notes))
+    if not rois:
+        raise RoiError(f"--on-delivered-grid: {record.folder} records no ROI; give the delivered ROIs with --roi")
+    notes.append(f"ROIs: those recorded in {record.folder / 'stats.json'}")
+    return rois, notes
+
+
 def command(args) -> int:
     """Run ``dosimetry compare`` with parsed ``args``; returns the exit code (expected faults are raised)."""
     _check_options(args)
@@ -150,12 +208,15 @@ def command(args) -> int:
     else:
         rois, predicted_ct, delivered_ct = None, None, None
         predicted, delivered = args.predicted, args.delivered
-        if args.roi or args.segmentation:
+        if args.roi or args.segmentation or args.on_delivered_grid:
             with stage("load"), library_warnings(notes, during="reading the ROIs and CTs"):
-                rois, roi_notes = load_roi_arguments(args)
-                notes += roi_notes
                 predicted = read_run(args.predicted, option="--predicted")
                 delivered = read_run(args.delivered, option="--delivered")
+                if args.on_delivered_grid:
+                    rois, roi_notes = recorded_rois(delivered)
+                else:
+                    rois, roi_notes = load_roi_arguments(args)
+                notes += roi_notes
                 p_ct = Path(args.predicted_ct) if args.predicted_ct else predicted.recorded_ct()
                 d_ct = Path(args.delivered_ct) if args.delivered_ct else delivered.recorded_ct()
                 predicted_ct = _read_ct(p_ct) if p_ct is not None and not args.same_frame else None
