@@ -129,7 +129,7 @@ def resample_dose(dose_gy: Image, reference: Image, transform: sitk.Transform | 
     return reference.with_array(array.astype(np.float32)), coverage
 
 
-def _roi_weights(rois: Sequence[Roi], grid: Image) -> list[tuple[str, str, np.ndarray]]:
+def roi_weights(rois: Sequence[Roi], grid: Image) -> list[tuple[str, str, np.ndarray]]:
     """Given ROIs and the derived normal liver / union of lungs, as (name, role, weights) on ``grid``."""
     entries: list[tuple[str, str, np.ndarray]] = []
     by_role: dict[Role, list[np.ndarray]] = {}
@@ -264,7 +264,7 @@ def accumulate_doses(
     zeros = np.zeros(current_dose.shape, np.float32)
     voxel_ml = current_dose.voxel_volume_ml
     entries = []
-    for name, role, weights in _roi_weights(rois, current_dose):
+    for name, role, weights in roi_weights(rois, current_dose):
         if not np.any(weights > 0):
             warnings.append(f"ROI {name!r} covers no voxel of the current dose grid; skipped")
             continue

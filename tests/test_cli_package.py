@@ -55,7 +55,7 @@ def test_building_the_parser_and_its_help_imports_no_heavy_library():
     code = (
         "import contextlib, io, sys, dosimetry.cli\n"
         "parser = dosimetry.cli.build_parser()\n"
-        "for argv in (['--help'], ['run', '--help'], ['inspect', '--help'], ['accumulate', '--help'], ['cohort', '--help']):\n"
+        "for argv in (['--help'], ['run', '--help'], ['inspect', '--help'], ['accumulate', '--help'], ['cohort', '--help'], ['compare', '--help']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "        assert dosimetry.cli.main(argv) == 0\n"
         "    assert 'usage: dosimetry' in out.getvalue()\n"
@@ -71,6 +71,7 @@ def test_building_the_parser_and_its_help_imports_no_heavy_library():
     [
         "dosimetry.cli.accumulate",
         "dosimetry.cli.cohort",
+        "dosimetry.cli.compare",
         "dosimetry.cli.run",
         "dosimetry.cli.inspect",
         "dosimetry.cli.parser",

@@ -214,14 +214,14 @@ def write_accumulation(
     """
     from dosimetry.io.images import write_nifti
     from dosimetry.export.output_guard import recorded_input_paths
-    from dosimetry.export.results import _json_safe, atomic_output_dir
+    from dosimetry.export.results import json_safe, atomic_output_dir
 
     with atomic_output_dir(out_dir, overwrite=overwrite, inputs=recorded_input_paths(inputs)) as tmp:
         write_nifti(result.dose_gy, tmp / "cumulative_dose.nii.gz")
         for label, dose in zip(labels, result.previous_on_current):
             write_nifti(dose, tmp / f"{label}_on_current.nii.gz")
         record = {**result.stats, "inputs": inputs}
-        (tmp / "accumulate.json").write_text(json.dumps(_json_safe(record), indent=2) + "\n")
+        (tmp / "accumulate.json").write_text(json.dumps(json_safe(record), indent=2) + "\n")
         _write_csv(result.stats, labels, tmp / "accumulate.csv")
     return Path(out_dir)
 

@@ -11,10 +11,10 @@ import argparse
 
 from dosimetry._version import __version__
 from dosimetry.errors import EXIT_CODES
-from dosimetry.cli import accumulate, batch, cohort, inspect, nightly, run
+from dosimetry.cli import accumulate, batch, cohort, compare, inspect, nightly, run
 from dosimetry.cli.common import QUIET_HELP, VERBOSE_HELP, Parser, range_checked, verbosity_parent
 
-SUBCOMMANDS = (run, inspect, accumulate, batch, cohort, nightly)
+SUBCOMMANDS = (run, inspect, accumulate, compare, batch, cohort, nightly)
 """The modules of the subcommands, in the order of ``--help``; each has ``add_parser`` and ``command``."""
 
 

@@ -48,7 +48,7 @@ def write_cohort_analysis(result: CohortAnalysis, out_dir: str | os.PathLike, *,
     """
     from dosimetry.cohort.figures import FIGURES
     from dosimetry.cohort.page import cohort_page
-    from dosimetry.export.results import _json_safe, atomic_output_dir
+    from dosimetry.export.results import json_safe, atomic_output_dir
 
     inputs = [result.inputs["cohort"], result.inputs["responses"]]
     with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
@@ -64,5 +64,5 @@ def write_cohort_analysis(result: CohortAnalysis, out_dir: str | os.PathLike, *,
                     figures[key][name] = png
                     advance()
         (tmp / "cohort_analysis.html").write_text(cohort_page(result, figures))
-        (tmp / "dose_response.json").write_text(json.dumps(_json_safe(result.to_dict()), indent=2) + "\n")
+        (tmp / "dose_response.json").write_text(json.dumps(json_safe(result.to_dict()), indent=2) + "\n")
     return Path(out_dir)

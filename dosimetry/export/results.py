@@ -36,22 +36,22 @@ from dosimetry.stats.roi_stats import STAT_KEYS
 OUTPUT_FILES = ("dose.nii.gz", "stats.json", "stats.csv", "dvh.csv", "report.html")
 
 
-def _json_safe(value):
+def json_safe(value):
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (np.floating, float)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
+        return json_safe(value.tolist())
     return value
 
 
 def write_stats_json(stats: dict, path: Path) -> None:
-    path.write_text(json.dumps(_json_safe(stats), indent=2) + "\n")
+    path.write_text(json.dumps(json_safe(stats), indent=2) + "\n")
 
 
 def _cell(value) -> str:
