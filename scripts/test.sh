@@ -69,7 +69,8 @@ if ! { .venv/bin/ruff check . && .venv/bin/ruff format --check .; }; then
 fi
 
 status=0
-.venv/bin/python -m pytest -q "$@" || status=$?
+# -n auto: one pytest worker per core (pytest-xdist); the tests use their own temporary folders and ports
+.venv/bin/python -m pytest -q -n auto "$@" || status=$?
 if [[ $status -eq 5 ]]; then
     echo "error: pytest collected no tests (exit code 5); check the test paths given: $*" >&2
 fi

@@ -115,5 +115,5 @@ def test_no_tests_collected_fails_loudly(bin_dir, tmp_path):
         "pip install -q -e .[test]",
         "ruff check .",
         "ruff format --check .",
-        "python -m pytest -q tests/none.py",
+        "python -m pytest -q -n auto tests/none.py",
     ]
