@@ -11,7 +11,8 @@ the table of voxel S values is built or loaded and numba compiled first (not tim
 would), then the dose call is timed; peak memory is the child's peak resident set during the call above
 its resident set just before (``/proc/self/clear_refs``), given in MiB and as a multiple of the float32
 volume. The stages of the call (``dosimetry.progress``) are timed too, and the CPU time of the process (all
-threads; on a loaded machine the wall time grows, the CPU time much less).
+threads; on a loaded machine the wall time grows, the CPU time much less), and ``gap s``: the longest
+interval between two progress events of the call, an upper bound of how long Ctrl-C waits.
 """
 
 from __future__ import annotations
@@ -54,16 +55,25 @@ def build_case(spacing_mm: float):
 
 
 class _Stages:
+    """Stage times, and the longest interval between two progress events (where Ctrl-C can act)."""
+
     def __init__(self):
-        self.began, self.seconds = {}, {}
+        self.seconds, self.last, self.longest_gap_s = {}, None, 0.0
+
+    def _event(self):
+        now = time.perf_counter()
+        if self.last is not None:
+            self.longest_gap_s = max(self.longest_gap_s, now - self.last)
+        self.last = now
 
     def start(self, name, total):
-        self.began[name] = time.perf_counter()
+        self._event()
 
     def advance(self, name, steps):
-        pass
+        self._event()
 
     def finish(self, name, seconds):
+        self._event()
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
 
@@ -113,6 +123,7 @@ def child(spec: dict) -> dict:
         "peak_extra_mib": (peak_kb - base_kb) / 1024.0,
         "peak_extra_volumes": (peak_kb - base_kb) / 1024.0 / volume_mib,
         "stages_s": stages.seconds,
+        "longest_gap_s": stages.longest_gap_s,
         "active_voxels": int(np.count_nonzero(activity.array)),
     }
 
@@ -161,7 +172,7 @@ def main(args=None) -> int:
             grid = "x".join(str(n) for n in r["shape"])
             print(
                 f"{spacing:5.1f}mm {grid:>13} {method:>13} {r['seconds']:8.2f} {r['cpu_seconds']:8.2f} {ratio} "
-                f"{r['peak_extra_mib']:9.0f} {r['peak_extra_volumes']:6.1f}  {stages}",
+                f"{r['peak_extra_mib']:9.0f} {r['peak_extra_volumes']:6.1f} {r['longest_gap_s']:6.2f}  {stages}",
                 flush=True,
             )
     return 0

@@ -38,7 +38,7 @@ def test_split_moves_only_long_range_sources_and_keeps_activity_and_mass():
     # the block mean density keeps the mass of the fine voxels it covers (odd axes padded from the edge)
     padded = np.pad(density, [(0, n % 2) for n in density.shape], mode="edge")
     assert split.coarse_density.sum() * 8 == pytest.approx(padded.sum(), rel=1e-12)
-    # at 4 mm no source reaches 16 voxels (lung: 46 mm < 64 mm): nothing is split
+    # at 4 mm no source reaches 12 voxels (lung: 46 mm < 48 mm): nothing is split
     assert cr.split_long_range(activity, density, (4.0, 4.0, 4.0)) is None
 
 
