@@ -97,11 +97,11 @@ Assumptions, and where it is still wrong:
 * Cost: the correction is about 7 table lookups per corrected pair (2.4x the ray-tracing time of the plain
   centre line).
 
-Long-range sources (reach of 12 voxels or more: lung at voxels up to 3.8 mm) are ray-traced on a grid with
-voxels twice as large and their dose given back to the fine voxels (:mod:`dosimetry.dose.coarse_range`;
-issue 13: the sample phantom with a 5% lung shunt at 2 mm went from 512 s to seconds; the accuracy it costs
-is measured in the README, "Dose methods"). Sources of shorter reach (liver, tumour, soft tissue) are
-computed exactly as before.
+Long-range sources (below 0.9 g/cm3 with a reach of 12 voxels or more: lung at voxels up to 3.8 mm) are
+ray-traced on a grid with voxels twice as large and their dose given back to the fine voxels
+(:mod:`dosimetry.dose.coarse_range`; issue 13: the sample phantom with a 5% lung shunt at 2 mm needs 8x
+less CPU time, 720 s -> 53-89 s; the accuracy it costs is measured in the README, "Dose methods"). All
+other sources (liver, tumour, soft tissue, bone) are computed exactly as before.
 
 The ray tracing (numba, parallel) runs in batches of sources of about :data:`RAY_BATCH_SECONDS`, sized by
 the estimated cost of each source (voxels within its reach), and returns to Python between them: Ctrl-C
@@ -715,7 +715,7 @@ def kernel_range_dose(activity_bq: Image, density_g_ml: Image, *, coarse_long_ra
         Mass density (g/mL) from the CT, same grid.
 
     coarse_long_range : bool
-        Ray-trace sources whose reach spans 12 voxels or more (lung at voxels up to 3.8 mm) on a grid twice
+        Ray-trace sources below 0.9 g/cm3 whose reach spans 12 voxels or more (lung at voxels up to 3.8 mm) on a grid twice
         as coarse (:mod:`dosimetry.dose.coarse_range`; 8x faster for the sample phantom at 2 mm); False: every source on
         the image grid.
 
