@@ -188,6 +188,12 @@ KERNEL_RANGE_MAX_DENSITY_G_CM3: float = 3.0
 """Highest density used for range scaling by ``kernel-range`` (g/cm3); cortical bone is 1.92 (ICRU 46).
 Denser voxels (metal, contrast artefacts) get the 3.0 g/cm3 kernel."""
 
+KERNEL_RANGE_COARSE_MAX_DENSITY_G_CM3: float = 0.9
+"""``kernel-range`` ray-traces a source on the 2x coarser grid only if its density is below this (g/cm3) and
+its reach spans 12 voxels or more (:mod:`dosimetry.dose.coarse_range`): lung (0.26, ICRU 46) and the lung's
+partial-volume edge, never soft tissue, liver, tumour or bone (fat, 0.95, is above), whose results stay those
+of the image grid at any voxel size."""
+
 MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S: float = 1.61
 """Published Y-90 voxel S value S(0,0,0) for 3 mm voxels in soft tissue, mGy/(MBq s) [MIRD17]."""
 
@@ -257,6 +263,7 @@ SOURCES: dict[str, str] = {
     "KERNEL_REFERENCE_DENSITY_G_CM3": "ICRU Report 46 soft tissue; EANM 2022 SIRT guideline liver density",
     "KERNEL_RANGE_MIN_DENSITY_G_CM3": "choice of this package (below ICRU 46 inflated lung, 0.26 g/cm3)",
     "KERNEL_RANGE_MAX_DENSITY_G_CM3": "choice of this package (above ICRU 46 cortical bone, 1.92 g/cm3)",
+    "KERNEL_RANGE_COARSE_MAX_DENSITY_G_CM3": "choice of this package (between ICRU 46 lung 0.26 and adipose 0.95 g/cm3)",
     "MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S": "Bolch et al., MIRD Pamphlet No. 17, J Nucl Med 1999;40:11S-36S",
     "MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S": "Bolch et al., MIRD Pamphlet No. 17, J Nucl Med 1999;40:11S-36S",
     "HU_TO_DENSITY": "Schneider, Bortfeld, Schlegel, Phys Med Biol 2000;45:459 (kernels/hu_to_density_schneider2000.txt)",
@@ -295,6 +302,7 @@ UNITS: dict[str, str] = {
     "KERNEL_REFERENCE_DENSITY_G_CM3": "g/cm3",
     "KERNEL_RANGE_MIN_DENSITY_G_CM3": "g/cm3",
     "KERNEL_RANGE_MAX_DENSITY_G_CM3": "g/cm3",
+    "KERNEL_RANGE_COARSE_MAX_DENSITY_G_CM3": "g/cm3",
     "MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S": "mGy/(MBq s)",
     "MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S": "mGy/(MBq s)",
     "Y90_REPAIR_HALF_TIME_H": "h",
@@ -335,6 +343,7 @@ def constants_record() -> dict[str, dict[str, object]]:
         "KERNEL_REFERENCE_DENSITY_G_CM3": KERNEL_REFERENCE_DENSITY_G_CM3,
         "KERNEL_RANGE_MIN_DENSITY_G_CM3": KERNEL_RANGE_MIN_DENSITY_G_CM3,
         "KERNEL_RANGE_MAX_DENSITY_G_CM3": KERNEL_RANGE_MAX_DENSITY_G_CM3,
+        "KERNEL_RANGE_COARSE_MAX_DENSITY_G_CM3": KERNEL_RANGE_COARSE_MAX_DENSITY_G_CM3,
         "MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S": MIRD17_Y90_S000_3MM_MGY_PER_MBQ_S,
         "MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S": MIRD17_Y90_S000_6MM_MGY_PER_MBQ_S,
         "Y90_REPAIR_HALF_TIME_H": Y90_REPAIR_HALF_TIME_H,
