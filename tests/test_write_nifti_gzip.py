@@ -1,0 +1,37 @@
+"""dose.nii.gz is compressed by ISA-L (issue 10): the same NIfTI bytes as nibabel's own writer, and nothing
+partial left when writing fails."""
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from dosimetry.image import Image
+from dosimetry.imageio import read_image, to_nibabel, write_nifti
+
+
+def _image():
+    values = np.random.default_rng(1).normal(5.0, 2.0, (33, 28, 19)).astype(np.float32)
+    return Image(values, (1.5, -2.0, 3.25), (2.0, 2.5, 3.0))
+
+
+def test_gzip_output_holds_the_bytes_nibabel_writes(tmp_path):
+    image = _image()
+    ours = write_nifti(image, tmp_path / "dose.nii.gz")
+    nib.save(to_nibabel(image), str(tmp_path / "plain.nii.gz"))
+    with gzip.open(ours) as a, gzip.open(tmp_path / "plain.nii.gz") as b:  # a standard gzip stream
+        assert a.read() == b.read()
+    back = read_image(ours)
+    assert np.array_equal(back.array, image.array) and np.allclose(back.origin_mm, image.origin_mm)
+
+
+def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    def fail(self, file_map):
+        file_map["image"].fileobj.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nib.Nifti1Image, "to_file_map", fail)
+    with pytest.raises(KeyboardInterrupt):
+        write_nifti(_image(), tmp_path / "dose.nii.gz")
+    assert list(tmp_path.iterdir()) == []
