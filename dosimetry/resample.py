@@ -23,6 +23,7 @@ import SimpleITK as sitk
 from .errors import GeometryError
 from .image import Image
 from .imageio import to_sitk
+from .layout import c_order_copy
 from .separable_mean import separable_mean
 
 _MAX_SUBVOXELS_PER_SLAB = 8_000_000
@@ -162,7 +163,7 @@ def occupancy_on_grid(mask: Image, target: Image, *, supersample: int | None = N
     resampled as uint8 and averaged as integer counts.
     """
     if mask.same_grid(target):  # C order, as the resampled ones: statistics gather by C-order flat index
-        return target.with_array(np.ascontiguousarray(mask.array, dtype=np.float32))
+        return target.with_array(c_order_copy(mask.array, np.float32))
     box = nonzero_box(mask.array if mask.array.dtype.kind in "bu" else mask.array > 0)
     if box is None:
         return target.with_array(np.zeros(target.shape, np.float32))
