@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dosimetry.layout import slowest_axis_slabs
+
 from .errors import UnitsError
 from .image import Image
 
@@ -30,18 +32,6 @@ plausible RadionuclideTotalDose range of :mod:`dosimetry.dicom.pet` starts there
 
 
 _SLAB_VOXELS = 2_000_000
-
-
-def _slabs(array: np.ndarray):
-    """Views of ``array`` in slabs of about :data:`_SLAB_VOXELS` along its slowest axis in memory."""
-    if array.ndim == 0 or array.size == 0:
-        yield array.reshape(-1)
-        return
-    axis = int(np.argmax(np.abs(array.strides)))
-    per = max(1, array.size // max(array.shape[axis], 1))
-    step = max(1, _SLAB_VOXELS // per)
-    for start in range(0, array.shape[axis], step):
-        yield array[(slice(None),) * axis + (slice(start, start + step),)]
 
 
 def check_emission_values(values, *, source: str) -> None:
@@ -64,8 +54,8 @@ def check_emission_values(values, *, source: str) -> None:
     array = np.asarray(values.array if isinstance(values, Image) else values)
     # one pass over slabs along the slowest axis, in float64: no float64 copy of the whole image
     finite_all, any_positive, any_nonzero, largest, total, gross = True, False, False, 0.0, 0.0, 0.0
-    for slab in _slabs(array):
-        slab = slab.astype(np.float64)
+    for part in slowest_axis_slabs(array, _SLAB_VOXELS):
+        slab = array[part].astype(np.float64)
         if not np.all(np.isfinite(slab)):
             finite_all = False
             break

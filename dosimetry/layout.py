@@ -23,3 +23,20 @@ def c_order_copy(values: np.ndarray, dtype) -> np.ndarray:
     for k0 in range(0, values.shape[2], _BLOCK_PLANES):
         out[:, :, k0 : k0 + _BLOCK_PLANES] = values[:, :, k0 : k0 + _BLOCK_PLANES]
     return out
+
+
+def slowest_axis_slabs(array: np.ndarray, voxels: int):
+    """Index tuples of slabs of about ``voxels`` voxels along the axis of ``array`` slowest in memory.
+
+    A slab along the slowest axis is one contiguous block in C or Fortran order, so elementwise work slab by
+    slab reads memory sequentially whatever the layout.
+    """
+    array = np.asarray(array)
+    if array.ndim == 0 or array.size == 0:
+        yield (...,)
+        return
+    axis = int(np.argmax(np.abs(array.strides)))
+    per = max(1, array.size // max(array.shape[axis], 1))
+    step = max(1, voxels // per)
+    for start in range(0, array.shape[axis], step):
+        yield (slice(None),) * axis + (slice(start, start + step),)
