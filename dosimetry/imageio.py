@@ -161,6 +161,24 @@ def _raw_nifti_header(path: Path):
         return klass.from_fileobj(fobj, check=False)
 
 
+def _load_nifti(path: Path):
+    """The nibabel image and its array (``scl_slope`` applied); ``.nii.gz`` decompressed by ISA-L (igzip),
+    about twice as fast as zlib, into the same array."""
+    if not path.name.lower().endswith(".gz"):
+        nifti = nib.load(str(path))
+        return nifti, np.asanyarray(nifti.dataobj)
+    from isal import igzip
+    from nibabel.fileholders import FileHolder
+
+    with igzip.open(path, "rb") as fobj:
+        size = int(np.frombuffer(fobj.read(4), dtype="<i4")[0])
+        fobj.seek(0)
+        klass = nib.Nifti2Image if size in (540, 0x1C020000) else nib.Nifti1Image
+        holder = FileHolder(filename=str(path), fileobj=fobj)
+        nifti = klass.from_file_map({"image": holder, "header": holder})
+        return nifti, np.asanyarray(nifti.dataobj)
+
+
 def _check_nifti_header(path: Path, notes: list[str]) -> None:
     """Refuse NIfTI headers whose voxel size is not usable; note a missing qform and sform."""
     header = _raw_nifti_header(path)
@@ -230,8 +248,8 @@ def read_image(path: str | os.PathLike, *, notes: list[str] | None = None) -> Im
     try:
         if suffix in _NIFTI_SUFFIXES:
             _check_nifti_header(path, found)
-            nifti = nib.load(str(path))
-            array = _squeeze_volumes(np.asanyarray(nifti.dataobj), path, found)
+            nifti, array = _load_nifti(path)
+            array = _squeeze_volumes(array, path, found)
             affine_lps = LPS_TO_RAS @ np.asarray(nifti.affine, dtype=float)
         else:
             sitk_image = sitk.ReadImage(str(path))
