@@ -303,7 +303,9 @@ def write_nifti(image: Image, path: str | os.PathLike) -> Path:
         from isal import igzip
 
         try:
-            with igzip.open(tmp, "wb", compresslevel=GZIP_LEVEL) as fobj:
+            # mtime 0 and no file name in the gzip header: the same image gives the same file (reproducible
+            # samples), whatever the temporary name
+            with open(tmp, "wb") as raw, igzip.IGzipFile("", "wb", GZIP_LEVEL, fileobj=raw, mtime=0) as fobj:
                 nifti.to_file_map(nib.Nifti1Image.make_file_map({"image": fobj, "header": fobj}))
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -22,6 +22,8 @@ def test_gzip_output_holds_the_bytes_nibabel_writes(tmp_path):
     nib.save(to_nibabel(image), str(tmp_path / "plain.nii.gz"))
     with gzip.open(ours) as a, gzip.open(tmp_path / "plain.nii.gz") as b:  # a standard gzip stream
         assert a.read() == b.read()
+    assert ours.read_bytes()[4:8] == b"\0\0\0\0"  # gzip mtime 0: the same image gives the same file
+    assert write_nifti(image, tmp_path / "again.nii.gz").read_bytes() == ours.read_bytes()
     back = read_image(ours)
     assert np.array_equal(back.array, image.array) and np.allclose(back.origin_mm, image.origin_mm)
 
