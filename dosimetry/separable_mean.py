@@ -17,6 +17,10 @@ sample to float32 before they are summed; here everything is float64 and rounded
 relative, and the covered fractions are the same integers. It needs ~3 passes over the source instead of
 ``n**3`` interpolations per target voxel, and no supersampled copy.
 
+A sub-voxel centre that lies on the image's outer face in exact arithmetic (grids whose spacings are
+simple fractions of each other, as in the sample) is outside, as SimpleITK decides there: positions within
+:data:`_FACE_TOLERANCE` of a voxel face are put on it before the half-open test.
+
 ITK's linear interpolator takes the edge value in the half voxel beyond the outermost voxel centres (it
 clamps the index), which the weights here do by clamping the position to ``[0, size - 1]``.
 """
@@ -33,6 +37,8 @@ from dosimetry.image import Image
 
 _AXIS_TOLERANCE = 1e-9
 _SLAB_SOURCE_VOXELS = 4_000_000
+_FACE_TOLERANCE = 1e-9
+"""Source voxels: positions closer than this to a voxel face (half-integer index) are taken to lie on it."""
 
 
 def axis_alignment(source: Image, target: Image) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -77,6 +83,10 @@ def linear_axis_weights(
     t = np.arange(n_target, dtype=np.float64)[:, None]
     m = np.arange(n, dtype=np.float64)[None, :]
     positions = offset + slope * (t - 0.5 + (m + 0.5) / n)  # (n_target, n): continuous source index
+    # a position within rounding of a voxel face (a half-integer index) is put on it, so that a sub-voxel
+    # centre exactly on the image's outer face is outside as in exact arithmetic (ITK's half-open rule)
+    faces = np.round(positions * 2.0) / 2.0
+    positions = np.where(np.abs(positions - faces) < _FACE_TOLERANCE, faces, positions)
     inside = (positions >= -0.5) & (positions < n_source - 0.5)
     counts = inside.sum(axis=1).astype(np.int64)
     clamped = np.clip(positions, 0.0, n_source - 1.0)
