@@ -538,7 +538,8 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
             else (by_role[Role.TUMOR][0].name if has_tumors else None)
         )
         if has_liver:
-            normal_w = np.clip(liver_w - tumor_w, 0.0, 1.0)
+            normal_w = np.subtract(liver_w, tumor_w)
+            np.clip(normal_w, 0.0, 1.0, out=normal_w)  # in place: one full-grid array, not two
             if normal_w.any():
                 entries.append(("normal_liver", "normal_liver", normal_w, {"derived": "liver minus all tumours"}))
             if by_role.get(Role.PERFUSED):

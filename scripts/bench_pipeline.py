@@ -19,7 +19,8 @@ Each measurement is a fresh subprocess, so start-up and imports count on both si
 * ``--help``: ``dosimetry --help``.
 
 Wall time is the best of ``--repeat`` runs; peak memory is the child's ``ru_maxrss`` (peak resident set,
-from ``os.wait4``). Ratios are to the decode-only child of the same case. Targets (issue 10): time <= 3x
+from ``os.wait4``); CPU time (user + system, the best run) is less disturbed than wall time when other jobs
+share the machine, but counts every thread of multi-threaded steps. Ratios are to the decode-only child of the same case. Targets (issue 10): time <= 3x
 decode-only (aim 2x), peak memory <= 2.5x decode-only. Benchmarks print; tests never assert timings.
 """
 
@@ -271,8 +272,8 @@ def decode_only(case: str, folder: str) -> None:
 
 
 # --- measuring ------------------------------------------------------------------------------------------------
-def measure(args: list[str], env: dict | None = None) -> tuple[float, float, int]:
-    """Wall time (s), peak RSS (MiB) and exit status of one child process."""
+def measure(args: list[str], env: dict | None = None) -> tuple[float, float, int, float]:
+    """Wall time (s), peak RSS (MiB), exit status and CPU time (user + system, s) of one child process."""
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -281,12 +282,12 @@ def measure(args: list[str], env: dict | None = None) -> tuple[float, float, int
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         print(f"  FAILED ({proc.returncode}): {' '.join(args)}\n{stderr[-3000:]}", file=sys.stderr)
-    return seconds, usage.ru_maxrss / 1024.0, proc.returncode
+    return seconds, usage.ru_maxrss / 1024.0, proc.returncode, usage.ru_utime + usage.ru_stime
 
 
-def best(args: list[str], repeat: int, env: dict | None = None) -> tuple[float, float, int]:
+def best(args: list[str], repeat: int, env: dict | None = None) -> tuple[float, float, int, float]:
     runs = [measure(args, env) for _ in range(repeat)]
-    return min(r[0] for r in runs), max(r[1] for r in runs), max(r[2] for r in runs)
+    return min(r[0] for r in runs), max(r[1] for r in runs), max(r[2] for r in runs), min(r[3] for r in runs)
 
 
 def main(argv=None) -> int:
@@ -321,19 +322,23 @@ def main(argv=None) -> int:
     results = []
     try:
         dosimetry = str(Path(sys.executable).with_name("dosimetry"))
-        seconds, rss, _ = best([dosimetry, "--help"], args.repeat)
-        results.append({"case": "-", "what": "dosimetry --help", "s": seconds, "rss_mib": rss})
+        seconds, rss, _, cpu = best([dosimetry, "--help"], args.repeat)
+        results.append({"case": "-", "what": "dosimetry --help", "s": seconds, "rss_mib": rss, "cpu_s": cpu})
         for case in cases:
             folder = ensure_case(data, case)
-            base_s, base_rss, _ = best([sys.executable, __file__, "--decode-only", case, str(folder)], args.repeat)
+            base_s, base_rss, _, base_cpu = best(
+                [sys.executable, __file__, "--decode-only", case, str(folder)], args.repeat
+            )
             results.append(
                 {
                     "case": case,
                     "what": "decode only",
                     "s": base_s,
                     "rss_mib": base_rss,
+                    "cpu_s": base_cpu,
                     "time_ratio": 1.0,
                     "rss_ratio": 1.0,
+                    "cpu_ratio": 1.0,
                 }
             )
             for method in methods:
@@ -343,7 +348,7 @@ def main(argv=None) -> int:
                     env = {**os.environ, "PYTHONPATH": str(args.before.resolve())}
                     variants.insert(0, (" (before)", env))
                 for label, env in variants:
-                    seconds, rss, code = best(run_command(case, folder, method, out), args.repeat, env)
+                    seconds, rss, code, cpu = best(run_command(case, folder, method, out), args.repeat, env)
                     results.append(
                         {
                             "case": case,
@@ -352,6 +357,8 @@ def main(argv=None) -> int:
                             "rss_mib": rss,
                             "time_ratio": seconds / base_s,
                             "rss_ratio": rss / base_rss,
+                            "cpu_s": cpu,
+                            "cpu_ratio": cpu / base_cpu,
                             "exit": code,
                         }
                     )
@@ -360,12 +367,19 @@ def main(argv=None) -> int:
     finally:
         if not args.keep_output:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'case':<5} {'what':<21} {'wall s':>8} {'x decode':>9} {'peak MiB':>9} {'x decode':>9}")
+    print(
+        f"{'case':<5} {'what':<21} {'wall s':>8} {'x decode':>9} {'peak MiB':>9} {'x decode':>9}"
+        f" {'CPU s':>7} {'x decode':>9}"
+    )
     for r in results:
         ratio = f"{r['time_ratio']:.2f}" if "time_ratio" in r else "-"
         mem = f"{r['rss_ratio']:.2f}" if "rss_ratio" in r else "-"
+        cpu = f"{r['cpu_ratio']:.2f}" if "cpu_ratio" in r else "-"
         failed = "  FAILED" if r.get("exit") else ""
-        print(f"{r['case']:<5} {r['what']:<21} {r['s']:>8.2f} {ratio:>9} {r['rss_mib']:>9.0f} {mem:>9}{failed}")
+        print(
+            f"{r['case']:<5} {r['what']:<21} {r['s']:>8.2f} {ratio:>9} {r['rss_mib']:>9.0f} {mem:>9}"
+            f" {r['cpu_s']:>7.2f} {cpu:>9}{failed}"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 1 if any(r.get("exit") for r in results) else 0

@@ -545,3 +545,30 @@ def test_stacks_that_cannot_be_resampled_are_refused(step, spacing, words):
     with pytest.raises(GeometryError, match=words):
         ordered = slices.sort_frames(_frames(step, spacing), label="CT series Z")
         slices.build_image(ordered, [fr.values for fr in ordered.frames], label="CT series Z", tilt="resample")
+
+
+def test_emission_checks_over_slabs_see_every_slab(monkeypatch):
+    """The plausibility checks run slab by slab (no float64 copy): a fault anywhere is still found, in any
+    memory order."""
+    import dosimetry.quantify.checks as checks
+    from dosimetry.errors import UnitsError
+
+    monkeypatch.setattr(checks, "_SLAB_VOXELS", 50)  # many slabs
+    for order in ("C", "F"):
+        i, j, k = np.indices((9, 8, 7))
+        noise = np.asarray(np.where((i + j + k) % 2 == 0, 1.0, -1.0), order=order)  # sums to 0
+        noise[8, 7, 6] += 1e-2  # a small positive net sum, in the last slab of either order
+        assert 0 < noise.sum() < checks.NET_TO_GROSS_MIN * np.abs(noise).sum()
+        with pytest.raises(UnitsError, match="noise around zero"):
+            checks.check_emission_values(noise, source="noise.nii")
+        negative = -np.abs(noise)
+        negative[8, 7, 6] = 1.0  # one positive voxel, in the last slab of either order
+        with pytest.raises(UnitsError, match="sums to"):
+            checks.check_emission_values(negative, source="neg.nii")
+        zeros = np.zeros((9, 8, 7), order=order)
+        with pytest.raises(UnitsError, match="all zero"):
+            checks.check_emission_values(zeros, source="zero.nii")
+        good = np.abs(noise) + 1.0
+        good[0, 0, 0] = np.nan  # NaN is the caller's to refuse
+        checks.check_emission_values(good, source="nan.nii")
+        checks.check_emission_values(np.abs(noise), source="ok.nii")

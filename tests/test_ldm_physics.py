@@ -115,3 +115,26 @@ def test_scan_and_implant_date_times_equal_the_delay():
     # kBq/mL is 1000 x Bq/mL
     in_bq = run_dosimetry(image, [roi], options=DosimetryOptions(scan_delay_h=26.5, activity_units="Bq/mL"))
     assert by_delay.roi("all")["mean_gy"] == pytest.approx(1000 * in_bq.roi("all")["mean_gy"], rel=1e-6)
+
+
+def test_ldm_is_the_same_in_any_memory_order(monkeypatch):
+    """LDM works in slabs along the slowest axis (contiguous in C or Fortran order): same dose either way."""
+    import dosimetry.dose.ldm as ldm_module
+    from dosimetry.dose.ldm import ldm_dose
+
+    monkeypatch.setattr(ldm_module, "_SLAB_VOXELS", 100)  # many slabs
+    rng = np.random.default_rng(4)
+    activity = rng.random((11, 9, 7)) * 1e6
+    density = rng.random((11, 9, 7)) + 0.5
+    density[3, 4, 5] = 0.0  # zero density: zero dose
+    doses = [
+        ldm_dose(
+            Image(np.asarray(activity, order=o), (0, 0, 0), (2, 2, 2)),
+            Image(np.asarray(density, order=o), (0, 0, 0), (2, 2, 2)),
+        ).array
+        for o in ("C", "F")
+    ]
+    assert np.array_equal(doses[0], doses[1])
+    assert doses[0][3, 4, 5] == 0 and np.all(
+        np.delete(doses[0].ravel(), np.ravel_multi_index((3, 4, 5), (11, 9, 7))) > 0
+    )

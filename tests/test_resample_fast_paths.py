@@ -70,3 +70,16 @@ def test_hu_with_fractions_and_nan_are_interpolated():
     nodes, densities = hu_to_density_table()
     expected = np.interp(hu.astype(np.float64), nodes, densities).astype(np.float32)
     assert np.array_equal(hu_to_density(hu), expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64, bool])
+def test_blocked_c_order_copy_equals_numpy(order, dtype):
+    from dosimetry.layout import c_order_copy
+
+    values = np.asarray(np.random.default_rng(9).random((23, 19, 37)) * 3, dtype=dtype, order=order)
+    copied = c_order_copy(values, np.float32)
+    assert copied.flags.c_contiguous and copied.dtype == np.float32
+    assert np.array_equal(copied, np.ascontiguousarray(values, dtype=np.float32))
+    view = values[2:, ::2, 1:]  # neither C nor Fortran: numpy's own conversion
+    assert np.array_equal(c_order_copy(view, np.float32), np.ascontiguousarray(view, dtype=np.float32))

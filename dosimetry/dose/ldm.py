@@ -7,6 +7,7 @@ import numpy as np
 from dosimetry.constants import JOULE_PER_MEV, Y90_MEAN_BETA_ENERGY_MEV
 from dosimetry.quantify.decay import cumulated_activity_bq_s
 from dosimetry.image import Image
+from dosimetry.layout import slowest_axis_slabs
 
 _SLAB_VOXELS = 2_000_000
 
@@ -45,9 +46,7 @@ def ldm_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     voxel_volume_l = activity_bq.voxel_volume_ml / 1000.0
     dose = np.empty(activity.shape, dtype=np.float32)
     # slab by slab, in float64 as before (identical values), so no full-size float64 temporaries
-    step = max(1, _SLAB_VOXELS // max(activity.shape[0] * activity.shape[1], 1))
-    for k0 in range(0, activity.shape[2], step):
-        part = np.s_[:, :, k0 : k0 + step]
+    for part in slowest_axis_slabs(activity, _SLAB_VOXELS):  # contiguous slabs in C or Fortran order
         energy_j = cumulated_activity_bq_s(activity[part].astype(np.float64))
         energy_j *= energy_per_decay_j
         mass_kg = density[part].astype(np.float64)

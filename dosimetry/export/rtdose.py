@@ -36,6 +36,7 @@ from pydicom.valuerep import format_number_as_ds
 from dosimetry._version import __version__
 from dosimetry.errors import GeometryError, InputFileError, OutputError, UnitsError
 from dosimetry.image import Image
+from dosimetry.layout import slowest_axis_slabs
 from dosimetry.export.vr import TYPE2_PATIENT_STUDY
 
 log = logging.getLogger("dosimetry")
@@ -218,15 +219,24 @@ def _frame_geometry(dose: Image) -> tuple[bool, np.ndarray, np.ndarray]:
     return reverse, first_position, offsets
 
 
+_SLAB_VOXELS = 2_000_000
+
+
 def _dose_counts(dose_gy: np.ndarray) -> tuple[np.ndarray, str, int]:
     """Unsigned 32-bit counts, the DoseGridScaling string (Gy per count) and the number of clipped voxels."""
-    values = np.asarray(dose_gy, dtype=np.float64)
-    negative = int(np.count_nonzero(values < 0))
-    values = np.maximum(values, 0.0)
-    top = float(values.max(initial=0.0))
+    dose_gy = np.asarray(dose_gy)
+    # slab by slab (float64 as before, the same values): no full-size float64 temporaries
+    slabs = list(slowest_axis_slabs(dose_gy, _SLAB_VOXELS))
+    negative, top = 0, 0.0
+    for part in slabs:
+        values = dose_gy[part].astype(np.float64)
+        negative += int(np.count_nonzero(values < 0))
+        top = max(top, float(np.maximum(values, 0.0).max(initial=0.0)))
     scaling = _ds_value(top / (_FILL_FRACTION * UINT32_MAX)) if top > 0 else "1"
-    counts = np.rint(values / float(scaling))
-    counts = np.clip(counts, 0, UINT32_MAX).astype(np.uint32)
+    counts = np.empty_like(dose_gy, dtype=np.uint32)  # the dose's memory order, as the float64 copy had
+    for part in slabs:
+        values = np.maximum(dose_gy[part].astype(np.float64), 0.0)
+        counts[part] = np.clip(np.rint(values / float(scaling)), 0, UINT32_MAX)
     return counts, scaling, negative
 
 

@@ -15,6 +15,7 @@ stays bounded whatever the supersampling factor.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -22,6 +23,8 @@ import SimpleITK as sitk
 from dosimetry.errors import GeometryError
 from dosimetry.image import Image
 from dosimetry.io.images import to_sitk
+from dosimetry.layout import c_order_copy
+from dosimetry.geometry.separable_mean import separable_mean
 
 _MAX_SUBVOXELS_PER_SLAB = 8_000_000
 _INTERPOLATORS = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear}
@@ -160,7 +163,7 @@ def occupancy_on_grid(mask: Image, target: Image, *, supersample: int | None = N
     resampled as uint8 and averaged as integer counts.
     """
     if mask.same_grid(target):  # C order, as the resampled ones: statistics gather by C-order flat index
-        return target.with_array(np.ascontiguousarray(mask.array, dtype=np.float32))
+        return target.with_array(c_order_copy(mask.array, np.float32))
     box = nonzero_box(mask.array if mask.array.dtype.kind in "bu" else mask.array > 0)
     if box is None:
         return target.with_array(np.zeros(target.shape, np.float32))
@@ -258,8 +261,24 @@ def _coverage_counts(image: Image, src: sitk.Image, target: Image, lower, upper,
     return counts
 
 
-def mean_on_grid(image: Image, target: Image, *, supersample: int | None = None) -> tuple[Image, np.ndarray]:
+def mean_on_grid(
+    image: Image,
+    target: Image,
+    *,
+    supersample: int | None = None,
+    values: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[Image, np.ndarray]:
     """Volume average of ``image`` over each ``target`` voxel, with the fraction of it the image covers.
+
+    Parameters
+    ----------
+    image, target : Image
+        The image to average and the grid to average onto.
+    supersample : int, optional
+        Sub-voxels per axis of each target voxel; by default about one per source voxel (up to 4).
+    values : callable, optional
+        Elementwise conversion of the image's values (e.g. HU -> g/mL) applied before averaging, slab by
+        slab where the grids are axis-aligned (no converted copy of the whole image).
 
     Returns
     -------
@@ -267,10 +286,28 @@ def mean_on_grid(image: Image, target: Image, *, supersample: int | None = None)
         float32 average over the covered part of each target voxel (NaN where nothing is covered).
     coverage : ndarray
         Fraction (0..1) of each target voxel inside the image's extent.
+
+    Notes
+    -----
+    Axis-aligned grids (the usual CT and PET of one study) are averaged one axis at a time
+    (:func:`dosimetry.geometry.separable_mean.separable_mean`): the same sum of linear-interpolation samples, equal to
+    the sampling to float32 rounding (~1e-7 relative), with the same covered fractions. Other grids are
+    sampled with SimpleITK at every sub-voxel centre (:func:`sampled_mean_on_grid`).
     """
     if image.same_grid(target):
-        return target.with_array(image.array.astype(np.float32)), np.ones(target.shape, np.float32)
+        array = values(image.array) if values is not None else image.array
+        return target.with_array(array.astype(np.float32)), np.ones(target.shape, np.float32)
     n = supersample or supersampling_factor(image, target, per_source_voxel=1.0, maximum=4)
+    fast = separable_mean(image, target, n, values=values)
+    if fast is not None:
+        return target.with_array(fast[0]), fast[1]
+    if values is not None:
+        image = image.with_array(values(image.array))
+    return sampled_mean_on_grid(image, target, n)
+
+
+def sampled_mean_on_grid(image: Image, target: Image, n: int) -> tuple[Image, np.ndarray]:
+    """:func:`mean_on_grid` by SimpleITK linear sampling at the ``n**3`` sub-voxel centres of every voxel."""
     lower, upper = _target_box(image, target, None)
     mean = np.full(target.shape, np.nan, dtype=np.float32)
     coverage = np.zeros(target.shape, dtype=np.float32)

@@ -161,6 +161,24 @@ def _raw_nifti_header(path: Path):
         return klass.from_fileobj(fobj, check=False)
 
 
+def _load_nifti(path: Path):
+    """The nibabel image and its array (``scl_slope`` applied); ``.nii.gz`` decompressed by ISA-L (igzip),
+    about twice as fast as zlib, into the same array."""
+    if not path.name.lower().endswith(".gz"):
+        nifti = nib.load(str(path))
+        return nifti, np.asanyarray(nifti.dataobj)
+    from isal import igzip
+    from nibabel.fileholders import FileHolder
+
+    with igzip.open(path, "rb") as fobj:
+        size = int(np.frombuffer(fobj.read(4), dtype="<i4")[0])
+        fobj.seek(0)
+        klass = nib.Nifti2Image if size in (540, 0x1C020000) else nib.Nifti1Image
+        holder = FileHolder(filename=str(path), fileobj=fobj)
+        nifti = klass.from_file_map({"image": holder, "header": holder})
+        return nifti, np.asanyarray(nifti.dataobj)
+
+
 def _check_nifti_header(path: Path, notes: list[str]) -> None:
     """Refuse NIfTI headers whose voxel size is not usable; note a missing qform and sform."""
     header = _raw_nifti_header(path)
@@ -230,8 +248,8 @@ def read_image(path: str | os.PathLike, *, notes: list[str] | None = None) -> Im
     try:
         if suffix in _NIFTI_SUFFIXES:
             _check_nifti_header(path, found)
-            nifti = nib.load(str(path))
-            array = _squeeze_volumes(np.asanyarray(nifti.dataobj), path, found)
+            nifti, array = _load_nifti(path)
+            array = _squeeze_volumes(array, path, found)
             affine_lps = LPS_TO_RAS @ np.asarray(nifti.affine, dtype=float)
         else:
             sitk_image = sitk.ReadImage(str(path))
@@ -268,10 +286,31 @@ def read_image(path: str | os.PathLike, *, notes: list[str] | None = None) -> Im
     return image
 
 
+GZIP_LEVEL = 1
+"""Compression level of ``.nii.gz`` outputs (ISA-L's level 1: zlib level 1's size at ~10x its speed)."""
+
+
 def write_nifti(image: Image, path: str | os.PathLike) -> Path:
-    """Write ``image`` as NIfTI-1 (``.nii`` or ``.nii.gz``) via a temporary file renamed into place."""
+    """Write ``image`` as NIfTI-1 (``.nii`` or ``.nii.gz``) via a temporary file renamed into place.
+
+    ``.nii.gz`` is compressed by ISA-L (``isal.igzip``, a standard gzip stream that any reader opens),
+    streamed: no uncompressed copy of the file is held in memory.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial{''.join(path.suffixes)}")
-    nib.save(to_nibabel(image), str(tmp))
+    nifti = to_nibabel(image)
+    if path.name.lower().endswith(".gz"):
+        from isal import igzip
+
+        try:
+            # mtime 0 and no file name in the gzip header: the same image gives the same file (reproducible
+            # samples), whatever the temporary name
+            with open(tmp, "wb") as raw, igzip.IGzipFile("", "wb", GZIP_LEVEL, fileobj=raw, mtime=0) as fobj:
+                nifti.to_file_map(nib.Nifti1Image.make_file_map({"image": fobj, "header": fobj}))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    else:
+        nib.save(nifti, str(tmp))
     os.replace(tmp, path)
     return path

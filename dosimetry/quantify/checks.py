@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dosimetry.layout import slowest_axis_slabs
+
 from dosimetry.errors import UnitsError
 from dosimetry.image import Image
 
@@ -27,6 +29,9 @@ Bq/mL gives 10^-6 of the truth)."""
 LOW_TOTAL_ACTIVITY_BQ: float = 1e7
 """Absolute calibration: a total activity at implant below 10 MBq (below any Y-90 treatment; the
 plausible RadionuclideTotalDose range of :mod:`dosimetry.dicom.pet` starts there) gives a warning."""
+
+
+_SLAB_VOXELS = 2_000_000
 
 
 def check_emission_values(values, *, source: str) -> None:
@@ -46,16 +51,25 @@ def check_emission_values(values, *, source: str) -> None:
         :data:`NET_TO_GROSS_MIN` of the sum of absolute values. Images with NaN or inf are not checked
         here: :func:`dosimetry.quantify.activity.activity_at_implant` refuses them.
     """
-    array = np.asarray(values.array if isinstance(values, Image) else values, dtype=np.float64)
-    if not np.all(np.isfinite(array)):
+    array = np.asarray(values.array if isinstance(values, Image) else values)
+    # one pass over slabs along the slowest axis, in float64: no float64 copy of the whole image
+    finite_all, any_positive, any_nonzero, largest, total, gross = True, False, False, 0.0, 0.0, 0.0
+    for part in slowest_axis_slabs(array, _SLAB_VOXELS):
+        slab = array[part].astype(np.float64)
+        if not np.all(np.isfinite(slab)):
+            finite_all = False
+            break
+        any_positive = any_positive or bool(np.any(slab > 0))
+        any_nonzero = any_nonzero or bool(np.any(slab))
+        largest = max(largest, float(slab.max(initial=0.0)))
+        total += float(slab.sum())
+        gross += float(np.abs(slab).sum())
+    if not finite_all:
         return  # NaN or inf: refused by the caller's own check, with its own message
-    finite = array
     fix = "check that it is the emission series and that its scaling (RescaleSlope, units) is right"
-    if finite.size == 0 or not np.any(finite > 0):
-        what = "all zero" if finite.size and not np.any(finite) else "without a single positive voxel"
-        raise UnitsError(f"{source}: the activity image is {what} (maximum {finite.max(initial=0.0):g}); {fix}")
-    total = float(finite.sum())
-    gross = float(np.abs(finite).sum())
+    if array.size == 0 or not any_positive:
+        what = "all zero" if array.size and not any_nonzero else "without a single positive voxel"
+        raise UnitsError(f"{source}: the activity image is {what} (maximum {largest:g}); {fix}")
     if total <= 0:
         raise UnitsError(
             f"{source}: the activity image sums to {total:g} (negative voxels outweigh positive ones); {fix}"

@@ -97,8 +97,7 @@ def density_on_grid(
         return DensityMap(
             density, "default", record, (f"no CT: every voxel has the default density {default_density_g_ml} g/mL",)
         )
-    density_ct = ct_hu.with_array(hu_to_density(ct_hu.array))
-    mean, coverage = mean_on_grid(density_ct, reference)
+    mean, coverage = mean_on_grid(ct_hu, reference, values=hu_to_density)
     if not np.any(coverage > 0):
         raise GeometryError("the CT does not overlap the activity image; check that both come from the same study")
     values = mean.array

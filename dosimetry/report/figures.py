@@ -171,7 +171,9 @@ def slice_figure_png(result, *, dpi: int = 110) -> tuple[bytes, SliceInfo]:
     step = max(min(spacings), float(np.max(hi - lo)) / 480.0, 0.5)
 
     positive = dose.array[dose.array > 0]
-    vmax = float(np.percentile(positive, 99.9)) if positive.size else 1.0
+    # ``positive`` is our own copy: partitioned in place (the same percentile, no second copy of it)
+    vmax = float(np.percentile(positive, 99.9, overwrite_input=True)) if positive.size else 1.0
+    del positive
     vmax = vmax if vmax > 0 else 1.0
     threshold = max(0.02 * vmax, 1e-6)
     colours = roi_colours(result.stats)
