@@ -235,6 +235,10 @@ PARTITION_NORMAL_LIVER_LIMIT_GY: float = 70.0
 PARTITION_LUNG_LIMIT_GY: float = 30.0
 """Lung dose limit of the partition model's maximum activity (Gy, one treatment) [Ho1996], [Ho1997]."""
 
+LUNG_CUMULATIVE_LIMIT_GY: float = 50.0
+"""Cumulative lung dose limit over repeated treatments (Gy) [Ho1997] (attribution unverified against the primary
+text, as in the bundled threshold set ``lung-ho1997``; corroborated by secondary sources)."""
+
 SOURCES: dict[str, str] = {
     "Y90_HALF_LIFE_H": "ICRP Publication 107 (2008)",
     "Y90_MEAN_BETA_ENERGY_MEV": "ICRP Publication 107 (2008): 0.932991 MeV x 0.999885 + 0.185079 MeV x 1.15e-4",
@@ -277,6 +281,8 @@ SOURCES: dict[str, str] = {
     "RESIN_LSF_ACTIVITY_REDUCTION": "SIR-Spheres Instructions for Use (Sirtex); Kao et al., Ann Nucl Med 2011;25:455",
     "PARTITION_NORMAL_LIVER_LIMIT_GY": "Ho et al., Eur J Nucl Med 1996;23:947; Lau et al., Br J Cancer 1994;70:994",
     "PARTITION_LUNG_LIMIT_GY": "Ho et al., Eur J Nucl Med 1996;23:947 and 1997;24:293",
+    "LUNG_CUMULATIVE_LIMIT_GY": "Ho et al., Eur J Nucl Med 1997;24:293 (unverified against the primary text; "
+    "secondary: van Roekel PhD thesis, Utrecht, ch. 2 sec. 4.3)",
 }
 
 UNITS: dict[str, str] = {
@@ -315,6 +321,7 @@ UNITS: dict[str, str] = {
     "RESIN_LSF_ACTIVITY_REDUCTION": "(LSF upper bound, activity factor)",
     "PARTITION_NORMAL_LIVER_LIMIT_GY": "Gy",
     "PARTITION_LUNG_LIMIT_GY": "Gy",
+    "LUNG_CUMULATIVE_LIMIT_GY": "Gy",
 }
 
 
@@ -356,5 +363,6 @@ def constants_record() -> dict[str, dict[str, object]]:
         "RESIN_LSF_ACTIVITY_REDUCTION": [list(pair) for pair in RESIN_LSF_ACTIVITY_REDUCTION],
         "PARTITION_NORMAL_LIVER_LIMIT_GY": PARTITION_NORMAL_LIVER_LIMIT_GY,
         "PARTITION_LUNG_LIMIT_GY": PARTITION_LUNG_LIMIT_GY,
+        "LUNG_CUMULATIVE_LIMIT_GY": LUNG_CUMULATIVE_LIMIT_GY,
     }
     return {name: {"value": value, "unit": UNITS[name], "source": SOURCES[name]} for name, value in values.items()}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dosimetry.quantify.emission import Verdict
 from dosimetry.errors import InputFileError, UnitsError
+from dosimetry.stats.lung_shunt import spect_lung_shunt
 
 DERIVED_UNIONS = frozenset({"tumors_all", "lungs_all"})
 """Derived ROIs that repeat the given ones (unions): left out of the agreement statistics."""
@@ -94,20 +95,10 @@ def image_lung_shunt(rois: list[dict]) -> float | None:
 
     Lungs: ``lungs_all`` if present, else the one lung ROI; liver: the sum of the liver ROIs. A scale
     factor common to all voxels (relative calibration) cancels, so this is the image's own ratio, not the
-    typed lung shunt. None without a lung and a liver ROI.
+    typed lung shunt. None without a lung and a liver ROI (:func:`dosimetry.stats.lung_shunt.spect_lung_shunt`).
     """
-    by_name = {r["name"]: r for r in rois}
-    lungs = [r for r in rois if r.get("role") == "lung" and not r.get("derived")]
-    if "lungs_all" in by_name:
-        lung = _number(by_name["lungs_all"].get("activity_mbq"))
-    elif len(lungs) == 1:
-        lung = _number(lungs[0].get("activity_mbq"))
-    else:
-        return None
-    livers = [_number(r.get("activity_mbq")) for r in rois if r.get("role") == "liver"]
-    if lung is None or not livers or any(v is None for v in livers) or lung + sum(livers) <= 0:
-        return None
-    return lung / (lung + sum(livers))
+    record = spect_lung_shunt({"rois": rois})
+    return None if record is None else record["lung_shunt_fraction"]
 
 
 def read_run(folder: str | os.PathLike, *, option: str) -> RunRecord:

@@ -97,6 +97,7 @@ class SeriesRecord:
     half_life_s: float | None = None
     units: str = ""
     attenuation_corrected: bool | None = None
+    scatter_corrected: bool | None = None
 
     @property
     def enhanced(self) -> bool:
@@ -246,6 +247,7 @@ def _record(series_uid: str, items: list) -> SeriesRecord:
         half_life_s=half_life_s,
         units=units,
         attenuation_corrected=attenuation,
+        scatter_corrected=("SCAT" in corrected) if corrected else None,
     )
 
 

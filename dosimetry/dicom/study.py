@@ -271,7 +271,12 @@ def load_study(
     provenance = {
         "folder_series": len(records),
         "selection_notes": list(selection.notes),
-        "emission": {**emission.provenance, "frame_of_reference_uid": em_rec.frame_of_reference_uid},
+        "emission": {
+            **emission.provenance,
+            "frame_of_reference_uid": em_rec.frame_of_reference_uid,
+            "attenuation_corrected": em_rec.attenuation_corrected,
+            "scatter_corrected": em_rec.scatter_corrected,
+        },
         "ct": ct_prov,
         "structures": structures_prov,
         "activity_time": emission.activity_time.isoformat() if emission.activity_time else None,
