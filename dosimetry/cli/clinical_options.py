@@ -37,6 +37,17 @@ _pos = _number("positive", lambda v: v > 0, "a positive number")
 _nonneg = _number("non_negative", lambda v: v >= 0, "a number >= 0")
 
 
+def _target(text: str) -> tuple[str, float]:
+    """ROI=GY, e.g. 'Right lobe=120'."""
+    name, sep, dose = text.rpartition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected ROI=GY (e.g. 'Liver=120'), got {text!r}")
+    return name.strip(), _pos(dose.strip())
+
+
+_target.__name__ = "ROI=GY"
+
+
 def add_clinical_arguments(parser) -> None:
     """Add the clinical options (radiobiology, planning, thresholds) to an argparse parser, in a group."""
     group = parser.add_argument_group("radiobiology, planning models and threshold flags")
@@ -113,6 +124,22 @@ def add_clinical_arguments(parser) -> None:
         "--mird-target-gy", type=_pos, metavar="GY", help="target dose for the MIRD single-compartment prescription"
     )
     group.add_argument(
+        "--target",
+        type=_target,
+        action="append",
+        dest="targets",
+        metavar="ROI=GY",
+        help="predictive (Tc-99m MAA) runs: the Y-90 activity that gives ROI this dose, from the predictive dose "
+        "map, checked against the lung limits; repeat for several perfused volumes (non-overlapping, inside the "
+        "liver; one activity each)",
+    )
+    group.add_argument(
+        "--target-metric",
+        choices=("mean", "d70"),
+        default="mean",
+        help="what --target sets: the ROI's mean dose (default) or its D70",
+    )
+    group.add_argument(
         "--previous-lung-dose-gy",
         type=_nonneg,
         metavar="GY",
@@ -141,6 +168,8 @@ def clinical_options_from_args(args: argparse.Namespace) -> ClinicalOptions:
         mird_target_gy=args.mird_target_gy,
         previous_lung_dose_gy=args.previous_lung_dose_gy,
         recovery_curve=args.recovery_curve,
+        targets=tuple(args.targets) if args.targets else None,
+        target_metric=args.target_metric,
     )
 
 

@@ -25,7 +25,10 @@ from dosimetry.constants import (
 )
 from dosimetry.errors import OptionsError
 from dosimetry.stats.partial_volume import partial_volume_check
+from dosimetry.quantify.emission import is_predictive
+from dosimetry.stats.lung_shunt import lung_shunt_section
 from dosimetry.stats.planning import planning_section
+from dosimetry.stats.prescription import METRICS, Target, prescribe_activity
 from dosimetry.stats.radiobiology import radiobiology_section
 from dosimetry.stats.recovery import RecoveryCurve, pvc_method_record, recovery_curve
 from dosimetry.stats.tumor_burden import tumor_burden_section
@@ -77,6 +80,12 @@ class ClinicalOptions:
         Limits for the partition model's maximum activity.
     previous_lung_dose_gy : float or None
         Lung dose of earlier treatments, for the cumulative lung limit.
+    targets : tuple of (str, float) or None
+        Prescription targets of a predictive (Tc-99m MAA) run: ROI name and the dose (Gy) its ``target_metric``
+        should reach (:mod:`dosimetry.stats.prescription`); several = non-overlapping perfused volumes inside
+        the liver, one activity each. None = no prescription.
+    target_metric : {"mean", "d70"}
+        The ROI metric of the targets: mass-weighted mean dose or D70.
     recovery_curve : RecoveryCurve, path or str, or None
         Sphere-phantom recovery curve for ``mean_gy_pvc`` of each lesion (:mod:`dosimetry.stats.recovery`): a CSV
         path, a bundled name (``darienzo2017-endpoints``, an example only) or a :class:`RecoveryCurve`;
@@ -102,8 +111,15 @@ class ClinicalOptions:
     partition_lung_limit_gy: float = PARTITION_LUNG_LIMIT_GY
     previous_lung_dose_gy: float | None = None
     recovery_curve: RecoveryCurve | str | os.PathLike | None = None
+    targets: tuple[tuple[str, float], ...] | None = None
+    target_metric: str = "mean"
 
     def __post_init__(self):
+        if self.targets is not None:
+            parsed = tuple(Target(str(name), dose) for name, dose in self.targets)  # checks each dose
+            object.__setattr__(self, "targets", tuple((t.roi, float(t.dose_gy)) for t in parsed))
+        if self.target_metric not in METRICS:
+            raise OptionsError(f"target_metric must be one of {', '.join(METRICS)}, got {self.target_metric!r}")
         if self.recovery_curve is not None:
             object.__setattr__(self, "recovery_curve", recovery_curve(self.recovery_curve))
         positive = (
@@ -214,6 +230,19 @@ def clinical_sections(
         lung_limit_gy=options.partition_lung_limit_gy,
     )
     planning["device"] = options.device
+    planning["lung_shunt"] = shunt = lung_shunt_section(stats, predictive=is_predictive(stats))
+    planning["prescription"] = None
+    if options.targets:
+        planning["prescription"] = prescribe_activity(
+            stats,
+            options.targets,
+            metric=options.target_metric,
+            roi_weights=roi_weights,
+            lung_shunt_fraction=shunt["lung_shunt_fraction"],
+            lung_shunt_source=shunt["used"],
+            previous_lung_dose_gy=options.previous_lung_dose_gy,
+            device=options.device,
+        ).record()
     flags = evaluate_thresholds(stats, selection.sets, previous_lung_dose_gy=options.previous_lung_dose_gy)
     flags["device"] = options.device
     flags["indication"] = options.indication
