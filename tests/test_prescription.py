@@ -229,3 +229,21 @@ def test_cli_maa_study_end_to_end(tmp_path):
     assert math.isfinite(p["lung"]["max_activity_gbq"])
     bad = cli([*args, "--target", "Segment 4=90", "--out", str(tmp_path / "o2"), "-q"], tmp_path)
     assert_fails_cleanly(bad, tmp_path / "o2", 6, "'Segment 4' not found")
+
+
+def test_report_shows_the_prescription_and_lung_shunt_traceable_to_stats_json(tmp_path):
+    from dosimetry.export.results import write_results
+    from test_report import _Cells, _matches, _resolve
+
+    result, _ = _predictive(targets=(("Left lobe", 100.0), ("Right lobe", 150.0)), previous=45.0)
+    out = write_results(result, tmp_path / "out")
+    stats = json.loads((out / "stats.json").read_text())
+    parser = _Cells()
+    parser.feed((out / "report.html").read_text(encoding="utf-8"))
+    paths = [path for path, _ in parser.cells]
+    assert "planning/prescription/volumes/1/activity_gbq" in paths
+    assert "planning/lung_shunt/image/lung_shunt_fraction" in paths
+    for path, printed in parser.cells:
+        assert _matches(printed, _resolve(stats, path)), (path, printed)
+    text = " ".join(parser.text)
+    assert stats["planning"]["prescription"]["lung"]["exceeds_cumulative"] and "above 50 Gy cumulative" in text

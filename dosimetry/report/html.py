@@ -457,7 +457,93 @@ def _planning(stats: dict) -> str:
         "Activity column: MIRD = prescribed for the target dose, BSA = prescribed, partition = maximum within limits.</p>"
     )
     notes = "".join(f"<li>{_e(n)}</li>" for n in pl.get("notes", []))
-    return head + comparison + details + (f'<div class="box note"><ul>{notes}</ul></div>' if notes else "")
+    return (
+        head
+        + comparison
+        + details
+        + (f'<div class="box note"><ul>{notes}</ul></div>' if notes else "")
+        + _lung_shunt(pl.get("lung_shunt"))
+        + _prescription(pl.get("prescription"))
+    )
+
+
+def _lung_shunt(ls: dict | None) -> str:
+    """Typed and image (MAA) lung shunt fractions, and which one is used."""
+    if not ls:
+        return ""
+    image = ls.get("image") or {}
+    parts = [
+        "<p class='params' id='lung-shunt'>Lung shunt fraction: typed "
+        f"<span class='num' data-json='planning/lung_shunt/typed'>{_fmt(ls.get('typed'), 3)}</span>, from the MAA "
+        "counts "
+        + (
+            "<span class='num' data-json='planning/lung_shunt/image/lung_shunt_fraction'>"
+            f"{_fmt(image['lung_shunt_fraction'], 3)}</span>"
+            if image
+            else "\u2014"
+        )
+    ]
+    if image:
+        parts.append(
+            f" ({_e(image['method'])}; lung ROI {_e(image['lung_roi'])}, liver ROIs {_e(', '.join(image['liver_rois']))})"
+        )
+    parts.append(f"; used: {_e(ls.get('used') or 'none')}.")
+    if ls.get("note"):
+        parts.append(f" <span class='muted'>{_e(ls['note'])}</span>")
+    return "".join(parts) + "</p>"
+
+
+def _prescription(pr: dict | None) -> str:
+    """The activities for the --target doses, from the predictive map, and the lung check."""
+    if not pr:
+        return ""
+    metric = "mean dose" if pr["metric"] == "mean" else "D70"
+    rows = []
+    for i, v in enumerate(pr["volumes"]):
+        p = f"planning/prescription/volumes/{i}"
+        rows.append(
+            f"<tr>{_text(v['roi'])}"
+            + _num(f"{p}/target_dose_gy", v["target_dose_gy"], 1)
+            + _num(f"{p}/planned_dose_gy", v["planned_dose_gy"], _dose_digits(v["planned_dose_gy"]))
+            + _num(f"{p}/activity_share", v["activity_share"], 3)
+            + _num(f"{p}/activity_gbq", v["activity_gbq"], 3, cls="num key")
+            + "</tr>"
+        )
+    table = _table(
+        ["target ROI", f"target {metric}<br>Gy", f"{metric} at planned<br>Gy", "share w", "activity<br>GBq"],
+        rows,
+        table_id="prescription-table",
+    )
+    lung = pr["lung"]
+    alerts = [
+        f"above {_fmt(lung[limit], 0)} Gy {what}"
+        for key, limit, what in (
+            ("exceeds_single", "single_limit_gy", "per treatment"),
+            ("exceeds_cumulative", "cumulative_limit_gy", "cumulative"),
+        )
+        if lung[key]
+    ]
+    lung_text = (
+        "<p class='params'>Total <span class='num' data-json='planning/prescription/total_activity_gbq'>"
+        f"{_fmt(pr['total_activity_gbq'], 3)}</span> GBq (planned "
+        f"{_fmt(pr['planned_activity_gbq'], 3)} GBq). Lung dose "
+        f"<span class='num' data-json='planning/prescription/lung/lung_dose_gy'>{_fmt(lung['lung_dose_gy'], 1)}</span> Gy "
+        f"({_e(lung['lung_dose_source'] or 'not available')}), cumulative "
+        f"<span class='num' data-json='planning/prescription/lung/cumulative_lung_dose_gy'>"
+        f"{_fmt(lung['cumulative_lung_dose_gy'], 1)}</span> Gy: "
+        + (f"<strong>{_e('; '.join(alerts))}</strong>" if alerts else "within the lung limits")
+        + "; largest total activity within them "
+        f"<span class='num' data-json='planning/prescription/lung/max_activity_gbq'>{_fmt(lung['max_activity_gbq'], 3)}"
+        "</span> GBq. " + "; ".join(f"{_e(name)}: {_e(d['status'])}" for name, d in pr["devices"].items()) + ".</p>"
+    )
+    notes = "".join(f"<li>{_e(n)}</li>" for n in pr.get("notes", []))
+    return (
+        "<h3>Activity for the target doses (from the predictive dose map)</h3>"
+        + table
+        + lung_text
+        + f"<p class='muted'><code>{_e(pr['formula'])}</code></p>"
+        + (f'<div class="box note"><ul>{notes}</ul></div>' if notes else "")
+    )
 
 
 def _flags(stats: dict) -> str:
