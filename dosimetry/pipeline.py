@@ -343,8 +343,8 @@ def load_inputs(
         warnings.extend(decision.warnings if emission is None else ())
         if options.clinical.targets and not decision.predictive:
             raise OptionsError(
-                f"{what}: --target needs a predictive run (Tc-99m MAA), this is a {decision.label}: its dose has "
-                "been delivered, not planned; plan on the MAA study"
+                f"--target needs a predictive run (Tc-99m MAA), but {what} gives a {decision.label}: a delivered "
+                "dose is not a plan; plan on the MAA study"
             )
     return LoadedStudy(
         activity_image,

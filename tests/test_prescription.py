@@ -247,3 +247,33 @@ def test_report_shows_the_prescription_and_lung_shunt_traceable_to_stats_json(tm
         assert _matches(printed, _resolve(stats, path)), (path, printed)
     text = " ".join(parser.text)
     assert stats["planning"]["prescription"]["lung"]["exceeds_cumulative"] and "above 50 Gy cumulative" in text
+
+
+def test_sample_phantom_as_a_maa_scan_gives_its_true_lung_shunt_and_the_scaled_activity():
+    from pathlib import Path
+
+    from dosimetry import read_slicer_segmentation
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
+    truth = json.loads((sample / "truth.json").read_text())
+    rois, _ = read_slicer_segmentation(sample / "rois.seg.nrrd")
+    options = DosimetryOptions(
+        emission_nuclide="Tc-99m MAA",
+        calibration="relative",
+        administered_activity_gbq=2.0,
+        residual_fraction=0.0,
+        clinical=ClinicalOptions(targets=(("Liver", 80.0),), previous_lung_dose_gy=20.0),
+    )
+    result = run_dosimetry(sample / "activity_bqml.nii.gz", rois, ct=sample / "ct_hu.nii.gz", options=options)
+    planning = result.stats["planning"]
+    # lung 97 MBq against liver and tumours 1843 MBq at implant: LSF 0.05 (the voxelised phantom holds it to 1e-6)
+    assert planning["lung_shunt"]["image"]["lung_shunt_fraction"] == pytest.approx(truth["lung_shunt_fraction"], 1e-6)
+    assert planning["lung_shunt"]["used"] == "image (MAA SPECT counts)"
+    p = planning["prescription"]
+    assert p["total_activity_gbq"] == pytest.approx(2.0 * 80.0 / result.roi("Liver")["mean_gy"], rel=1e-12)
+    lung = p["lung"]
+    assert lung["map_lung_gy"] == pytest.approx(
+        result.roi("lungs_all")["mean_gy"] * p["total_activity_gbq"] / 2.0, rel=1e-12
+    )
+    assert lung["cumulative_lung_dose_gy"] == pytest.approx(lung["lung_dose_gy"] + 20.0, rel=1e-12)
+    assert lung["exceeds_cumulative"] == (lung["cumulative_lung_dose_gy"] > 50.0)
