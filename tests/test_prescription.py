@@ -90,19 +90,25 @@ def test_d70_target_scales_the_d70_not_the_mean():
 
 
 def test_several_perfused_volumes_each_get_the_mird_activity_of_their_own_lobe():
-    result, (_liver, left, right, _lung) = _predictive(targets=(("Left lobe", 100.0), ("Right lobe", 150.0)))
+    result, (_liver, left, right, lung) = _predictive(targets=(("Left lobe", 100.0), ("Right lobe", 150.0)))
     p = result.stats["planning"]["prescription"]
     by_roi = {v["roi"]: v for v in p["volumes"]}
-    # uniform within each lobe (LDM): injection i needs D_i M_i / K whatever the MAA split between lobes
-    assert by_roi["Left lobe"]["activity_gbq"] == pytest.approx(100.0 * _mass_kg(left) / K_LDM, rel=1e-5)
-    assert by_roi["Right lobe"]["activity_gbq"] == pytest.approx(150.0 * _mass_kg(right) / K_LDM, rel=1e-5)
+    # no typed LSF: the calibration put the planned 2 GBq into the liver (LSF 0) and the MAA lung counts give
+    # the shunt, so the map stands for A_eff = 2 / (1 - LSF) GBq administered
+    lsf = 0.2 * lung.sum() / (0.2 * lung.sum() + 1.0 * left.sum() + 3.0 * right.sum())
+    assert p["calibration_lung_shunt_fraction"] == 0.0
+    assert p["effective_activity_gbq"] == pytest.approx(2.0 / (1 - lsf), rel=1e-6)
+    # uniform within each lobe (LDM): injection i needs the MIRD activity D_i M_i / (K (1 - LSF)), whatever the
+    # MAA split between the lobes
+    assert by_roi["Left lobe"]["activity_gbq"] == pytest.approx(100.0 * _mass_kg(left) / K_LDM / (1 - lsf), rel=1e-5)
+    assert by_roi["Right lobe"]["activity_gbq"] == pytest.approx(150.0 * _mass_kg(right) / K_LDM / (1 - lsf), 1e-5)
     # the shares are the MAA split: 1 x 7 columns against 3 x 7 columns
     assert by_roi["Left lobe"]["activity_share"] == pytest.approx(0.25, rel=1e-6)
     assert p["total_activity_gbq"] == pytest.approx(sum(v["activity_gbq"] for v in p["volumes"]), rel=1e-12)
-    # targets equal to the planned doses give back the planned activity in total
+    # targets equal to the doses of the map give back the activity the map stands for (here no LSF: planned)
     planned = {n: result.roi(n)["mean_gy"] for n in ("Left lobe", "Right lobe")}
     same = prescribe_activity(result.stats, list(planned.items()), roi_weights=result.roi_weights)
-    assert same.total_activity_gbq == pytest.approx(2.0, rel=1e-12)
+    assert same.total_activity_gbq == pytest.approx(2.0, rel=1e-12) and same.effective_activity_gbq == 2.0
 
 
 def test_overlapping_volumes_outside_the_liver_unknown_rois_and_y90_runs_are_refused():
@@ -137,10 +143,10 @@ def test_overlapping_volumes_outside_the_liver_unknown_rois_and_y90_runs_are_ref
         )
 
 
-def _stats(*, lung_gy_at_planned=10.0, lsf=None):
+def _stats(*, lung_gy_at_planned=10.0, lsf=None):  # lsf: the typed one the calibration used
     return {
         "emission": {"verdict": "Tc-99m predictive"},
-        "inputs": {"options": {"administered_activity_gbq": 1.0, "residual_fraction": 0.0}},
+        "inputs": {"options": {"administered_activity_gbq": 1.0, "residual_fraction": 0.0, "lung_shunt_fraction": lsf}},
         "rois": [{"name": "Liver", "role": "liver", "volume_ml": 1500.0, "mean_gy": 50.0, "D70": 45.0}],
         "lung": {"roi": "Lungs", "mean_gy": lung_gy_at_planned, "lung_mass_kg": 1.0, "lung_mass_source": "given"},
     }
@@ -169,7 +175,7 @@ def test_lung_limits_at_and_across_30_and_50_gy(target_gy, previous_gy, single, 
 
 def test_lung_shunt_estimate_is_used_when_larger_and_resin_is_refused_above_20_percent():
     # LSF 0.25, 1 kg: 49.67 x 2 GBq x 0.25 = 24.835 Gy against the map's 2 x 2 = 4 Gy
-    p = prescribe_activity(_stats(lung_gy_at_planned=2.0), [("Liver", 100.0)], lung_shunt_fraction=0.25)
+    p = prescribe_activity(_stats(lung_gy_at_planned=2.0, lsf=0.25), [("Liver", 100.0)], lung_shunt_fraction=0.25)
     assert p.total_activity_gbq == pytest.approx(2.0, rel=1e-12)
     assert p.lung.lsf_estimate_gy == pytest.approx(49.67 * 2.0 * 0.25, rel=1e-12)
     assert p.lung.lung_dose_source == "lung-shunt estimate" and not p.lung.exceeds_single
@@ -270,10 +276,19 @@ def test_sample_phantom_as_a_maa_scan_gives_its_true_lung_shunt_and_the_scaled_a
     assert planning["lung_shunt"]["image"]["lung_shunt_fraction"] == pytest.approx(truth["lung_shunt_fraction"], 1e-6)
     assert planning["lung_shunt"]["used"] == "image (MAA SPECT counts)"
     p = planning["prescription"]
-    assert p["total_activity_gbq"] == pytest.approx(2.0 * 80.0 / result.roi("Liver")["mean_gy"], rel=1e-12)
+    # the liver was calibrated to the planned 2 GBq (no typed LSF): the map stands for 2 / (1 - 0.05) GBq
+    lsf = planning["lung_shunt"]["lung_shunt_fraction"]
+    assert p["total_activity_gbq"] == pytest.approx(2.0 / (1 - lsf) * 80.0 / result.roi("Liver")["mean_gy"], 1e-12)
     lung = p["lung"]
     assert lung["map_lung_gy"] == pytest.approx(
-        result.roi("lungs_all")["mean_gy"] * p["total_activity_gbq"] / 2.0, rel=1e-12
+        result.roi("lungs_all")["mean_gy"] * p["total_activity_gbq"] / (2.0 / (1 - lsf)), rel=1e-12
     )
+    # the lung-shunt estimate: 49.67 A LSF / M_lung with the lung ROI's CT mass
+    assert lung["lsf_estimate_gy"] == pytest.approx(
+        49.67 * p["total_activity_gbq"] * lsf / lung["lung_mass_kg"], rel=1e-12
+    )
+    # ... and agrees with the map's lung dose (uniform lungs, LDM 49.76 against 49.67 Gy kg/GBq) only with A_eff:
+    # scaling by the planned 2 GBq instead would leave them 5 % apart
+    assert lung["lsf_estimate_gy"] == pytest.approx(lung["map_lung_gy"], rel=0.005)
     assert lung["cumulative_lung_dose_gy"] == pytest.approx(lung["lung_dose_gy"] + 20.0, rel=1e-12)
     assert lung["exceeds_cumulative"] == (lung["cumulative_lung_dose_gy"] > 50.0)

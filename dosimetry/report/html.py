@@ -526,7 +526,9 @@ def _prescription(pr: dict | None) -> str:
     lung_text = (
         "<p class='params'>Total <span class='num' data-json='planning/prescription/total_activity_gbq'>"
         f"{_fmt(pr['total_activity_gbq'], 3)}</span> GBq (planned "
-        f"{_fmt(pr['planned_activity_gbq'], 3)} GBq). Lung dose "
+        f"{_fmt(pr['planned_activity_gbq'], 3)} GBq; the map stands for "
+        f"<span class='num' data-json='planning/prescription/effective_activity_gbq'>"
+        f"{_fmt(pr['effective_activity_gbq'], 3)}</span> GBq administered). Lung dose "
         f"<span class='num' data-json='planning/prescription/lung/lung_dose_gy'>{_fmt(lung['lung_dose_gy'], 1)}</span> Gy "
         f"({_e(lung['lung_dose_source'] or 'not available')}), cumulative "
         f"<span class='num' data-json='planning/prescription/lung/cumulative_lung_dose_gy'>"

@@ -5,7 +5,13 @@ A predictive run computes the dose of the planned Y-90 activity ``A_planned`` di
 proportional to the administered activity, and so are an ROI's mean dose and its D70. The activity that
 gives the target ``D_target`` in an ROI whose metric is ``D_roi`` at the planned activity is therefore
 
-    ``A = A_planned x D_target / D_roi``                                     (one target)
+    ``A = A_eff x D_target / D_roi``                                         (one target)
+
+with ``A_eff = A_planned (1 - LSF_cal) / (1 - LSF)`` the administered activity the map stands for: the
+calibration put ``A_planned (1 - R)(1 - LSF_cal)`` into the calibration ROI with the typed LSF (0 when none
+was typed, as the run warns), while the lung counts of the MAA scan say the shunt is ``LSF`` (the typed
+value when given, so ``A_eff = A_planned``; else the image LSF, so the map's lung activity is counted as
+administered activity too). Without any LSF, ``A_eff = A_planned`` and a note says so.
 
 **Several perfused volumes** (bilobar or segmental treatment: one injection each; non-overlapping ROIs
 inside the liver). The MAA scan is taken to show all planned injections together, each volume ``i``
@@ -13,16 +19,16 @@ holding the share ``w_i = A_i,image / sum_j A_j,image`` of the image activity of
 the activity outside them (lung shunt, rest of the liver) to come from the injections in the same
 proportion. Then injection ``i`` needs
 
-    ``A_i = A_planned x w_i x D_target,i / D_roi,i``
+    ``A_i = A_eff x w_i x D_target,i / D_roi,i``
 
-which is the single-target formula for one volume (``w = 1``), and gives back ``A_planned`` in total when
-every target equals the planned dose. Cross-irradiation between neighbouring volumes (Y-90 beta range
+which is the single-target formula for one volume (``w = 1``), and gives back ``A_eff`` in total when
+every target equals the dose of the map. Cross-irradiation between neighbouring volumes (Y-90 beta range
 about 11 mm at most) is scaled with each volume's own activity, a small error at their common border.
 
 **Lung.** The lung dose at the prescribed total activity is the lung-shunt estimate
 ``49.67 A_total (1 - R) LSF / M_lung`` [Gulec2006]_ (LSF: the typed one, else the image LSF of the MAA
-scan, :mod:`dosimetry.stats.lung_shunt`) and, with a lung ROI, the predictive map's lung dose scaled to
-``A_total``; the larger is checked against 30 Gy for one treatment and 50 Gy cumulative with earlier
+scan, :mod:`dosimetry.stats.lung_shunt`) and, with a lung ROI, the predictive map's lung dose scaled by
+``A_total / A_eff``; the larger is checked against 30 Gy for one treatment and 50 Gy cumulative with earlier
 treatments' lung dose [Ho1997]_ (the limits are "above is an alert": a dose equal to a limit is within it).
 
 **Devices.** The dose map does not depend on the microsphere: resin and glass get the same activities.
@@ -143,6 +149,10 @@ class Prescription:
 
     metric: str
     planned_activity_gbq: float
+    calibration_lung_shunt_fraction: float
+    """The LSF of the relative calibration (typed, or 0 when none was typed)."""
+    effective_activity_gbq: float
+    """``A_eff``: the administered activity the predictive map stands for."""
     residual_fraction: float
     volumes: tuple[VolumeActivity, ...]
     total_activity_gbq: float
@@ -156,7 +166,10 @@ class Prescription:
         out["volumes"] = [asdict(v) for v in self.volumes]
         out["notes"] = list(self.notes)
         out["metric_key"] = METRICS[self.metric]
-        out["formula"] = "A_i = A_planned x w_i x D_target,i / D_roi,i(A_planned); w_i = A_i,image / sum A_j,image"
+        out["formula"] = (
+            "A_i = A_eff x w_i x D_target,i / D_roi,i(map); w_i = A_i,image / sum A_j,image; "
+            "A_eff = A_planned (1 - LSF_cal) / (1 - LSF)"
+        )
         out["source"] = "linear scaling of the predictive dose map; lung: Gulec 2006, limits Ho 1997 (unverified)"
         return out
 
@@ -304,6 +317,16 @@ def prescribe_activity(
     total_image = sum(activities)
     if len(targets) > 1 and not total_image > 0:
         raise RoiError(f"target ROIs {', '.join(names)} hold no activity on the MAA image; check the ROIs")
+    calibration = (stats.get("inputs") or {}).get("activity") or {}
+    lsf_cal = calibration.get("lung_shunt_fraction")
+    if lsf_cal is None:
+        lsf_cal = opts.get("lung_shunt_fraction") or 0.0
+    notes: list[str] = []
+    effective = float(planned)
+    if lung_shunt_fraction is not None:
+        effective = planned * (1 - lsf_cal) / (1 - lung_shunt_fraction)
+    else:
+        notes.append("no lung shunt fraction: the map is taken to stand for the planned activity (LSF 0)")
     volumes = []
     for t, act in zip(targets, activities):
         entry = by_name[t.roi]
@@ -316,17 +339,16 @@ def prescribe_activity(
                 target_dose_gy=t.dose_gy,
                 planned_dose_gy=float(entry[key]),
                 activity_share=share,
-                activity_gbq=planned * share * t.dose_gy / float(entry[key]),
+                activity_gbq=effective * share * t.dose_gy / float(entry[key]),
             )
         )
     total = sum(v.activity_gbq for v in volumes)
-    notes: list[str] = []
     if len(targets) > 1:
         notes.append(
             "several perfused volumes: the MAA scan is taken to show all injections together, the activity outside "
             "the volumes (lung shunt, rest of the liver) coming from each injection in proportion to its share w"
         )
-    lung = _lung_check(stats, total, planned, residual, lung_shunt_fraction, lung_shunt_source, previous_lung_dose_gy)
+    lung = _lung_check(stats, total, effective, residual, lung_shunt_fraction, lung_shunt_source, previous_lung_dose_gy)
     if lung.lung_dose_gy is None:
         notes.append("no lung dose: give --lung-shunt, or a lung ROI on the MAA scan")
     if previous_lung_dose_gy is None and lung.lung_dose_gy is not None:
@@ -334,6 +356,8 @@ def prescribe_activity(
     return Prescription(
         metric=metric,
         planned_activity_gbq=float(planned),
+        calibration_lung_shunt_fraction=float(lsf_cal),
+        effective_activity_gbq=float(effective),
         residual_fraction=float(residual),
         volumes=tuple(volumes),
         total_activity_gbq=total,
@@ -343,7 +367,7 @@ def prescribe_activity(
     )
 
 
-def _lung_check(stats, total_gbq, planned_gbq, residual, lsf, lsf_source, previous_gy) -> LungCheck:
+def _lung_check(stats, total_gbq, map_gbq, residual, lsf, lsf_source, previous_gy) -> LungCheck:
     record = stats.get("lung") or {}
     mass_kg, mass_source = record.get("lung_mass_kg"), record.get("lung_mass_source")
     if mass_kg is None:
@@ -353,7 +377,7 @@ def _lung_check(stats, total_gbq, planned_gbq, residual, lsf, lsf_source, previo
         estimate = Y90_LDM_CONVENTIONAL_GY_KG_PER_GBQ * total_gbq * (1 - residual) * lsf / mass_kg
     map_gy = None
     if record.get("roi") and record.get("mean_gy") is not None:
-        map_gy = float(record["mean_gy"]) * total_gbq / planned_gbq
+        map_gy = float(record["mean_gy"]) * total_gbq / map_gbq
     candidates = [(v, s) for v, s in ((estimate, "lung-shunt estimate"), (map_gy, "predictive map")) if v is not None]
     dose, source = max(candidates, key=lambda c: c[0]) if candidates else (None, None)
     cumulative = None if dose is None else dose + (previous_gy or 0.0)
