@@ -45,11 +45,21 @@ BURDEN_LIMITS: tuple[tuple[float, str, str], ...] = (
 """(limit %, constant name, meaning), in increasing order."""
 
 
-def _union(weights) -> np.ndarray | None:
-    total = None
-    for w in weights:
-        total = np.array(w, dtype=np.float64) if total is None else total + w
-    return None if total is None else np.minimum(total, 1.0)
+def _union(weights: list[np.ndarray]) -> tuple[np.ndarray, bool]:
+    """Clipped sum of occupancies (float32, as the weights); the one array itself when there is one.
+
+    Returns the union and whether it is a new array (which may then be changed in place). Full-grid float64
+    copies here cost seconds on a 256^3 grid (issue 10)."""
+    if len(weights) == 1:
+        return weights[0], False
+    total = np.add(weights[0], weights[1], dtype=np.float32)
+    for w in weights[2:]:
+        total += w
+    return np.minimum(total, 1.0, out=total), True
+
+
+def _sum(array: np.ndarray) -> float:
+    return float(array.sum(dtype=np.float64))
 
 
 def tumor_burden_section(
@@ -99,11 +109,12 @@ def tumor_burden_section(
     if not voxel_volume_ml > 0:
         section["note"] = "not computed: the voxel volume of the dose grid is unknown"
         return section, []
-    liver_w = _union(roi_weights[n] for n in livers)
-    tumor_w = _union(roi_weights[n] for n in tumors)
-    liver_ml = float(liver_w.sum()) * voxel_volume_ml
-    tumor_total_ml = float(tumor_w.sum()) * voxel_volume_ml
-    tumor_in_ml = float(np.minimum(tumor_w, liver_w).sum()) * voxel_volume_ml
+    liver_w, _ = _union([roi_weights[n] for n in livers])
+    tumor_w, own = _union([roi_weights[n] for n in tumors])
+    liver_ml = _sum(liver_w) * voxel_volume_ml
+    tumor_total_ml = _sum(tumor_w) * voxel_volume_ml
+    inside = np.minimum(tumor_w, liver_w, out=tumor_w if own else None)
+    tumor_in_ml = _sum(inside) * voxel_volume_ml
     if liver_ml <= 0.0:
         section["note"] = "not computed: the liver ROI covers no voxel"
         return section, []
