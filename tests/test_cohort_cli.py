@@ -114,3 +114,14 @@ def test_the_notebook_style_example_runs(tmp_path):
     threshold = float(proc.stdout.split("Youden threshold ")[1].split(" Gy")[0])
     assert abs(threshold - 120.0) < 15.0
     assert (tmp_path / "analysis" / "cohort_analysis.html").is_file()
+
+
+def test_never_writes_into_or_deletes_its_inputs(tmp_path):
+    """--out at or above COHORT.csv / RESPONSES.csv is refused (exit 8) even with --overwrite; inputs untouched."""
+    cohort, responses, _ = synthetic_cohort(tmp_path / "in", n_patients=3, seed=1)
+    folder = cohort.parent
+    before = {f.name: f.read_bytes() for f in sorted(folder.iterdir())}
+    base = ["cohort", str(cohort), "--responses", str(responses), "--criteria", "recist11"]
+    for out in (cohort, responses, folder, tmp_path):
+        assert main([*base, "--out", str(out), "--overwrite", "-q"]) == 8, out
+    assert {f.name: f.read_bytes() for f in sorted(folder.iterdir())} == before

@@ -373,3 +373,17 @@ def test_dicom_pair_in_different_frames_with_the_delivered_runs_own_structures(t
         )
         == 7
     )
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def test_never_writes_into_or_deletes_its_input_runs(pair, tmp_path):
+    """--out at, inside or above an input run is refused (exit 8) even with --overwrite; the runs are untouched."""
+    p, d = Path(pair["predicted"]), Path(pair["delivered"])
+    before = {run: _tree(run) for run in (p, d)}
+    for out in (p, d, p / "cmp", p.parent):
+        argv = ["compare", "--predicted", str(p), "--delivered", str(d), "--out", str(out), "--overwrite", "-q"]
+        assert main(argv) == 8, out
+    assert {run: _tree(run) for run in (p, d)} == before

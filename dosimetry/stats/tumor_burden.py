@@ -110,7 +110,10 @@ def tumor_burden_section(
         section["note"] = "not computed: the voxel volume of the dose grid is unknown"
         return section, []
     liver_w, _ = _union([roi_weights[n] for n in livers])
-    tumor_w, own = _union([roi_weights[n] for n in tumors])
+    if len(tumors) > 1 and "tumors_all" in roi_weights:  # the statistics' own union (a reserved name)
+        tumor_w, own = roi_weights["tumors_all"], False
+    else:
+        tumor_w, own = _union([roi_weights[n] for n in tumors])
     liver_ml = _sum(liver_w) * voxel_volume_ml
     tumor_total_ml = _sum(tumor_w) * voxel_volume_ml
     inside = np.minimum(tumor_w, liver_w, out=tumor_w if own else None)
