@@ -117,7 +117,7 @@ def _split_previous(text: str) -> tuple[Path, Path | None]:
     return Path(dose), Path(ct)
 
 
-def _read_ct(path: Path):
+def read_ct(path: Path):
     """A CT in HU from an image file, or from a DICOM folder holding one CT series."""
     from dosimetry.io.images import read_image
 
@@ -155,7 +155,7 @@ def _current_inputs(args) -> tuple[Path, Path | None, list[str]]:
     return current, ct, notes
 
 
-def _rois_of_dicom_run(current: Path) -> tuple[list, list[str]]:
+def rois_of_dicom_run(current: Path) -> tuple[list, list[str]]:
     """The RTSTRUCT/SEG ROIs of the DICOM study a run folder came from (none for other runs)."""
     stats_path = current / "stats.json"
     if not (current.is_dir() and stats_path.is_file()):
@@ -261,17 +261,17 @@ def command(args) -> int:
     with stage("load"), library_warnings(library_notes, during="reading the doses, CTs and ROIs"):
         dose_path, ct_path, notes = _current_inputs(args)
         current = _read_dose(dose_path)
-        current_ct = _read_ct(ct_path) if ct_path is not None else None
+        current_ct = read_ct(ct_path) if ct_path is not None else None
         previous, labels, inputs_previous = [], [], []
         for n, text in enumerate(args.previous, start=1):
             dose_file, ct_file = _split_previous(text)
             label = f"previous_{n}"
-            previous.append(PreviousDose(_read_dose(dose_file), _read_ct(ct_file) if ct_file else None, None, label))
+            previous.append(PreviousDose(_read_dose(dose_file), read_ct(ct_file) if ct_file else None, None, label))
             labels.append(label)
             inputs_previous.append({"label": label, "dose": str(dose_file), "ct": str(ct_file) if ct_file else None})
         rois, warnings = _load_rois(args)
         if not rois:
-            rois, study_notes = _rois_of_dicom_run(Path(args.current))
+            rois, study_notes = rois_of_dicom_run(Path(args.current))
             notes += study_notes
     with stage("accumulate"):
         result = accumulate_doses(

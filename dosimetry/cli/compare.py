@@ -129,7 +129,7 @@ def _check_options(args) -> None:
 
 
 def _input_paths(args) -> list:
-    from dosimetry.export.output_guard import _roi_spec_path
+    from dosimetry.export.output_guard import roi_spec_path
 
     return [
         args.predicted,
@@ -137,7 +137,7 @@ def _input_paths(args) -> list:
         args.pairs,
         args.predicted_ct,
         args.delivered_ct,
-        *(_roi_spec_path(s) for s in args.roi),
+        *(roi_spec_path(s) for s in args.roi),
         *args.segmentation,
     ]
 
@@ -155,9 +155,9 @@ def recorded_rois(record) -> tuple[list, list[str]]:
     """
     from dosimetry.errors import InputFileError, RoiError
     from dosimetry.io.roi_files import read_mask_roi, read_slicer_segmentation
-    from dosimetry.cli.accumulate import _rois_of_dicom_run
+    from dosimetry.cli.accumulate import rois_of_dicom_run
 
-    rois, notes = _rois_of_dicom_run(record.folder)
+    rois, notes = rois_of_dicom_run(record.folder)
     if rois:
         return rois, notes
     entries = (record.stats.get("inputs") or {}).get("rois") or []
@@ -199,7 +199,7 @@ def command(args) -> int:
         from dosimetry.compare.files import format_comparison, write_comparison
         from dosimetry.compare.runs import read_run
         from dosimetry.libwarnings import library_warnings
-        from dosimetry.cli.accumulate import _read_ct
+        from dosimetry.cli.accumulate import read_ct
     notes: list[str] = []
     if args.pairs:
         cases = read_pairs(args.pairs)
@@ -219,8 +219,8 @@ def command(args) -> int:
                 notes += roi_notes
                 p_ct = Path(args.predicted_ct) if args.predicted_ct else predicted.recorded_ct()
                 d_ct = Path(args.delivered_ct) if args.delivered_ct else delivered.recorded_ct()
-                predicted_ct = _read_ct(p_ct) if p_ct is not None and not args.same_frame else None
-                delivered_ct = _read_ct(d_ct) if d_ct is not None else None
+                predicted_ct = read_ct(p_ct) if p_ct is not None and not args.same_frame else None
+                delivered_ct = read_ct(d_ct) if d_ct is not None else None
         with stage("compare"):
             result = compare_runs(
                 predicted,

@@ -166,7 +166,7 @@ def recorded_input_paths(inputs: Mapping | None) -> list[str]:
     return found
 
 
-def _roi_spec_path(spec: str) -> str | None:
+def roi_spec_path(spec: str) -> str | None:
     from dosimetry.io.roi_files import parse_roi_spec
 
     try:
@@ -180,12 +180,12 @@ def run_input_paths(args) -> list[str | None]:
     --recovery-curve."""
     curve = getattr(args, "recovery_curve", None)
     curve = curve if curve and os.path.exists(curve) else None  # else a bundled curve's name
-    return [args.study, args.activity, args.ct, *(_roi_spec_path(s) for s in args.roi), *args.segmentation, curve]
+    return [args.study, args.activity, args.ct, *(roi_spec_path(s) for s in args.roi), *args.segmentation, curve]
 
 
 def accumulate_input_paths(args) -> list[str | None]:
     """Every input path of ``dosimetry accumulate``, with the inputs recorded in a --current run folder."""
-    paths: list[str | None] = [args.current, args.ct, *(_roi_spec_path(s) for s in args.roi), *args.segmentation]
+    paths: list[str | None] = [args.current, args.ct, *(roi_spec_path(s) for s in args.roi), *args.segmentation]
     for text in args.previous:
         paths.append(text)
         if not os.path.exists(text):  # DOSE:CT
