@@ -29,6 +29,23 @@ def _as_vec3(value, name: str) -> np.ndarray:
     return arr
 
 
+def nonzero_box(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Index range [lower, upper) of the nonzero voxels of a 3-D array, or None when all are zero.
+
+    Found from the per-axis projections (``any`` over the other two axes), never from the list of nonzero
+    voxels: for a fine mask of millions of voxels this is 10-100x faster and needs no index arrays.
+    """
+    lower, upper = [], []
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(np.any(values, axis=others))
+        if hits.size == 0:
+            return None
+        lower.append(int(hits[0]))
+        upper.append(int(hits[-1]) + 1)
+    return np.asarray(lower), np.asarray(upper)
+
+
 @dataclass(frozen=True, eq=False)
 class Image:
     """A 3-D voxel array with origin (mm), spacing (mm) and direction cosines, in LPS world coordinates.
@@ -139,6 +156,39 @@ class Image:
         upper = np.asarray(upper, dtype=int)
         sub = self.array[lower[0] : upper[0], lower[1] : upper[1], lower[2] : upper[2]]
         return Image(sub, self.index_to_world(lower), self.spacing_mm, self.direction)
+
+    def cropped_to_support(self, margin: int = 1) -> "Image":
+        """The sub-image that holds every nonzero voxel plus ``margin`` voxels (within the grid), as a compact copy.
+
+        The values outside it are all zero, so the cropped image describes the same function of world
+        position wherever it lies inside the original grid: a mask stored this way needs memory for its
+        extent, not for the scan's. An image with no nonzero voxel is returned unchanged.
+        """
+        box = nonzero_box(self.array)
+        if box is None:
+            return self
+        lower = np.maximum(box[0] - margin, 0)
+        upper = np.minimum(box[1] + margin, np.asarray(self.shape))
+        if np.array_equal(lower, 0) and np.array_equal(upper, self.shape):
+            return self
+        sub = self.crop(lower, upper)
+        order = "F" if self.array.flags.f_contiguous and not self.array.flags.c_contiguous else "C"
+        return sub.with_array(sub.array.copy(order=order))
+
+    def subgrid_offset(self, other: "Image", *, tol_mm: float = 1e-3) -> np.ndarray | None:
+        """Where this image's grid lies in ``other``'s: the integer index of its first voxel on ``other``'s
+        lattice, when both share spacing and direction and the origins differ by whole voxels (within
+        ``tol_mm``); otherwise None. The grids need not overlap."""
+        if not (
+            np.allclose(self.spacing_mm, other.spacing_mm, atol=tol_mm)
+            and np.allclose(self.direction, other.direction, atol=1e-5)
+        ):
+            return None
+        index = other.world_to_index(self.origin_mm[np.newaxis])[0]
+        offset = np.rint(index)
+        if np.any(np.abs(index - offset) * other.spacing_mm > tol_mm):
+            return None
+        return offset.astype(int)
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         return (

@@ -126,20 +126,26 @@ class Roi:
         if not isinstance(self.role, Role):
             object.__setattr__(self, "role", Role.parse(str(self.role)))
         array = np.asarray(self.mask.array)
+        lowest = highest = None
         if array.dtype == bool:
             array = array.view(np.uint8)
-        elif array.dtype.kind in "iu" and array.size and array.min() >= 0 and array.max() <= 1:
-            array = array.astype(np.uint8, copy=False)
+        elif array.dtype.kind in "iu":
+            lowest, highest = (array.min(), array.max()) if array.size else (0, 0)
+            if lowest >= 0 and highest <= 1:
+                array = array.astype(np.uint8, copy=False)
         elif array.dtype != np.float32:
             array = array.astype(np.float32)
-        if array.dtype != np.uint8 and (  # uint8 here is 0/1 by construction
-            not np.all(np.isfinite(array)) or array.min(initial=0) < 0 or array.max(initial=0) > 1
-        ):
-            raise RoiError(
-                f"ROI {self.name!r} ({self.source or 'mask'}): mask values must be 0/1 or fractions in [0, 1]; "
-                f"found range [{float(np.nanmin(array))}, {float(np.nanmax(array))}] (a label map? give one "
-                "segment per file, or use --segmentation for Slicer files)"
-            )
+        if array.dtype == np.uint8:  # 0/1 by construction (bool, or an integer mask checked above)
+            empty = not array.any()
+        else:  # two passes, no temporaries: NaN fails both comparisons and +-inf one of them
+            lowest, highest = (array.min(), array.max()) if array.size else (0, 0)
+            if not (lowest >= 0 and highest <= 1):
+                raise RoiError(
+                    f"ROI {self.name!r} ({self.source or 'mask'}): mask values must be 0/1 or fractions in [0, 1]; "
+                    f"found range [{float(np.nanmin(array))}, {float(np.nanmax(array))}] (a label map? give one "
+                    "segment per file, or use --segmentation for Slicer files)"
+                )
+            empty = not highest > 0
         object.__setattr__(self, "mask", self.mask.with_array(array))
-        if not np.any(array > 0):
+        if empty:
             raise RoiError(f"ROI {self.name!r} ({self.source or 'mask'}) is empty: the mask has no voxel set")

@@ -26,7 +26,8 @@ from dosimetry.pipeline import (
     run_dosimetry,
 )
 from dosimetry.progress import reporting
-from dosimetry.geometry.resample import nonzero_box, occupancy_on_grid
+from dosimetry.geometry.resample import occupancy_on_grid
+from dosimetry.image import nonzero_box
 from dosimetry.io.roi_files import read_slicer_segmentation
 from helpers import roi_on
 

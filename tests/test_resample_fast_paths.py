@@ -83,3 +83,59 @@ def test_blocked_c_order_copy_equals_numpy(order, dtype):
     assert np.array_equal(copied, np.ascontiguousarray(values, dtype=np.float32))
     view = values[2:, ::2, 1:]  # neither C nor Fortran: numpy's own conversion
     assert np.array_equal(c_order_copy(view, np.float32), np.ascontiguousarray(view, dtype=np.float32))
+
+
+def _blob_mask(shape, direction=np.eye(3), spacing=(1.0, 1.0, 1.0), centre=(-5.0, -5.0, 0.0)):
+    rng = np.random.default_rng(7)
+    values = np.zeros(shape, np.uint8)
+    values[9:20, 5:17, 4:11] = rng.random((11, 12, 7)) > 0.3
+    origin = np.asarray(centre) - direction @ (np.asarray(spacing) * (np.asarray(shape) - 1) / 2)
+    return Image(values, origin, spacing, direction)
+
+
+@pytest.mark.parametrize("direction", [np.eye(3), FLIP_PERMUTE, oblique_direction()])
+def test_mask_cropped_to_support_maps_to_the_same_occupancy(direction):
+    """A mask stored cropped to its extent (as the Slicer reader stores segments) is the same function of
+    world position: on a finer grid, on the target's own lattice (pasted) and on an oblique grid, its
+    occupancy is bit-identical to the full mask's."""
+    from dosimetry.geometry.resample import occupancy_on_grid
+
+    target = Image(np.zeros((16, 14, 10)), (-20.0, -18.0, -9.0), (2.0, 2.0, 2.0))
+    fine = _blob_mask((40, 36, 20), direction=direction, spacing=(1.0, 1.0, 1.0))
+    cropped = fine.cropped_to_support()
+    assert cropped.array.size < fine.array.size / 5
+    assert np.array_equal(occupancy_on_grid(cropped, target).array, occupancy_on_grid(fine, target).array)
+    # the same lattice as the target: the full mask takes the same-grid path, the cropped one is pasted
+    same = Image(np.zeros((16, 14, 10), np.uint8), target.origin_mm, target.spacing_mm)
+    same.array[3:7, 2:9, 4:6] = 1
+    same.array[5, 5, 5] = 0
+    small = same.cropped_to_support(margin=0)
+    assert small.shape == (4, 7, 2)
+    assert np.array_equal(small.subgrid_offset(target), [3, 2, 4])
+    assert np.array_equal(occupancy_on_grid(small, target).array, occupancy_on_grid(same, target).array)
+
+
+def test_subgrid_offset_needs_the_same_lattice():
+    target = Image(np.zeros((8, 8, 8)), (0.0, 0.0, 0.0), (2.0, 2.0, 2.0))
+    assert np.array_equal(
+        Image(np.zeros((2, 2, 2)), (4.0, -2.0, 6.0), (2.0, 2.0, 2.0)).subgrid_offset(target), [2, -1, 3]
+    )
+    assert Image(np.zeros((2, 2, 2)), (1.0, 0.0, 0.0), (2.0, 2.0, 2.0)).subgrid_offset(target) is None  # half a voxel
+    assert Image(np.zeros((2, 2, 2)), (0.0, 0.0, 0.0), (1.0, 2.0, 2.0)).subgrid_offset(target) is None  # spacing
+
+
+def test_keep_freed_memory_switch(monkeypatch):
+    """The command line's allocator tuning applies on glibc Linux and is off with Y90_KEEP_FREED_MEMORY=0."""
+    import ctypes
+    import sys
+
+    from dosimetry.allocator import ENVIRONMENT_SWITCH, keep_freed_memory
+
+    monkeypatch.setenv(ENVIRONMENT_SWITCH, "0")
+    assert keep_freed_memory() is False
+    monkeypatch.delenv(ENVIRONMENT_SWITCH)
+    try:
+        glibc = sys.platform.startswith("linux") and hasattr(ctypes.CDLL("libc.so.6"), "mallopt")
+    except OSError:
+        glibc = False
+    assert keep_freed_memory() is glibc

@@ -68,8 +68,10 @@ def test_multilayer_segmentation(tmp_path):
     assert {n: r.role for n, r in by_name.items()} == {"Liver": Role.LIVER, "lung L": Role.LUNG, "Lesion A": Role.TUMOR}
     assert by_name["Liver"].mask.array.sum() == 24 and by_name["Lesion A"].mask.array.sum() == 1
     # geometry: voxel (2, 2, 1) of the tumour is at origin + (2*2, 2*3, 1*4) in LPS
+    # (masks are stored cropped to their extent: the voxel is found by value, its place in world coordinates)
     tumour = by_name["Lesion A"].mask
-    assert np.allclose(tumour.index_to_world([2, 2, 1]), [14.0, -14.0, 34.0])
+    (ijk,) = np.argwhere(tumour.array)
+    assert np.allclose(tumour.index_to_world(ijk), [14.0, -14.0, 34.0])
     assert warnings == []
 
 

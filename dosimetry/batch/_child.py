@@ -25,6 +25,9 @@ def _die_with_parent() -> None:
 
 if __name__ == "__main__":
     _die_with_parent()
+    from dosimetry.allocator import keep_freed_memory
     from dosimetry.cli import main
+
+    keep_freed_memory()  # one case per process, as `dosimetry run` (see allocator.py)
 
     sys.exit(main(sys.argv[1:]))

@@ -114,4 +114,7 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
+    from dosimetry.allocator import keep_freed_memory
+
+    keep_freed_memory()  # inherited by every forked case process (see allocator.py)
     serve()

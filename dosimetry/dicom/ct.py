@@ -71,7 +71,7 @@ def load_ct(files, *, tilt: str = "resample", label: str = "CT series") -> CtVol
     ordered = slices.sort_frames(frames, label=label)
     # float32 plane by plane (the same values as a float64 stack cast at the end, a quarter of the memory);
     # a tilted stack is resampled in float64 first
-    planes = [fr.values if ordered.tilted else fr.values.astype(np.float32) for fr in ordered.frames]
+    planes = (fr.values if ordered.tilted else fr.values.astype(np.float32) for fr in ordered.frames)
     thickness = first.get("SliceThickness")
     if thickness in (None, "") and "PerFrameFunctionalGroupsSequence" in first:  # Enhanced CT: Pixel Measures
         measures = slices.functional_group(first, 0, "PixelMeasuresSequence")

@@ -396,7 +396,7 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
     for fr, factor in zip(frames, factors):
         fr.meta["factor"] = factor
     ordered = slices.sort_frames(frames, label=label)
-    planes = [fr.values * fr.meta["factor"] for fr in ordered.frames]
+    planes = (fr.values * fr.meta["factor"] for fr in ordered.frames)
     image, geo_warnings = slices.build_image(ordered, planes, label=label, tilt="refuse")
     check_emission_values(image, source=label)
     warnings += geo_warnings

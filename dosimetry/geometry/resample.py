@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from dosimetry.errors import GeometryError
-from dosimetry.image import Image
+from dosimetry.image import Image, nonzero_box
 from dosimetry.io.images import to_sitk
 from dosimetry.layout import c_order_copy
 from dosimetry.geometry.separable_mean import separable_mean
@@ -34,23 +34,6 @@ def supersampling_factor(source: Image, target: Image, *, per_source_voxel: floa
     """Sub-voxels per target axis so that each source voxel is sampled about ``per_source_voxel`` times."""
     ratio = float(np.max(target.spacing_mm) / np.min(source.spacing_mm))
     return int(min(max(math.ceil(per_source_voxel * ratio), 1), maximum))
-
-
-def nonzero_box(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Index range [lower, upper) of the nonzero voxels of a 3-D array, or None when all are zero.
-
-    Found from the per-axis projections (``any`` over the other two axes), never from the list of nonzero
-    voxels: for a fine mask of millions of voxels this is 10-100x faster and needs no index arrays.
-    """
-    lower, upper = [], []
-    for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        hits = np.flatnonzero(np.any(values, axis=others))
-        if hits.size == 0:
-            return None
-        lower.append(int(hits[0]))
-        upper.append(int(hits[-1]) + 1)
-    return np.asarray(lower), np.asarray(upper)
 
 
 def _target_box(
@@ -164,6 +147,9 @@ def occupancy_on_grid(mask: Image, target: Image, *, supersample: int | None = N
     """
     if mask.same_grid(target):  # C order, as the resampled ones: statistics gather by C-order flat index
         return target.with_array(c_order_copy(mask.array, np.float32))
+    offset = mask.subgrid_offset(target)
+    if offset is not None:  # the same lattice (a mask cropped to its extent): each voxel is copied, as above
+        return target.with_array(_pasted(mask.array, offset, target.shape))
     box = nonzero_box(mask.array if mask.array.dtype.kind in "bu" else mask.array > 0)
     if box is None:
         return target.with_array(np.zeros(target.shape, np.float32))
@@ -189,6 +175,20 @@ def occupancy_on_grid(mask: Image, target: Image, *, supersample: int | None = N
         raise GeometryError("the mask does not overlap the image grid; check that both come from the same scan")
     np.clip(occupancy, 0.0, 1.0, out=occupancy)
     return target.with_array(occupancy)
+
+
+def _pasted(values: np.ndarray, offset: np.ndarray, shape) -> np.ndarray:
+    """``values`` placed at index ``offset`` of a zero float32 array of ``shape`` (parts outside dropped)."""
+    out = np.zeros(shape, dtype=np.float32)
+    lo = np.maximum(offset, 0)
+    hi = np.minimum(offset + np.asarray(values.shape), np.asarray(shape))
+    if np.all(hi > lo):
+        src = tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, offset))
+        out[tuple(slice(a, b) for a, b in zip(lo, hi))] = values[src]
+    if not out.any():
+        raise GeometryError("the mask does not overlap the image grid; check that both come from the same scan")
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
 
 
 _INSIDE_MARGIN = 1e-3

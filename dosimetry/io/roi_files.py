@@ -203,5 +203,8 @@ def read_slicer_segmentation(
         if not mask.any():
             warnings.append(f"segment {name!r} in {path.name} is empty and was skipped")
             continue
-        rois.append(Roi(name, role, Image.from_affine(mask, affine), source=f"{path}#{name}"))
+        # stored cropped to the segment's extent (plus one voxel): on a fine CT-grid segmentation each
+        # full-size mask would cost a CT's worth of memory; the values outside are zeros either way
+        image = Image.from_affine(mask, affine).cropped_to_support()
+        rois.append(Roi(name, role, image, source=f"{path}#{name}"))
     return rois, warnings

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 from dosimetry.image import Image
-from dosimetry.geometry.resample import nonzero_box
+from dosimetry.image import nonzero_box
 
 if TYPE_CHECKING:  # matplotlib is imported by the functions that draw (about 1 s), not with the package
     from matplotlib.figure import Figure
