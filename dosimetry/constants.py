@@ -43,14 +43,21 @@ References
    brachytherapy treatment for primary and secondary liver malignancies. Part 1: technical and
    methodologic considerations. J Vasc Interv Radiol 2006;17:1251-78.
    (patient selection: tumour burden over 70% of the liver, or over 50% with albumin under 3 g/dL, carries
-   a high risk of liver failure).
+   a high risk of liver failure). Not checked against the paper's own sentence: its full text was not
+   reachable when the citations were reviewed (issue 14).
 .. [Kennedy2007] Kennedy A, Nag S, Salem R, et al. Recommendations for radioembolization of hepatic
    malignancies using yttrium-90 microsphere brachytherapy: a consensus panel report from the
    Radioembolization Brachytherapy Oncology Consortium. Int J Radiat Oncol Biol Phys 2007;68:13-23.
-   (excessive tumour burden with limited hepatic reserve a contraindication).
-.. [ACR-SIR] ACR-ACNM-ASTRO-SIR Practice Parameter for selective internal radiation therapy (SIRT) or
-   radioembolization for treatment of liver malignancies (contraindication: greater than 70% tumour
-   replacement of the liver unless synthetic function, prothrombin time and albumin, is maintained).
+   (excessive tumour burden with limited hepatic reserve a contraindication). Not checked against the
+   paper's own sentence either (full text not reachable).
+.. [ACR-SIR] The ACR practice parameter for radioembolization of liver malignancies: ACR-SIR Practice
+   Parameter for Radioembolization with Microsphere Brachytherapy Device (RMBD) for Treatment of Liver
+   Malignancies, revised 2014 (Resolution 17); revised as the ACR-ABS-ACNM-ASTRO-SIR-SNMMI Practice
+   Parameter for Selective Internal Radiation Therapy (SIRT) or Radioembolization for Treatment of Liver
+   Malignancies, Hong K, Akinwande O, Bodei L, et al., Brachytherapy 2021, doi:10.1016/j.brachy.2021.01.006.
+   Contraindication, in these words: "Greater than 70% tumor replacement of liver unless synthetic function
+   (prothrombin time and albumin) is maintained" (read in a reproduction of the contraindication list; the
+   section of the practice parameter itself was not reachable, so which revision carries it is unchecked).
 """
 
 from __future__ import annotations
@@ -253,8 +260,10 @@ SOURCES: dict[str, str] = {
     "PARTIAL_VOLUME_MIN_VOLUME_ML": "choice of this package: 5 mL = 21 mm sphere = 3 x 7 mm FWHM (Soret 2007)",
     "TUMOR_BURDEN_CAUTION_PERCENT": "Salem & Thurston, J Vasc Interv Radiol 2006;17:1251-78; Kennedy et al., "
     "Int J Radiat Oncol Biol Phys 2007;68:13-23 (>50% with albumin < 3 g/dL: relative contraindication)",
-    "TUMOR_BURDEN_EXCLUSION_PERCENT": "Salem & Thurston, J Vasc Interv Radiol 2006;17:1251-78; ACR-ACNM-ASTRO-SIR "
-    "practice parameter for SIRT (>70% tumour replacement: contraindication unless synthetic function maintained)",
+    "TUMOR_BURDEN_EXCLUSION_PERCENT": "Salem & Thurston, J Vasc Interv Radiol 2006;17:1251-78; ACR-SIR practice "
+    "parameter for radioembolization (2014; ACR-ABS-ACNM-ASTRO-SIR-SNMMI revision, Brachytherapy 2021, "
+    "doi:10.1016/j.brachy.2021.01.006): 'Greater than 70% tumor replacement of liver unless synthetic function "
+    "(prothrombin time and albumin) is maintained'",
     "NUCLIDE_HALF_LIVES_S": "ICRP Publication 107 (2008); for naming a nuclide from a DICOM header only",
     "Y90_POSITRON_FRACTION": "Selwyn et al., Appl Radiat Isot 2007;65:318 (31.86 +- 0.47 ppm)",
     "NUCLIDE_POSITRON_FRACTIONS": "Selwyn 2007 (Y-90); DDEP/LNHB (F-18, Ga-68, Cu-64); for naming a nuclide from a DICOM header only",

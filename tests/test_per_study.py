@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from dosimetry.io.images import write_nifti  # noqa: E402
 from dosimetry.option_names import command_line_vocabulary  # noqa: E402
 from dosimetry.stats.partial_volume import partial_volume_check  # noqa: E402
 from dosimetry.pipeline import DosimetryOptions, run_dosimetry  # noqa: E402
-from dosimetry.stats.recovery import RecoveryCurve, read_recovery_curve, recovery_curve  # noqa: E402
+from dosimetry.stats.recovery import BUNDLED_CURVES, RecoveryCurve, read_recovery_curve, recovery_curve  # noqa: E402
 from dosimetry.stats.results_table import LESION_COLUMNS, PV_COLUMNS, roi_columns  # noqa: E402
 from dosimetry.stats.tumor_burden import tumor_burden_section  # noqa: E402
 
@@ -202,6 +203,28 @@ def test_example_curve_holds_the_published_values():
     assert midpoint == pytest.approx(0.53) and not clamped
     readme = (Path(__file__).resolve().parents[1] / "kernels" / "README.md").read_text()
     assert "y90_pet_recovery_darienzo2017_endpoints.csv" in readme and "10.1186/s13550-017-0341-9" in readme
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_CURVES))
+def test_every_bundled_curve_is_cited_monotone_documented_and_says_measure_your_own(name):
+    from dosimetry.io.data_files import data_path
+
+    path = data_path(BUNDLED_CURVES[name])
+    header = " ".join(line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#"))
+    assert re.search(r"doi:10\.\d{4,}/\S+", header), f"{path.name}: cite the source's DOI in the # header"
+    assert "measure" in header and "own" in header, f"{path.name}: the header must say to measure your own"
+    curve = recovery_curve(name)
+    steps = np.diff(curve.coefficients)
+    assert (steps >= 0).all(), f"{path.name}: recovery coefficients must not fall as the sphere grows"
+    repo = Path(__file__).resolve().parents[1]
+    kernels_readme = (repo / "kernels" / "README.md").read_text()
+    assert path.name in kernels_readme and f"`{name}`" in kernels_readme
+    for text in (
+        kernels_readme,
+        (repo / "README.md").read_text(),
+        (repo / "docs" / "per_study_example.py").read_text(),
+    ):
+        assert "measure your own" in text.lower() or "measure the curve of your scanner" in text.lower()
 
 
 # --- notebook results object --------------------------------------------------------------------------------

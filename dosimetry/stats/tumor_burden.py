@@ -7,14 +7,17 @@ liver ROI is the whole liver, tumours included, as for the derived ``normal_live
 
 Burden above :data:`~dosimetry.constants.TUMOR_BURDEN_CAUTION_PERCENT` (50%) and above
 :data:`~dosimetry.constants.TUMOR_BURDEN_EXCLUSION_PERCENT` (70%) is warned about: the published patient
-selection criteria for radioembolization [Salem2006]_, [Kennedy2007]_. The limits are strict (exactly 50%
-is not over 50%). Burden is computed only when the run has a liver ROI and at least one tumour ROI; else
+selection criteria for radioembolization [Salem2006]_, [Kennedy2007]_, [ACR-SIR]_ (the full references, and
+how far each was checked, are in :mod:`dosimetry.constants`). The limits are strict (exactly 50% is not
+over 50%). Burden is computed only when the run has a liver ROI and at least one tumour ROI; else
 the section says why not (a study without tumour contours does not have 0% burden).
 
 References
 ----------
 .. [Salem2006] Salem R, Thurston KG. J Vasc Interv Radiol 2006;17:1251-78.
 .. [Kennedy2007] Kennedy A, Nag S, Salem R, et al. Int J Radiat Oncol Biol Phys 2007;68:13-23.
+.. [ACR-SIR] ACR-SIR practice parameter for radioembolization (RMBD), revised 2014; ACR-ABS-ACNM-ASTRO-SIR-SNMMI
+   revision: Hong K, et al. Brachytherapy 2021, doi:10.1016/j.brachy.2021.01.006.
 """
 
 from __future__ import annotations
