@@ -393,7 +393,8 @@ def radiobiology_parameters(
     ):
         trep_default = Y90_REPAIR_HALF_TIME_H if region != "lung" else None
         ab_value, ab_source = pick(ab, ab_range[region], ab_default, ab_key)
-        trep_value, trep_source = pick(trep, "repair_half_time_h", trep_default, "Y90_REPAIR_HALF_TIME_H")
+        trep_field = "repair_half_time_lung_h" if region == "lung" else "repair_half_time_h"
+        trep_value, trep_source = pick(trep, trep_field, trep_default, "Y90_REPAIR_HALF_TIME_H")
         tissues[region] = TissueParameters(ab_value, ab_source, trep_value, trep_source)
     lung = tissues["lung"]
     if (lung.alpha_beta_gy is None) != (lung.repair_half_time_h is None):

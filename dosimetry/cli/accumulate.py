@@ -361,6 +361,13 @@ def command(args) -> int:
         from dosimetry.libwarnings import library_warnings
     library_notes: list[str] = []
     with stage("load"), library_warnings(library_notes, during="reading the doses, CTs and ROIs"):
+        # the course and its parameters first: a bad row or option stops the run before the images are read
+        radiobiology = _radiobiology(args) if _course_wanted(args) else None
+        course, course_records = [], []
+        if args.course:
+            from dosimetry.course import read_course_csv
+
+            course, course_records = read_course_csv(args.course)
         dose_path, ct_path, notes = _current_inputs(args)
         current = _read_dose(dose_path)
         current_ct = read_ct(ct_path) if ct_path is not None else None
@@ -371,13 +378,7 @@ def command(args) -> int:
             previous.append(PreviousDose(_read_dose(dose_file), read_ct(ct_file) if ct_file else None, None, label))
             labels.append(label)
             inputs_previous.append({"label": label, "dose": str(dose_file), "ct": str(ct_file) if ct_file else None})
-        course, course_records = [], []
-        if args.course:
-            from dosimetry.course import read_course_csv
-
-            course, course_records = read_course_csv(args.course)
-            labels += [t.label for t in course if t.dose_gy is not None]
-        radiobiology = _radiobiology(args) if _course_wanted(args) else None
+        labels += [t.label for t in course if t.dose_gy is not None]
         rois, warnings = _load_rois(args)
         if not rois:
             rois, study_notes = rois_of_dicom_run(Path(args.current))
