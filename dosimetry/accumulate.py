@@ -12,8 +12,8 @@ Physical dose only
 The sum is of physical absorbed dose (Gy). It ignores radiobiology: the different dose rates of the
 treatments, repair and repopulation between them, and the tissue's response to the first treatment
 (fibrosis, atrophy, changed perfusion). Compare it with tolerance doses derived for single treatments
-with care; a biologically effective dose (BED/EQD2) needs a radiobiological model that is not applied
-here. Linear interpolation samples the earlier dose at the current voxel centres (it does not average
+with care; a biologically effective dose (BED) needs a radiobiological model, applied per treatment only
+in the treatment course (below), never to the summed map. Linear interpolation samples the earlier dose at the current voxel centres (it does not average
 over voxels), which is accurate when the earlier grid is finer than, or as fine as, the dose gradients.
 
 Treatment course (BED)

@@ -279,3 +279,38 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(dosimetry.course)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_course_dose_map_registered_through_its_ct(y90_run, prrt_history, tmp_path):
+    """A dose map row with its CT (the sample's DICOM CT folder) is registered to the current CT as --previous is."""
+    rows = [
+        "label,nuclide,date,dose_map,ct,effective_half_life_h",
+        f"prrt_map,Lu-177,2025-09-01,lu177_dose.nii.gz,{SAMPLE / 'CT'},60",
+    ]
+    (prrt_history / "course_ct.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    args = ["accumulate", "--current", str(y90_run), "--course", str(prrt_history / "course_ct.csv"), "--out", str(out)]
+    assert main([*args, "-q"]) == 0
+    record = json.loads((out / "accumulate.json").read_text())
+    aligned = {t["label"]: t for t in record["treatments"]}["prrt_map"]
+    assert aligned["alignment"] == "rigid registration of CTs" and aligned["registration"]["ncc"] > 0.99
+    assert record["inputs"]["course"]["treatments"][0]["ct"] == str(SAMPLE / "CT")
+    liver = {t["label"]: t for t in record["course"]["treatments"]}["prrt_map"]["regions"]["normal_liver"]
+    assert liver["bed_gy"] == pytest.approx(hand_bed(MAP_GY, alpha_beta_gy=AB_LIVER, half_life_h=60.0), rel=1e-4)
+    assert (out / "prrt_map_on_current.nii.gz").is_file()
+
+
+def test_previous_y90_map_with_radiobiology_options_only(y90_run, tmp_path):
+    """--previous maps (Y-90 retreatment) get the course too when a radiobiology option is given."""
+    out = tmp_path / "out"
+    dose = str(y90_run / "dose.nii.gz")
+    args = ["accumulate", "--current", str(y90_run), "--previous", dose, "--out", str(out), "-q"]
+    assert main([*args, "--alpha-beta-tumor-gy", "8", "--radiobiology-source", "test value"]) == 0
+    course = json.loads((out / "accumulate.json").read_text())["course"]
+    previous, current = course["treatments"]
+    assert previous["label"] == "previous_1" and previous["nuclide"] == "Y-90" and previous["half_life_h"] == 64.1
+    # the same map twice: the same BED twice, and the cumulative BED is their sum (not the BED of the summed dose)
+    assert previous["regions"]["tumor"]["bed_gy"] == pytest.approx(current["regions"]["tumor"]["bed_gy"], rel=1e-6)
+    assert course["cumulative"]["tumor"]["bed_gy"] == pytest.approx(2 * current["regions"]["tumor"]["bed_gy"], rel=1e-6)
+    assert course["cumulative"]["tumor"]["bed_kind"] == "mean of voxel BED"
+    assert course["parameters"]["tumor"]["alpha_beta_gy"] == 8.0

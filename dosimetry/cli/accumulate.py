@@ -90,7 +90,8 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
         help="add the doses of earlier treatments to the current dose",
         description="Bring earlier dose maps onto the current dose grid (rigid registration of their CTs to "
         "the current CT, checked), add them and report cumulative normal-liver and lung doses. "
-        "The sum is of physical dose: no radiobiological correction between treatments.",
+        "The sum is of physical dose; --course (earlier treatments of other nuclides, e.g. Lu-177 PRRT) adds "
+        "the BED of each treatment and the cumulative BED.",
     )
     inp = parser.add_argument_group("inputs")
     inp.add_argument(
