@@ -232,7 +232,8 @@ def accumulate_doses(
             "no earlier dose given; give at least one previous dose map (--previous DOSE[:CT]) or a treatment "
             "course (--course)"
         )
-    with_course = bool(course_items) or radiobiology is not None
+    with_course = bool(course_items) or radiobiology is not None or current_date is not None
+    y90_previous = [item.label for item in previous_items]
     if with_course:
         from dosimetry.course import course_treatments
 
@@ -343,5 +344,9 @@ def accumulate_doses(
             weights=region_weights(weight_entries),
             density_g_ml=density.density_g_ml.array,
             parameters=radiobiology if radiobiology is not None else radiobiology_parameters(),
+            notes=[
+                f"{label}: an earlier dose map without a nuclide, taken as Y-90 (physical decay)"
+                for label in y90_previous
+            ],
         )
     return AccumulationResult(cumulative, resampled, registrations, stats)

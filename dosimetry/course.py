@@ -457,6 +457,7 @@ def course_record(
     weights: Mapping[str, np.ndarray | None],
     density_g_ml: np.ndarray,
     parameters: RadiobiologyParameters,
+    notes: Sequence[str] = (),
 ) -> dict:
     """The ``course`` section (schema in the module docstring).
 
@@ -470,10 +471,12 @@ def course_record(
     density_g_ml : ndarray
         Density on the current grid (mass weighting).
     parameters : RadiobiologyParameters
+    notes : sequence of str
+        Notes to put first (e.g. that ``--previous`` maps count as Y-90).
     """
     from dosimetry.progress import advance
 
-    entries, notes = [], []
+    entries, notes = [], list(notes)
     for treatment, dose_on_grid in treatments:
         half_life_h, model, half_life_source = treatment.half_life()
         regions: dict[str, dict | None] = {}
@@ -564,7 +567,7 @@ def _interval_notes(treatments: Sequence[Treatment]) -> list[str]:
     for treatment in treatments:
         if treatment.date is None:
             continue
-        if previous is not None:
+        if previous is not None and previous.cycles == 1:  # a row of cycles: the last cycle's day is unknown
             days = (treatment.date - previous.date).days
             if days < 0:
                 notes.append(f"{treatment.label} ({treatment.date}) is dated before {previous.label} ({previous.date})")
@@ -628,7 +631,7 @@ def course_treatments(
 COURSE_CSV_COLUMNS: dict[str, str] = {
     "label": "name in the outputs (default prior_<row>)",
     "nuclide": "Y-90 or Lu-177 (required)",
-    "date": "treatment day, YYYY-MM-DD (required)",
+    "date": "treatment day, YYYY-MM-DD (required; for a row of several cycles the first cycle's day)",
     "dose_map": "dose map (Gy; NIfTI/NRRD/MHA or RT Dose .dcm), path relative to the CSV",
     "ct": "CT of the dose map's study (file or DICOM folder), registered to the current CT",
     "normal_liver_gy": "stated mean normal-liver dose (Gy), instead of a dose map",
@@ -695,6 +698,8 @@ def read_course_csv(path: str | os.PathLike) -> tuple[list[Treatment], list[dict
     base = path.parent
     treatments, records = [], []
     for n, raw in enumerate(rows, start=1):
+        if None in raw:
+            raise InputFileError(f"{path} row {n}: more values than columns; check the commas of this row")
         row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         where = f"{path} row {n}"
 
@@ -724,6 +729,7 @@ def read_course_csv(path: str | os.PathLike) -> tuple[list[Treatment], list[dict
         if not row.get("date"):
             raise OptionsError(f"{where}: no date; give the treatment day as YYYY-MM-DD")
         dose_path, ct_path = file("dose_map"), file("ct")
+        cycles = number("cycles", integer=True)
         means = {r: number(f"{r}_gy") for r in REGIONS}
         stated = {r: v for r, v in means.items() if v is not None}
         try:
@@ -735,7 +741,7 @@ def read_course_csv(path: str | os.PathLike) -> tuple[list[Treatment], list[dict
                 mean_gy=stated if stated or dose_path is None else None,
                 effective_half_life_h=number("effective_half_life_h"),
                 half_life_source=row.get("half_life_source", ""),
-                cycles=number("cycles", integer=True) or 1,
+                cycles=1 if cycles is None else cycles,
                 label=label,
             )
         except OptionsError as err:

@@ -211,6 +211,7 @@ HEADER = "label,nuclide,date,dose_map,normal_liver_gy,tumor_gy,effective_half_li
         ("p,Lu-177,09/01/2025,,3.0,30,70", 7, "YYYY-MM-DD"),  # not an ISO date
         ("p,Lu-177,2025-01-09,missing.nii.gz,,,70", 3, "does not exist"),  # a dose map that is not there
         ("p,Lu-177,2025-01-09,,three,30,70", 3, "not a number"),
+        ("p,Lu-177,2025-01-09,,3.0,30,70,1", 3, "more values than columns"),  # a shifted row
     ],
 )
 def test_bad_course_rows_are_refused(y90_run, tmp_path, capsys, row, code, words):
@@ -222,6 +223,9 @@ def test_bad_course_rows_are_refused(y90_run, tmp_path, capsys, row, code, words
 def test_bad_course_file_and_options(y90_run, tmp_path, capsys):
     assert _course_run(y90_run, tmp_path, ["label,nuclide,date,teff", "p,Lu-177,2025-01-09,70"]) == 3
     assert "unknown column" in capsys.readouterr().err
+    zero_cycles = [f"{HEADER},cycles", "p,Lu-177,2025-01-09,,12.0,30,70,0"]
+    assert _course_run(y90_run, tmp_path, zero_cycles) == 7
+    assert "cycles" in capsys.readouterr().err
     ok = [HEADER, "p,Lu-177,2025-01-09,,3.0,30,70"]
     assert _course_run(y90_run, tmp_path, ok, "--alpha-beta-lung-gy", "3") == 7  # lung needs its repair half-time
     assert "both" in capsys.readouterr().err
@@ -314,3 +318,4 @@ def test_previous_y90_map_with_radiobiology_options_only(y90_run, tmp_path):
     assert course["cumulative"]["tumor"]["bed_gy"] == pytest.approx(2 * current["regions"]["tumor"]["bed_gy"], rel=1e-6)
     assert course["cumulative"]["tumor"]["bed_kind"] == "mean of voxel BED"
     assert course["parameters"]["tumor"]["alpha_beta_gy"] == 8.0
+    assert any("previous_1" in n and "taken as Y-90" in n for n in course["notes"])
