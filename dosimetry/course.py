@@ -106,6 +106,7 @@ from __future__ import annotations
 
 import csv
 import math
+import numbers
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -269,7 +270,7 @@ class Treatment:
             for region, value in means.items():
                 if value is None:
                     continue
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                     raise OptionsError(f"treatment {name}: {region} dose {value!r} is not a finite number of Gy")
                 if value < 0:
                     raise OptionsError(f"treatment {name}: {region} dose {value} Gy is negative")
@@ -284,9 +285,11 @@ class Treatment:
         if nuclide == "Lu-177":
             if teff is None:
                 raise OptionsError(
-                    f"treatment {name}: Lu-177 needs the effective half-life in hours (teff_h / "
-                    "effective_half_life_h, e.g. from the patient's post-therapy imaging); there is no default"
+                    f"treatment {name}: Lu-177 needs the effective half-life in hours (effective_half_life_h, "
+                    "e.g. from the patient's post-therapy imaging); there is no default"
                 )
+            if isinstance(teff, bool) or not isinstance(teff, numbers.Real):
+                raise OptionsError(f"treatment {name}: effective half-life {teff!r} is not a number of hours")
             teff = float(teff)
             if not (math.isfinite(teff) and 0 < teff <= LU177_HALF_LIFE_H):
                 raise OptionsError(
@@ -294,8 +297,9 @@ class Treatment:
                     "(it cannot exceed the Lu-177 physical half-life, 6.647 d); give hours, not days"
                 )
             object.__setattr__(self, "effective_half_life_h", teff)
-        if isinstance(self.cycles, bool) or not isinstance(self.cycles, int) or self.cycles < 1:
+        if isinstance(self.cycles, bool) or not isinstance(self.cycles, numbers.Integral) or self.cycles < 1:
             raise OptionsError(f"treatment {name}: cycles must be a whole number >= 1, got {self.cycles!r}")
+        object.__setattr__(self, "cycles", int(self.cycles))
 
     @property
     def source(self) -> str:
