@@ -16,7 +16,8 @@ Lu-177     PRRT: the dose rate falls with an **effective half-life the user give
            (:data:`~dosimetry.constants.LU177_HALF_LIFE_H`, 6.647 d, ENSDF).
 =========  ==========================================================================================
 
-Any other nuclide is refused. One effective half-life per treatment is used for every region of it.
+Any other nuclide is refused. A Lu-177 treatment's effective half-life is used for every region unless a
+region has its own (``region_half_lives_h``; tumour clearance often differs from normal liver's).
 
 BED per treatment
 -----------------
@@ -71,7 +72,7 @@ The ``course`` section (``accumulate.json`` of ``dosimetry accumulate --course``
         {"label", "nuclide", "date" (ISO or None), "source": "dose map" | "stated mean",   # current last
          "cycles", "dose_rate_model": "physical decay" | "effective half-life",
          "half_life_h", "half_life_source",
-         "regions": {REGION: {"mean_gy", "bed_gy", "bed_kind"} or None}}],
+         "regions": {REGION: {"mean_gy", "bed_gy", "bed_kind", "half_life_h"} or None}}],
      "cumulative": {REGION: {"dose_gy", "bed_gy", "bed_kind", "missing": [labels]}},
      "notes": [str]}
 
@@ -195,6 +196,18 @@ def _as_date(value) -> Date | None:
         raise OptionsError(f"treatment date {value!r} is not a date; give YYYY-MM-DD, e.g. 2025-03-01") from None
 
 
+def _effective_half_life(value, name: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise OptionsError(f"treatment {name}: {what} {value!r} is not a number of hours")
+    value = float(value)
+    if not (math.isfinite(value) and 0 < value <= LU177_HALF_LIFE_H):
+        raise OptionsError(
+            f"treatment {name}: {what} {value:g} h is outside (0, {LU177_HALF_LIFE_H:.1f}] h "
+            "(it cannot exceed the Lu-177 physical half-life, 6.647 d); give hours, not days"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Treatment:
     """One treatment of the course.
@@ -216,6 +229,9 @@ class Treatment:
         optional. Exactly one of ``dose_gy`` and ``mean_gy``.
     effective_half_life_h : float or None
         Lu-177: required (h), at most the physical half-life. Y-90: must be None (physical decay).
+    region_half_lives_h : mapping or None
+        Lu-177: effective half-life (h) of single regions (``normal_liver``, ``tumor``, ``lung``), used there
+        instead of ``effective_half_life_h`` (tumour clearance often differs from normal liver's).
     half_life_source : str
         Where the effective half-life comes from (recorded; "given by the user; source not stated" if empty).
     cycles : int
@@ -239,6 +255,7 @@ class Treatment:
     transform: Any = None
     mean_gy: Mapping[str, float] | None = None
     effective_half_life_h: float | None = None
+    region_half_lives_h: Mapping[str, float] | None = None
     half_life_source: str = ""
     cycles: int = 1
     label: str = ""
@@ -277,6 +294,13 @@ class Treatment:
                 clean[region] = float(value)
             object.__setattr__(self, "mean_gy", clean)
         teff = self.effective_half_life_h
+        by_region = {r: v for r, v in dict(self.region_half_lives_h or {}).items() if v is not None}
+        object.__setattr__(self, "region_half_lives_h", by_region)
+        if nuclide == "Y-90" and by_region:
+            raise OptionsError(
+                f"treatment {name}: Y-90 microspheres are a permanent implant (physical decay, "
+                f"{Y90_HALF_LIFE_H} h); remove the effective half-lives of the regions"
+            )
         if nuclide == "Y-90" and teff is not None:
             raise OptionsError(
                 f"treatment {name}: Y-90 microspheres are a permanent implant (physical decay, "
@@ -288,15 +312,22 @@ class Treatment:
                     f"treatment {name}: Lu-177 needs the effective half-life in hours (effective_half_life_h, "
                     "e.g. from the patient's post-therapy imaging); there is no default"
                 )
-            if isinstance(teff, bool) or not isinstance(teff, numbers.Real):
-                raise OptionsError(f"treatment {name}: effective half-life {teff!r} is not a number of hours")
-            teff = float(teff)
-            if not (math.isfinite(teff) and 0 < teff <= LU177_HALF_LIFE_H):
+            object.__setattr__(self, "effective_half_life_h", _effective_half_life(teff, name, "effective half-life"))
+            unknown = sorted(set(by_region) - set(REGIONS))
+            if unknown:
                 raise OptionsError(
-                    f"treatment {name}: effective half-life {teff:g} h is outside (0, {LU177_HALF_LIFE_H:.1f}] h "
-                    "(it cannot exceed the Lu-177 physical half-life, 6.647 d); give hours, not days"
+                    f"treatment {name}: effective half-life of unknown region(s) {', '.join(unknown)}; "
+                    f"give {', '.join(REGIONS)}"
                 )
-            object.__setattr__(self, "effective_half_life_h", teff)
+            object.__setattr__(
+                self,
+                "region_half_lives_h",
+                {
+                    r: _effective_half_life(v, name, f"{r} effective half-life")
+                    for r, v in by_region.items()
+                    if v is not None
+                },
+            )
         if isinstance(self.cycles, bool) or not isinstance(self.cycles, numbers.Integral) or self.cycles < 1:
             raise OptionsError(f"treatment {name}: cycles must be a whole number >= 1, got {self.cycles!r}")
         object.__setattr__(self, "cycles", int(self.cycles))
@@ -306,11 +337,13 @@ class Treatment:
         """``"dose map"`` or ``"stated mean"``."""
         return "dose map" if self.dose_gy is not None else "stated mean"
 
-    def half_life(self) -> tuple[float, str, str]:
-        """(half-life in h of the dose rate, model, where the value comes from)."""
+    def half_life(self, region: str | None = None) -> tuple[float, str, str]:
+        """(half-life in h of the dose rate in ``region`` (None: the treatment's), model, where it comes from)."""
         if self.nuclide == "Y-90":
             return Y90_HALF_LIFE_H, "physical decay", f"Y-90 physical half-life, {SOURCES['Y90_HALF_LIFE_H']}"
-        return self.effective_half_life_h, "effective half-life", self.half_life_source or _NOT_STATED
+        by_region = self.region_half_lives_h or {}
+        value = by_region.get(region, self.effective_half_life_h)
+        return value, "effective half-life", self.half_life_source or _NOT_STATED
 
 
 @dataclass(frozen=True)
@@ -415,15 +448,22 @@ def _bed_gy(dose_gy, tissue: TissueParameters, half_life_h: float, cycles: int):
     return dose_gy * (1.0 + g * (dose_gy / cycles) / tissue.alpha_beta_gy)
 
 
-def treatment_bed_of_mean_gy(treatment: Treatment, mean_gy: float, tissue: TissueParameters) -> float | None:
-    """BED (Gy) of a mean dose ``mean_gy`` delivered by ``treatment`` (None without tissue parameters)."""
+def treatment_bed_of_mean_gy(
+    treatment: Treatment, mean_gy: float, tissue: TissueParameters, region: str | None = None
+) -> float | None:
+    """BED (Gy) of a mean dose ``mean_gy`` delivered by ``treatment`` to ``region`` (None without tissue parameters)."""
     if not tissue.complete:
         return None
-    return float(_bed_gy(float(mean_gy), tissue, treatment.half_life()[0], treatment.cycles))
+    return float(_bed_gy(float(mean_gy), tissue, treatment.half_life(region)[0], treatment.cycles))
 
 
 def _region_of_map(
-    dose_gy: np.ndarray, weights: np.ndarray, density_g_ml: np.ndarray, tissue: TissueParameters, treatment: Treatment
+    dose_gy: np.ndarray,
+    weights: np.ndarray,
+    density_g_ml: np.ndarray,
+    tissue: TissueParameters,
+    treatment: Treatment,
+    region: str,
 ) -> dict:
     import numpy as np
 
@@ -436,8 +476,14 @@ def _region_of_map(
     mean = float(np.sum(mass * dose) / total)
     bed = None
     if tissue.complete:
-        bed = float(np.sum(mass * _bed_gy(dose, tissue, treatment.half_life()[0], treatment.cycles)) / total)
-    return {"mean_gy": mean, "bed_gy": bed, "bed_kind": "mean of voxel BED"}
+        half_life_h = treatment.half_life(region)[0]
+        bed = float(np.sum(mass * _bed_gy(dose, tissue, half_life_h, treatment.cycles)) / total)
+    return {
+        "mean_gy": mean,
+        "bed_gy": bed,
+        "bed_kind": "mean of voxel BED",
+        "half_life_h": treatment.half_life(region)[0],
+    }
 
 
 def region_weights(entries: Sequence[tuple[str, str, np.ndarray]]) -> dict[str, np.ndarray | None]:
@@ -489,7 +535,7 @@ def course_record(
             if treatment.dose_gy is not None:
                 w = weights.get(region)
                 regions[region] = (
-                    None if w is None else _region_of_map(dose_on_grid, w, density_g_ml, tissue, treatment)
+                    None if w is None else _region_of_map(dose_on_grid, w, density_g_ml, tissue, treatment, region)
                 )
             else:
                 value = treatment.mean_gy.get(region)
@@ -498,8 +544,9 @@ def course_record(
                     if value is None
                     else {
                         "mean_gy": value,
-                        "bed_gy": treatment_bed_of_mean_gy(treatment, value, tissue),
+                        "bed_gy": treatment_bed_of_mean_gy(treatment, value, tissue, region),
                         "bed_kind": "BED of the stated mean",
+                        "half_life_h": treatment.half_life(region)[0],
                     }
                 )
         entries.append(
@@ -538,8 +585,8 @@ def course_record(
     notes += _interval_notes([t for t, _ in treatments])
     if any(t.nuclide == "Lu-177" for t, _ in treatments):
         notes.append(
-            "Lu-177: one effective half-life per treatment is used for every region (tumour clearance often "
-            "differs from normal liver's); the uptake phase is ignored"
+            "Lu-177: a treatment's effective half-life is used for every region without its own "
+            "(region_half_lives_h, effective_half_life_<region>_h); the uptake phase is ignored"
         )
     notes += [
         f"{region} {kind}: {_NOT_STATED}"
@@ -642,7 +689,10 @@ COURSE_CSV_COLUMNS: dict[str, str] = {
     "tumor_gy": "stated mean tumour dose (Gy), optional",
     "lung_gy": "stated mean lung dose (Gy), optional",
     "effective_half_life_h": "Lu-177: effective half-life (h), required; Y-90: leave empty",
-    "half_life_source": "where the effective half-life comes from",
+    "effective_half_life_normal_liver_h": "Lu-177: normal-liver effective half-life (h), if it differs",
+    "effective_half_life_tumor_h": "Lu-177: tumour effective half-life (h), if it differs",
+    "effective_half_life_lung_h": "Lu-177: lung effective half-life (h), if it differs",
+    "half_life_source": "where the effective half-lives come from",
     "cycles": "the dose is the total of this many equal cycles (default 1)",
 }
 """Columns of the course CSV (one row per treatment; lines starting with '#' are comments)."""
@@ -744,6 +794,7 @@ def read_course_csv(path: str | os.PathLike) -> tuple[list[Treatment], list[dict
                 ct_hu=_read_ct_path(ct_path) if ct_path else None,
                 mean_gy=stated if stated or dose_path is None else None,
                 effective_half_life_h=number("effective_half_life_h"),
+                region_half_lives_h={r: number(f"effective_half_life_{r}_h") for r in REGIONS},
                 half_life_source=row.get("half_life_source", ""),
                 cycles=1 if cycles is None else cycles,
                 label=label,
@@ -764,23 +815,24 @@ def course_table(course: Mapping) -> tuple[list[str], list[list]]:
     """The ``course`` section as a table: one row per treatment, then the row ``cumulative`` (course.csv).
 
     Columns: label, nuclide, date, source, cycles, dose-rate model, half-life and its source, then per region
-    ``<region>_mean_gy``, ``<region>_bed_gy``, ``<region>_bed_kind`` (empty where there is no value).
+    ``<region>_mean_gy``, ``<region>_bed_gy``, ``<region>_bed_kind``, ``<region>_half_life_h`` (empty where
+    there is no value).
     """
     header = ["label", "nuclide", "date", "source", "cycles", "dose_rate_model", "half_life_h", "half_life_source"]
     for region in REGIONS:
-        header += [f"{region}_mean_gy", f"{region}_bed_gy", f"{region}_bed_kind"]
+        header += [f"{region}_mean_gy", f"{region}_bed_gy", f"{region}_bed_kind", f"{region}_half_life_h"]
     rows = []
     for t in course["treatments"]:
         row = [t["label"], t["nuclide"], t["date"], t["source"], t["cycles"], t["dose_rate_model"]]
         row += [t["half_life_h"], t["half_life_source"]]
         for region in REGIONS:
             value = t["regions"][region] or {}
-            row += [value.get("mean_gy"), value.get("bed_gy"), value.get("bed_kind")]
+            row += [value.get("mean_gy"), value.get("bed_gy"), value.get("bed_kind"), value.get("half_life_h")]
         rows.append(row)
     row = ["cumulative", "", "", "", "", "", None, ""]
     for region in REGIONS:
         value = course["cumulative"][region]
-        row += [value["dose_gy"], value["bed_gy"], value["bed_kind"]]
+        row += [value["dose_gy"], value["bed_gy"], value["bed_kind"], None]
     rows.append(row)
     return header, rows
 

@@ -238,7 +238,11 @@ def test_bad_course_file_and_options(y90_run, tmp_path, capsys):
 
 
 def test_user_parameters_recorded_with_their_source(y90_run, tmp_path):
-    rows = [HEADER, "p1,Lu-177,2025-01-09,,3.0,30,70", "p2,Lu-177,2025-01-12,,3.0,30,70"]
+    rows = [
+        f"{HEADER},effective_half_life_tumor_h",
+        "p1,Lu-177,2025-01-09,,3.0,30,70,95",
+        "p2,Lu-177,2025-01-12,,3.0,30,70,",
+    ]
     csv_path = tmp_path / "course.csv"
     csv_path.write_text("\n".join(rows) + "\n")
     out = tmp_path / "out"
@@ -251,6 +255,12 @@ def test_user_parameters_recorded_with_their_source(y90_run, tmp_path):
     assert "Strigari" in liver["repair_half_time_source"]  # not given: the cited default
     p1 = course["treatments"][0]["regions"]
     assert p1["normal_liver"]["bed_gy"] == pytest.approx(hand_bed(3.0, alpha_beta_gy=3.0, half_life_h=70.0))
+    # the tumour's own effective half-life (95 h) for p1; p2 has none: the treatment's 70 h
+    assert p1["tumor"]["half_life_h"] == 95.0
+    assert p1["tumor"]["bed_gy"] == pytest.approx(hand_bed(30.0, alpha_beta_gy=AB_TUMOR, half_life_h=95.0))
+    p2 = course["treatments"][1]["regions"]
+    assert p2["tumor"]["bed_gy"] == pytest.approx(hand_bed(30.0, alpha_beta_gy=AB_TUMOR, half_life_h=70.0))
+    assert "tumour 95.0 h" in (out / "course.html").read_text()
     # two cycles 3 days apart: 49% of the first still to be delivered, said in the notes
     assert any("p2 was given 3 d after p1" in n and "overlap" in n for n in course["notes"])
     # no lung value for the stated treatments: the cumulative lung dose is not computed, and says why
@@ -274,6 +284,14 @@ def test_treatment_api_refusals():
     with pytest.raises(OptionsError, match="cycles"):
         Treatment("Lu-177", mean_gy={"normal_liver": 1.0}, effective_half_life_h=60.0, cycles=0)
     assert Treatment("177Lu", mean_gy={"normal_liver": 1.0}, effective_half_life_h=60.0).nuclide == "Lu-177"
+    with pytest.raises(OptionsError, match="permanent implant"):
+        Treatment("Y-90", mean_gy={"normal_liver": 1.0}, region_half_lives_h={"tumor": 50.0})
+    with pytest.raises(OptionsError, match="tumor effective half-life 200 h"):
+        Treatment(
+            "Lu-177", mean_gy={"normal_liver": 1.0}, effective_half_life_h=60.0, region_half_lives_h={"tumor": 200}
+        )
+    with pytest.raises(OptionsError, match="unknown region"):
+        Treatment("Lu-177", mean_gy={"normal_liver": 1.0}, effective_half_life_h=60.0, region_half_lives_h={"gut": 50})
 
 
 def test_docstring_examples_run():

@@ -135,8 +135,9 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
         "--course",
         metavar="COURSE.csv",
         help="earlier treatments, one row each: label,nuclide,date,dose_map,ct,normal_liver_gy,tumor_gy,"
-        "lung_gy,effective_half_life_h,half_life_source,cycles (nuclide and date required; a dose map or "
-        "normal_liver_gy; Lu-177 needs effective_half_life_h; paths relative to the CSV; '#' lines are comments)",
+        "lung_gy,effective_half_life_h,effective_half_life_{normal_liver,tumor,lung}_h,half_life_source,cycles "
+        "(nuclide and date required; a dose map or normal_liver_gy; Lu-177 needs effective_half_life_h; paths "
+        "relative to the CSV; '#' lines are comments)",
     )
     course.add_argument(
         "--current-date", type=date_type("--current-date"), metavar="YYYY-MM-DD", help="day of the current treatment"

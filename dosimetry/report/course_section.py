@@ -47,6 +47,12 @@ def course_section_html(course: Mapping) -> str:
             value = t["regions"].get(region) or {}
             cells.append(_num(f"{base}/mean_gy", value.get("mean_gy")) + _num(f"{base}/bed_gy", value.get("bed_gy")))
         model = f"{_e(t['dose_rate_model'])}, T = {float(t['half_life_h']):.1f} h"
+        own = [
+            f"{label.lower()} {float(v['half_life_h']):.1f} h"
+            for region, label in _REGIONS
+            if (v := t["regions"].get(region)) and v.get("half_life_h") not in (None, t["half_life_h"])
+        ]
+        model += f" ({', '.join(own)})" if own else ""
         cycles = "" if t["cycles"] == 1 else f", {int(t['cycles'])} cycles"
         rows.append(
             f"<tr><td>{_e(t['label'])}</td><td>{_e(t['nuclide'])}</td><td>{_e(t['date'] or 'not given')}</td>"
