@@ -12,9 +12,16 @@ Physical dose only
 The sum is of physical absorbed dose (Gy). It ignores radiobiology: the different dose rates of the
 treatments, repair and repopulation between them, and the tissue's response to the first treatment
 (fibrosis, atrophy, changed perfusion). Compare it with tolerance doses derived for single treatments
-with care; a biologically effective dose (BED/EQD2) needs a radiobiological model that is not applied
-here. Linear interpolation samples the earlier dose at the current voxel centres (it does not average
+with care; a biologically effective dose (BED) needs a radiobiological model, applied per treatment only
+in the treatment course (below), never to the summed map. Linear interpolation samples the earlier dose at the current voxel centres (it does not average
 over voxels), which is accurate when the earlier grid is finer than, or as fine as, the dose gradients.
+
+Treatment course (BED)
+----------------------
+With ``course=`` (earlier treatments of any supported nuclide, :class:`dosimetry.course.Treatment`: dose
+maps, aligned and added like ``previous``, or stated mean doses) the result's stats gain a ``course``
+section: per treatment and region the dose and the BED of its dose-rate model, and the cumulative dose and
+BED assuming complete repair between treatments (:mod:`dosimetry.course`).
 """
 
 from __future__ import annotations
@@ -164,6 +171,9 @@ def accumulate_doses(
     min_ncc: float = 0.7,
     min_overlap: float = 0.5,
     default_density_g_ml: float = DEFAULT_SOFT_TISSUE_DENSITY_G_ML,
+    course: Sequence = (),
+    radiobiology=None,
+    current_date=None,
 ) -> AccumulationResult:
     """Add the doses of earlier treatments to the current dose, on the current grid.
 
@@ -185,6 +195,15 @@ def accumulate_doses(
         Acceptance of each registration (see :func:`~dosimetry.geometry.registration.register_rigid`).
     default_density_g_ml : float
         Density where there is no CT.
+    course : sequence of dosimetry.course.Treatment
+        Earlier treatments of any supported nuclide (Y-90, Lu-177): dose maps (aligned and added to the
+        cumulative dose like ``previous``) or stated mean doses (in the ``course`` totals only). With a
+        course or ``radiobiology``, ``stats["course"]`` holds the BED per treatment and the cumulative
+        dose and BED (:mod:`dosimetry.course`; the ``previous`` maps count as Y-90 treatments there).
+    radiobiology : dosimetry.course.RadiobiologyParameters, optional
+        alpha/beta and repair half-times (default :func:`dosimetry.course.radiobiology_parameters`).
+    current_date : datetime.date or str, optional
+        Day of the current (Y-90) treatment, for the course.
 
     Returns
     -------
@@ -207,8 +226,21 @@ def accumulate_doses(
     The sum is of physical dose: see the module docstring for what that ignores.
     """
     previous_items = [_as_previous(item, n) for n, item in enumerate(previous, start=1)]
-    if not previous_items:
-        raise OptionsError("no earlier dose given; give at least one previous dose map (--previous DOSE[:CT])")
+    course_items = list(course)
+    if not previous_items and not course_items:
+        raise OptionsError(
+            "no earlier dose given; give at least one previous dose map (--previous DOSE[:CT]) or a treatment "
+            "course (--course)"
+        )
+    with_course = bool(course_items) or radiobiology is not None or current_date is not None
+    y90_previous = [item.label for item in previous_items]
+    if with_course:
+        from dosimetry.course import course_treatments
+
+        course_items, course_maps = course_treatments(
+            previous_items, course_items, current_dose=current_dose, current_date=current_date
+        )
+        previous_items = previous_items + course_maps
     names = [r.name for r in rois]
     if len(set(names)) != len(names):
         raise RoiError(f"ROI names must be unique, got {names}")
@@ -264,7 +296,8 @@ def accumulate_doses(
     zeros = np.zeros(current_dose.shape, np.float32)
     voxel_ml = current_dose.voxel_volume_ml
     entries = []
-    for name, role, weights in roi_weights(rois, current_dose):
+    weight_entries = roi_weights(rois, current_dose)
+    for name, role, weights in weight_entries:
         if not np.any(weights > 0):
             warnings.append(f"ROI {name!r} covers no voxel of the current dose grid; skipped")
             continue
@@ -301,4 +334,19 @@ def accumulate_doses(
         "lung": ({"roi": lung_name, **by_name[lung_name]["cumulative"]} if lung_name else None),
         "warnings": warnings,
     }
+    if with_course:
+        from dosimetry.course import course_record, radiobiology_parameters, region_weights
+
+        on_grid = dict(zip([p.label for p in previous_items], resampled))
+        on_grid["current"] = current_dose
+        stats["course"] = course_record(
+            [(t, on_grid[t.label].array if t.dose_gy is not None else None) for t in course_items],
+            weights=region_weights(weight_entries),
+            density_g_ml=density.density_g_ml.array,
+            parameters=radiobiology if radiobiology is not None else radiobiology_parameters(),
+            notes=[
+                f"{label}: an earlier dose map without a nuclide, taken as Y-90 (physical decay)"
+                for label in y90_previous
+            ],
+        )
     return AccumulationResult(cumulative, resampled, registrations, stats)

@@ -9,6 +9,8 @@ References
 .. [Selwyn2007] Selwyn RG, Nickles RJ, Thomadsen BR, DeWerd LA, Micka JA. A new internal pair production
    branching ratio of 90Y. Appl Radiat Isot 2007;65:318-27 (31.86 +- 0.47 x 1e-6 positrons per decay).
 .. [DDEP] Decay Data Evaluation Project, LNHB recommended data (F-18, Ga-68, Cu-64 beta+ intensities).
+.. [ENSDF177] ENSDF evaluation of A = 177 (Kondev FG, Nuclear Data Sheets 2019;159), as shown by NNDC NuDat 3
+   (https://www.nndc.bnl.gov/nudat3/): Lu-177 ground-state half-life 6.647 (4) d.
 .. [CODATA2018] CODATA 2018 recommended values; 1 eV = 1.602176634e-19 J exactly (SI 2019).
 .. [MIRD17] Bolch WE et al. MIRD Pamphlet No. 17. J Nucl Med 1999;40:11S-36S.
 .. [Gulec2006] Gulec SA, Mesoloras G, Stabin M. Dosimetric techniques in 90Y-microsphere therapy of liver
@@ -72,6 +74,12 @@ Y90_HALF_LIFE_S: float = Y90_HALF_LIFE_H * 3600.0
 Y90_DECAY_CONSTANT_PER_S: float = math.log(2.0) / Y90_HALF_LIFE_S
 Y90_MEAN_LIFE_S: float = 1.0 / Y90_DECAY_CONSTANT_PER_S
 """Mean life tau = T1/2 / ln 2 (s): the cumulated activity of a permanent implant is A0 x tau."""
+
+# --- Lu-177 decay (ENSDF): the physical half-life bounds the effective half-life of a PRRT course --------
+LU177_HALF_LIFE_H: float = 6.647 * 24.0
+"""Lu-177 physical half-life in hours, 6.647 d [ENSDF177]. Used by :mod:`dosimetry.course` only to refuse an
+effective half-life longer than the physical one (the dose rate of a Lu-177 PRRT falls with the effective
+half-life the user gives)."""
 
 NUCLIDE_HALF_LIVES_S: dict[str, float] = {
     "Y-90": Y90_HALF_LIFE_S,
@@ -248,6 +256,7 @@ text, as in the bundled threshold set ``lung-ho1997``; corroborated by secondary
 
 SOURCES: dict[str, str] = {
     "Y90_HALF_LIFE_H": "ICRP Publication 107 (2008)",
+    "LU177_HALF_LIFE_H": "ENSDF (Kondev, Nucl Data Sheets 2019;159:1), NNDC NuDat 3: 6.647 d",
     "Y90_MEAN_BETA_ENERGY_MEV": "ICRP Publication 107 (2008): 0.932991 MeV x 0.999885 + 0.185079 MeV x 1.15e-4",
     "JOULE_PER_MEV": "SI 2019 / CODATA 2018 (exact)",
     "Y90_LDM_GY_KG_PER_GBQ": "derived: E_mean x (T1/2 / ln 2), ICRP 107 data",
@@ -296,6 +305,7 @@ SOURCES: dict[str, str] = {
 
 UNITS: dict[str, str] = {
     "Y90_HALF_LIFE_H": "h",
+    "LU177_HALF_LIFE_H": "h",
     "Y90_MEAN_BETA_ENERGY_MEV": "MeV",
     "JOULE_PER_MEV": "J/MeV",
     "Y90_LDM_GY_KG_PER_GBQ": "Gy kg/GBq",
@@ -338,6 +348,7 @@ def constants_record() -> dict[str, dict[str, object]]:
     """Every constant with its value, unit and source, as written to ``stats.json``."""
     values = {
         "Y90_HALF_LIFE_H": Y90_HALF_LIFE_H,
+        "LU177_HALF_LIFE_H": LU177_HALF_LIFE_H,
         "Y90_MEAN_BETA_ENERGY_MEV": Y90_MEAN_BETA_ENERGY_MEV,
         "JOULE_PER_MEV": JOULE_PER_MEV,
         "Y90_LDM_GY_KG_PER_GBQ": Y90_LDM_GY_KG_PER_GBQ,

@@ -111,6 +111,15 @@ RANGES: tuple[OptionRange, ...] = (
     _r(
         "repair_half_time_h", "--repair-half-time-h", 0, 48, "(]", "h", "give hours (typically 0.5 to 2.5), not minutes"
     ),
+    _r(
+        "repair_half_time_lung_h",
+        "--repair-half-time-lung-h",
+        0,
+        48,
+        "(]",
+        "h",
+        "give hours (typically 0.5 to 2.5), not minutes",
+    ),
     _r("eud_alpha_per_gy", "--eud-alpha-per-gy", 0, 2, "(]", "1/Gy", "give alpha in 1/Gy (typically 0.001 to 0.05)"),
     _r("height_cm", "--height-cm", 50, 250, "[]", "cm", "give centimetres, e.g. 172"),
     _r("weight_kg", "--weight-kg", 2, 400, "[]", "kg", "give kilograms, e.g. 70"),

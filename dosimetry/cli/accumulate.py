@@ -12,7 +12,15 @@ Outputs (in ``--out``, written to a temporary folder and renamed when complete):
 ``previous_<n>_on_current.nii.gz`` each earlier dose after alignment, on the current grid (for review)
 ``accumulate.json``                treatments, alignment and registration checks, per-ROI statistics
 ``accumulate.csv``                 one row per ROI: current, earlier and cumulative mean doses, D70, V100
+``course.csv``, ``course.html``    with ``--course`` or radiobiology options: per treatment and region the
+                                   dose and BED, and the cumulative rows (``course`` in accumulate.json)
 =================================  ==================================================================
+
+Treatment course: ``--course COURSE.csv`` lists earlier treatments of any supported nuclide (Y-90, Lu-177),
+one row per treatment (columns :data:`dosimetry.course.COURSE_CSV_COLUMNS`): a dose map (aligned like
+``--previous``) or stated mean doses, with the Lu-177 effective half-life. Structural faults of the CSV (a
+missing file, an unknown column, a number that does not parse) exit with 3; a row that is not a valid
+treatment (unknown nuclide, Lu-177 without an effective half-life, no normal-liver dose) with 7.
 """
 
 from __future__ import annotations
@@ -24,10 +32,52 @@ import math
 import os
 from pathlib import Path
 
+from dosimetry.constants import ALPHA_BETA_LIVER_GY, ALPHA_BETA_TUMOR_GY, Y90_REPAIR_HALF_TIME_H
 from dosimetry.errors import InputFileError, OptionsError
 from dosimetry.export.output_guard import OVERWRITE_HELP, accumulate_input_paths, check_cli_output
 from dosimetry.progress import stage
-from dosimetry.cli.common import add_roi_options, load_roi_arguments, name_role, refuse_existing_out
+from dosimetry.cli.common import add_roi_options, bad_value, load_roi_arguments, name_role, refuse_existing_out
+
+_RADIOBIOLOGY_OPTIONS = {
+    "alpha_beta_liver_gy": "alpha_beta_normal_liver_gy",
+    "alpha_beta_tumor_gy": "alpha_beta_tumor_gy",
+    "alpha_beta_lung_gy": "alpha_beta_lung_gy",
+    "repair_half_time_h": ("repair_half_time_normal_liver_h", "repair_half_time_tumor_h"),
+    "repair_half_time_lung_h": "repair_half_time_lung_h",
+}
+
+
+def date_type(option: str):
+    """argparse ``type`` of a day ``YYYY-MM-DD``."""
+
+    def parse(text: str):
+        from datetime import date
+
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise bad_value(option, text, "a date YYYY-MM-DD, e.g. 2026-03-01") from None
+
+    parse.__name__ = "date"
+    return parse
+
+
+def _course_wanted(args) -> bool:
+    return bool(args.course or args.current_date or args.radiobiology_source) or any(
+        getattr(args, name) is not None for name in _RADIOBIOLOGY_OPTIONS
+    )
+
+
+def _radiobiology(args):
+    from dosimetry.course import radiobiology_parameters
+
+    values = {}
+    for option, fields in _RADIOBIOLOGY_OPTIONS.items():
+        value = getattr(args, option)
+        for field in (fields,) if isinstance(fields, str) else fields:
+            values[field] = value
+    return radiobiology_parameters(**values, source=args.radiobiology_source)
+
 
 OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv")
 
@@ -40,7 +90,8 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
         help="add the doses of earlier treatments to the current dose",
         description="Bring earlier dose maps onto the current dose grid (rigid registration of their CTs to "
         "the current CT, checked), add them and report cumulative normal-liver and lung doses. "
-        "The sum is of physical dose: no radiobiological correction between treatments.",
+        "The sum is of physical dose; --course (earlier treatments of other nuclides, e.g. Lu-177 PRRT) adds "
+        "the BED of each treatment and the cumulative BED.",
     )
     inp = parser.add_argument_group("inputs")
     inp.add_argument(
@@ -61,10 +112,9 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
         "--previous",
         action="append",
         default=[],
-        required=True,
         metavar="DOSE[:CT]",
-        help="an earlier dose map (Gy; image or RT Dose), optionally with its CT for registration "
-        "to the current CT (repeat for each earlier treatment)",
+        help="an earlier Y-90 dose map (Gy; image or RT Dose), optionally with its CT for registration "
+        "to the current CT (repeat for each earlier treatment); other nuclides: --course",
     )
     add_roi_options(inp, of="the current study")
     inp.add_argument(
@@ -74,6 +124,52 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
         type=name_role,
         metavar="SEGMENT=ROLE",
         help="set the role of a segment of --segmentation",
+    )
+    course = parser.add_argument_group(
+        "treatment course and BED (earlier treatments of other nuclides, e.g. Lu-177 PRRT)",
+        description="Any of these options adds the course: BED per treatment (decaying source) and "
+        "cumulative dose and BED of normal liver, tumour and lung, summed with complete repair between "
+        "treatments. --previous maps count as Y-90.",
+    )
+    course.add_argument(
+        "--course",
+        metavar="COURSE.csv",
+        help="earlier treatments, one row each: label,nuclide,date,dose_map,ct,normal_liver_gy,tumor_gy,"
+        "lung_gy,effective_half_life_h,effective_half_life_{normal_liver,tumor,lung}_h,half_life_source,cycles "
+        "(nuclide and date required; a dose map or normal_liver_gy; Lu-177 needs effective_half_life_h; paths "
+        "relative to the CSV; '#' lines are comments)",
+    )
+    course.add_argument(
+        "--current-date", type=date_type("--current-date"), metavar="YYYY-MM-DD", help="day of the current treatment"
+    )
+    course.add_argument(
+        "--alpha-beta-liver-gy",
+        metavar="GY",
+        help=f"alpha/beta of normal liver (default {ALPHA_BETA_LIVER_GY} Gy: Strigari 2010, Cremonesi 2014)",
+    )
+    course.add_argument(
+        "--alpha-beta-tumor-gy",
+        metavar="GY",
+        help=f"alpha/beta of tumours (default {ALPHA_BETA_TUMOR_GY} Gy: Cremonesi 2014)",
+    )
+    course.add_argument(
+        "--alpha-beta-lung-gy", metavar="GY", help="alpha/beta of lung (no default: no lung BED without it)"
+    )
+    course.add_argument(
+        "--repair-half-time-h",
+        metavar="H",
+        help=f"repair half-time of normal liver and tumours (default {Y90_REPAIR_HALF_TIME_H} h: Strigari 2010, "
+        "Cremonesi 2014)",
+    )
+    course.add_argument(
+        "--repair-half-time-lung-h",
+        metavar="H",
+        help="repair half-time of lung (no default; with --alpha-beta-lung-gy)",
+    )
+    course.add_argument(
+        "--radiobiology-source",
+        metavar="TEXT",
+        help="where the radiobiology values given here come from (recorded with each of them)",
     )
     reg = parser.add_argument_group("registration check")
     reg.add_argument(
@@ -223,6 +319,12 @@ def write_accumulation(
         record = {**result.stats, "inputs": inputs}
         (tmp / "accumulate.json").write_text(json.dumps(json_safe(record), indent=2) + "\n")
         _write_csv(result.stats, labels, tmp / "accumulate.csv")
+        if "course" in result.stats:
+            from dosimetry.course import write_course_csv
+            from dosimetry.report.course_section import write_course_page
+
+            write_course_csv(result.stats["course"], tmp / "course.csv")
+            write_course_page(result.stats["course"], tmp / "course.html")
     return Path(out_dir)
 
 
@@ -252,13 +354,22 @@ def format_accumulation(stats: dict) -> str:
 
 def command(args) -> int:
     """Run ``dosimetry accumulate`` with parsed ``args``; returns the exit code (expected faults are raised)."""
-    check_cli_output(args, accumulate_input_paths(args))
+    if not args.previous and not args.course:
+        raise OptionsError("no earlier treatment given; give --previous DOSE[:CT] (Y-90 maps) or --course COURSE.csv")
+    check_cli_output(args, [*accumulate_input_paths(args), args.course])
     out_dir = refuse_existing_out(args)
     with stage("start-up"):
         from dosimetry.accumulate import PreviousDose, accumulate_doses
         from dosimetry.libwarnings import library_warnings
     library_notes: list[str] = []
     with stage("load"), library_warnings(library_notes, during="reading the doses, CTs and ROIs"):
+        # the course and its parameters first: a bad row or option stops the run before the images are read
+        radiobiology = _radiobiology(args) if _course_wanted(args) else None
+        course, course_records = [], []
+        if args.course:
+            from dosimetry.course import read_course_csv
+
+            course, course_records = read_course_csv(args.course)
         dose_path, ct_path, notes = _current_inputs(args)
         current = _read_dose(dose_path)
         current_ct = read_ct(ct_path) if ct_path is not None else None
@@ -269,13 +380,22 @@ def command(args) -> int:
             previous.append(PreviousDose(_read_dose(dose_file), read_ct(ct_file) if ct_file else None, None, label))
             labels.append(label)
             inputs_previous.append({"label": label, "dose": str(dose_file), "ct": str(ct_file) if ct_file else None})
+        labels += [t.label for t in course if t.dose_gy is not None]
         rois, warnings = _load_rois(args)
         if not rois:
             rois, study_notes = rois_of_dicom_run(Path(args.current))
             notes += study_notes
     with stage("accumulate"):
         result = accumulate_doses(
-            current, previous, current_ct=current_ct, rois=rois, min_ncc=args.min_ncc, min_overlap=args.min_overlap
+            current,
+            previous,
+            current_ct=current_ct,
+            rois=rois,
+            min_ncc=args.min_ncc,
+            min_overlap=args.min_overlap,
+            course=course,
+            radiobiology=radiobiology,
+            current_date=args.current_date,
         )
     result.stats["warnings"] = warnings + notes + library_notes + result.stats["warnings"]
     inputs = {
@@ -284,10 +404,16 @@ def command(args) -> int:
         "previous": inputs_previous,
         "rois": [{"name": r.name, "role": r.role.value, "source": r.source} for r in rois],
     }
+    if args.course:
+        inputs["course"] = {"file": str(args.course), "treatments": course_records}
     with stage("write results"):
         write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite)
     if not args.quiet:
         print(format_accumulation(result.stats))
+        if "course" in result.stats:
+            from dosimetry.course import format_course
+
+            print(format_course(result.stats["course"]))
         print(f"results: {out_dir.resolve()}")
     return 0
 
