@@ -27,7 +27,7 @@ def _ct(orientation="HFS"):
 def test_ct_in_hu_with_world_geometry(tmp_path, orientation):
     hu = _ct(orientation)
     ct = load_ct(b.write_ct_series(tmp_path, hu, study_uid="1.2", for_uid="1.3"))
-    assert ct.image.array.dtype == np.float32
+    assert ct.image.array.dtype == np.int16  # integer HU kept exactly, in half the memory of float32
     world = ct.image.index_to_world(np.argwhere(ct.image.array == 60.0))
     assert np.all(np.sum((world / b.LIVER_RADII) ** 2, axis=1) <= 1 + 1e-9)
     assert ct.image.array.sum() == pytest.approx(hu.array.sum())
@@ -111,3 +111,19 @@ def test_real_seg_file_via_highdicom():
     assert [(r.name, r.role) for r in rois] == [("Liver", Role.LIVER)]
     assert rois[0].mask.shape[0] * rois[0].mask.shape[1] * rois[0].mask.shape[2] == 512 * 512
     assert 0 < rois[0].mask.array.sum() < 512 * 512
+
+
+def test_ct_with_a_fractional_rescale_stays_float(tmp_path):
+    """Integer HU are kept as int16; a rescale that gives fractions (slope 0.5) keeps float32, values exact."""
+    import pydicom
+
+    hu = _ct()
+    files = b.write_ct_series(tmp_path, hu, study_uid="1.2", for_uid="1.3")
+    as_int = load_ct(files).image.array
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.RescaleSlope = 0.5
+        ds.save_as(path)
+    halved = load_ct(files).image.array
+    assert as_int.dtype == np.int16 and halved.dtype == np.float32
+    assert np.array_equal(halved, ((as_int.astype(np.float64) + 1024) * 0.5 - 1024).astype(np.float32))

@@ -33,7 +33,7 @@ def test_phantom_study_matches_its_nifti_twin(tmp_path):
     assert study.activity_time == b.SCAN and study.implant_time == b.IMPLANT
     assert study.administered_activity_bq == pytest.approx(2.1e9)
     assert {r.name for r in study.rois} == {"Liver", "Tumour 1"}
-    assert study.ct is not None and study.ct.array.dtype == np.float32
+    assert study.ct is not None and study.ct.array.dtype == np.int16
     assert study.provenance["emission"]["series_uid"] == uids["pet"]
     assert "PHANTOM" not in repr(study.provenance) and "Phantom" not in repr(study.provenance)
 
