@@ -371,13 +371,27 @@ def volume_outside_grid(mask: Image, target: Image) -> tuple[float, float]:
     corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])])
     if np.all(_inside(target, mask.index_to_world(corners))):
         return total_ml, 0.0
-    cropped = values[box[0][0] : box[1][0], box[0][1] : box[1][1], box[0][2] : box[1][2]]
-    nz = np.argwhere(cropped > 0)  # in the same (C) order as over the whole mask
+    # plane by plane along the mask's last axis: a plane whose four corner voxels all lie inside the target
+    # is inside (the target's extent is convex), one whose corners all lie beyond one face is outside; only
+    # the planes across a face are tested voxel by voxel
+    limit = np.asarray(target.shape) - 0.5
     outside = 0.0
-    for start in range(0, len(nz), _CHUNK_VOXELS):
-        part = nz[start : start + _CHUNK_VOXELS]
-        out = ~_inside(target, mask.index_to_world(part + box[0]))
-        outside += float(cropped[tuple(part[out].T)].sum(dtype=np.float64))
+    for k in range(box[0][2], box[1][2]):
+        plane_corners = np.array([[a, b, k] for a in (lo[0], hi[0]) for b in (lo[1], hi[1])])
+        idx = target.world_to_index(mask.index_to_world(plane_corners))
+        inside = (idx >= -0.5) & (idx <= limit)
+        if np.all(inside):
+            continue
+        plane = values[box[0][0] : box[1][0], box[0][1] : box[1][1], k]
+        if np.any(np.all(idx < -0.5, axis=0) | np.all(idx > limit, axis=0)):
+            outside += float(plane.sum(dtype=np.float64))
+            continue
+        nz = np.argwhere(plane > 0)
+        for start in range(0, len(nz), _CHUNK_VOXELS):
+            part = nz[start : start + _CHUNK_VOXELS]
+            ijk = np.column_stack([part + box[0][:2], np.full(len(part), k)])
+            out = ~_inside(target, mask.index_to_world(ijk))
+            outside += float(plane[tuple(part[out].T)].sum(dtype=np.float64))
     return total_ml, outside * mask.voxel_volume_ml
 
 
