@@ -292,3 +292,9 @@ def test_sample_phantom_as_a_maa_scan_gives_its_true_lung_shunt_and_the_scaled_a
     assert lung["lsf_estimate_gy"] == pytest.approx(lung["map_lung_gy"], rel=0.005)
     assert lung["cumulative_lung_dose_gy"] == pytest.approx(lung["lung_dose_gy"] + 20.0, rel=1e-12)
     assert lung["exceeds_cumulative"] == (lung["cumulative_lung_dose_gy"] > 50.0)
+    # the planning models take the same image LSF (no typed value): MIRD by hand, 49.67 A (1 - LSF) / M
+    assert planning["inputs"]["lung_shunt_fraction"] == lsf
+    assert planning["inputs"]["lung_shunt_source"] == "image (MAA SPECT counts)"
+    mird = planning["models"]["mird"]
+    assert mird["target_roi"] == "Liver" and mird["target_mass_kg"] == result.roi("Liver")["mass_g"] / 1000
+    assert mird["predicted_target_gy"] == pytest.approx(49.67 * 2.0 * (1 - lsf) / mird["target_mass_kg"], rel=1e-12)

@@ -220,6 +220,7 @@ def clinical_sections(
         repair_half_time_h=options.repair_half_time_h,
         eud_alpha_per_gy=options.eud_alpha_per_gy,
     )
+    shunt = lung_shunt_section(stats, predictive=is_predictive(stats))
     planning = planning_section(
         stats,
         height_cm=options.height_cm,
@@ -228,9 +229,10 @@ def clinical_sections(
         mird_target_gy=options.mird_target_gy,
         normal_liver_limit_gy=options.partition_normal_liver_limit_gy,
         lung_limit_gy=options.partition_lung_limit_gy,
+        lung_shunt=shunt,
     )
     planning["device"] = options.device
-    planning["lung_shunt"] = shunt = lung_shunt_section(stats, predictive=is_predictive(stats))
+    planning["lung_shunt"] = shunt
     planning["prescription"] = None
     if options.targets:
         planning["prescription"] = prescribe_activity(

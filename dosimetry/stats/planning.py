@@ -242,6 +242,7 @@ def planning_section(
     mird_target_gy: float | None = None,
     normal_liver_limit_gy: float = PARTITION_NORMAL_LIVER_LIMIT_GY,
     lung_limit_gy: float = PARTITION_LUNG_LIMIT_GY,
+    lung_shunt: dict | None = None,
 ) -> dict:
     """The ``planning`` section of ``stats.json``: the three models and predicted-vs-delivered rows.
 
@@ -257,11 +258,18 @@ def planning_section(
         Target dose for the MIRD prescription; None = no prescribed activity, only the predicted dose.
     normal_liver_limit_gy, lung_limit_gy : float
         Limits of the partition model's maximum activity.
+    lung_shunt : dict, optional
+        The run's :func:`~dosimetry.stats.lung_shunt.lung_shunt_section` record: the models use the LSF it
+        uses (the typed value, else the image value of a predictive run: the MAA lung and liver counts).
+        None: the typed value only.
     """
     opts = stats["inputs"]["options"]
     a_admin = opts.get("administered_activity_gbq")
     residual = opts.get("residual_fraction") or 0.0
     lsf = opts.get("lung_shunt_fraction")
+    lsf_source = "typed (--lung-shunt)" if lsf is not None else None
+    if lung_shunt is not None and lung_shunt.get("lung_shunt_fraction") is not None:
+        lsf, lsf_source = lung_shunt["lung_shunt_fraction"], lung_shunt.get("used")
     rois = _by_name(stats)
     notes: list[str] = []
 
@@ -466,6 +474,7 @@ def planning_section(
             "administered_activity_gbq": a_admin,
             "residual_fraction": opts.get("residual_fraction"),
             "lung_shunt_fraction": lsf,
+            "lung_shunt_source": lsf_source,
             "height_cm": height_cm,
             "weight_kg": weight_kg,
             "planning_tn_ratio": planning_tn_ratio,
