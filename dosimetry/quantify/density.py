@@ -87,7 +87,9 @@ def density_on_grid(
     if not np.isfinite(default_density_g_ml) or default_density_g_ml <= 0:
         raise GeometryError(f"default density must be a positive number of g/mL, got {default_density_g_ml}")
     if ct_hu is None:
-        density = reference.with_array(np.full(reference.shape, default_density_g_ml, dtype=np.float32))
+        # one value seen at every voxel (a read-only broadcast view: no memory for a constant volume; a
+        # method that needs a writable or contiguous array copies it)
+        density = reference.with_array(np.broadcast_to(np.float32(default_density_g_ml), reference.shape))
         record = {
             "source": "default",
             "default_density_g_ml": default_density_g_ml,
