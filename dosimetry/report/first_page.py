@@ -14,7 +14,7 @@ from __future__ import annotations
 from dosimetry.quantify.emission import is_predictive, report_title
 from dosimetry.report.layout import ReportHeader, badge, esc, fmt, key, num_cell
 
-__all__ = ["dose_kind", "run_header", "first_page_parts", "key_doses_html"]
+__all__ = ["dose_kind", "run_fields", "run_header", "first_page_parts", "key_doses_html"]
 
 
 def dose_kind(stats: dict) -> tuple[str, str]:
@@ -28,44 +28,42 @@ def _when(text: str | None) -> str:
     return esc(str(text).replace("T", " ")[:16])
 
 
-def run_header(stats: dict, *, title: str | None = None) -> ReportHeader:
-    """The header of a run's report from its stats dict."""
+def run_fields(stats: dict, *, json_paths: bool = True) -> list[tuple[str, str]]:
+    """Header fields (name, HTML value) of a run: dates, device, indication, activities, method.
+
+    ``json_paths=False`` prints the numbers without ``data-json`` (for pages of another JSON file)."""
+    if not stats:
+        return []
     inputs = stats.get("inputs") or {}
     dicom = inputs.get("dicom") or {}
     options = inputs.get("options") or {}
     check = stats.get("activity_check") or {}
     flags = stats.get("flags") or {}
-    label, cls = dose_kind(stats)
+
+    def number(path: str, value, digits) -> str:
+        return num_cell(path, value, digits, tag="span") if json_paths else fmt(value, digits)
+
+    missing = '<span class="muted">\u2014</span>'
     fields: list[tuple[str, str]] = []
     if dicom.get("study_date"):
         fields.append(("Study date", _when(dicom["study_date"])))
     fields.append(("Scan", _when(dicom.get("activity_time") or options.get("scan_time"))))
     fields.append(("Treatment (implant)", _when(dicom.get("implant_time") or options.get("implant_time"))))
     delay = (inputs.get("activity") or {}).get("scan_delay_h")
-    fields.append(("Scan after implant", f"{fmt(delay, 1)} h" if delay is not None else '<span class="muted">—</span>'))
+    fields.append(("Scan after implant", f"{fmt(delay, 1)} h" if delay is not None else missing))
     device = flags.get("device") or (stats.get("planning") or {}).get("device")
     fields.append(("Device", esc(device) if device else '<span class="muted">not given (--device)</span>'))
     fields.append(
         ("Indication", esc(flags["indication"]) if flags.get("indication") else '<span class="muted">not given</span>')
     )
-    admin = check.get("administered_activity_gbq", options.get("administered_activity_gbq"))
-    admin_path = (
-        "activity_check/administered_activity_gbq"
-        if "administered_activity_gbq" in check
-        else "inputs/options/administered_activity_gbq"
-    )
+    in_check = check.get("administered_activity_gbq") is not None
+    admin = check.get("administered_activity_gbq") if in_check else options.get("administered_activity_gbq")
+    path = "activity_check/administered_activity_gbq" if in_check else "inputs/options/administered_activity_gbq"
+    source = check.get("administered_activity_source")
     fields.append(
         (
             "Administered activity",
-            (
-                num_cell(admin_path, admin, 3, tag="span")
-                + " GBq"
-                + (
-                    f' <span class="muted">({esc(check["administered_activity_source"])})</span>'
-                    if check.get("administered_activity_source")
-                    else ""
-                )
-            )
+            number(path, admin, 3) + " GBq" + (f' <span class="muted">({esc(source)})</span>' if source else "")
             if admin is not None
             else '<span class="muted">not given</span>',
         )
@@ -74,24 +72,29 @@ def run_header(stats: dict, *, title: str | None = None) -> ReportHeader:
     fields.append(
         (
             "Activity in image at implant",
-            num_cell("activity_check/image_activity_at_implant_gbq", at_implant, 3, tag="span") + " GBq"
+            number("activity_check/image_activity_at_implant_gbq", at_implant, 3) + " GBq"
             if at_implant is not None
-            else '<span class="muted">—</span>',
+            else missing,
         )
     )
     residual = check.get("residual_fraction", options.get("residual_fraction"))
-    fields.append(("Residual fraction", fmt(residual, 3) if residual is not None else '<span class="muted">—</span>'))
+    fields.append(("Residual fraction", fmt(residual, 3) if residual is not None else missing))
     fields.append(("Method", f"{esc(stats.get('method'))}, density {esc(stats.get('density_source'))}"))
+    return fields
+
+
+def run_header(stats: dict, *, title: str | None = None) -> ReportHeader:
+    """The header of a run's report from its stats dict."""
+    label, cls = dose_kind(stats)
+    fields = run_fields(stats)
     sw = stats.get("software") or {}
     fields.append(("Software", f"{esc(sw.get('name', ''))} {esc(sw.get('version', ''))}"))
-    if title is None:
-        title = report_title(stats)
     subtitle = (
         "Predictive Y-90 voxel dosimetry from the Tc-99m MAA distribution, scaled to the planned activity"
         if cls == "predictive"
         else "Post-treatment Y-90 voxel dosimetry"
     )
-    return ReportHeader(title, label, cls, fields, subtitle)
+    return ReportHeader(title or report_title(stats), label, cls, fields, subtitle)
 
 
 def _roi(stats: dict, name: str | None) -> dict | None:
