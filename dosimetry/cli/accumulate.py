@@ -12,6 +12,8 @@ Outputs (in ``--out``, written to a temporary folder and renamed when complete):
 ``previous_<n>_on_current.nii.gz`` each earlier dose after alignment, on the current grid (for review)
 ``accumulate.json``                treatments, alignment and registration checks, per-ROI statistics
 ``accumulate.csv``                 one row per ROI: current, earlier and cumulative mean doses, D70, V100
+``accumulate.html``                the report (:mod:`dosimetry.report.accumulate_page`): first page with the
+                                   three doses, cumulative dose over the current CT, per-ROI table
 =================================  ==================================================================
 """
 
@@ -29,7 +31,7 @@ from dosimetry.export.output_guard import OVERWRITE_HELP, accumulate_input_paths
 from dosimetry.progress import stage
 from dosimetry.cli.common import add_roi_options, load_roi_arguments, name_role, refuse_existing_out
 
-OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv")
+OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv", "accumulate.html")
 
 
 def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -203,7 +205,13 @@ def _write_csv(stats: dict, labels: list[str], path: Path) -> None:
 
 
 def write_accumulation(
-    result, out_dir: str | os.PathLike, *, labels: list[str], inputs: dict, overwrite: bool = False
+    result,
+    out_dir: str | os.PathLike,
+    *,
+    labels: list[str],
+    inputs: dict,
+    overwrite: bool = False,
+    report_html: str | None = None,
 ) -> Path:
     """Write the files of an :class:`~dosimetry.accumulate.AccumulationResult` atomically (see module doc).
 
@@ -223,6 +231,8 @@ def write_accumulation(
         record = {**result.stats, "inputs": inputs}
         (tmp / "accumulate.json").write_text(json.dumps(json_safe(record), indent=2) + "\n")
         _write_csv(result.stats, labels, tmp / "accumulate.csv")
+        if report_html is not None:
+            (tmp / "accumulate.html").write_text(report_html, encoding="utf-8")
     return Path(out_dir)
 
 
@@ -284,8 +294,19 @@ def command(args) -> int:
         "previous": inputs_previous,
         "rois": [{"name": r.name, "role": r.role.value, "source": r.source} for r in rois],
     }
+    with stage("report"):
+        from dosimetry.report.accumulate_page import accumulate_report_html
+
+        run_stats = None
+        if (Path(args.current) / "stats.json").is_file():
+            try:
+                run_stats = json.loads((Path(args.current) / "stats.json").read_text())
+            except ValueError:
+                run_stats = None
+        # extra_sections: the hook for further sections of the report (e.g. a treatment course)
+        report = accumulate_report_html(result, rois=rois, ct_hu=current_ct, run_stats=run_stats, extra_sections=[])
     with stage("write results"):
-        write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite)
+        write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite, report_html=report)
     if not args.quiet:
         print(format_accumulation(result.stats))
         print(f"results: {out_dir.resolve()}")
