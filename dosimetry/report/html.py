@@ -800,12 +800,20 @@ def _run_chromium(args: list[str], *, chromium: str | None, timeout_s: float) ->
             raise OutputError(f"Chromium did not finish within {timeout_s:g} s") from err
 
 
-def _page_height_px(html_path: Path, width_px: int, *, chromium: str | None, timeout_s: float) -> int:
-    """Height of the laid-out page, measured by a copy of the HTML with a one-line script (the report has none)."""
+def _page_height_px(
+    html_path: Path, width_px: int, *, chromium: str | None, timeout_s: float, element_id: str | None = None
+) -> int:
+    """Height of the laid-out page (or the bottom of element ``element_id``), measured by a copy of the HTML
+    with a one-line script (the report has none)."""
     text = html_path.read_text(encoding="utf-8")
+    measure = (
+        f"Math.ceil(document.getElementById('{element_id}').getBoundingClientRect().bottom+window.scrollY)+24"
+        if element_id
+        else "document.documentElement.scrollHeight"
+    )
     probe = (
         "<script>document.addEventListener('DOMContentLoaded',()=>{document.body.setAttribute("
-        "'data-page-height',String(document.documentElement.scrollHeight));});</script>"
+        f"'data-page-height',String({measure}));}});</script>"
     )
     with tempfile.TemporaryDirectory(prefix="dosimetry-probe-") as folder:
         copy = Path(folder) / "probe.html"
@@ -827,8 +835,10 @@ def html_to_png(
     height_px: int | None = None,
     chromium: str | None = None,
     timeout_s: float = 180.0,
+    first_page: bool = False,
 ) -> Path:
-    """Full-page screenshot of an HTML file with headless Chromium (height measured when not given).
+    """Full-page screenshot of an HTML file with headless Chromium (height measured when not given);
+    ``first_page=True``: only down to the end of the report's first page (its ``#first-page`` block).
 
     Raises
     ------
@@ -837,7 +847,9 @@ def html_to_png(
     """
     html_path, png_path = Path(html_path), Path(png_path)
     if height_px is None:
-        height_px = _page_height_px(html_path, width_px, chromium=chromium, timeout_s=timeout_s)
+        height_px = _page_height_px(
+            html_path, width_px, chromium=chromium, timeout_s=timeout_s, element_id="first-page" if first_page else None
+        )
     png_path.unlink(missing_ok=True)
     proc = _run_chromium(
         [

@@ -189,6 +189,7 @@ section{break-inside:auto}
 .box.assumed li{margin:3px 0}
 figure{margin:10px 0 4px;break-inside:avoid;page-break-inside:avoid;text-align:center}
 figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:4px}
+#fig-planes img{border:none;border-radius:0}
 figcaption{font-size:12.5px;color:var(--muted);margin-top:4px;text-align:left}
 .legend{font-size:12.5px;margin:4px 0;text-align:left;display:flex;flex-wrap:wrap;gap:4px 14px;align-items:center}
 .legend-title{color:var(--muted)}
