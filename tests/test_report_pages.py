@@ -138,7 +138,9 @@ def test_first_page_has_the_header_and_the_three_doses(dicom_run):
 def test_images_have_isodose_lines_legend_and_one_panel_per_lesion(dicom_run):
     out, stats = dicom_run
     page = _parse(out / "report.html")
-    assert [float(x) for x in page.with_attr("data-isodose")] == list(ISODOSE_GY)
+    # HCC + resin: the EANM 2022 Table 3 levels of the flags (normal liver 30 and 40 Gy, tumour 100 and 120 Gy)
+    assert [float(x) for x in page.with_attr("data-isodose")] == [30.0, 40.0, 100.0, 120.0]
+    assert "eanm2022-resin" in " ".join(page.captions)
     given = [e["name"] for e in stats["rois"] if "derived" not in e]
     outlined = page.with_attr("data-outline")
     assert outlined and set(outlined) <= set(given)
@@ -152,7 +154,7 @@ def test_images_have_isodose_lines_legend_and_one_panel_per_lesion(dicom_run):
     # DVHs: the overview and one per lesion, isodose levels marked
     dvh_curves = page.with_attr("data-roi")
     assert set(lesions) <= set(dvh_curves)
-    assert {float(x) for x in page.with_attr("data-gy")} <= set(ISODOSE_GY)
+    assert {float(x) for x in page.with_attr("data-gy")} <= {30.0, 40.0, 100.0, 120.0}
     # the colour bar lists the bands
     assert "dose-scale" in page.with_attr("id")
 
@@ -226,6 +228,10 @@ def test_isodose_levels_are_options(dicom_run, tmp_path):
     path.write_text(text)
     page = _parse(path)
     assert page.with_attr("data-isodose") == ["30", "60"]
+    # without an indication: the EANM 2022 defaults
+    default = tmp_path / "default.html"
+    default.write_text(render_report_html(result))
+    assert [float(x) for x in _parse(default).with_attr("data-isodose")] == list(ISODOSE_GY)
     assert '<section id="course"><h2>Treatment course</h2><p>hook</p></section>' in text
     assert "No tumour ROI" in text and key_doses_html(result.stats).count("no ROI") == 2  # no tumour, no lung
 

@@ -93,14 +93,14 @@ def _treatments(stats: dict) -> str:
     return table(["treatment", "alignment", "checks"], rows, table_id="treatments-table", left=(0, 1, 2))
 
 
-def _overview(result, rois, ct_hu) -> str:
+def _overview(result, rois, ct_hu, run_stats: dict | None) -> str:
     """The cumulative dose over the current CT with the run report's image machinery."""
     from dosimetry.accumulate import roi_weights
     from dosimetry.report.overlay import (
         CROP_MARGIN_MM,
-        ISODOSE_GY,
         dose_scale_html,
         isodose_legend_html,
+        isodose_levels,
         outline_colours,
         outline_legend_html,
         planes_png,
@@ -120,14 +120,15 @@ def _overview(result, rois, ct_hu) -> str:
     view = SimpleNamespace(dose_gy=result.dose_gy, ct_hu=ct_hu, roi_weights=weights, stats={"rois": entries})
     colours = outline_colours(view.stats)
     centre, reason = slice_centre(view)
-    planes = planes_png(view, centre, reason, colours=colours)
+    levels, source = isodose_levels(run_stats or {})
+    planes = planes_png(view, centre, reason, isodose_gy=levels, colours=colours)
     return figure(
         img_tag(planes.png, "cumulative dose over CT, three planes")
         + dose_scale_html()
-        + isodose_legend_html(ISODOSE_GY)
+        + isodose_legend_html(levels)
         + outline_legend_html(planes.outlined, colours),
-        "Cumulative absorbed dose (physical sum of all treatments on the current grid), colour bands and isodose "
-        f"lines as in report.html, cropped to the {esc(planes.crop)} plus {CROP_MARGIN_MM:g} mm; planes through "
+        "Cumulative absorbed dose (physical sum of all treatments on the current grid), colour bands as in "
+        f"report.html; isodose lines at {', '.join(f'{x:g}' for x in levels)} Gy ({esc(source)}); cropped to the {esc(planes.crop)} plus {CROP_MARGIN_MM:g} mm; planes through "
         f"{esc(planes.reason)}"
         + ("; over the current CT (W400/L40)." if ct_hu is not None else "; no CT (black background)."),
         fig_id="fig-planes",
@@ -177,7 +178,7 @@ def accumulate_report_html(
             if warnings
             else '<div class="box ok" id="warnings"><strong>No warnings.</strong></div>'
         ),
-        _overview(result, list(rois), ct_hu),
+        _overview(result, list(rois), ct_hu, run_stats),
     ]
     sections = [
         Section("rois", "Dose per ROI and treatment", _roi_table(stats)),

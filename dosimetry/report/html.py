@@ -41,9 +41,9 @@ from dosimetry.report.layout import (
 )
 from dosimetry.report.overlay import (
     CROP_MARGIN_MM,
-    ISODOSE_GY,
     dose_scale_html,
     isodose_legend_html,
+    isodose_levels,
     lesion_png,
     outline_colours,
     outline_legend_html,
@@ -685,22 +685,26 @@ def render_report_html(
     result,
     *,
     title: str | None = None,
-    isodose_gy: tuple[float, ...] = ISODOSE_GY,
+    isodose_gy: tuple[float, ...] | None = None,
     extra_sections: list[Section] | tuple[Section, ...] = (),
 ) -> str:
     """The report of ``result`` as one HTML string (see :func:`write_report`).
 
     Parameters
     ----------
-    isodose_gy : tuple of float
-        Isodose lines drawn on the images and marked on the DVHs (default
-        :data:`~dosimetry.report.overlay.ISODOSE_GY`, EANM 2022).
+    isodose_gy : tuple of float or None
+        Isodose lines drawn on the images and marked on the DVHs; None: the tumour and liver thresholds of
+        the threshold sets evaluated, else :data:`~dosimetry.report.overlay.ISODOSE_GY` (EANM 2022); see
+        :func:`~dosimetry.report.overlay.isodose_levels`.
     extra_sections : list of Section
         Sections added after the standard ones (e.g. a treatment course), each ``Section(id, title, html)``.
     """
     stats = result.stats
     colours = outline_colours(stats)
-    isodose_gy = tuple(float(x) for x in isodose_gy)
+    if isodose_gy is None:
+        isodose_gy, isodose_source = isodose_levels(stats)
+    else:
+        isodose_gy, isodose_source = tuple(float(x) for x in isodose_gy), "levels given"
     centre, reason = slice_centre(result)
     planes = planes_png(result, centre, reason, isodose_gy=isodose_gy, colours=colours)
     activity_file = ((stats.get("inputs") or {}).get("activity") or {}).get("file")
@@ -715,8 +719,7 @@ def render_report_html(
         "distinguishable from tumour) "
         + ("over the CT (window W400/L40)" if result.ct_hu is not None else "(no CT given: black background)")
         + f"; cropped to the {_e(planes.crop)} plus {CROP_MARGIN_MM:g} mm. Isodose lines at "
-        f"{', '.join(f'{x:g}' for x in isodose_gy)} Gy (defaults from EANM 2022 Tables 2-3: normal perfused liver "
-        f"40 and 70 Gy, HCC tumour 100 Gy resin and 205 Gy glass). Planes through {_e(planes.reason)}, LPS "
+        f"{', '.join(f'{x:g}' for x in isodose_gy)} Gy ({_e(isodose_source)}). Planes through {_e(planes.reason)}, LPS "
         f"({c[0]:.1f}, {c[1]:.1f}, {c[2]:.1f}) mm. ROI outlines at 50 % occupancy, Okabe-Ito colours; radiological "
         "convention (patient right on the image left).",
         fig_id="fig-planes",

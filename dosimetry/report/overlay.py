@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,7 @@ __all__ = [
     "lesion_png",
     "outline_colours",
     "outline_legend_html",
+    "isodose_levels",
     "planes_png",
     "slice_centre",
 ]
@@ -82,6 +84,8 @@ _ISODOSE_STYLE = (  # (colour, dash on px, dash off px): told apart by pattern a
     ("#ffffff", 7, 4),
     ("#000000", 7, 4),
     ("#000000", 1, 0),
+    ("#ffffff", 1, 0),
+    ("#000000", 2, 3),
 )
 
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#FFFFFF")
@@ -92,6 +96,33 @@ CT_WINDOW_HU = (-160.0, 240.0)
 """Soft-tissue window (level 40 HU, width 400 HU) for the CT underlay."""
 _WASH_ALPHA = 0.6
 _MAX_PIXELS = 420  # per side of one plane
+
+
+def isodose_levels(stats: dict, *, max_levels: int = 6) -> tuple[tuple[float, ...], str]:
+    """The isodose levels of a run and where they come from.
+
+    With threshold flags evaluated (``--indication``, ``--device``): the dose thresholds (``mean_gy``, Dx) on
+    tumour and liver ROIs of the threshold sets chosen for that indication and device (at most
+    ``max_levels``, the lowest kept), so a NET report shows NET levels. Otherwise :data:`ISODOSE_GY`
+    (EANM 2022).
+    """
+    roles = {e["name"]: e["role"] for e in stats.get("rois", [])}
+    levels: set[float] = set()
+    sets: list[str] = []
+    for r in (stats.get("flags") or {}).get("results") or []:
+        dose_quantity = r.get("quantity") == "mean_gy" or re.fullmatch(r"D\d+", str(r.get("quantity")))
+        role = roles.get(r.get("roi"), "")
+        if dose_quantity and r.get("threshold") and role in ("tumor", "liver", "normal_liver", "perfused_normal_liver"):
+            levels.add(float(r["threshold"]))
+            if r["set"] not in sets:
+                sets.append(r["set"])
+    if levels:
+        chosen = tuple(sorted(levels)[:max_levels])
+        return chosen, "the tumour and liver dose thresholds of the threshold sets evaluated (" + ", ".join(sets) + ")"
+    return ISODOSE_GY, (
+        "defaults from EANM 2022 Tables 2-3: normal perfused liver 40 and 70 Gy, HCC tumour 100 Gy resin and "
+        "205 Gy glass; give --indication and --device for the levels of their threshold sets"
+    )
 
 
 def outline_colours(stats: dict) -> dict[str, str]:
