@@ -318,12 +318,14 @@ def test_accumulate_report_of_a_run_with_itself_doubles_the_doses(dicom_run, tmp
     header = " ".join(" ".join(page.header_text).split())
     assert "CUMULATIVE (2 treatments)" in header
     assert stats["inputs"]["dicom"]["implant_time"].replace("T", " ")[:16] in header  # the current run's header
-    rows = {r["label"]: r["paths"] for r in page.key_doses}
-    assert set(rows) == {"Tumour", "Normal liver", "Lung"}
-    for label, paths in rows.items():
-        current, cumulative, _ = (_resolve(record, p) for p in paths)
-        assert cumulative == pytest.approx(2 * current, rel=1e-5), label  # the same dose on the same grid, twice
-        run_name = re.search(r"rois/@([^/]+)/", paths[0]).group(1)
+    labels = [r["label"] for r in page.key_doses]
+    # accumulate builds no tumour union: one row per tumour ROI, then normal liver and lung
+    tumours = [e["name"] for e in record["rois"] if e["role"] == "tumor"]
+    assert labels == ["Tumour"] * len(tumours) + ["Normal liver", "Lung"]
+    for row in page.key_doses:
+        current, cumulative, _ = (_resolve(record, p) for p in row["paths"])
+        assert cumulative == pytest.approx(2 * current, rel=1e-5), row  # the same dose on the same grid, twice
+        run_name = re.search(r"rois/@([^/]+)/", row["paths"][0]).group(1)
         run_entry = next(e for e in stats["rois"] if e["name"] == run_name)
         assert current == pytest.approx(run_entry["mean_gy"], rel=1e-4)
     assert "cumulative dose over CT, three planes" in page.images

@@ -178,6 +178,9 @@ def _key_doses(stats: dict) -> str:
     return f'<table class="kv key-doses" id="key-doses">{head}<tbody>' + "".join(rows) + "</tbody></table>"
 
 
+_HEADER_FIELDS = ("Scan", "Treatment (implant)", "Device", "Administered activity", "Activity in image at implant")
+
+
 def _header(stats: dict, run_stats: dict[str, dict] | None):
     from dosimetry.report.first_page import run_fields
     from dosimetry.report.layout import ReportHeader
@@ -190,7 +193,8 @@ def _header(stats: dict, run_stats: dict[str, dict] | None):
         for which, run in stats["runs"].items():
             fields.append((f"{which.capitalize()} run", html.escape(f"{run['emission']}, {run['method']}")))
             for name, value in run_fields((run_stats or {}).get(which) or {}, json_paths=False):
-                fields.append((f"{which.capitalize()}: {name.lower()}", value))
+                if name in _HEADER_FIELDS:
+                    fields.append((f"{which.capitalize()}: {name.lower()}", value))
     return ReportHeader(
         "Predicted vs delivered dose",
         "PREDICTIVE (Tc-99m MAA) vs DELIVERED (Y-90)",

@@ -28,13 +28,17 @@ def _entry(stats: dict, role: str, preferred: tuple[str, ...]) -> dict | None:
 
 
 def _key_doses(stats: dict) -> str:
+    """Tumour (the union when there is one, else each tumour ROI: accumulate builds no tumour union), normal
+    liver and lung: current mean, cumulative mean and D70."""
     rows = []
-    for label, role, preferred in (
-        ("Tumour", "tumor", ("tumors_all",)),
-        ("Normal liver", "normal_liver", ("perfused_normal_liver", "normal_liver")),
-        ("Lung", "lung", ("lungs_all",)),
-    ):
-        e = _entry(stats, role, preferred)
+    tumours = [e for e in stats["rois"] if e["role"] == "tumor"]
+    union = next((e for e in tumours if e["name"] == "tumors_all"), None)
+    picked: list[tuple[str, dict | None]] = (
+        [("Tumour", union)] if union else [("Tumour", e) for e in tumours] or [("Tumour", None)]
+    )
+    picked.append(("Normal liver", _entry(stats, "normal_liver", ("perfused_normal_liver", "normal_liver"))))
+    picked.append(("Lung", _entry(stats, "lung", ("lungs_all",))))
+    for label, e in picked:
         if e is None:
             rows.append(
                 f'<tr data-dose="{label}"><th>{label}</th>'
