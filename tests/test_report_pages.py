@@ -255,7 +255,7 @@ def test_pdf_has_page_numbers_and_every_figure(dicom_run, tmp_path):
     everything = " ".join(texts)
     lesions = [e["name"] for e in stats["rois"] if e["role"] == "tumor" and "derived" not in e]
     for name in lesions:
-        assert f"{name}: axial slice" in everything
+        assert f"{name}: axial, coronal and sagittal slices" in everything
     assert "Cumulative DVH" in everything
     images = sum(len(page.images) for page in reader.pages)
     assert images >= 1 + len(lesions)

@@ -589,7 +589,7 @@ def _lesion_panels(result, colours: dict, isodose_gy: tuple[float, ...]) -> str:
         p = f"rois/@{_key(name)}"
         made = lesion_png(result, name, isodose_gy=isodose_gy, colours=colours) if name in result.roi_weights else None
         image = (
-            img_tag(made[0], f"lesion {name}: axial slice")
+            img_tag(made[0], f"lesion {name}: three planes")
             if made
             else '<p class="muted">no voxel on the dose grid</p>'
         )
@@ -623,12 +623,17 @@ def _lesion_panels(result, colours: dict, isodose_gy: tuple[float, ...]) -> str:
             cls="lesion-numbers",
             left=(),
         ) + (f"<div>{badges}</div>" if badges else "")
-        where = f"; slice at z = {made[1][2]:.1f} mm through its weighted centre" if made else ""
+        where = (
+            f"; planes through its weighted centre, LPS ({made[1][0]:.1f}, {made[1][1]:.1f}, {made[1][2]:.1f}) mm"
+            if made
+            else ""
+        )
         panels.append(
             figure(
                 f"<div>{image}</div><div>{dvh}{numbers}</div>",
-                f"{_swatch(colours[name])}<strong>{_e(name)}</strong>: axial slice (outlines, isodose lines and "
-                f"colours as above){where}; DVH with the normal liver dashed and the isodose levels marked.",
+                f"{_swatch(colours[name])}<strong>{_e(name)}</strong>: axial, coronal and sagittal slices (outlines, "
+                f"isodose lines and colours as above){where}; DVH with the normal liver dashed and the isodose "
+                "levels marked.",
                 cls="lesion",
                 attrs=f' data-lesion="{_e(name)}"',
             )

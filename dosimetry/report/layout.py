@@ -200,9 +200,9 @@ figcaption{font-size:12.5px;color:var(--muted);margin-top:4px;text-align:left}
 .dose-scale .band i{position:absolute;left:2px;top:2px;font-style:normal;color:#000}
 .band-title,.band-note{padding:2px 8px;color:var(--muted);white-space:nowrap}
 .lesions{display:block}
-figure.lesion{display:grid;grid-template-columns:270px 1fr;gap:6px 16px;text-align:left;border:1px solid var(--line);
- border-radius:6px;padding:8px;margin:10px 0}
-figure.lesion img{width:260px}
+figure.lesion{display:grid;grid-template-columns:1fr 1fr;gap:6px 16px;text-align:left;border:1px solid var(--line);
+ border-radius:6px;padding:8px;margin:10px 0;align-items:start}
+figure.lesion img{width:100%;max-width:610px}
 figure.lesion figcaption{grid-column:1 / span 2}
 figure.lesion table{width:auto;font-size:12.5px}
 figure.lesion svg.dvh{max-width:560px;display:block}
@@ -252,5 +252,5 @@ footer{margin-top:30px;font-size:12px;color:var(--muted);border-top:1px solid va
  .first-page .box{font-size:10.5px;padding:5px 10px;margin:6px 0}.first-page .box ul{margin-top:2px}
  .key-doses{font-size:12px}.key-doses td.num{font-size:14px}.key-doses th,.key-doses td{padding:3px 6px}
  #fig-planes img{max-height:78mm;width:auto}#fig-planes figcaption{font-size:10px}
- figure.lesion{grid-template-columns:200px 1fr}figure.lesion img{width:190px}}
+}
 """

@@ -412,10 +412,11 @@ def planes_png(
 
 
 def lesion_png(
-    result, name: str, *, isodose_gy: tuple[float, ...] = ISODOSE_GY, colours: dict[str, str], size_px: int = 260
+    result, name: str, *, isodose_gy: tuple[float, ...] = ISODOSE_GY, colours: dict[str, str], size_px: int = 200
 ) -> tuple[bytes, tuple[float, float, float]] | None:
-    """Axial slice through the weighted centre of ROI ``name``, cropped to its box plus 15 mm (at least
-    60 mm wide), with the isodose lines and every ROI outline; None when the ROI has no voxel."""
+    """Axial, coronal and sagittal slices through the weighted centre of ROI ``name``, side by side, cropped
+    to a cube around its box plus 15 mm (at least 60 mm wide), with the isodose lines and every ROI outline;
+    None when the ROI has no voxel."""
     from PIL import Image as PILImage
 
     dose: Image = result.dose_gy
@@ -438,27 +439,42 @@ def lesion_png(
         ]
     )
     world = dose.index_to_world(corner_idx)
-    half = np.maximum((world.max(axis=0) - world.min(axis=0)) / 2 + 15.0, 30.0)
-    half[:2] = half[:2].max()  # square in the axial plane
+    half = float(np.max((world.max(axis=0) - world.min(axis=0)) / 2 + 15.0))
+    half = max(half, 30.0)  # a cube around the lesion: every plane square, the same scale
     lo, hi = centre - half, centre + half
-    u, v, letters, _ = _PLANES["Axial"]
-    step = max(float(2 * half[0]) / size_px, 0.4)
-    plane = _plane(lo, hi, centre, u, v, step)
-    ct = _sample(result.ct_hu, plane.coordinates(result.ct_hu), cval=-1000.0) if result.ct_hu is not None else None
-    flat = plane.coordinates(dose)
-    d = _sample(dose, flat, cval=0.0)
-    rgb = _composite(ct, d)
-    for k, level in enumerate(isodose_gy):
-        _draw_isodose(rgb, d, level, _ISODOSE_STYLE[k % len(_ISODOSE_STYLE)])
-    for n in [e["name"] for e in result.stats["rois"] if "derived" not in e and e["name"] in result.roi_weights]:
-        wn = _sample_in_box(result.roi_weights[n], nonzero_box(result.roi_weights[n]), flat)
-        _draw_outline(rgb, wn >= 0.5, colours[n], width=1)
-    img = PILImage.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
-    _label(img, (10, img.height / 2), letters[0], 14)
-    _label(img, (img.width - 10, img.height / 2), letters[1], 14)
-    _label(img, (6, 6), f"z = {centre[2]:.0f} mm", 13, "la")
+    step = max(2 * half / size_px, 0.4)
+    given = [e["name"] for e in result.stats["rois"] if "derived" not in e and e["name"] in result.roi_weights]
+    panels = []
+    for plane_name, (u, v, letters, normal_axis) in _PLANES.items():
+        plane = _plane(lo, hi, centre, u, v, step)
+        ct = _sample(result.ct_hu, plane.coordinates(result.ct_hu), cval=-1000.0) if result.ct_hu is not None else None
+        flat = plane.coordinates(dose)
+        d = _sample(dose, flat, cval=0.0)
+        rgb = _composite(ct, d)
+        for k, level in enumerate(isodose_gy):
+            _draw_isodose(rgb, d, level, _ISODOSE_STYLE[k % len(_ISODOSE_STYLE)])
+        for n in given:
+            wn = _sample_in_box(result.roi_weights[n], nonzero_box(result.roi_weights[n]), flat)
+            _draw_outline(rgb, wn >= 0.5, colours[n], width=1)
+        img = PILImage.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
+        _label(img, (10, img.height / 2), letters[0], 14)
+        _label(img, (img.width - 10, img.height / 2), letters[1], 14)
+        _label(img, (img.width / 2, 10), letters[2], 14)
+        _label(img, (img.width / 2, img.height - 10), letters[3], 14)
+        _label(
+            img, (6, img.height - 26), f"{plane_name[:3]}. {'xyz'[normal_axis]} = {centre[normal_axis]:.0f}", 12, "la"
+        )
+        panels.append(img)
+    gap = 4
+    sheet = PILImage.new(
+        "RGB", (sum(p.width for p in panels) + gap * 2, max(p.height for p in panels)), (255, 255, 255)
+    )
+    x = 0
+    for img in panels:
+        sheet.paste(img, (x, 0))
+        x += img.width + gap
     buffer = io.BytesIO()
-    img.save(buffer, format="PNG", compress_level=3)
+    sheet.save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue(), tuple(float(c) for c in centre)
 
 
