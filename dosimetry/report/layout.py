@@ -251,6 +251,8 @@ footer{margin-top:30px;font-size:12px;color:var(--muted);border-top:1px solid va
  .header-fields{font-size:10.5px;grid-template-columns:repeat(3,auto)}
  .first-page .box{font-size:10.5px;padding:5px 10px;margin:6px 0}.first-page .box ul{margin-top:2px}
  .key-doses{font-size:12px}.key-doses td.num{font-size:14px}.key-doses th,.key-doses td{padding:3px 6px}
+ table.inputs,table.constants{font-size:8.5px}table.inputs th,table.inputs td,table.constants td{padding:1px 4px}
+ table.inputs th{font-size:8.5px}ul.sources li{font-size:10px;margin-bottom:4px}
  #fig-planes img{max-height:78mm;width:auto}#fig-planes figcaption{font-size:10px}
 }
 """
