@@ -271,6 +271,9 @@ def test_compare_page_has_the_shared_first_page(tmp_path):
     ):
         runs[kind] = tmp_path / kind
         assert main(["run", *common, *extra, "--out", str(runs[kind]), "-q"]) == 0
+    # the predicted run's own report says so, prominently
+    predicted_header = " ".join(" ".join(_parse(runs["predicted"] / "report.html").header_text).split())
+    assert "PREDICTIVE (Tc-99m MAA)" in predicted_header and "DELIVERED" not in predicted_header
     out = tmp_path / "cmp"
     assert (
         main(
