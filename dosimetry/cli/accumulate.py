@@ -303,8 +303,12 @@ def command(args) -> int:
                 run_stats = json.loads((Path(args.current) / "stats.json").read_text())
             except ValueError:
                 run_stats = None
-        # extra_sections: the hook for further sections of the report (e.g. a treatment course)
-        report = accumulate_report_html(result, rois=rois, ct_hu=current_ct, run_stats=run_stats, extra_sections=[])
+        # the hook for further sections of the report: Section(id, title, html fragment), e.g. a treatment
+        # course: sections.append(Section("course", "Treatment course", <fragment from result.stats["course"]>))
+        sections: list = []
+        report = accumulate_report_html(
+            result, rois=rois, ct_hu=current_ct, run_stats=run_stats, extra_sections=sections
+        )
     with stage("write results"):
         write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite, report_html=report)
     if not args.quiet:
