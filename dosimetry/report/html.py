@@ -48,6 +48,7 @@ from dosimetry.report.overlay import (
     outline_colours,
     outline_legend_html,
     planes_png,
+    roi_boxes,
     slice_centre,
 )
 from dosimetry.report.svgplot import Curve, dvh_svg
@@ -584,10 +585,15 @@ def _lesion_panels(result, colours: dict, isodose_gy: tuple[float, ...]) -> str:
     flags = (stats.get("flags") or {}).get("results", [])
     axis = np.asarray(result.dvh_dose_gy)
     panels = []
+    boxes = roi_boxes(result)
     for e in lesions:
         name = e["name"]
         p = f"rois/@{_key(name)}"
-        made = lesion_png(result, name, isodose_gy=isodose_gy, colours=colours) if name in result.roi_weights else None
+        made = (
+            lesion_png(result, name, isodose_gy=isodose_gy, colours=colours, boxes=boxes)
+            if name in result.roi_weights
+            else None
+        )
         image = (
             img_tag(made[0], f"lesion {name}: three planes")
             if made

@@ -53,6 +53,7 @@ __all__ = [
     "outline_legend_html",
     "isodose_levels",
     "planes_png",
+    "roi_boxes",
     "slice_centre",
 ]
 
@@ -223,6 +224,15 @@ class _Plane:
         j = np.arange(self.shape[0], dtype=np.float64)[:, None]
         i = np.arange(self.shape[1], dtype=np.float64)[None, :]
         return np.stack([origin[k] + j * dv[k] + i * du[k] for k in range(3)])
+
+
+def roi_boxes(result) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+    """The nonzero index box of every given ROI's weights (None: empty)."""
+    return {
+        e["name"]: nonzero_box(result.roi_weights[e["name"]])
+        for e in result.stats["rois"]
+        if "derived" not in e and e["name"] in result.roi_weights
+    }
 
 
 def _sample(image: Image, coords: np.ndarray, *, cval: float) -> np.ndarray:
@@ -412,16 +422,24 @@ def planes_png(
 
 
 def lesion_png(
-    result, name: str, *, isodose_gy: tuple[float, ...] = ISODOSE_GY, colours: dict[str, str], size_px: int = 200
+    result,
+    name: str,
+    *,
+    isodose_gy: tuple[float, ...] = ISODOSE_GY,
+    colours: dict[str, str],
+    size_px: int = 200,
+    boxes: dict | None = None,
 ) -> tuple[bytes, tuple[float, float, float]] | None:
     """Axial, coronal and sagittal slices through the weighted centre of ROI ``name``, side by side, cropped
     to a cube around its box plus 15 mm (at least 60 mm wide), with the isodose lines and every ROI outline;
-    None when the ROI has no voxel."""
+    None when the ROI has no voxel. ``boxes`` (:func:`roi_boxes`) saves finding the ROIs' boxes again for
+    every lesion."""
     from PIL import Image as PILImage
 
     dose: Image = result.dose_gy
+    boxes = roi_boxes(result) if boxes is None else boxes
     weights = result.roi_weights.get(name)
-    box = nonzero_box(weights) if weights is not None else None
+    box = boxes.get(name)
     if box is None:
         return None
     lo_i, hi_i = box
@@ -454,7 +472,7 @@ def lesion_png(
         for k, level in enumerate(isodose_gy):
             _draw_isodose(rgb, d, level, _ISODOSE_STYLE[k % len(_ISODOSE_STYLE)])
         for n in given:
-            wn = _sample_in_box(result.roi_weights[n], nonzero_box(result.roi_weights[n]), flat)
+            wn = _sample_in_box(result.roi_weights[n], boxes.get(n), flat)
             _draw_outline(rgb, wn >= 0.5, colours[n], width=1)
         img = PILImage.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
         _label(img, (10, img.height / 2), letters[0], 14)
