@@ -2,6 +2,7 @@
 """Render a report HTML with headless Chromium: a full-page PNG screenshot and, optionally, a PDF.
 
     python scripts/render_report.py results/phantom/report.html --png report.png [--pdf report.pdf]
+    python scripts/render_report.py results/phantom/report.html --first-page --png first_page.png
 
 The page height is measured first (a copy of the HTML with a one-line script; the report itself has no
 script), so the PNG holds the whole page. Needs Chromium on PATH (Debian: apt-get install chromium).
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width-px", type=int, default=1400, help="window width (default 1400)")
     parser.add_argument("--height-px", type=int, help="window height (default: the page height, measured)")
     parser.add_argument("--chromium", help="Chromium executable (default: chromium on PATH)")
+    parser.add_argument(
+        "--first-page", action="store_true", help="screenshot only the first page (header, key doses, overview)"
+    )
     args = parser.parse_args(argv)
     if not args.html.is_file():
         print(f"error: {args.html}: no such file", file=sys.stderr)
@@ -37,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             width_px=args.width_px,
             height_px=args.height_px,
             chromium=args.chromium,
+            first_page=args.first_page,
         )
         print(f"screenshot: {png}")
         if args.pdf:

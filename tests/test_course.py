@@ -174,6 +174,10 @@ def test_prrt_history_then_y90_end_to_end(y90_run, prrt_history, tmp_path):
     page = (out / "course.html").read_text()
     assert "Treatment course" in page
     assert f'data-json="course/cumulative/normal_liver/bed_gy">{total["bed_gy"]:.1f}<' in page
+    # ... and the accumulate report carries the same section through its extra-section hook
+    report = (out / "accumulate.html").read_text()
+    assert "Treatment course" in report
+    assert f'data-json="course/cumulative/normal_liver/bed_gy">{total["bed_gy"]:.1f}<' in report
 
 
 def test_cycles_equal_separate_rows(y90_run, tmp_path):

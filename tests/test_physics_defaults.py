@@ -263,7 +263,7 @@ def test_cli_net_resin_report_shows_no_hcc_or_glass_threshold(tmp_path, capsys):
     assert {s["name"] for s in stats["flags"]["sets"]} == {"zuckerman2019", "chansanti2017", "lung-ho1997"}
     html = (out / "report.html").read_text(encoding="utf-8")
     html = re.sub(r'src="data:image/png;base64,[^"]*"', "", html)
-    flags_section = html[html.index("<section id='flags'>") : html.index("<section id='inputs'>")]
+    flags_section = html[html.index('<section id="flags">') : html.index('<section id="inputs">')]
     assert "chansanti2017" in flags_section and "zuckerman2019" in flags_section
     for text in ("eanm2022", "HCC", "Table 2", "Table 3", "205 Gy", "100-120 Gy"):
         assert text not in html, text

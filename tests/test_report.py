@@ -145,7 +145,8 @@ def test_report_is_self_contained_and_shows_every_warning(parsed, written):
     html = (written[0] / "report.html").read_text(encoding="utf-8")
     assert parser.scripts == 0
     assert not re.search(r"""(src|href)=["'](https?:|//|file:)""", html)
-    assert len(parser.images) == 2
+    lesions = [e for e in stats["rois"] if e["role"] == "tumor" and "derived" not in e]
+    assert len(parser.images) == 1 + len(lesions)  # the three planes, then one slice per lesion (DVHs are SVG)
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,6 +12,9 @@ Outputs (in ``--out``, written to a temporary folder and renamed when complete):
 ``previous_<n>_on_current.nii.gz`` each earlier dose after alignment, on the current grid (for review)
 ``accumulate.json``                treatments, alignment and registration checks, per-ROI statistics
 ``accumulate.csv``                 one row per ROI: current, earlier and cumulative mean doses, D70, V100
+``accumulate.html``                the report (:mod:`dosimetry.report.accumulate_page`): first page with the
+                                   three doses, cumulative dose over the current CT, per-ROI table, and the
+                                   treatment course (dose and BED) when there is one
 ``course.csv``, ``course.html``    with ``--course`` or radiobiology options: per treatment and region the
                                    dose and BED, and the cumulative rows (``course`` in accumulate.json)
 =================================  ==================================================================
@@ -79,7 +82,7 @@ def _radiobiology(args):
     return radiobiology_parameters(**values, source=args.radiobiology_source)
 
 
-OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv")
+OUTPUT_FILES = ("cumulative_dose.nii.gz", "accumulate.json", "accumulate.csv", "accumulate.html")
 
 
 def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -299,7 +302,13 @@ def _write_csv(stats: dict, labels: list[str], path: Path) -> None:
 
 
 def write_accumulation(
-    result, out_dir: str | os.PathLike, *, labels: list[str], inputs: dict, overwrite: bool = False
+    result,
+    out_dir: str | os.PathLike,
+    *,
+    labels: list[str],
+    inputs: dict,
+    overwrite: bool = False,
+    report_html: str | None = None,
 ) -> Path:
     """Write the files of an :class:`~dosimetry.accumulate.AccumulationResult` atomically (see module doc).
 
@@ -325,6 +334,8 @@ def write_accumulation(
 
             write_course_csv(result.stats["course"], tmp / "course.csv")
             write_course_page(result.stats["course"], tmp / "course.html")
+        if report_html is not None:
+            (tmp / "accumulate.html").write_text(report_html, encoding="utf-8")
     return Path(out_dir)
 
 
@@ -406,8 +417,27 @@ def command(args) -> int:
     }
     if args.course:
         inputs["course"] = {"file": str(args.course), "treatments": course_records}
+    with stage("report"):
+        from dosimetry.report.accumulate_page import accumulate_report_html
+
+        run_stats = None
+        if (Path(args.current) / "stats.json").is_file():
+            try:
+                run_stats = json.loads((Path(args.current) / "stats.json").read_text())
+            except ValueError:
+                run_stats = None
+        # further sections of the report: Section(id, title, html fragment)
+        sections: list = []
+        if "course" in result.stats:
+            from dosimetry.report.course_section import course_section_html
+            from dosimetry.report.layout import Section
+
+            sections.append(Section("course", "Treatment course", course_section_html(result.stats["course"])))
+        report = accumulate_report_html(
+            result, rois=rois, ct_hu=current_ct, run_stats=run_stats, extra_sections=sections
+        )
     with stage("write results"):
-        write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite)
+        write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite, report_html=report)
     if not args.quiet:
         print(format_accumulation(result.stats))
         if "course" in result.stats:

@@ -2,7 +2,7 @@
 
 Three per metric: the ROC curve with the Youden point; responders against non-responders (box plot and the
 lesions, with the thresholds); the logistic dose-response curve over the lesions. Only
-:class:`matplotlib.figure.Figure` and the Agg canvas are used (never ``pyplot``), as in :mod:`dosimetry.report.figures`.
+:class:`matplotlib.figure.Figure` and the Agg canvas are used (never ``pyplot``), as in :mod:`dosimetry.compare.figures`.
 The horizontal scatter of points is a fixed function of their order (no random state).
 """
 

@@ -64,6 +64,17 @@ def _protected_inputs(result: ComparisonResult) -> list[str]:
     return paths
 
 
+def _run_stats(stats: dict) -> dict[str, dict]:
+    """Each run's own ``stats.json`` (for the page header's dates and activities); unreadable ones left out."""
+    out = {}
+    for which, run in (stats.get("runs") or {}).items():
+        try:
+            out[which] = json.loads((Path(run["folder"]) / "stats.json").read_text())
+        except (OSError, ValueError, KeyError):
+            pass
+    return out
+
+
 def write_comparison(result: ComparisonResult, out_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write the files of ``result`` (module docstring) into ``out_dir``, atomically.
 
@@ -93,7 +104,8 @@ def write_comparison(result: ComparisonResult, out_dir: str | os.PathLike, *, ov
         for name, png in figures.items():
             (tmp / name).write_bytes(png)
         write_compare_csv(stats, tmp / "compare.csv")
-        (tmp / "compare.html").write_text(comparison_page(stats, figures), encoding="utf-8")
+        page = comparison_page(stats, figures, run_stats=_run_stats(stats))
+        (tmp / "compare.html").write_text(page, encoding="utf-8")
         (tmp / "compare.json").write_text(json.dumps(json_safe(stats), indent=2) + "\n")
     return Path(out_dir)
 

@@ -1,21 +1,15 @@
 """``compare.html``: one self-contained page (tables and embedded PNGs) of a comparison's ``compare.json``.
 
-Every number shown comes from the stats dict written as ``compare.json``; nothing is computed here.
+Every number shown comes from the stats dict written as ``compare.json`` (and, for the header's dates and
+activities, from each run's own ``stats.json`` when given); nothing is computed here. The page uses the
+report layout of :mod:`dosimetry.report.layout` (header, one-minute first page, sections, print with page
+numbers), like ``report.html``.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import math
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:0.6em 0 1.2em}th,td{border:1px solid #bbb;padding:3px 7px;text-align:right}
-th{background:#eee}td.l,th.l{text-align:left}.warn{background:#fff4ce;padding:0.5em 1em;border-left:4px solid #e0a800}
-figure{display:inline-block;margin:0.4em}
-@media print{figure,table{break-inside:avoid}}
-"""
 
 
 def _fmt(value, digits: int = 1, percent: bool = False) -> str:
@@ -75,7 +69,7 @@ def _roi_table(entries: list[dict], cohort: bool) -> str:
             _fmt(d["difference_percent"], percent=True),
         ]
         rows.append(_row(cells, len(lead) + 3))
-    return "<table>" + "".join(rows) + "</table>"
+    return "<table><thead>" + rows[0] + "</thead><tbody>" + "".join(rows[1:]) + "</tbody></table>"
 
 
 def _study_table(study: dict) -> str:
@@ -101,7 +95,7 @@ def _study_table(study: dict) -> str:
     rows.append(
         _row(["lung shunt fraction (stated in the run)", _fmt(s["predicted"], 3), _fmt(s["delivered"], 3), "-", "-"])
     )
-    return "<table>" + "".join(rows) + "</table>"
+    return "<table><thead>" + rows[0] + "</thead><tbody>" + "".join(rows[1:]) + "</tbody></table>"
 
 
 def _agreement_table(agreement: dict) -> str:
@@ -144,53 +138,131 @@ def _agreement_table(agreement: dict) -> str:
                     2,
                 )
             )
-    return "<table>" + "".join(rows) + "</table>"
+    return "<table><thead>" + rows[0] + "</thead><tbody>" + "".join(rows[1:]) + "</tbody></table>"
 
 
-def comparison_page(stats: dict, figures: dict[str, bytes]) -> str:
-    """The HTML page of ``stats`` (``compare.json``) with ``figures`` (file name -> PNG bytes) embedded."""
-    cohort = "cases" in stats
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Predicted vs delivered dose</title><style>{_CSS}</style></head><body>",
-        "<h1>Predicted (Tc-99m MAA) vs delivered (Y-90) dose</h1>",
-        f"<p>Mode: <b>{html.escape(stats['mode'])}</b>. Differences: {html.escape(stats['difference'])}.</p>",
-    ]
-    if cohort:
-        parts.append(f"<p>{len(stats['cases'])} case(s).</p>")
-    else:
-        runs = stats["runs"]
-        parts.append(
-            "<table>"
-            + _head(["run", "folder", "dose", "method", "frame of reference"])
-            + "".join(
-                _row(
-                    [
-                        k,
-                        html.escape(r["folder"]),
-                        html.escape(r["emission"]),
-                        html.escape(str(r["method"])),
-                        html.escape(r["frame_of_reference_uid"] or "not recorded"),
-                    ]
-                )
-                for k, r in runs.items()
+def _pick(entries: list[dict], role: str, preferred: tuple[str, ...]) -> dict | None:
+    for name in preferred:
+        hit = next((e for e in entries if e["delivered_roi"] == name), None)
+        if hit is not None:
+            return hit
+    return next((e for e in entries if e.get("role") == role), None)
+
+
+def _key_doses(stats: dict) -> str:
+    """The three doses, predicted and delivered, mean and D70 (single pair only)."""
+    rows = []
+    entries = stats["rois"]
+    for label, role, preferred in (
+        ("Tumour", "tumor", ("tumors_all",)),
+        ("Normal liver", "normal_liver", ("perfused_normal_liver", "normal_liver")),
+        ("Lung", "lung", ("lungs_all",)),
+    ):
+        e = _pick(entries, role, preferred)
+        if e is None:
+            rows.append(
+                f'<tr data-dose="{label}"><th>{label}</th>' + "<td>-</td>" * 5 + "<td class='limit'>no ROI</td></tr>"
             )
-            + "</table>"
+            continue
+        m, d = e["mean_gy"], e["D70"]
+        rows.append(
+            f'<tr data-dose="{label}"><th>{label}</th><td class="num">{_fmt(m["predicted"])}</td>'
+            f'<td class="num">{_fmt(m["delivered"])}</td><td class="num">{_fmt(m["difference_percent"], percent=True)}</td>'
+            f'<td class="num">{_fmt(d["predicted"])}</td><td class="num">{_fmt(d["delivered"])}</td>'
+            f"<td class='limit'>{html.escape(e['delivered_roi'])}</td></tr>"
         )
-        parts.append(f"<p>Alignment: {html.escape(stats['alignment']['alignment'])}</p>")
+    head = (
+        "<thead><tr><th class='l'>absorbed dose</th><th>predicted mean Gy</th><th>delivered mean Gy</th>"
+        "<th>diff</th><th>predicted D70 Gy</th><th>delivered D70 Gy</th><th class='l'>ROI</th></tr></thead>"
+    )
+    return f'<table class="kv key-doses" id="key-doses">{head}<tbody>' + "".join(rows) + "</tbody></table>"
+
+
+_HEADER_FIELDS = ("Scan", "Treatment (implant)", "Device", "Administered activity", "Activity in image at implant")
+
+
+def _header(stats: dict, run_stats: dict[str, dict] | None):
+    from dosimetry.report.first_page import run_fields
+    from dosimetry.report.layout import ReportHeader
+
+    fields = [("Mode", html.escape(stats["mode"]))]
+    if "cases" in stats:
+        fields.append(("Cases", str(len(stats["cases"]))))
+    else:
+        fields.append(("Alignment", html.escape(stats["alignment"]["alignment"])))
+        for which, run in stats["runs"].items():
+            fields.append((f"{which.capitalize()} run", html.escape(f"{run['emission']}, {run['method']}")))
+            for name, value in run_fields((run_stats or {}).get(which) or {}, json_paths=False):
+                if name in _HEADER_FIELDS:
+                    fields.append((f"{which.capitalize()}: {name.lower()}", value))
+    return ReportHeader(
+        "Predicted vs delivered dose",
+        "PREDICTIVE (Tc-99m MAA) vs DELIVERED (Y-90)",
+        "compare",
+        fields,
+        f"Differences: {html.escape(stats['difference'])}.",
+    )
+
+
+def comparison_page(
+    stats: dict, figures: dict[str, bytes], *, run_stats: dict[str, dict] | None = None, extra_sections=()
+) -> str:
+    """The HTML page of ``stats`` (``compare.json``) with ``figures`` (file name -> PNG bytes) embedded.
+
+    ``run_stats`` (``{"predicted": stats, "delivered": stats}`` of the two runs' ``stats.json``) adds their
+    dates and activities to the header; ``extra_sections`` (:class:`~dosimetry.report.layout.Section`) are
+    added at the end.
+    """
+    from dosimetry.report.layout import Section, figure, img_tag, page_html
+
+    cohort = "cases" in stats
+    first = []
+    if not cohort:
+        first.append(_key_doses(stats))
+        study = stats["study"]["tn_ratio"]
+        first.append(
+            f"<p>T:N dose ratio: predicted {_fmt(study['predicted'], 2)}, delivered {_fmt(study['delivered'], 2)}.</p>"
+        )
     if stats["warnings"]:
-        parts.append(
-            "<div class='warn'><b>Warnings</b><ul>"
+        first.append(
+            "<div class='box warn' id='warnings'><b>Warnings</b><ul>"
             + "".join(f"<li>{html.escape(w)}</li>" for w in stats["warnings"])
             + "</ul></div>"
         )
-    parts.append("<h2>Per ROI</h2>" + _roi_table(stats["rois"], cohort))
+    else:
+        first.append("<div class='box ok' id='warnings'><b>No warnings.</b></div>")
+    sections = []
     if not cohort:
-        parts.append("<h2>Study</h2>" + _study_table(stats["study"]))
-    parts.append(
-        "<h2>Agreement</h2><p>Bland-Altman of delivered - predicted: bias, 95 % limits of agreement "
+        runs = stats["runs"]
+        sections.append(
+            Section(
+                "runs",
+                "Runs",
+                "<table>"
+                + _head(["run", "folder", "dose", "method", "frame of reference"])
+                + "".join(
+                    _row(
+                        [
+                            k,
+                            html.escape(r["folder"]),
+                            html.escape(r["emission"]),
+                            html.escape(str(r["method"])),
+                            html.escape(r["frame_of_reference_uid"] or "not recorded"),
+                        ]
+                    )
+                    for k, r in runs.items()
+                )
+                + "</table>",
+            )
+        )
+    sections.append(Section("per-roi", "Per ROI", _roi_table(stats["rois"], cohort)))
+    if not cohort:
+        sections.append(Section("study", "Study", _study_table(stats["study"])))
+    agreement = (
+        "<p>Bland-Altman of delivered - predicted: bias, 95 % limits of agreement "
         "(bias +- 1.96 SD) and their CIs; unions (tumors_all, lungs_all) are not counted.</p>"
+        + _agreement_table(stats["agreement"])
     )
-    parts.append(_agreement_table(stats["agreement"]))
     if cohort:
         rows = [_head(["quantity", "n", "bias", "LoA (1.96 SD)", "Pearson r", "Lin CCC"])]
         for key, a in stats["study_agreement"].items():
@@ -207,14 +279,30 @@ def comparison_page(stats: dict, figures: dict[str, bytes]) -> str:
                     ]
                 )
             )
-        parts.append("<h3>Across cases</h3><table>" + "".join(rows) + "</table>")
-    for name, png in figures.items():
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(
-            f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'><figcaption>{html.escape(name)}</figcaption></figure>"
+        agreement += (
+            "<h3>Across cases</h3><table><thead>" + rows[0] + "</thead><tbody>" + "".join(rows[1:]) + "</tbody></table>"
         )
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    sections.append(Section("agreement", "Agreement", agreement))
+    sections.append(
+        Section(
+            "figures",
+            "Figures",
+            "".join(
+                figure(img_tag(png, name), html.escape(name), fig_id=f"fig-{html.escape(name.rsplit('.', 1)[0])}")
+                for name, png in figures.items()
+            ),
+        )
+    )
+    sections.extend(extra_sections)
+    return (
+        page_html(
+            _header(stats, run_stats),
+            first,
+            sections,
+            footer="Every number is taken from <code>compare.json</code> (and the runs' <code>stats.json</code>).",
+        )
+        + "\n"
+    )
 
 
 __all__ = ["comparison_page"]

@@ -14,55 +14,58 @@ renders a full-page screenshot (used by ``scripts/render_report.py`` and the tes
 
 from __future__ import annotations
 
-import base64
-import html
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
-from dosimetry.defaults import format_assumption
-from dosimetry.quantify.emission import is_predictive, report_title
-from dosimetry.errors import OutputError
-from dosimetry.report.figures import dvh_figure_png, roi_colours, slice_figure_png
+import numpy as np
 
-__all__ = ["write_report", "render_report_html", "find_chromium", "html_to_png", "html_to_pdf"]
+from dosimetry.errors import OutputError
+from dosimetry.quantify.emission import report_title
+from dosimetry.report.first_page import first_page_parts, run_header
+from dosimetry.report.layout import (
+    Section,
+    badge,
+    esc,
+    figure,
+    fmt,
+    img_tag,
+    key,
+    num_cell,
+    page_html,
+    table,
+    text_cell,
+)
+from dosimetry.report.overlay import (
+    CROP_MARGIN_MM,
+    dose_scale_html,
+    isodose_legend_html,
+    isodose_levels,
+    lesion_png,
+    outline_colours,
+    outline_legend_html,
+    planes_png,
+    roi_boxes,
+    slice_centre,
+)
+from dosimetry.report.svgplot import Curve, dvh_svg
+
+__all__ = ["Section", "write_report", "render_report_html", "find_chromium", "html_to_png", "html_to_pdf"]
 
 _LEVEL_LABEL = {"alert": "alert", "caution": "caution", "favourable": "favourable", "info": "info"}
 
 
-# --- formatting ---------------------------------------------------------------------------------------
+# --- formatting (shared with every report: dosimetry.report.layout) -----------------------------------
 
-
-def _e(text) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _key(name: str) -> str:
-    """An ROI name as a ``data-json`` path segment ("%" and "/" percent-encoded)."""
-    return str(name).replace("%", "%25").replace("/", "%2F")
-
-
-def _fmt(value, digits: int | str) -> str:
-    if value is None:
-        return "\u2014"
-    if isinstance(digits, str):  # a format spec such as ".4g"
-        return format(float(value), digits)
-    return f"{float(value):.{digits}f}"
+_e, _key, _fmt, _text, _badge, _table = esc, key, fmt, text_cell, badge, table
 
 
 def _num(path: str, value, digits: int | str = 1, *, cls: str = "num") -> str:
     """A numeric table cell carrying the stats.json path of its value."""
-    na = " na" if value is None else ""
-    return f'<td class="{cls}{na}" data-json="{_e(path)}">{_fmt(value, digits)}</td>'
-
-
-def _text(value, *, cls: str = "") -> str:
-    shown = "\u2014" if value is None or value == "" else value
-    return f'<td class="{cls}">{_e(shown)}</td>' if cls else f"<td>{_e(shown)}</td>"
+    return num_cell(path, value, digits, cls=cls)
 
 
 def _dose_digits(value) -> int:
@@ -73,87 +76,7 @@ def _swatch(colour: str) -> str:
     return f'<span class="swatch" style="background:{colour}"></span>'
 
 
-def _badge(level: str | None, text: str | None = None) -> str:
-    level = level or "none"
-    return f'<span class="badge b-{_e(level)}">{_e(text or level)}</span>'
-
-
-def _table(
-    headers: list[str], rows: list[str], *, cls: str = "", table_id: str = "", left: tuple[int, ...] = (0,)
-) -> str:
-    head = "".join(
-        f'<th class="l">{h}</th>' if i in left or i - len(headers) in left else f"<th>{h}</th>"
-        for i, h in enumerate(headers)
-    )
-    ident = f' id="{table_id}"' if table_id else ""
-    return f'<table class="{cls}"{ident}><thead><tr>{head}</tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
-
-
 # --- sections -----------------------------------------------------------------------------------------
-
-
-def _summary_cards(stats: dict) -> str:
-    by_name = {e["name"]: e for e in stats["rois"]}
-    tn = stats.get("tumor_to_normal") or {}
-    lung = stats.get("lung") or {}
-    cards = []
-    t_name = tn.get("tumor")
-    if t_name in by_name:
-        cards.append(("Tumour mean dose", f"rois/@{_key(t_name)}/mean_gy", by_name[t_name]["mean_gy"], 1, "Gy", t_name))
-    normal = "perfused_normal_liver" if "perfused_normal_liver" in by_name else "normal_liver"
-    if normal in by_name:
-        cards.append(
-            (
-                "Normal liver mean dose",
-                f"rois/@{_key(normal)}/mean_gy",
-                by_name[normal]["mean_gy"],
-                1,
-                "Gy",
-                normal.replace("_", " "),
-            )
-        )
-    if tn.get("dose_ratio") is not None:
-        cards.append(("T:N dose ratio", "tumor_to_normal/dose_ratio", tn["dose_ratio"], 2, "", "mean tumour / normal"))
-    if lung.get("mean_gy") is not None:
-        cards.append(("Lung mean dose", "lung/mean_gy", lung["mean_gy"], 1, "Gy", lung.get("roi") or "lung"))
-    if lung.get("lsf_estimate_gy") is not None:
-        cards.append(
-            ("Lung dose from LSF", "lung/lsf_estimate_gy", lung["lsf_estimate_gy"], 1, "Gy", "49.67 A (1-R) LSF / M")
-        )
-    out = []
-    for title, path, value, digits, unit, sub in cards:
-        out.append(
-            f'<div class="card"><div class="card-title">{_e(title)}</div>'
-            f'<div class="card-value"><span class="num" data-json="{_e(path)}">{_fmt(value, digits)}</span>'
-            f'<span class="unit">{_e(unit)}</span></div><div class="card-sub">{_e(sub)}</div></div>'
-        )
-    return '<div class="cards">' + "".join(out) + "</div>"
-
-
-def _assumptions(stats: dict) -> str:
-    assumed = stats.get("assumptions") or []
-    if not assumed:
-        return ""
-    items = "".join(
-        f'<li data-assumption="{i}"><strong>ASSUMED:</strong> {_e(format_assumption(a))}</li>'
-        for i, a in enumerate(assumed)
-    )
-    return (
-        f'<div class="box assumed" id="assumptions"><strong>{len(assumed)} value{"s" if len(assumed) > 1 else ""}'
-        " assumed, not given</strong> &mdash; the results depend on them; give them to remove this box"
-        f"<ul>{items}</ul></div>"
-    )
-
-
-def _warnings(stats: dict) -> str:
-    warnings = stats.get("warnings") or []
-    if not warnings:
-        return '<div class="box ok"><strong>No warnings.</strong> Every default used is listed under Inputs.</div>'
-    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
-    return (
-        f'<div class="box warn" id="warnings"><strong>{len(warnings)} warning{"s" if len(warnings) > 1 else ""}'
-        f"</strong><ul>{items}</ul></div>"
-    )
 
 
 def _roi_table(stats: dict, colours: dict) -> str:
@@ -650,134 +573,184 @@ def _constants(stats: dict) -> str:
     )
 
 
-_CSS = """
-:root{--ink:#1d2330;--muted:#6b7385;--line:#d9dde5;--head:#23395d;--soft:#f4f6fa}
-*{box-sizing:border-box}
-body{margin:0;background:#e9ecf2;color:var(--ink);font:14px/1.45 "Liberation Sans",Arial,Helvetica,sans-serif}
-main{max-width:1280px;margin:0 auto;background:#fff;padding:28px 40px 40px;box-shadow:0 0 12px rgba(0,0,0,.08)}
-header{border-bottom:3px solid var(--head);padding-bottom:12px;margin-bottom:18px}
-h1{font-size:25px;margin:0 0 4px;color:var(--head)}
-.sub{color:var(--muted);font-size:13px}
-h2{font-size:18px;color:var(--head);margin:30px 0 10px;padding-bottom:4px;border-bottom:1px solid var(--line)}
-h3{font-size:15px;margin:18px 0 6px;color:var(--head)}
-section{break-inside:auto}
-.cards{display:flex;gap:12px;flex-wrap:wrap;margin:14px 0}
-.card{flex:1 1 180px;border:1px solid var(--line);border-radius:6px;padding:10px 14px;background:var(--soft)}
-.card-title{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.04em}
-.card-value{font-size:26px;font-weight:bold;color:var(--head)}
-.card-value .unit{font-size:14px;font-weight:normal;margin-left:4px;color:var(--muted)}
-.card-sub{font-size:12px;color:var(--muted)}
-.box{border-radius:6px;padding:10px 14px;margin:12px 0}
-.box ul{margin:6px 0 0 18px;padding:0}
-.box.warn{background:#fff6e0;border:1px solid #e8c56a;border-left:5px solid #d29a00}
-.box.ok{background:#eef7ee;border:1px solid #b9dcb9}
-.box.note{background:var(--soft);border:1px solid var(--line);font-size:13px}
-.box.assumed{background:#fde8e6;border:2px solid #c0392b;border-left:8px solid #c0392b;font-size:15px}
-.box.assumed li{margin:3px 0}
-figure{margin:10px 0 4px;break-inside:avoid;text-align:center}
-figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:4px}
-figcaption{font-size:12.5px;color:var(--muted);margin-top:4px;text-align:left}
-table{border-collapse:collapse;width:100%;margin:8px 0 6px;font-size:13px}
-th,td{padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
-thead th{background:var(--head);color:#fff;font-weight:600;text-align:right;font-size:12px;line-height:1.25}
-thead th.l{text-align:left}
-tbody tr:nth-child(even){background:#f8f9fb}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.key{font-weight:bold}
-td.na{color:#aab}
-td.name{white-space:nowrap;font-weight:600}
-tr.derived td.name{font-weight:normal;font-style:italic}
-table.kv{width:auto;min-width:60%}
-table.kv td.num{text-align:left}
-table.kv th{text-align:left;font-weight:600;background:none;color:var(--ink);padding-right:24px}
-table.inputs{font-size:12.5px}
-table.inputs td{word-break:break-all}
-table.models td:nth-child(2){width:16%}
-table.models td:nth-child(4){font-size:12.5px}
-table.constants td:nth-child(4){font-size:12px;color:var(--muted)}
-.muted{color:var(--muted)}
-.mono,code{font-family:"DejaVu Sans Mono",Consolas,monospace;font-size:12px}
-.swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:7px;border:1px solid #333;vertical-align:-1px}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:11.5px;font-weight:600;white-space:nowrap;margin:1px 0}
-.b-alert{background:#fde0df;color:#a0191b;border:1px solid #f1a7a5}
-.b-caution{background:#fff1cc;color:#8a5a00;border:1px solid #ecd08a}
-.b-favourable{background:#dff3e2;color:#1d6b2c;border:1px solid #a8d8b1}
-.b-info{background:#e3ecfb;color:#23467f;border:1px solid #b3c7ea}
-.b-none{background:#f0f1f4;color:#6b7385;border:1px solid #dde0e6}
-.b-na{background:#fff;color:#9aa1b0;border:1px dashed #cfd3db}
-td.cmp{text-align:center;color:var(--muted)}
-.params{font-size:13px;color:#374052}
-ul.formulas{font-size:12.5px;color:#374052}
-ul.sources li{margin-bottom:8px;font-size:13px}
-footer{margin-top:30px;font-size:12px;color:var(--muted);border-top:1px solid var(--line);padding-top:8px}
-@page{size:A4;margin:12mm}
-@media print{body{background:#fff}main{box-shadow:none;padding:0;max-width:none}
- h2{break-after:avoid}table{font-size:11px}tr{break-inside:avoid}}
-"""
-
-
-def render_report_html(result, *, title: str | None = None) -> str:
-    """The report of ``result`` as one HTML string (see :func:`write_report`)."""
+def _lesion_panels(result, colours: dict, isodose_gy: tuple[float, ...]) -> str:
+    """One panel per given tumour ROI: axial slice through its centre, its DVH (normal liver dashed for
+    reference) and its numbers."""
     stats = result.stats
-    colours = roi_colours(stats)
-    slices_png, info = slice_figure_png(result)
-    dvh_png = dvh_figure_png(result)
+    lesions = [e for e in stats["rois"] if e["role"] == "tumor" and "derived" not in e]
+    if not lesions:
+        return '<p class="muted">No tumour ROI.</p>'
+    names = {e["name"] for e in stats["rois"]}
+    normal = "perfused_normal_liver" if "perfused_normal_liver" in names else "normal_liver"
+    flags = (stats.get("flags") or {}).get("results", [])
+    axis = np.asarray(result.dvh_dose_gy)
+    panels = []
+    boxes = roi_boxes(result)
+    for e in lesions:
+        name = e["name"]
+        p = f"rois/@{_key(name)}"
+        made = (
+            lesion_png(result, name, isodose_gy=isodose_gy, colours=colours, boxes=boxes)
+            if name in result.roi_weights
+            else None
+        )
+        image = (
+            img_tag(made[0], f"lesion {name}: three planes")
+            if made
+            else '<p class="muted">no voxel on the dose grid</p>'
+        )
+        curves = (
+            [Curve(name, colours[name], axis, result.dvh_volume_percent[name])]
+            if name in result.dvh_volume_percent
+            else []
+        )
+        if normal in result.dvh_volume_percent:
+            curves.append(
+                Curve(normal, colours.get(normal, "#666"), axis, result.dvh_volume_percent[normal], dashed=True)
+            )
+        dvh = dvh_svg(curves, width=560, height=230, markers_gy=isodose_gy, title=f"DVH of {name}")
+        mine = [f for f in flags if f["roi"] == name and f["flag"]]
+        badges = " ".join(_badge(f["flag"], f"{f['set']}: {f['flag']}") for f in mine)
+        pv = e.get("partial_volume") or {}
+        if pv.get("warning"):
+            badges = _badge("caution", "partial volume") + " " + badges
+        numbers = _table(
+            ["volume<br>mL", "mean<br>Gy", "D70<br>Gy", "D90<br>Gy", "V100<br>%", "max<br>Gy"],
+            [
+                "<tr>"
+                + _num(f"{p}/volume_ml", e["volume_ml"], 2)
+                + _num(f"{p}/mean_gy", e["mean_gy"], 1, cls="num key")
+                + _num(f"{p}/D70", e["D70"], 1)
+                + _num(f"{p}/D90", e["D90"], 1)
+                + _num(f"{p}/V100", e["V100"], 1)
+                + _num(f"{p}/max_gy", e["max_gy"], 1)
+                + "</tr>"
+            ],
+            cls="lesion-numbers",
+            left=(),
+        ) + (f"<div>{badges}</div>" if badges else "")
+        where = (
+            f"; planes through its weighted centre, LPS ({made[1][0]:.1f}, {made[1][1]:.1f}, {made[1][2]:.1f}) mm"
+            if made
+            else ""
+        )
+        panels.append(
+            figure(
+                f"<div>{image}</div><div>{dvh}{numbers}</div>",
+                f"{_swatch(colours[name])}<strong>{_e(name)}</strong>: axial, coronal and sagittal slices (outlines, "
+                f"isodose lines and colours as above){where}; DVH with the normal liver dashed and the isodose "
+                "levels marked.",
+                cls="lesion",
+                attrs=f' data-lesion="{_e(name)}"',
+            )
+        )
+    return '<div class="lesions">' + "".join(panels) + "</div>"
+
+
+def _dvh_all_svg(result, colours: dict, isodose_gy: tuple[float, ...]) -> str:
+    derived = {e["name"] for e in result.stats["rois"] if "derived" in e}
+    axis = np.asarray(result.dvh_dose_gy)
+    curves = [
+        Curve(e["name"], colours[e["name"]], axis, result.dvh_volume_percent[e["name"]], dashed=e["name"] in derived)
+        for e in result.stats["rois"]
+        if e["name"] in result.dvh_volume_percent
+    ]
+    return dvh_svg(curves, markers_gy=isodose_gy, title="cumulative DVH of every ROI")
+
+
+def _detail_sections(result, colours: dict, isodose_gy: tuple[float, ...], dvh_html: str) -> list[Section]:
+    stats = result.stats
+    return [
+        Section(
+            "lesions",
+            "Per lesion",
+            _lesion_panels(result, colours, isodose_gy) + "<h3>All lesions</h3>" + _lesion_table(stats, colours),
+        ),
+        Section("dvh", "Dose-volume histograms", dvh_html),
+        Section(
+            "rois",
+            "Dose per ROI",
+            "<p class='params'>Mean = mass-weighted (energy / mass); SD, median and DVH metrics are "
+            "volume-weighted. Activities at implant.</p>"
+            + _roi_table(stats, colours)
+            + "<h3>DVH metrics</h3><p class='params'>Dx: minimum dose to the hottest x % of the volume; Vx: % of "
+            "the volume receiving at least x Gy.</p>" + _dvh_metrics_table(stats, colours),
+        ),
+        Section("tn-lung", "Tumour-to-normal ratio and lung", _tn_lung_table(stats)),
+        Section("radiobiology", "Radiobiology", _radiobiology(stats, colours)),
+        Section("planning", "Planning models: predicted against delivered", _planning(stats)),
+        Section("flags", "Threshold flags", _flags(stats)),
+        Section("inputs", "Inputs", _inputs(stats)),
+        Section("constants", "Constants used", _constants(stats)),
+    ]
+
+
+REPORT_FOOTER = (
+    "Every number in this report is taken from <code>stats.json</code> of the same run (each table cell names its "
+    "source in a <code>data-json</code> attribute). Research software: check the results and the thresholds "
+    "against your own protocol before clinical use."
+)
+
+
+def render_report_html(
+    result,
+    *,
+    title: str | None = None,
+    isodose_gy: tuple[float, ...] | None = None,
+    extra_sections: list[Section] | tuple[Section, ...] = (),
+) -> str:
+    """The report of ``result`` as one HTML string (see :func:`write_report`).
+
+    Parameters
+    ----------
+    isodose_gy : tuple of float or None
+        Isodose lines drawn on the images and marked on the DVHs; None: the tumour and liver thresholds of
+        the threshold sets evaluated, else :data:`~dosimetry.report.overlay.ISODOSE_GY` (EANM 2022); see
+        :func:`~dosimetry.report.overlay.isodose_levels`.
+    extra_sections : list of Section
+        Sections added after the standard ones (e.g. a treatment course), each ``Section(id, title, html)``.
+    """
+    stats = result.stats
+    colours = outline_colours(stats)
+    if isodose_gy is None:
+        isodose_gy, isodose_source = isodose_levels(stats)
+    else:
+        isodose_gy, isodose_source = tuple(float(x) for x in isodose_gy), "levels given"
+    centre, reason = slice_centre(result)
+    planes = planes_png(result, centre, reason, isodose_gy=isodose_gy, colours=colours)
     activity_file = ((stats.get("inputs") or {}).get("activity") or {}).get("file")
     title = title or (report_title(stats) + (f": {Path(activity_file).name}" if activity_file else ""))
-    sw = stats.get("software") or {}
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-    def img(data: bytes, alt: str) -> str:
-        return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
-
-    c = info.centre_lps
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
-        f"<header><h1>{_e(title)}</h1><div class='sub'>{'Predictive Y-90 voxel dosimetry from Tc-99m MAA, planned activity' if is_predictive(stats) else 'Post-treatment Y-90 voxel dosimetry'} &middot; method "
-        f"<strong>{_e(stats.get('method'))}</strong> &middot; density from <strong>{_e(stats.get('density_source'))}</strong>"
-        f" &middot; {_e(sw.get('name', ''))} {_e(sw.get('version', ''))} &middot; schema {_e(stats.get('schema_version'))}"
-        f" &middot; report generated {generated}</div></header>",
-        _assumptions(stats),
-        _warnings(stats),
-        _summary_cards(stats),
-        "<section id='images'><h2>Dose on the anatomy</h2><figure>"
-        + img(slices_png, "dose over CT, three planes")
-        + f"<figcaption>Absorbed dose (colour, Gy; shown above {0.02 * info.dose_max_display_gy:.1f} Gy, scale to the "
-        f"99.9th percentile {info.dose_max_display_gy:.1f} Gy) "
+    c = planes.centre_lps
+    overview = figure(
+        img_tag(planes.png, "dose over CT, three planes")
+        + dose_scale_html()
+        + isodose_legend_html(isodose_gy)
+        + outline_legend_html(planes.outlined, colours),
+        "Absorbed dose in colour bands at fixed levels (Gy, the same in every report, so normal liver is "
+        "distinguishable from tumour) "
         + ("over the CT (window W400/L40)" if result.ct_hu is not None else "(no CT given: black background)")
-        + f". Planes through "
-        f"{_e(info.reason)}, LPS ({c[0]:.1f}, {c[1]:.1f}, {c[2]:.1f}) mm. Outlines: ROIs at 50 % occupancy; "
-        "radiological convention (patient right on the image left).</figcaption></figure></section>",
-        "<section id='dvh'><h2>Dose-volume histograms</h2><figure>"
-        + img(dvh_png, "cumulative DVH")
-        + "<figcaption>Cumulative DVH: % of each ROI's volume receiving at least the dose. Dashed: derived ROIs "
-        "(unions, liver minus tumours).</figcaption></figure></section>",
-        "<section id='rois'><h2>Dose per ROI</h2><p class='params'>Mean = mass-weighted (energy / mass); SD, median "
-        "and DVH metrics are volume-weighted. Activities at implant.</p>"
-        + _roi_table(stats, colours)
-        + "<h3>DVH metrics</h3><p class='params'>Dx: minimum dose to the hottest x % of the volume; Vx: % of the volume "
-        "receiving at least x Gy.</p>" + _dvh_metrics_table(stats, colours) + "</section>",
-        "<section id='lesions'><h2>Per lesion</h2>" + _lesion_table(stats, colours) + "</section>",
-        "<section id='tn-lung'><h2>Tumour-to-normal ratio and lung</h2>" + _tn_lung_table(stats) + "</section>",
-        "<section id='radiobiology'><h2>Radiobiology</h2>" + _radiobiology(stats, colours) + "</section>",
-        "<section id='planning'><h2>Planning models: predicted against delivered</h2>"
-        + _planning(stats)
-        + "</section>",
-        "<section id='flags'><h2>Threshold flags</h2>" + _flags(stats) + "</section>",
-        "<section id='inputs'><h2>Inputs</h2>" + _inputs(stats) + "</section>",
-        "<section id='constants'><h2>Constants used</h2>" + _constants(stats) + "</section>",
-        "<footer>Every number in this report is taken from <code>stats.json</code> of the same run (each table cell "
-        "names its source in a <code>data-json</code> attribute). Research software: check the results and the "
-        "thresholds against your own protocol before clinical use.</footer>",
-        "</main></body></html>",
-    ]
-    return "\n".join(parts)
+        + f"; cropped to the {_e(planes.crop)} plus {CROP_MARGIN_MM:g} mm. Isodose lines at "
+        f"{', '.join(f'{x:g}' for x in isodose_gy)} Gy ({_e(isodose_source)}). Planes through {_e(planes.reason)}, LPS "
+        f"({c[0]:.1f}, {c[1]:.1f}, {c[2]:.1f}) mm. ROI outlines at 50 % occupancy, Okabe-Ito colours; radiological "
+        "convention (patient right on the image left).",
+        fig_id="fig-planes",
+    )
+    dvh_html = figure(
+        _dvh_all_svg(result, colours, isodose_gy),
+        "Cumulative DVH: % of each ROI's volume receiving at least the dose. Dashed: derived ROIs (unions, liver "
+        "minus tumours); vertical lines: isodose levels.",
+        fig_id="fig-dvh",
+    )
+    header = run_header(stats, title=title)
+    return page_html(
+        header,
+        first_page_parts(stats, overview_figure=overview),
+        [*_detail_sections(result, colours, isodose_gy, dvh_html), *extra_sections],
+        footer=REPORT_FOOTER,
+    )
 
 
-def write_report(result, path: str | os.PathLike, *, title: str | None = None) -> Path:
+def write_report(result, path: str | os.PathLike, *, title: str | None = None, **options) -> Path:
     """Write the self-contained HTML report of ``result`` to ``path`` (written to a temporary file, then renamed).
 
     Raises
@@ -786,7 +759,7 @@ def write_report(result, path: str | os.PathLike, *, title: str | None = None) -
         ``path`` cannot be written.
     """
     path = Path(path)
-    text = render_report_html(result, title=title)
+    text = render_report_html(result, title=title, **options)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -841,12 +814,20 @@ def _run_chromium(args: list[str], *, chromium: str | None, timeout_s: float) ->
             raise OutputError(f"Chromium did not finish within {timeout_s:g} s") from err
 
 
-def _page_height_px(html_path: Path, width_px: int, *, chromium: str | None, timeout_s: float) -> int:
-    """Height of the laid-out page, measured by a copy of the HTML with a one-line script (the report has none)."""
+def _page_height_px(
+    html_path: Path, width_px: int, *, chromium: str | None, timeout_s: float, element_id: str | None = None
+) -> int:
+    """Height of the laid-out page (or the bottom of element ``element_id``), measured by a copy of the HTML
+    with a one-line script (the report has none)."""
     text = html_path.read_text(encoding="utf-8")
+    measure = (
+        f"Math.ceil(document.getElementById('{element_id}').getBoundingClientRect().bottom+window.scrollY)+24"
+        if element_id
+        else "document.documentElement.scrollHeight"
+    )
     probe = (
         "<script>document.addEventListener('DOMContentLoaded',()=>{document.body.setAttribute("
-        "'data-page-height',String(document.documentElement.scrollHeight));});</script>"
+        f"'data-page-height',String({measure}));}});</script>"
     )
     with tempfile.TemporaryDirectory(prefix="dosimetry-probe-") as folder:
         copy = Path(folder) / "probe.html"
@@ -868,8 +849,10 @@ def html_to_png(
     height_px: int | None = None,
     chromium: str | None = None,
     timeout_s: float = 180.0,
+    first_page: bool = False,
 ) -> Path:
-    """Full-page screenshot of an HTML file with headless Chromium (height measured when not given).
+    """Full-page screenshot of an HTML file with headless Chromium (height measured when not given);
+    ``first_page=True``: only down to the end of the report's first page (its ``#first-page`` block).
 
     Raises
     ------
@@ -878,7 +861,9 @@ def html_to_png(
     """
     html_path, png_path = Path(html_path), Path(png_path)
     if height_px is None:
-        height_px = _page_height_px(html_path, width_px, chromium=chromium, timeout_s=timeout_s)
+        height_px = _page_height_px(
+            html_path, width_px, chromium=chromium, timeout_s=timeout_s, element_id="first-page" if first_page else None
+        )
     png_path.unlink(missing_ok=True)
     proc = _run_chromium(
         [
