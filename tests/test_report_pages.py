@@ -113,6 +113,17 @@ def test_first_page_has_the_header_and_the_three_doses(dicom_run):
     # scan and implant date/time as recorded from the DICOM headers (minutes)
     assert dicom["activity_time"].replace("T", " ")[:16] in header
     assert dicom["implant_time"].replace("T", " ")[:16] in header
+    # the study date of the emission series' header, as ISO 8601
+    import pydicom
+
+    first_pet = next(
+        p
+        for p in sorted(SAMPLE_DICOM.rglob("*"))
+        if p.is_file() and "PT" in str(pydicom.dcmread(p, stop_before_pixels=True).get("Modality", ""))
+    )
+    date = str(pydicom.dcmread(first_pet, stop_before_pixels=True).StudyDate)
+    assert dicom["study_date"] == f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    assert f"Study date {dicom['study_date']}" in header
     assert "resin" in header and "hcc" in header
     assert f"{stats['activity_check']['administered_activity_gbq']:.3f} GBq" in header
     assert f"{stats['activity_check']['image_activity_at_implant_gbq']:.3f} GBq" in header
@@ -234,6 +245,18 @@ def test_isodose_levels_are_options(dicom_run, tmp_path):
     assert [float(x) for x in _parse(default).with_attr("data-isodose")] == list(ISODOSE_GY)
     assert '<section id="course"><h2>Treatment course</h2><p>hook</p></section>' in text
     assert "No tumour ROI" in text and key_doses_html(result.stats).count("no ROI") == 2  # no tumour, no lung
+
+
+def test_isodose_levels_from_the_command_line(tmp_path, capsys):
+    """``dosimetry run --isodose-gy`` reaches the report's images and legend; a bad list is one line, exit 7."""
+    out = tmp_path / "run"
+    argv = ["run", str(SAMPLE_DICOM), "--residual-fraction", "0.03", "--lung-shunt", "0.05", "-q"]
+    assert main([*argv, "--isodose-gy", "150,25", "--out", str(out)]) == 0
+    assert _parse(out / "report.html").with_attr("data-isodose") == ["25", "150"]
+    capsys.readouterr()
+    assert main([*argv, "--isodose-gy", "40,-3", "--out", str(tmp_path / "bad")]) == 7
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--isodose-gy '40,-3'" in err and not (tmp_path / "bad").exists()
 
 
 def test_pdf_has_page_numbers_and_every_figure(dicom_run, tmp_path):

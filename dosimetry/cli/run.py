@@ -6,6 +6,8 @@ imported inside :func:`command`, as the ``start-up`` stage of the progress displ
 
 from __future__ import annotations
 
+import math
+
 import argparse
 import logging
 
@@ -126,6 +128,12 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
     out.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist, unless --overwrite)")
     out.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     out.add_argument("--pdf", action="store_true", help="also print the report to report.pdf (needs Chromium)")
+    out.add_argument(
+        "--isodose-gy",
+        metavar="GY[,GY...]",
+        help="isodose lines of the report's images (default: the thresholds of the evaluated threshold sets, "
+        "else 40,70,100,205 Gy, EANM 2022)",
+    )
     run.add_argument(
         "--allow-roi-outside",
         action="store_true",
@@ -145,6 +153,24 @@ def _check_options(args) -> None:
         raise OptionsError("--series and --spect-cps-per-mbq apply to a DICOM STUDY_DIR only")
     if args.segment_role and not (args.segmentation or args.study):
         raise OptionsError("--segment-role needs --segmentation or a DICOM STUDY_DIR")
+    isodose_levels(args)
+
+
+def isodose_levels(args) -> tuple[float, ...] | None:
+    """``--isodose-gy`` as a tuple of Gy (None when not given); one line naming the option when malformed."""
+    text = getattr(args, "isodose_gy", None)
+    if text is None:
+        return None
+    try:
+        levels = tuple(float(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        levels = ()
+    if not levels or not all(math.isfinite(v) and 0 < v <= 10_000 for v in levels):
+        raise OptionsError(
+            f"--isodose-gy {text!r}: expected comma-separated doses in Gy, each above 0 and at most 10000 "
+            "(e.g. --isodose-gy 40,70,100,205)"
+        )
+    return tuple(sorted(set(levels)))
 
 
 def dosimetry_options(args):
@@ -199,7 +225,7 @@ def command(args) -> int:
     else:
         result = run_dosimetry(args.activity, rois, ct=args.ct, options=options, extra_warnings=notes)
     with stage("write results"):
-        write_results(result, out_dir, overwrite=args.overwrite, pdf=args.pdf)
+        write_results(result, out_dir, overwrite=args.overwrite, pdf=args.pdf, isodose_gy=isodose_levels(args))
     if not args.quiet:
         print(format_summary(result.stats))
         print(f"results: {out_dir.resolve()}")

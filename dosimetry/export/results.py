@@ -179,14 +179,20 @@ def atomic_output_dir(
 
 
 def write_results(
-    result: DosimetryResult, out_dir: str | os.PathLike, *, overwrite: bool = False, pdf: bool = False
+    result: DosimetryResult,
+    out_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    pdf: bool = False,
+    isodose_gy: tuple[float, ...] | None = None,
 ) -> Path:
     """Write every output file of ``result`` into ``out_dir``, atomically.
 
     The files are written into a hidden temporary folder beside ``out_dir`` and the folder is renamed to
     ``out_dir`` at the end. An existing ``out_dir`` is an error unless ``overwrite`` is true, in which
     case it is replaced only after the new results are complete. With ``pdf``, the report is also printed
-    to ``report.pdf`` by headless Chromium.
+    to ``report.pdf`` by headless Chromium. ``isodose_gy`` sets the report's isodose lines (None: see
+    :func:`dosimetry.report.render_report_html`).
 
     The time of writing each file is added to ``result.stats["timings_s"]`` (keys ``output FILE``), which
     ``stats.json``, written last, holds.
@@ -218,7 +224,7 @@ def write_results(
         with stage("output dvh.csv", timings):
             write_dvh_csv(result.dvh_dose_gy, result.dvh_volume_percent, tmp / "dvh.csv")
         with stage("output report.html", timings):
-            write_report(result, tmp / "report.html")
+            write_report(result, tmp / "report.html", isodose_gy=isodose_gy)
         if pdf:
             from dosimetry.report.html import html_to_pdf  # needs headless Chromium
 

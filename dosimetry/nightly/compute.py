@@ -189,7 +189,7 @@ def compute_study(
     from dosimetry.quantify.emission import is_predictive
     from dosimetry.export import deterministic_uids
     from dosimetry.export.results import write_results
-    from dosimetry.cli.run import dosimetry_options
+    from dosimetry.cli.run import dosimetry_options, isodose_levels
     from dosimetry.pipeline import run_dicom_study
 
     args = parse_run_options(study_dir, staging, options)
@@ -212,7 +212,7 @@ def compute_study(
             result.stats["warnings"].append(NO_ROIS_WARNING)
         if staging.exists():
             shutil.rmtree(staging)
-        write_results(result, staging, pdf=rois_present and "report" in send)
+        write_results(result, staging, pdf=rois_present and "report" in send, isodose_gy=isodose_levels(args))
     entries = []
     for what in send if rois_present else ("rtdose",):
         path = staging / SEND_FILES[what]
