@@ -150,15 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     its clean-up) instead of returning; otherwise the previous handlers are restored.
     """
     console = argv is None
-    if console:  # a process of its own: large freed arrays are reused, not unmapped (see allocator.py)
-        from dosimetry.allocator import keep_freed_memory
-
-        keep_freed_memory()
     state: dict = {}
     previous = None
     try:
         try:
             previous = _install_signal_handlers()
+            if console:  # a process of its own: large freed arrays are reused, not unmapped (see allocator.py)
+                from dosimetry.allocator import keep_freed_memory
+
+                keep_freed_memory()
             return _main(argv, state)
         finally:
             if previous is not None:
