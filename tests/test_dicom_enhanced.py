@@ -100,7 +100,7 @@ def test_legacy_converted_ct_has_the_hu_and_geometry_of_the_classic_series(tmp_p
     classic, lce = load_ct(files), load_ct([path])
     assert lce.image.same_grid(classic.image) and lce.image.same_grid(hu)
     assert np.array_equal(lce.image.array, classic.image.array)
-    assert lce.image.array.dtype == np.float32
+    assert lce.image.array.dtype == classic.image.array.dtype == np.int16  # integer HU, kept exactly
     marker = np.argwhere(lce.image.array == 1000.0)
     assert np.all(np.abs(lce.image.index_to_world(marker) - b.MARKER) <= 2.0 + 1e-6)
     assert lce.provenance["n_frames"] == hu.shape[2]
