@@ -288,7 +288,7 @@ def _lesions(stats: dict, views: ComparisonViews, levels, p_col, d_col) -> str:
     p, d, diff = views.predicted, views.delivered, views.difference
     p_boxes = roi_boxes(p) if p is not None else {}
     d_boxes = roi_boxes(d) if d is not None else {}
-    columns = ["predicted (Tc-99m MAA)", "delivered (Y-90)"] + (["delivered - predicted"] if diff is not None else [])
+    columns = ["predicted (MAA)", "delivered (Y-90)"] + (["delivered - predicted"] if diff is not None else [])
     out = []
     for e in pairs:
         p_name, d_name = e["predicted_roi"], e["delivered_roi"]

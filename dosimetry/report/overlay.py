@@ -473,7 +473,7 @@ def image_sheet(rows: list[list], *, gap: int = 6, column_titles: list[str] | No
         draw = ImageDraw.Draw(sheet)
         for c, title in enumerate(column_titles):
             x = sum(widths[:c]) + gap * c + widths[c] / 2
-            draw.text((x, top / 2), title, fill=(0, 0, 0), font=_font(15), anchor="mm")
+            draw.text((x, top / 2), title, fill=(0, 0, 0), font=_font(14), anchor="mm")
     y = top
     for r, row in enumerate(rows):
         x = 0
