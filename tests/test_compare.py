@@ -357,6 +357,20 @@ def test_dicom_pair_in_different_frames_with_the_delivered_runs_own_structures(t
     liver = _by_name(record)["Liver"]["mean_gy"]
     assert liver["predicted"] == pytest.approx(liver["delivered"], rel=0.01)
     assert any("RTSTRUCT" in w or "structures" in w for w in record["warnings"])
+    # compare.html: registered onto the delivered grid, so the difference image is drawn; each run's own
+    # statistics in different frames: each dose over its own CT with its RTSTRUCT, and no difference image
+    assert "difference delivered - predicted, three planes" in _images((out / "compare.html").read_text())
+    from dosimetry.compare.files import write_comparison
+
+    own_page = (write_comparison(own, tmp_path / "own") / "compare.html").read_text()
+    own_images = _images(own_page)
+    assert {"predicted dose over CT, three planes", "delivered dose over CT, three planes"} <= set(own_images)
+    assert "difference delivered - predicted, three planes" not in own_images
+    assert 'id="no-difference"' in own_page and "different frames of reference" in own_page
+    assert "on black" not in own_page  # both CT series found through the runs' stats.json
+    for which in ("predicted", "delivered"):  # outlined with the ROIs of each run's own RTSTRUCT
+        legend = own_page[own_page.index(f'id="outline-legend-{which}"') :]
+        assert 'data-outline="Liver"' in legend[: legend.index("</div>")]
     assert (
         main(
             [

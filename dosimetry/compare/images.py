@@ -36,6 +36,7 @@ from dosimetry.report.overlay import (
     OKABE_ITO,
     ColourScale,
     DoseView,
+    centre_roi,
     crop_box_lps,
     DOSE_SCALE,
     image_sheet,
@@ -197,24 +198,23 @@ def _overview(stats: dict, views: ComparisonViews, levels, source, p_col, d_col)
     parts = []
     d_centre, d_reason = slice_centre(d) if d is not None else (None, "")
     crop = crop_box_lps(d) if (d is not None and views.one_grid) else None
-    rows = []  # (key, view, centre, reason, scale-legend html, colours, caption lead)
+    rows = []  # (key, view, centre, reason, colours, caption lead)
+    cache: dict = {}  # on one grid the three views share CT samples and outlines
     if p is not None:
         if views.one_grid and d is not None:
             p_centre, p_reason = d_centre, d_reason
         else:
-            partner = None
-            if d_reason.endswith(")"):
-                d_name = d_reason[d_reason.rfind("(") + 1 : -1]
-                partner = next((e["predicted_roi"] for e in stats["rois"] if e["delivered_roi"] == d_name), None)
+            d_name = centre_roi(d)[0] if d is not None else None
+            partner = next((e["predicted_roi"] for e in stats["rois"] if e["delivered_roi"] == d_name), None)
             p_centre = roi_centre(p, partner) if partner else None
-            p_reason = f"centre of {partner}, the predicted partner of the delivered planes' lesion"
+            p_reason = f"centre of {partner} (the predicted partner of {d_name}, where the delivered planes cross)"
             if p_centre is None:
                 p_centre, p_reason = slice_centre(p)
         rows.append(("predicted", p, p_centre, p_reason, p_col, "Predicted (Tc-99m MAA) absorbed dose"))
     if d is not None:
         rows.append(("delivered", d, d_centre, d_reason, d_col, "Delivered (Y-90) absorbed dose"))
     for key, view, centre, reason, colours, lead in rows:
-        planes = planes_png(view, centre, reason, isodose_gy=levels, colours=colours, crop=crop)
+        planes = planes_png(view, centre, reason, isodose_gy=levels, colours=colours, crop=crop, cache=cache)
         c = planes.centre_lps
         ct = "over its CT (W400/L40)" if view.ct_hu is not None else "on black (no CT)"
         parts.append(
@@ -234,7 +234,14 @@ def _overview(stats: dict, views: ComparisonViews, levels, source, p_col, d_col)
         )
     if views.difference is not None:
         planes = planes_png(
-            views.difference, d_centre, d_reason, isodose_gy=(), colours=d_col, crop=crop, scale=DIFFERENCE_SCALE
+            views.difference,
+            d_centre,
+            d_reason,
+            isodose_gy=(),
+            colours=d_col,
+            crop=crop,
+            scale=DIFFERENCE_SCALE,
+            cache=cache,
         )
         parts.append(
             figure(
@@ -286,6 +293,7 @@ def _lesions(stats: dict, views: ComparisonViews, levels, p_col, d_col) -> str:
     if not pairs:
         return '<p class="muted">No matched tumour ROI.</p>'
     p, d, diff = views.predicted, views.delivered, views.difference
+    cache: dict = {}  # on one grid the three columns share CT samples and outlines
     p_boxes = roi_boxes(p) if p is not None else {}
     d_boxes = roi_boxes(d) if d is not None else {}
     columns = ["predicted (MAA)", "delivered (Y-90)"] + (["delivered - predicted"] if diff is not None else [])
@@ -298,19 +306,30 @@ def _lesions(stats: dict, views: ComparisonViews, levels, p_col, d_col) -> str:
         missing = []
         cols = []
         if p_frame is not None:
-            cols.append(lesion_panels(p, p_frame[0], half, isodose_gy=levels, colours=p_col, boxes=p_boxes))
+            cols.append(
+                lesion_panels(p, p_frame[0], half, isodose_gy=levels, colours=p_col, boxes=p_boxes, cache=cache)
+            )
         else:
             cols.append([None] * 3)
             missing.append(f"no voxel of predicted ROI {p_name} to draw")
         if d_frame is not None:
-            cols.append(lesion_panels(d, d_frame[0], half, isodose_gy=levels, colours=d_col, boxes=d_boxes))
+            cols.append(
+                lesion_panels(d, d_frame[0], half, isodose_gy=levels, colours=d_col, boxes=d_boxes, cache=cache)
+            )
         else:
             cols.append([None] * 3)
             missing.append(f"no voxel of delivered ROI {d_name} to draw")
         if diff is not None:
             cols.append(
                 lesion_panels(
-                    diff, d_frame[0], half, isodose_gy=(), colours=d_col, boxes=d_boxes, scale=DIFFERENCE_SCALE
+                    diff,
+                    d_frame[0],
+                    half,
+                    isodose_gy=(),
+                    colours=d_col,
+                    boxes=d_boxes,
+                    scale=DIFFERENCE_SCALE,
+                    cache=cache,
                 )
                 if d_frame is not None
                 else [None] * 3

@@ -48,6 +48,7 @@ __all__ = [
     "ISODOSE_GY",
     "OKABE_ITO",
     "PlaneImages",
+    "centre_roi",
     "crop_box_lps",
     "dose_scale_html",
     "dose_view",
@@ -253,25 +254,30 @@ def crop_box_lps(result, *, margin_mm: float = CROP_MARGIN_MM) -> tuple[np.ndarr
     return lo, hi, what
 
 
-def slice_centre(result) -> tuple[np.ndarray, str]:
-    """Where the three planes cross (LPS, mm) and why: the weighted centre of the largest tumour, else of
-    the liver, else the hottest voxel."""
-    dose: Image = result.dose_gy
+def centre_roi(result) -> tuple[str | None, str]:
+    """The ROI the planes cross at and why: the largest given tumour, else the (first) liver; None if neither."""
     tumours = [
         e
         for e in result.stats["rois"]
         if e["role"] == "tumor" and "derived" not in e and e["name"] in result.roi_weights
     ]
     livers = [e for e in result.stats["rois"] if e["role"] == "liver" and e["name"] in result.roi_weights]
-    chosen = None
     if tumours:
-        chosen, reason = max(tumours, key=lambda e: e["volume_ml"]), "centre of the largest tumour"
-    elif livers:
-        chosen, reason = livers[0], "centre of the liver"
-    if chosen is not None:
-        centre = roi_centre(result, chosen["name"])
+        return max(tumours, key=lambda e: e["volume_ml"])["name"], "centre of the largest tumour"
+    if livers:
+        return livers[0]["name"], "centre of the liver"
+    return None, ""
+
+
+def slice_centre(result) -> tuple[np.ndarray, str]:
+    """Where the three planes cross (LPS, mm) and why: the weighted centre of the largest tumour, else of
+    the liver (:func:`centre_roi`), else the hottest voxel."""
+    dose: Image = result.dose_gy
+    name, reason = centre_roi(result)
+    if name is not None:
+        centre = roi_centre(result, name)
         if centre is not None:
-            return centre, f"{reason} ({chosen['name']})"
+            return centre, f"{reason} ({name})"
     peak = np.unravel_index(int(np.argmax(dose.array)), dose.shape)
     return dose.index_to_world(np.asarray(peak, float)), "hottest voxel"
 
@@ -390,12 +396,13 @@ def _edge(mask: np.ndarray, width: int) -> np.ndarray:
     return mask & ~binary_erosion(mask, iterations=width, border_value=0)
 
 
-def _draw_outline(rgb: np.ndarray, mask: np.ndarray, colour: str, *, width: int = 2) -> None:
+def _outline_masks(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The black halo and the coloured edge of an outline; both empty when ``mask`` is empty or full."""
     if not mask.any() or mask.all():
-        return
+        empty = np.zeros(mask.shape, bool)
+        return empty, empty
     halo = binary_dilation(mask, iterations=1) & ~binary_erosion(mask, iterations=width + 1, border_value=0)
-    rgb[halo] = 0.0
-    rgb[_edge(mask, width)] = _rgb(colour)
+    return halo, _edge(mask, width)
 
 
 def _draw_isodose(rgb: np.ndarray, dose_gy: np.ndarray, level: float, style) -> None:
@@ -428,24 +435,60 @@ def _encode(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _panel(view, plane: _Plane, *, isodose_gy, colours: dict, boxes: dict, scale: ColourScale, width: int):
+def _underlay(view, plane: _Plane, boxes: dict, width: int, cache: dict | None):
+    """What a panel draws that does not depend on the dose: the CT samples, the dose-grid coordinates of the
+    plane, and per outlined ROI its halo and edge pixels. Views sharing CT, ROI weights and dose grid (the
+    predicted dose on the delivered grid, the delivered dose, their difference) share it through ``cache``."""
+    grid = view.dose_gy
+    key = (
+        id(view.ct_hu),
+        id(view.roi_weights),
+        tuple(boxes),
+        width,
+        plane.start.tobytes() + plane.u_mm.tobytes() + plane.v_mm.tobytes(),
+        plane.shape,
+        grid.shape,
+        grid.origin_mm.tobytes() + grid.spacing_mm.tobytes() + grid.direction.tobytes(),
+    )
+    if cache is not None and key in cache:
+        return cache[key]
+    ct = _sample(view.ct_hu, plane.coordinates(view.ct_hu), cval=-1000.0) if view.ct_hu is not None else None
+    idx = plane.coordinates(grid)
+    outlines = []
+    for n, box in boxes.items():
+        mask = _sample_in_box(view.roi_weights[n], box, idx) >= 0.5
+        if mask.any():
+            outlines.append((n, *_outline_masks(mask, width)))
+    value = (ct, idx, outlines)
+    if cache is not None:
+        cache[key] = value
+    return value
+
+
+def _panel(
+    view,
+    plane: _Plane,
+    *,
+    isodose_gy,
+    colours: dict,
+    boxes: dict,
+    scale: ColourScale,
+    width: int,
+    cache: dict | None = None,
+):
     """One plane of ``view`` as a Pillow image: CT, banded wash of ``scale``, isodose lines, the outlines of
     every given ROI (at 50 % occupancy); and the names of the ROIs it outlines."""
     from PIL import Image as PILImage
 
-    ct = _sample(view.ct_hu, plane.coordinates(view.ct_hu), cval=-1000.0) if view.ct_hu is not None else None
-    idx = plane.coordinates(view.dose_gy)
+    ct, idx, outlines = _underlay(view, plane, boxes, width, cache)
     d = _sample(view.dose_gy, idx, cval=0.0)
     rgb = _composite(ct, d, scale)
     for k, level in enumerate(isodose_gy):
         _draw_isodose(rgb, d, level, _ISODOSE_STYLE[k % len(_ISODOSE_STYLE)])
-    outlined = set()
-    for n, box in boxes.items():
-        mask = _sample_in_box(view.roi_weights[n], box, idx) >= 0.5
-        if mask.any():
-            outlined.add(n)
-            _draw_outline(rgb, mask, colours[n], width=width)
-    return PILImage.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB"), outlined
+    for n, halo, edge in outlines:
+        rgb[halo] = 0.0
+        rgb[edge] = _rgb(colours[n])
+    return PILImage.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB"), {n for n, _, _ in outlines}
 
 
 def _letters(img, letters, size: int, margin: int) -> None:
@@ -505,12 +548,14 @@ def planes_png(
     scale: ColourScale = DOSE_SCALE,
     crop: tuple[np.ndarray, np.ndarray, str] | None = None,
     as_panels: bool = False,
+    cache: dict | None = None,
 ) -> PlaneImages:
     """Axial, coronal and sagittal planes through ``centre_lps``, side by side in one PNG, cropped to
     :func:`crop_box_lps` (or ``crop``, the same tuple, so several views show one field), sampled at up to 420
     pixels a side; orientation letters, plane titles and a 5 cm bar drawn in. ``scale``: the colour bands of
     the wash (:data:`DOSE_SCALE`; a difference map gives its own). ``as_panels``: ``png`` is then the list of
-    the three Pillow images (for :func:`image_sheet`)."""
+    the three Pillow images (for :func:`image_sheet`). ``cache`` (a dict) shares the CT samples and outlines
+    between views of one CT, ROI set and dose grid."""
     from PIL import ImageDraw
 
     lo, hi, what = crop_box_lps(result) if crop is None else crop
@@ -520,7 +565,9 @@ def planes_png(
     panels, outlined = [], set()
     for name, (u, v, letters, normal_axis) in _PLANES.items():
         plane = _plane(lo, hi, centre_lps, u, v, step)
-        img, drawn = _panel(result, plane, isodose_gy=isodose_gy, colours=colours, boxes=boxes, scale=scale, width=2)
+        img, drawn = _panel(
+            result, plane, isodose_gy=isodose_gy, colours=colours, boxes=boxes, scale=scale, width=2, cache=cache
+        )
         outlined |= drawn
         _letters(img, letters, 18, 14)
         _label(img, (8, 8), f"{name}  {'xyz'[normal_axis]} = {centre_lps[normal_axis]:.0f} mm", 16, "la")
@@ -573,9 +620,10 @@ def lesion_panels(
     size_px: int = 200,
     boxes: dict | None = None,
     scale: ColourScale = DOSE_SCALE,
+    cache: dict | None = None,
 ) -> list:
     """Axial, coronal and sagittal slices (Pillow images) through ``centre``, a cube of half width
-    ``half_mm``, with the isodose lines and every given ROI's outline."""
+    ``half_mm``, with the isodose lines and every given ROI's outline (``cache``: as :func:`planes_png`)."""
     boxes = roi_boxes(result) if boxes is None else boxes
     boxes = {n: b for n, b in boxes.items() if b is not None}
     lo, hi = centre - half_mm, centre + half_mm
@@ -583,7 +631,9 @@ def lesion_panels(
     panels = []
     for plane_name, (u, v, letters, normal_axis) in _PLANES.items():
         plane = _plane(lo, hi, centre, u, v, step)
-        img, _ = _panel(result, plane, isodose_gy=isodose_gy, colours=colours, boxes=boxes, scale=scale, width=1)
+        img, _ = _panel(
+            result, plane, isodose_gy=isodose_gy, colours=colours, boxes=boxes, scale=scale, width=1, cache=cache
+        )
         _letters(img, letters, 14, 10)
         _label(
             img, (6, img.height - 26), f"{plane_name[:3]}. {'xyz'[normal_axis]} = {centre[normal_axis]:.0f}", 12, "la"
