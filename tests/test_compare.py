@@ -502,10 +502,17 @@ def test_compare_images_of_a_run_without_ct_are_drawn_on_black(pair, tmp_path):
     stats = json.loads((copies["predicted"] / "stats.json").read_text())
     stats["inputs"]["ct"] = None
     (copies["predicted"] / "stats.json").write_text(json.dumps(stats))
+    stats = json.loads((copies["plain"] / "stats.json").read_text())
+    for entry in stats["inputs"]["rois"]:  # the delivered run's ROI files are gone
+        entry["source"] = str(tmp_path / "gone" / "mask.nii.gz")
+    (copies["plain"] / "stats.json").write_text(json.dumps(stats))
     out = write_comparison(compare_runs(copies["predicted"], copies["plain"]), tmp_path / "out")
     page = (out / "compare.html").read_text()
     caption = page[page.index('id="fig-planes-predicted"') :]
     caption = caption[caption.index("<figcaption>") : caption.index("</figcaption>")]
     assert "on black (no CT)" in caption and "records no CT" in caption
     delivered = page[page.index('id="fig-planes-delivered"') :]
-    assert "over its CT (W400/L40)" in delivered[: delivered.index("</figcaption>")]
+    delivered = delivered[: delivered.index("</figcaption>")]
+    assert "over its CT (W400/L40)" in delivered and "no ROI outlines for the delivered dose" in delivered
+    assert 'id="outline-legend-delivered"><span class="legend-title">ROI outlines:</span></div>' in page
+    assert page.count("could not be read (see the delivered image") == 3  # each lesion pair says why it is empty

@@ -106,7 +106,11 @@ def _run_view(record, which: str, notes: list[str]) -> DoseView | None:
     except DosimetryError as err:
         notes.append(f"no ROI outlines for the {which} dose: {err}")
         rois = []
-    return dose_view(dose, ct, rois)
+    try:
+        return dose_view(dose, ct, rois)
+    except DosimetryError as err:  # e.g. a recorded ROI that no longer fits the dose grid
+        notes.append(f"no ROI outlines for the {which} dose: {err}")
+        return dose_view(dose, ct, [])
 
 
 def comparison_views(result) -> ComparisonViews | None:
@@ -311,14 +315,14 @@ def _lesions(stats: dict, views: ComparisonViews, levels, p_col, d_col) -> str:
             )
         else:
             cols.append([None] * 3)
-            missing.append(f"no voxel of predicted ROI {p_name} to draw")
+            missing.append(_why_not_drawn("predicted", p_name, p_boxes))
         if d_frame is not None:
             cols.append(
                 lesion_panels(d, d_frame[0], half, isodose_gy=levels, colours=d_col, boxes=d_boxes, cache=cache)
             )
         else:
             cols.append([None] * 3)
-            missing.append(f"no voxel of delivered ROI {d_name} to draw")
+            missing.append(_why_not_drawn("delivered", d_name, d_boxes))
         if diff is not None:
             cols.append(
                 lesion_panels(
@@ -365,6 +369,12 @@ def _lesions(stats: dict, views: ComparisonViews, levels, p_col, d_col) -> str:
         )
         advance()
     return "".join(out)
+
+
+def _why_not_drawn(which: str, name: str, boxes: dict) -> str:
+    if name in boxes:
+        return f"{which} ROI {name} has no voxel on its dose grid"
+    return f"{which} ROI {name} could not be read (see the {which} image's caption)"
 
 
 def _gy(value) -> str:
