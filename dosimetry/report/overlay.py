@@ -401,8 +401,19 @@ def _outline_masks(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray
     if not mask.any() or mask.all():
         empty = np.zeros(mask.shape, bool)
         return empty, empty
-    halo = binary_dilation(mask, iterations=1) & ~binary_erosion(mask, iterations=width + 1, border_value=0)
-    return halo, _edge(mask, width)
+    # morphology on the mask's box plus a margin only: outside it everything is 0, so the result is the same
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    pad = width + 2
+    window = (
+        slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, mask.shape[0])),
+        slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, mask.shape[1])),
+    )
+    sub = mask[window]
+    halo = np.zeros(mask.shape, bool)
+    edge = np.zeros(mask.shape, bool)
+    halo[window] = binary_dilation(sub, iterations=1) & ~binary_erosion(sub, iterations=width + 1, border_value=0)
+    edge[window] = _edge(sub, width)
+    return halo, edge
 
 
 def _draw_isodose(rgb: np.ndarray, dose_gy: np.ndarray, level: float, style) -> None:
