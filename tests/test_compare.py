@@ -200,7 +200,8 @@ def test_planted_difference_recovered_with_renamed_rois(pair, tmp_path):
     rows = list(csv.DictReader((out / "compare.csv").open()))
     assert {r["delivered_roi"] for r in rows} >= {"lesion 1", "lesion 2", "lesion 3", "Liver", "normal_liver"}
     page = (out / "compare.html").read_text()
-    assert "lesion 3" in page and page.count("data:image/png;base64,") == 4
+    # 4 agreement plots; predicted and delivered planes and one pair per lesion (no difference: no frame recorded)
+    assert "lesion 3" in page and page.count("data:image/png;base64,") == 4 + 2 + 3
 
 
 def test_without_match_renamed_lesions_are_not_compared(pair):
@@ -290,6 +291,7 @@ def test_cohort_pools_lesions_of_all_cases(pair, tmp_path):
     assert lesions["bland_altman"]["bias"] == pytest.approx(expected.mean(), rel=1e-3)
     assert lesions["bland_altman"]["sd"] == pytest.approx(expected.std(ddof=1), rel=1e-3)
     assert record["study_agreement"]["tn_ratio"]["n"] == 2
+    assert 'id="dose-images"' not in (out / "compare.html").read_text()  # no dose images for a cohort
     rows = list(csv.DictReader((out / "compare.csv").open()))
     assert {r["case_id"] for r in rows} == {"A", "B"}
     pairs.write_text("case_id,predicted\nA,x\n")
@@ -355,6 +357,20 @@ def test_dicom_pair_in_different_frames_with_the_delivered_runs_own_structures(t
     liver = _by_name(record)["Liver"]["mean_gy"]
     assert liver["predicted"] == pytest.approx(liver["delivered"], rel=0.01)
     assert any("RTSTRUCT" in w or "structures" in w for w in record["warnings"])
+    # compare.html: registered onto the delivered grid, so the difference image is drawn; each run's own
+    # statistics in different frames: each dose over its own CT with its RTSTRUCT, and no difference image
+    assert "difference delivered - predicted, three planes" in _images((out / "compare.html").read_text())
+    from dosimetry.compare.files import write_comparison
+
+    own_page = (write_comparison(own, tmp_path / "own") / "compare.html").read_text()
+    own_images = _images(own_page)
+    assert {"predicted dose over CT, three planes", "delivered dose over CT, three planes"} <= set(own_images)
+    assert "difference delivered - predicted, three planes" not in own_images
+    assert 'id="no-difference"' in own_page and "different frames of reference" in own_page
+    assert "on black" not in own_page  # both CT series found through the runs' stats.json
+    for which in ("predicted", "delivered"):  # outlined with the ROIs of each run's own RTSTRUCT
+        legend = own_page[own_page.index(f'id="outline-legend-{which}"') :]
+        assert 'data-outline="Liver"' in legend[: legend.index("</div>")]
     assert (
         main(
             [
@@ -387,3 +403,116 @@ def test_never_writes_into_or_deletes_its_input_runs(pair, tmp_path):
         argv = ["compare", "--predicted", str(p), "--delivered", str(d), "--out", str(out), "--overwrite", "-q"]
         assert main(argv) == 8, out
     assert {run: _tree(run) for run in (p, d)} == before
+
+
+# --- the dose images of compare.html ----------------------------------------------------------------------------
+def _images(page: str) -> dict[str, bytes]:
+    import base64
+    import re
+
+    return {
+        alt: base64.b64decode(data)
+        for alt, data in re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', page)
+    }
+
+
+def _panel_centre_rgb(png: bytes, column: int, columns: int) -> np.ndarray:
+    """The centre pixel of the axial panel (first row) in ``column`` of a lesion sheet: the lesion centre."""
+    from PIL import Image as PILImage
+    import io
+
+    rgb = np.asarray(PILImage.open(io.BytesIO(png)).convert("RGB"), np.float64)
+    width = (rgb.shape[1] - 4 * (columns - 1)) // columns  # gap 4 px between columns
+    return rgb[24 + width // 2, column * (width + 4) + width // 2]  # 24 px of column titles; square panels
+
+
+def test_compare_page_draws_both_doses_and_one_pair_per_matched_lesion(pair, tmp_path):
+    """Each run's own statistics: both doses over their CTs with their own ROIs (renamed lesions matched, in the
+    same outline colour), one predicted/delivered pair per matched tumour; no frame recorded, so no difference
+    image, and the page says why. The input runs are not written into."""
+    import re
+
+    p, d = Path(pair["predicted"]), Path(pair["delivered"])
+    before = {run: _tree(run) for run in (p, d)}
+    out = tmp_path / "cmp"
+    matches = [x for a, b in pair["renamed"].items() if a != b for x in ("--match", f"{a}={b}")]
+    assert main(["compare", "--predicted", str(p), "--delivered", str(d), *matches, "--out", str(out), "-q"]) == 0
+    page = (out / "compare.html").read_text()
+    images = _images(page)
+    assert {"predicted dose over CT, three planes", "delivered dose over CT, three planes"} <= set(images)
+    assert "difference delivered - predicted, three planes" not in images
+    assert 'id="no-difference"' in page and "record no frame of reference" in page
+    for which in ("predicted", "delivered"):
+        for legend in ("dose-scale", "isodose-legend", "outline-legend"):
+            assert f'id="{legend}-{which}"' in page
+    lesions = re.findall(r'<figure class="lesion-pair" data-lesion="([^"]+)"', page)
+    assert lesions == ["lesion 1", "lesion 2", "lesion 3"]
+    assert sum(alt.startswith("lesion ") for alt in images) == 3
+    # matched ROIs share an outline colour: the predicted tumor_T3 is drawn in the colour of lesion 3
+    swatches = dict(
+        re.findall(r'data-outline="([^"]+)"><span class="outline-swatch" style="border-color:(#\w+)"', page)
+    )
+    assert swatches["tumor_T3"] == swatches["lesion 3"] != swatches["Liver"] == swatches["liver"]
+    # both columns of a lesion pair show the dose at the lesion centre (a band colour, not the CT grey)
+    sheet = images["lesion lesion 3: predicted and delivered"]
+    for column in (0, 1):
+        r, g, b = _panel_centre_rgb(sheet, column, 2)
+        assert not (r == g == b), column
+    assert {run: _tree(run) for run in (p, d)} == before
+
+
+def test_compare_page_difference_image_on_one_grid(pair, tmp_path):
+    """Delivered ROIs on one frame (--on-delivered-grid --same-frame): the difference image is drawn; where the
+    delivered dose is the predicted one (T1, same image and calibration) it is not coloured, where T3 was
+    planted x 1.5 it is red (delivered > predicted)."""
+    from dosimetry.compare.images import DIFFERENCE_EDGES_GY, DIFFERENCE_SCALE
+
+    out = tmp_path / "grid"
+    argv = ["compare", "--predicted", str(pair["predicted"]), "--delivered", str(pair["delivered"])]
+    assert main(argv + ["--on-delivered-grid", "--same-frame", "--out", str(out), "-q"]) == 0
+    page = (out / "compare.html").read_text()
+    images = _images(page)
+    assert "difference delivered - predicted, three planes" in images and 'id="no-difference"' not in page
+    assert 'id="difference-scale"' in page and "ColorBrewer RdBu" in page
+    assert DIFFERENCE_SCALE.band_index(np.array([-80.0, -4.9, 4.9, 5.0, 80.0])).tolist() == [10, 0, 0, 1, 5]
+    record = json.loads((out / "compare.json").read_text())
+    t3 = _by_name(record)["lesion 3"]["mean_gy"]
+    assert t3["difference"] > 2 * DIFFERENCE_EDGES_GY[-1]  # the planted difference is in the darkest red band
+    centre = {}
+    for lesion in ("lesion 1", "lesion 3"):
+        centre[lesion] = _panel_centre_rgb(images[f"lesion {lesion}: predicted and delivered"], 2, 3)
+    r, g, b = centre["lesion 1"]
+    assert r == g == b  # |difference| < 5 Gy: the CT grey shows
+    r, g, b = centre["lesion 3"]
+    assert r > b + 40 and r > g + 40, centre["lesion 3"]  # red: more delivered than predicted
+    diff = read_image(out / "difference_gy.nii.gz")
+    t1 = read_image(SAMPLE / "rois" / "tumor_T1.nii.gz").array > 0
+    assert np.abs(diff.array[t1]).max() < DIFFERENCE_EDGES_GY[0]
+
+
+def test_compare_images_of_a_run_without_ct_are_drawn_on_black(pair, tmp_path):
+    from dosimetry.compare.files import write_comparison
+
+    copies = {}
+    for key in ("predicted", "plain"):
+        copies[key] = tmp_path / key
+        copies[key].mkdir()
+        for name in ("stats.json", "dose.nii.gz"):
+            (copies[key] / name).write_bytes((pair[key] / name).read_bytes())
+    stats = json.loads((copies["predicted"] / "stats.json").read_text())
+    stats["inputs"]["ct"] = None
+    (copies["predicted"] / "stats.json").write_text(json.dumps(stats))
+    stats = json.loads((copies["plain"] / "stats.json").read_text())
+    for entry in stats["inputs"]["rois"]:  # the delivered run's ROI files are gone
+        entry["source"] = str(tmp_path / "gone" / "mask.nii.gz")
+    (copies["plain"] / "stats.json").write_text(json.dumps(stats))
+    out = write_comparison(compare_runs(copies["predicted"], copies["plain"]), tmp_path / "out")
+    page = (out / "compare.html").read_text()
+    caption = page[page.index('id="fig-planes-predicted"') :]
+    caption = caption[caption.index("<figcaption>") : caption.index("</figcaption>")]
+    assert "on black (no CT)" in caption and "records no CT" in caption
+    delivered = page[page.index('id="fig-planes-delivered"') :]
+    delivered = delivered[: delivered.index("</figcaption>")]
+    assert "over its CT (W400/L40)" in delivered and "no ROI outlines for the delivered dose" in delivered
+    assert 'id="outline-legend-delivered"><span class="legend-title">ROI outlines:</span></div>' in page
+    assert page.count("could not be read (see the delivered image") == 3  # each lesion pair says why it is empty

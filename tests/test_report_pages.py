@@ -323,15 +323,28 @@ def test_compare_page_has_the_shared_first_page(tmp_path):
     assert [r["label"] for r in page.key_doses] == ["Tumour", "Normal liver", "Lung"]
     assert f"{tumour['mean_gy']['predicted']:.1f}" in first and f"{tumour['mean_gy']['delivered']:.1f}" in first
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert sorted(page.captions) == pngs  # every figure, captioned with its file
+    figure_captions = [c for c in page.captions if c.endswith(".png")]
+    assert sorted(figure_captions) == pngs  # every agreement figure, captioned with its file
+    # the dose images: predicted and delivered planes, one pair per matched tumour ROI (no difference image:
+    # runs from files record no frame of reference, which the page says)
+    image_captions = [c for c in page.captions if not c.endswith(".png")]
+    lesions = [e["delivered_roi"] for e in record["rois"] if e["role"] == "tumor" and not e["derived"]]
+    assert page.with_attr("data-lesion") == lesions and len(lesions) == 3
+    assert len(image_captions) == 2 + len(lesions)
+    assert {"predicted dose over CT, three planes", "delivered dose over CT, three planes"} <= set(page.images)
+    assert "no-difference" in page.with_attr("id")
     chromium = shutil.which("chromium")
     assert chromium
     from pypdf import PdfReader
 
     reader = PdfReader(html_to_pdf(out / "compare.html", tmp_path / "compare.pdf", chromium=chromium))
     n = len(reader.pages)
-    assert all(f"page {k} of {n}" in " ".join(p.extract_text().split()) for k, p in enumerate(reader.pages, 1))
-    assert sum(len(p.images) for p in reader.pages) == len(pngs)
+    texts = [" ".join(p.extract_text().split()) for p in reader.pages]
+    assert all(f"page {k} of {n}" in text for k, text in enumerate(texts, 1))
+    everything = " ".join(texts)
+    for caption in page.captions:  # every figure caption is printed (its first words)
+        assert " ".join(caption.split()[:6]) in everything, caption
+    assert sum(len(p.images) for p in reader.pages) == len(pngs) + 2 + len(lesions)
 
 
 def test_accumulate_report_of_a_run_with_itself_doubles_the_doses(dicom_run, tmp_path):

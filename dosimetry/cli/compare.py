@@ -142,53 +142,6 @@ def _input_paths(args) -> list:
     ]
 
 
-def recorded_rois(record) -> tuple[list, list[str]]:
-    """The ROIs a run used, from its ``stats.json``: the structures of its DICOM study, else its mask files
-    and Slicer segments (``PATH#SEGMENT``), with their recorded roles.
-
-    Raises
-    ------
-    InputFileError
-        A recorded ROI file no longer exists (the message names it and the fix).
-    RoiError
-        The run records no ROI source.
-    """
-    from dosimetry.errors import InputFileError, RoiError
-    from dosimetry.io.roi_files import read_mask_roi, read_slicer_segmentation
-    from dosimetry.cli.accumulate import rois_of_dicom_run
-
-    rois, notes = rois_of_dicom_run(record.folder)
-    if rois:
-        return rois, notes
-    entries = (record.stats.get("inputs") or {}).get("rois") or []
-    segmentations: dict[str, dict] = {}
-    for entry in entries:
-        source, name, role = entry.get("source") or "", entry.get("name"), entry.get("role")
-        path, sep, segment = source.rpartition("#") if "#" in source else (source, "", "")
-        if not path or not Path(path).is_file():
-            raise InputFileError(
-                f"--on-delivered-grid: ROI {name!r} of {record.folder} was read from {source or 'an unrecorded source'}, "
-                "which no longer exists; give the delivered ROIs with --roi/--segmentation"
-            )
-        if sep:
-            if path not in segmentations:
-                seg_rois, seg_notes = read_slicer_segmentation(path, warn_unknown=False)
-                segmentations[path] = {r.name: r for r in seg_rois}
-                notes += seg_notes
-            roi = segmentations[path].get(segment)
-            if roi is None:
-                raise InputFileError(
-                    f"--on-delivered-grid: {path} has no segment {segment!r} any more; give --segmentation"
-                )
-            rois.append(type(roi)(name, role, roi.mask, source=source))
-        else:
-            rois.append(read_mask_roi(path, role, name, notes=notes))
-    if not rois:
-        raise RoiError(f"--on-delivered-grid: {record.folder} records no ROI; give the delivered ROIs with --roi")
-    notes.append(f"ROIs: those recorded in {record.folder / 'stats.json'}")
-    return rois, notes
-
-
 def command(args) -> int:
     """Run ``dosimetry compare`` with parsed ``args``; returns the exit code (expected faults are raised)."""
     _check_options(args)
@@ -197,7 +150,7 @@ def command(args) -> int:
     with stage("start-up"):
         from dosimetry.compare import compare_cohort, compare_runs, read_pairs
         from dosimetry.compare.files import format_comparison, write_comparison
-        from dosimetry.compare.runs import read_run
+        from dosimetry.compare.runs import read_run, recorded_rois
         from dosimetry.libwarnings import library_warnings
         from dosimetry.cli.accumulate import read_ct
     notes: list[str] = []
@@ -213,7 +166,7 @@ def command(args) -> int:
                 predicted = read_run(args.predicted, option="--predicted")
                 delivered = read_run(args.delivered, option="--delivered")
                 if args.on_delivered_grid:
-                    rois, roi_notes = recorded_rois(delivered)
+                    rois, roi_notes = recorded_rois(delivered, option="--on-delivered-grid")
                 else:
                     rois, roi_notes = load_roi_arguments(args)
                 notes += roi_notes

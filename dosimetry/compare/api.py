@@ -60,11 +60,15 @@ class ComparisonResult:
         The predicted dose resampled onto the delivered grid (Gy), delivered-ROI mode only.
     delivered_dose : Image or None
         The delivered dose (Gy), delivered-ROI mode only.
+    delivered_view : DoseView or None
+        Delivered-ROI mode only: the delivered dose with the delivered CT and the ROI weights on its grid
+        (:class:`dosimetry.report.overlay.DoseView`), what ``compare.html`` draws.
     """
 
     stats: dict
     predicted_on_delivered: object = None
     delivered_dose: object = None
+    delivered_view: object = None
     input_paths: list = field(default_factory=list)
 
     @property
@@ -188,6 +192,7 @@ def _evaluate_on_delivered(predicted, delivered, rois, *, predicted_ct, delivere
     from dosimetry.quantify.density import density_on_grid
     from dosimetry.io.images import read_image
     from dosimetry.geometry.registration import register_rigid
+    from dosimetry.report.overlay import view_from_weights
     from dosimetry.stats.roi_stats import roi_statistics
 
     for record, option in ((predicted, "--predicted"), (delivered, "--delivered")):
@@ -256,7 +261,8 @@ def _evaluate_on_delivered(predicted, delivered, rois, *, predicted_ct, delivere
             means[tumour_name][i] / means["normal_liver"][i] if means["normal_liver"][i] > 0 else None for i in (0, 1)
         ]
     alignment["density_source"] = density.source
-    return entries, tn, alignment, p_on_d, d_dose, warnings
+    view = view_from_weights(d_dose, delivered_ct, weights, {r.name for r in rois})
+    return entries, tn, alignment, p_on_d, view, warnings
 
 
 def compare_runs(
@@ -321,7 +327,7 @@ def compare_runs(
     if rois:
         if match:
             raise OptionsError("--match applies to the runs' own ROIs; with --roi/--segmentation the ROIs are the same")
-        entries, tn, alignment, p_on_d, d_dose, more = _evaluate_on_delivered(
+        entries, tn, alignment, p_on_d, view, more = _evaluate_on_delivered(
             predicted,
             delivered,
             list(rois),
@@ -340,7 +346,7 @@ def compare_runs(
         d_study["lung_mean_gy"] = lung["mean_gy"]["delivered"] if lung else None
         p_study["lung_roi"] = d_study["lung_roi"] = lung["delivered_roi"] if lung else None
         mode = "delivered ROIs"
-        extra = {"predicted_on_delivered": p_on_d, "delivered_dose": d_dose}
+        extra = {"predicted_on_delivered": p_on_d, "delivered_dose": view.dose_gy, "delivered_view": view}
     else:
         pairs, more = match_rois(predicted, delivered, match)
         warnings += more

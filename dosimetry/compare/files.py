@@ -5,7 +5,8 @@
 ``compare.csv``                    one row per ROI pair: predicted and delivered mean dose and D70, differences
 ``bland_altman_<metric>.png``      Bland-Altman plot of the ROIs counted in the agreement (mean_gy, D70)
 ``scatter_<metric>.png``           delivered against predicted, with the identity line
-``compare.html``                   one self-contained page of the above
+``compare.html``                   one self-contained page of the above, with the dose images (predicted,
+                                   delivered, difference; per lesion) of :mod:`dosimetry.compare.images`
 ``predicted_on_delivered.nii.gz``  delivered-ROI mode: the predicted dose on the delivered grid (Gy)
 ``difference_gy.nii.gz``           delivered-ROI mode: delivered - predicted (Gy) on the delivered grid
 =================================  ===========================================================================
@@ -22,6 +23,7 @@ import numpy as np
 
 from dosimetry.compare.api import METRICS, ComparisonResult
 from dosimetry.compare.figures import bland_altman_png, scatter_png
+from dosimetry.compare.images import image_sections
 from dosimetry.compare.page import comparison_page
 from dosimetry.export.output_guard import recorded_input_paths
 from dosimetry.export.results import json_safe, atomic_output_dir
@@ -104,7 +106,10 @@ def write_comparison(result: ComparisonResult, out_dir: str | os.PathLike, *, ov
         for name, png in figures.items():
             (tmp / name).write_bytes(png)
         write_compare_csv(stats, tmp / "compare.csv")
-        page = comparison_page(stats, figures, run_stats=_run_stats(stats))
+        run_stats = _run_stats(stats)
+        with stage("images"):
+            sections = image_sections(result, run_stats=run_stats)
+        page = comparison_page(stats, figures, run_stats=run_stats, image_sections=sections)
         (tmp / "compare.html").write_text(page, encoding="utf-8")
         (tmp / "compare.json").write_text(json.dumps(json_safe(stats), indent=2) + "\n")
     return Path(out_dir)

@@ -205,12 +205,18 @@ def _header(stats: dict, run_stats: dict[str, dict] | None):
 
 
 def comparison_page(
-    stats: dict, figures: dict[str, bytes], *, run_stats: dict[str, dict] | None = None, extra_sections=()
+    stats: dict,
+    figures: dict[str, bytes],
+    *,
+    run_stats: dict[str, dict] | None = None,
+    image_sections=(),
+    extra_sections=(),
 ) -> str:
     """The HTML page of ``stats`` (``compare.json``) with ``figures`` (file name -> PNG bytes) embedded.
 
     ``run_stats`` (``{"predicted": stats, "delivered": stats}`` of the two runs' ``stats.json``) adds their
-    dates and activities to the header; ``extra_sections`` (:class:`~dosimetry.report.layout.Section`) are
+    dates and activities to the header; ``image_sections`` (the dose images of
+    :func:`dosimetry.compare.images.image_sections`) follow the runs table; ``extra_sections`` (:class:`~dosimetry.report.layout.Section`) are
     added at the end.
     """
     from dosimetry.report.layout import Section, figure, img_tag, page_html
@@ -255,6 +261,7 @@ def comparison_page(
                 + "</table>",
             )
         )
+    sections.extend(image_sections)
     sections.append(Section("per-roi", "Per ROI", _roi_table(stats["rois"], cohort)))
     if not cohort:
         sections.append(Section("study", "Study", _study_table(stats["study"])))

@@ -129,6 +129,53 @@ def read_run(folder: str | os.PathLike, *, option: str) -> RunRecord:
     return RunRecord(folder, stats, emission.get("verdict"), for_uid)
 
 
+def recorded_rois(record: RunRecord, *, option: str) -> tuple[list, list[str]]:
+    """The ROIs a run used, from its ``stats.json``: the structures of its DICOM study, else its mask files
+    and Slicer segments (``PATH#SEGMENT``), with their recorded roles.
+
+    ``option`` names the command-line option (or the purpose) in the messages.
+
+    Raises
+    ------
+    InputFileError
+        A recorded ROI file no longer exists (the message names it and the fix).
+    RoiError
+        The run records no ROI source.
+    """
+    from dosimetry.errors import RoiError
+    from dosimetry.io.roi_files import read_mask_roi, read_slicer_segmentation
+    from dosimetry.cli.accumulate import rois_of_dicom_run
+
+    rois, notes = rois_of_dicom_run(record.folder)
+    if rois:
+        return rois, notes
+    entries = (record.stats.get("inputs") or {}).get("rois") or []
+    segmentations: dict[str, dict] = {}
+    for entry in entries:
+        source, name, role = entry.get("source") or "", entry.get("name"), entry.get("role")
+        path, sep, segment = source.rpartition("#") if "#" in source else (source, "", "")
+        if not path or not Path(path).is_file():
+            raise InputFileError(
+                f"{option}: ROI {name!r} of {record.folder} was read from {source or 'an unrecorded source'}, "
+                "which no longer exists; give the delivered ROIs with --roi/--segmentation"
+            )
+        if sep:
+            if path not in segmentations:
+                seg_rois, seg_notes = read_slicer_segmentation(path, warn_unknown=False)
+                segmentations[path] = {r.name: r for r in seg_rois}
+                notes += seg_notes
+            roi = segmentations[path].get(segment)
+            if roi is None:
+                raise InputFileError(f"{option}: {path} has no segment {segment!r} any more; give --segmentation")
+            rois.append(type(roi)(name, role, roi.mask, source=source))
+        else:
+            rois.append(read_mask_roi(path, role, name, notes=notes))
+    if not rois:
+        raise RoiError(f"{option}: {record.folder} records no ROI; give the delivered ROIs with --roi")
+    notes.append(f"ROIs: those recorded in {record.folder / 'stats.json'}")
+    return rois, notes
+
+
 def check_emission(predicted: RunRecord, delivered: RunRecord, *, accept: bool = False) -> list[str]:
     """Refuse a ``--predicted`` run that is not a predictive Tc-99m MAA dose, or a ``--delivered`` run that is
     not a Y-90 dose; with ``accept`` the mismatch becomes a warning (returned).
@@ -153,4 +200,4 @@ def check_emission(predicted: RunRecord, delivered: RunRecord, *, accept: bool =
     return warnings
 
 
-__all__ = ["DERIVED_UNIONS", "RunRecord", "check_emission", "image_lung_shunt", "read_run"]
+__all__ = ["DERIVED_UNIONS", "RunRecord", "check_emission", "image_lung_shunt", "read_run", "recorded_rois"]

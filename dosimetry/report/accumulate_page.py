@@ -12,8 +12,6 @@ Every number comes from ``accumulate.json``'s dict (``data-json`` paths into it)
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from dosimetry.report.layout import ReportHeader, Section, esc, figure, img_tag, key, num_cell, page_html, table
 
 __all__ = ["accumulate_report_html"]
@@ -99,10 +97,10 @@ def _treatments(stats: dict) -> str:
 
 def _overview(result, rois, ct_hu, run_stats: dict | None) -> str:
     """The cumulative dose over the current CT with the run report's image machinery."""
-    from dosimetry.accumulate import roi_weights
     from dosimetry.report.overlay import (
         CROP_MARGIN_MM,
         dose_scale_html,
+        dose_view,
         isodose_legend_html,
         isodose_levels,
         outline_colours,
@@ -111,17 +109,7 @@ def _overview(result, rois, ct_hu, run_stats: dict | None) -> str:
         slice_centre,
     )
 
-    given = {r.name for r in rois}
-    weights = {name: w for name, _, w in roi_weights(rois, result.dose_gy)}
-    entries = [
-        {
-            **{"name": e["name"], "role": e["role"], "volume_ml": e["volume_ml"]},
-            **({} if e["name"] in given else {"derived": "union"}),
-        }
-        for e in result.stats["rois"]
-        if e["name"] in weights
-    ]
-    view = SimpleNamespace(dose_gy=result.dose_gy, ct_hu=ct_hu, roi_weights=weights, stats={"rois": entries})
+    view = dose_view(result.dose_gy, ct_hu, rois)
     colours = outline_colours(view.stats)
     centre, reason = slice_centre(view)
     levels, source = isodose_levels(run_stats or {})

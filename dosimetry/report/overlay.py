@@ -41,12 +41,21 @@ from dosimetry.image import Image
 
 __all__ = [
     "CROP_MARGIN_MM",
+    "ColourScale",
     "DOSE_BANDS_GY",
+    "DOSE_SCALE",
+    "DoseView",
     "ISODOSE_GY",
     "OKABE_ITO",
     "PlaneImages",
+    "centre_roi",
     "crop_box_lps",
     "dose_scale_html",
+    "dose_view",
+    "view_from_weights",
+    "image_sheet",
+    "lesion_frame",
+    "lesion_panels",
     "isodose_legend_html",
     "lesion_png",
     "outline_colours",
@@ -54,6 +63,8 @@ __all__ = [
     "isodose_levels",
     "planes_png",
     "roi_boxes",
+    "roi_centre",
+    "scale_html",
     "slice_centre",
 ]
 
@@ -143,8 +154,72 @@ def _rgb(hex_colour: str) -> np.ndarray:
     return np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)], np.float32)
 
 
-def _band_lut() -> np.ndarray:
-    return np.stack([_rgb(c) for c in _BAND_RGB])
+@dataclass(frozen=True)
+class ColourScale:
+    """Fixed colour bands of a washed-over value: ``edges`` (ascending, > 0) and one colour per band.
+
+    Unsigned (doses): a value gets the colour of the highest edge it reaches (``colours[k]`` for
+    ``edges[k] <= v``); under ``edges[0]`` it is not coloured. Signed (differences): ``colours`` holds the
+    bands of the positive side then those of the negative side (``2 * len(edges)`` colours), so a value v
+    with ``|v| >= edges[k]`` gets ``colours[k]`` (v > 0) or ``colours[len(edges) + k]`` (v < 0); values with
+    ``|v| < edges[0]`` are not coloured.
+    """
+
+    edges: tuple[float, ...]
+    colours: tuple[str, ...]
+    signed: bool = False
+
+    def __post_init__(self):
+        n = len(self.edges) * (2 if self.signed else 1)
+        if len(self.colours) != n or any(b <= a for a, b in zip(self.edges, self.edges[1:])) or self.edges[0] <= 0:
+            raise ValueError(f"ColourScale: {len(self.colours)} colours for edges {self.edges} (signed={self.signed})")
+
+    def band_index(self, values: np.ndarray) -> np.ndarray:
+        """1 + the index into ``colours`` of every value; 0: not coloured."""
+        band = np.digitize(np.abs(values) if self.signed else values, self.edges)
+        if self.signed:
+            band = np.where((values < 0) & (band > 0), band + len(self.edges), band)
+        return band
+
+    def lut(self) -> np.ndarray:
+        return np.stack([_rgb(c) for c in self.colours])
+
+
+DOSE_SCALE = ColourScale(DOSE_BANDS_GY, _BAND_RGB)
+"""The dose bands of every report (:data:`DOSE_BANDS_GY`, turbo colours)."""
+
+
+@dataclass(frozen=True)
+class DoseView:
+    """What the images draw: a dose (Gy) on its grid, the CT (HU) under it or None (black), ROI weights on the
+    dose grid by name and ``stats = {"rois": [{name, role, volume_ml[, derived]}]}`` (a
+    :class:`~dosimetry.pipeline.DosimetryResult` has the same attributes and is drawn the same way)."""
+
+    dose_gy: Image
+    ct_hu: Image | None
+    roi_weights: dict
+    stats: dict
+
+
+def dose_view(dose_gy: Image, ct_hu: Image | None, rois) -> DoseView:
+    """The :class:`DoseView` of a dose with the ROIs of its study (resampled onto the dose grid by
+    :func:`dosimetry.accumulate.roi_weights`, which adds normal liver and the union of lungs as derived ROIs)."""
+    from dosimetry.accumulate import roi_weights
+
+    return view_from_weights(dose_gy, ct_hu, roi_weights(list(rois), dose_gy), {r.name for r in rois})
+
+
+def view_from_weights(dose_gy: Image, ct_hu: Image | None, weights, given: set[str]) -> DoseView:
+    """The :class:`DoseView` of ``(name, role, weights on the dose grid)`` triples; names not in ``given``
+    are derived ROIs (unions, normal liver): drawn grey in legends, never outlined."""
+    by_name, entries = {}, []
+    for name, role, w in weights:
+        by_name[name] = w
+        entry = {"name": name, "role": role, "volume_ml": float(w.sum(dtype=np.float64)) * dose_gy.voxel_volume_ml}
+        if name not in given:
+            entry["derived"] = "union" if name.endswith("_all") else "difference"
+        entries.append(entry)
+    return DoseView(dose_gy, ct_hu, by_name, {"rois": entries})
 
 
 def crop_box_lps(result, *, margin_mm: float = CROP_MARGIN_MM) -> tuple[np.ndarray, np.ndarray, str]:
@@ -179,32 +254,46 @@ def crop_box_lps(result, *, margin_mm: float = CROP_MARGIN_MM) -> tuple[np.ndarr
     return lo, hi, what
 
 
-def slice_centre(result) -> tuple[np.ndarray, str]:
-    """Where the three planes cross (LPS, mm) and why: the weighted centre of the largest tumour, else of
-    the liver, else the hottest voxel."""
-    dose: Image = result.dose_gy
+def centre_roi(result) -> tuple[str | None, str]:
+    """The ROI the planes cross at and why: the largest given tumour, else the (first) liver; None if neither."""
     tumours = [
         e
         for e in result.stats["rois"]
         if e["role"] == "tumor" and "derived" not in e and e["name"] in result.roi_weights
     ]
     livers = [e for e in result.stats["rois"] if e["role"] == "liver" and e["name"] in result.roi_weights]
-    chosen = None
     if tumours:
-        chosen, reason = max(tumours, key=lambda e: e["volume_ml"]), "centre of the largest tumour"
-    elif livers:
-        chosen, reason = livers[0], "centre of the liver"
-    if chosen is not None:
-        weights = result.roi_weights[chosen["name"]]
-        box = nonzero_box(weights)
-        if box is not None:
-            lo, hi = box
-            w = weights[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float64)
-            idx = np.array(np.nonzero(w > 0)).T + lo
-            centre_idx = (idx * w[w > 0][:, None]).sum(axis=0) / w[w > 0].sum()
-            return dose.index_to_world(centre_idx), f"{reason} ({chosen['name']})"
+        return max(tumours, key=lambda e: e["volume_ml"])["name"], "centre of the largest tumour"
+    if livers:
+        return livers[0]["name"], "centre of the liver"
+    return None, ""
+
+
+def slice_centre(result) -> tuple[np.ndarray, str]:
+    """Where the three planes cross (LPS, mm) and why: the weighted centre of the largest tumour, else of
+    the liver (:func:`centre_roi`), else the hottest voxel."""
+    dose: Image = result.dose_gy
+    name, reason = centre_roi(result)
+    if name is not None:
+        centre = roi_centre(result, name)
+        if centre is not None:
+            return centre, f"{reason} ({name})"
     peak = np.unravel_index(int(np.argmax(dose.array)), dose.shape)
     return dose.index_to_world(np.asarray(peak, float)), "hottest voxel"
+
+
+def roi_centre(view, name: str, box=None) -> np.ndarray | None:
+    """The weighted centre (LPS, mm) of ROI ``name``'s weights on the dose grid; None when it has no voxel.
+    ``box`` (its :func:`~dosimetry.image.nonzero_box`) saves finding it again."""
+    weights = view.roi_weights.get(name)
+    box = nonzero_box(weights) if box is None and weights is not None else box
+    if box is None:
+        return None
+    lo, hi = box
+    w = weights[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float64)
+    idx = np.array(np.nonzero(w > 0)).T + lo
+    centre_idx = (idx * w[w > 0][:, None]).sum(axis=0) / w[w > 0].sum()
+    return view.dose_gy.index_to_world(centre_idx)
 
 
 @dataclass(frozen=True)
@@ -280,7 +369,7 @@ def _plane(lo, hi, centre, u, v, step_mm: float) -> _Plane:
 class PlaneImages:
     """The PNG of the three planes and what it shows."""
 
-    png: bytes
+    png: bytes  # or the list of the three Pillow images (``as_panels``)
     centre_lps: tuple[float, float, float]
     reason: str
     crop: str
@@ -289,16 +378,16 @@ class PlaneImages:
     outlined: tuple[str, ...]
 
 
-def _composite(ct: np.ndarray | None, dose_gy: np.ndarray) -> np.ndarray:
-    """RGB float32 (h, w, 3): CT grey (soft-tissue window) under the banded dose wash."""
+def _composite(ct: np.ndarray | None, dose_gy: np.ndarray, scale: ColourScale = DOSE_SCALE) -> np.ndarray:
+    """RGB float32 (h, w, 3): CT grey (soft-tissue window) under the banded wash of ``scale``."""
     if ct is None:
         grey = np.zeros(dose_gy.shape, np.float32)
     else:
         grey = np.clip((ct - CT_WINDOW_HU[0]) / (CT_WINDOW_HU[1] - CT_WINDOW_HU[0]), 0.0, 1.0) * 255.0
     rgb = np.repeat(grey[..., None], 3, axis=2)
-    band = np.digitize(dose_gy, DOSE_BANDS_GY)  # 0: under the first band
+    band = scale.band_index(dose_gy)  # 0: not coloured
     coloured = band > 0
-    lut = _band_lut()
+    lut = scale.lut()
     rgb[coloured] = (1.0 - _WASH_ALPHA) * rgb[coloured] + _WASH_ALPHA * lut[band[coloured] - 1]
     return rgb
 
@@ -307,12 +396,24 @@ def _edge(mask: np.ndarray, width: int) -> np.ndarray:
     return mask & ~binary_erosion(mask, iterations=width, border_value=0)
 
 
-def _draw_outline(rgb: np.ndarray, mask: np.ndarray, colour: str, *, width: int = 2) -> None:
+def _outline_masks(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The black halo and the coloured edge of an outline; both empty when ``mask`` is empty or full."""
     if not mask.any() or mask.all():
-        return
-    halo = binary_dilation(mask, iterations=1) & ~binary_erosion(mask, iterations=width + 1, border_value=0)
-    rgb[halo] = 0.0
-    rgb[_edge(mask, width)] = _rgb(colour)
+        empty = np.zeros(mask.shape, bool)
+        return empty, empty
+    # morphology on the mask's box plus a margin only: outside it everything is 0, so the result is the same
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    pad = width + 2
+    window = (
+        slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, mask.shape[0])),
+        slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, mask.shape[1])),
+    )
+    sub = mask[window]
+    halo = np.zeros(mask.shape, bool)
+    edge = np.zeros(mask.shape, bool)
+    halo[window] = binary_dilation(sub, iterations=1) & ~binary_erosion(sub, iterations=width + 1, border_value=0)
+    edge[window] = _edge(sub, width)
+    return halo, edge
 
 
 def _draw_isodose(rgb: np.ndarray, dose_gy: np.ndarray, level: float, style) -> None:
@@ -345,6 +446,101 @@ def _encode(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _underlay(view, plane: _Plane, boxes: dict, width: int, cache: dict | None):
+    """What a panel draws that does not depend on the dose: the CT samples, the dose-grid coordinates of the
+    plane, and per outlined ROI its halo and edge pixels. Views sharing CT, ROI weights and dose grid (the
+    predicted dose on the delivered grid, the delivered dose, their difference) share it through ``cache``."""
+    grid = view.dose_gy
+    key = (
+        id(view.ct_hu),
+        id(view.roi_weights),
+        tuple(boxes),
+        width,
+        plane.start.tobytes() + plane.u_mm.tobytes() + plane.v_mm.tobytes(),
+        plane.shape,
+        grid.shape,
+        grid.origin_mm.tobytes() + grid.spacing_mm.tobytes() + grid.direction.tobytes(),
+    )
+    if cache is not None and key in cache:
+        return cache[key]
+    ct = _sample(view.ct_hu, plane.coordinates(view.ct_hu), cval=-1000.0) if view.ct_hu is not None else None
+    idx = plane.coordinates(grid)
+    outlines = []
+    for n, box in boxes.items():
+        mask = _sample_in_box(view.roi_weights[n], box, idx) >= 0.5
+        if mask.any():
+            outlines.append((n, *_outline_masks(mask, width)))
+    value = (ct, idx, outlines)
+    if cache is not None:
+        cache[key] = value
+    return value
+
+
+def _panel(
+    view,
+    plane: _Plane,
+    *,
+    isodose_gy,
+    colours: dict,
+    boxes: dict,
+    scale: ColourScale,
+    width: int,
+    cache: dict | None = None,
+):
+    """One plane of ``view`` as a Pillow image: CT, banded wash of ``scale``, isodose lines, the outlines of
+    every given ROI (at 50 % occupancy); and the names of the ROIs it outlines."""
+    from PIL import Image as PILImage
+
+    ct, idx, outlines = _underlay(view, plane, boxes, width, cache)
+    d = _sample(view.dose_gy, idx, cval=0.0)
+    rgb = _composite(ct, d, scale)
+    for k, level in enumerate(isodose_gy):
+        _draw_isodose(rgb, d, level, _ISODOSE_STYLE[k % len(_ISODOSE_STYLE)])
+    for n, halo, edge in outlines:
+        rgb[halo] = 0.0
+        rgb[edge] = _rgb(colours[n])
+    return PILImage.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB"), {n for n, _, _ in outlines}
+
+
+def _letters(img, letters, size: int, margin: int) -> None:
+    _label(img, (margin, img.height / 2), letters[0], size)
+    _label(img, (img.width - margin, img.height / 2), letters[1], size)
+    _label(img, (img.width / 2, margin), letters[2], size)
+    _label(img, (img.width / 2, img.height - margin), letters[3], size)
+
+
+def image_sheet(rows: list[list], *, gap: int = 6, column_titles: list[str] | None = None) -> bytes:
+    """Pillow images laid out in ``rows`` (each a list; None leaves its cell empty) on white, as PNG bytes;
+    ``column_titles`` are written above the columns."""
+    from PIL import Image as PILImage
+
+    columns = max(len(r) for r in rows)
+    widths = [max((r[c].width for r in rows if c < len(r) and r[c] is not None), default=0) for c in range(columns)]
+    heights = [max((p.height for p in r if p is not None), default=0) for r in rows]
+    top = 24 if column_titles else 0
+    sheet = PILImage.new(
+        "RGB", (sum(widths) + gap * (columns - 1), top + sum(heights) + gap * (len(rows) - 1)), (255, 255, 255)
+    )
+    if column_titles:
+        from PIL import ImageDraw
+
+        draw = ImageDraw.Draw(sheet)
+        for c, title in enumerate(column_titles):
+            x = sum(widths[:c]) + gap * c + widths[c] / 2
+            draw.text((x, top / 2), title, fill=(0, 0, 0), font=_font(14), anchor="mm")
+    y = top
+    for r, row in enumerate(rows):
+        x = 0
+        for c, img in enumerate(row):
+            if img is not None:
+                sheet.paste(img, (x, y))
+            x += widths[c] + gap
+        y += heights[r] + gap
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
+
+
 def _label(img, xy, text: str, size: int, anchor: str = "mm") -> None:
     from PIL import ImageDraw
 
@@ -360,65 +556,101 @@ def planes_png(
     *,
     isodose_gy: tuple[float, ...] = ISODOSE_GY,
     colours: dict[str, str],
+    scale: ColourScale = DOSE_SCALE,
+    crop: tuple[np.ndarray, np.ndarray, str] | None = None,
+    as_panels: bool = False,
+    cache: dict | None = None,
 ) -> PlaneImages:
     """Axial, coronal and sagittal planes through ``centre_lps``, side by side in one PNG, cropped to
-    :func:`crop_box_lps`, sampled at up to 420 pixels a side; orientation letters, plane titles and a 5 cm bar drawn in."""
-    from PIL import Image as PILImage
+    :func:`crop_box_lps` (or ``crop``, the same tuple, so several views show one field), sampled at up to 420
+    pixels a side; orientation letters, plane titles and a 5 cm bar drawn in. ``scale``: the colour bands of
+    the wash (:data:`DOSE_SCALE`; a difference map gives its own). ``as_panels``: ``png`` is then the list of
+    the three Pillow images (for :func:`image_sheet`). ``cache`` (a dict) shares the CT samples and outlines
+    between views of one CT, ROI set and dose grid."""
+    from PIL import ImageDraw
 
-    dose: Image = result.dose_gy
-    lo, hi, crop = crop_box_lps(result)
+    lo, hi, what = crop_box_lps(result) if crop is None else crop
     # finer than the voxels: linear interpolation then gives smooth outlines and isodose lines
     step = max(float(np.max(hi - lo)) / _MAX_PIXELS, 0.75)
-    given = [e["name"] for e in result.stats["rois"] if "derived" not in e and e["name"] in result.roi_weights]
-    boxes = {n: nonzero_box(result.roi_weights[n]) for n in given}
+    boxes = {n: b for n, b in roi_boxes(result).items() if b is not None}
     panels, outlined = [], set()
     for name, (u, v, letters, normal_axis) in _PLANES.items():
         plane = _plane(lo, hi, centre_lps, u, v, step)
-        ct = _sample(result.ct_hu, plane.coordinates(result.ct_hu), cval=-1000.0) if result.ct_hu is not None else None
-        idx = plane.coordinates(dose)
-        d = _sample(dose, idx, cval=0.0)
-        rgb = _composite(ct, d)
-        for k, level in enumerate(isodose_gy):
-            _draw_isodose(rgb, d, level, _ISODOSE_STYLE[k % len(_ISODOSE_STYLE)])
-        for n in given:
-            w = _sample_in_box(result.roi_weights[n], boxes[n], idx)
-            mask = w >= 0.5
-            if mask.any():
-                outlined.add(n)
-                _draw_outline(rgb, mask, colours[n])
-        img = PILImage.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
-        w_px, h_px = img.size
-        _label(img, (14, h_px / 2), letters[0], 18)
-        _label(img, (w_px - 14, h_px / 2), letters[1], 18)
-        _label(img, (w_px / 2, 14), letters[2], 18)
-        _label(img, (w_px / 2, h_px - 14), letters[3], 18)
+        img, drawn = _panel(
+            result, plane, isodose_gy=isodose_gy, colours=colours, boxes=boxes, scale=scale, width=2, cache=cache
+        )
+        outlined |= drawn
+        _letters(img, letters, 18, 14)
         _label(img, (8, 8), f"{name}  {'xyz'[normal_axis]} = {centre_lps[normal_axis]:.0f} mm", 16, "la")
         bar_px = 50.0 / step
-        from PIL import ImageDraw
-
-        draw = ImageDraw.Draw(img)
-        y = h_px - 34
-        draw.rectangle((12, y - 1, 12 + bar_px, y + 2), fill=(255, 255, 255), outline=(0, 0, 0))
+        y = img.height - 34
+        ImageDraw.Draw(img).rectangle((12, y - 1, 12 + bar_px, y + 2), fill=(255, 255, 255), outline=(0, 0, 0))
         _label(img, (12 + bar_px / 2, y - 12), "5 cm", 14)
         panels.append(img)
-    gap = 6
-    height = max(p.height for p in panels)
-    sheet = PILImage.new("RGB", (sum(p.width for p in panels) + gap * (len(panels) - 1), height), (255, 255, 255))
-    x = 0
-    for p in panels:
-        sheet.paste(p, (x, 0))
-        x += p.width + gap
-    buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG", compress_level=3)
+    given = [n for n in roi_boxes(result)]
     return PlaneImages(
-        buffer.getvalue(),
+        panels if as_panels else image_sheet([panels]),
         tuple(float(c) for c in centre_lps),
         reason,
-        crop,
+        what,
         step,
         tuple(isodose_gy),
         tuple(n for n in given if n in outlined),
     )
+
+
+def lesion_frame(result, name: str, *, boxes: dict | None = None) -> tuple[np.ndarray, float] | None:
+    """Centre (LPS, mm: the weighted centre of ROI ``name``) and half width (mm) of the cube shown around a
+    lesion: its box plus 15 mm, at least 60 mm wide; None when the ROI has no voxel."""
+    boxes = roi_boxes(result) if boxes is None else boxes
+    box = boxes.get(name)
+    if box is None:
+        return None
+    lo_i, hi_i = box
+    centre = roi_centre(result, name, box)
+    corner_idx = np.array(
+        [
+            [a, b, c]
+            for a in (lo_i[0] - 0.5, hi_i[0] - 0.5)
+            for b in (lo_i[1] - 0.5, hi_i[1] - 0.5)
+            for c in (lo_i[2] - 0.5, hi_i[2] - 0.5)
+        ]
+    )
+    world = result.dose_gy.index_to_world(corner_idx)
+    half = float(np.max((world.max(axis=0) - world.min(axis=0)) / 2 + 15.0))
+    return centre, max(half, 30.0)  # a cube around the lesion: every plane square, the same scale
+
+
+def lesion_panels(
+    result,
+    centre: np.ndarray,
+    half_mm: float,
+    *,
+    isodose_gy: tuple[float, ...] = ISODOSE_GY,
+    colours: dict[str, str],
+    size_px: int = 200,
+    boxes: dict | None = None,
+    scale: ColourScale = DOSE_SCALE,
+    cache: dict | None = None,
+) -> list:
+    """Axial, coronal and sagittal slices (Pillow images) through ``centre``, a cube of half width
+    ``half_mm``, with the isodose lines and every given ROI's outline (``cache``: as :func:`planes_png`)."""
+    boxes = roi_boxes(result) if boxes is None else boxes
+    boxes = {n: b for n, b in boxes.items() if b is not None}
+    lo, hi = centre - half_mm, centre + half_mm
+    step = max(2 * half_mm / size_px, 0.4)
+    panels = []
+    for plane_name, (u, v, letters, normal_axis) in _PLANES.items():
+        plane = _plane(lo, hi, centre, u, v, step)
+        img, _ = _panel(
+            result, plane, isodose_gy=isodose_gy, colours=colours, boxes=boxes, scale=scale, width=1, cache=cache
+        )
+        _letters(img, letters, 14, 10)
+        _label(
+            img, (6, img.height - 26), f"{plane_name[:3]}. {'xyz'[normal_axis]} = {centre[normal_axis]:.0f}", 12, "la"
+        )
+        panels.append(img)
+    return panels
 
 
 def lesion_png(
@@ -434,66 +666,13 @@ def lesion_png(
     to a cube around its box plus 15 mm (at least 60 mm wide), with the isodose lines and every ROI outline;
     None when the ROI has no voxel. ``boxes`` (:func:`roi_boxes`) saves finding the ROIs' boxes again for
     every lesion."""
-    from PIL import Image as PILImage
-
-    dose: Image = result.dose_gy
     boxes = roi_boxes(result) if boxes is None else boxes
-    weights = result.roi_weights.get(name)
-    box = boxes.get(name)
-    if box is None:
+    frame = lesion_frame(result, name, boxes=boxes)
+    if frame is None:
         return None
-    lo_i, hi_i = box
-    sub = weights[lo_i[0] : hi_i[0], lo_i[1] : hi_i[1], lo_i[2] : hi_i[2]].astype(np.float64)
-    idx = np.indices(sub.shape).reshape(3, -1).T + lo_i
-    w = sub.reshape(-1)
-    centre_idx = (idx * w[:, None]).sum(axis=0) / w.sum()
-    centre = dose.index_to_world(centre_idx)
-    corner_idx = np.array(
-        [
-            [a, b, c]
-            for a in (lo_i[0] - 0.5, hi_i[0] - 0.5)
-            for b in (lo_i[1] - 0.5, hi_i[1] - 0.5)
-            for c in (lo_i[2] - 0.5, hi_i[2] - 0.5)
-        ]
-    )
-    world = dose.index_to_world(corner_idx)
-    half = float(np.max((world.max(axis=0) - world.min(axis=0)) / 2 + 15.0))
-    half = max(half, 30.0)  # a cube around the lesion: every plane square, the same scale
-    lo, hi = centre - half, centre + half
-    step = max(2 * half / size_px, 0.4)
-    given = [e["name"] for e in result.stats["rois"] if "derived" not in e and e["name"] in result.roi_weights]
-    panels = []
-    for plane_name, (u, v, letters, normal_axis) in _PLANES.items():
-        plane = _plane(lo, hi, centre, u, v, step)
-        ct = _sample(result.ct_hu, plane.coordinates(result.ct_hu), cval=-1000.0) if result.ct_hu is not None else None
-        flat = plane.coordinates(dose)
-        d = _sample(dose, flat, cval=0.0)
-        rgb = _composite(ct, d)
-        for k, level in enumerate(isodose_gy):
-            _draw_isodose(rgb, d, level, _ISODOSE_STYLE[k % len(_ISODOSE_STYLE)])
-        for n in given:
-            wn = _sample_in_box(result.roi_weights[n], boxes.get(n), flat)
-            _draw_outline(rgb, wn >= 0.5, colours[n], width=1)
-        img = PILImage.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
-        _label(img, (10, img.height / 2), letters[0], 14)
-        _label(img, (img.width - 10, img.height / 2), letters[1], 14)
-        _label(img, (img.width / 2, 10), letters[2], 14)
-        _label(img, (img.width / 2, img.height - 10), letters[3], 14)
-        _label(
-            img, (6, img.height - 26), f"{plane_name[:3]}. {'xyz'[normal_axis]} = {centre[normal_axis]:.0f}", 12, "la"
-        )
-        panels.append(img)
-    gap = 4
-    sheet = PILImage.new(
-        "RGB", (sum(p.width for p in panels) + gap * 2, max(p.height for p in panels)), (255, 255, 255)
-    )
-    x = 0
-    for img in panels:
-        sheet.paste(img, (x, 0))
-        x += img.width + gap
-    buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG", compress_level=3)
-    return buffer.getvalue(), tuple(float(c) for c in centre)
+    centre, half = frame
+    panels = lesion_panels(result, centre, half, isodose_gy=isodose_gy, colours=colours, size_px=size_px, boxes=boxes)
+    return image_sheet([panels], gap=4), tuple(float(c) for c in centre)
 
 
 # --- HTML legends -------------------------------------------------------------------------------------
@@ -501,12 +680,30 @@ def lesion_png(
 
 def dose_scale_html() -> str:
     """The colour bar of the bands, as HTML (equal-width blocks, each labelled with its lower edge)."""
-    cells = "".join(
-        f'<span class="band" style="background:{c}"><i>{lo:g}</i></span>' for lo, c in zip(DOSE_BANDS_GY, _BAND_RGB)
-    )
+    return scale_html(DOSE_SCALE)
+
+
+def scale_html(
+    scale: ColourScale,
+    *,
+    title: str = "dose (Gy) &ge;",
+    note: str | None = None,
+    html_id: str = "dose-scale",
+) -> str:
+    """The colour bar of ``scale`` as HTML: equal-width blocks, each labelled with its edge (signed scales:
+    the negative bands from the most negative up, then the positive ones)."""
+    n = len(scale.edges)
+    if scale.signed:
+        items = [(f"&le;&minus;{e:g}", scale.colours[n + k]) for k, e in reversed(list(enumerate(scale.edges)))]
+        items += [(f"&ge;{e:g}", scale.colours[k]) for k, e in enumerate(scale.edges)]
+        note = note if note is not None else f"between &minus;{scale.edges[0]:g} and {scale.edges[0]:g}: not coloured"
+    else:
+        items = [(f"{e:g}", c) for e, c in zip(scale.edges, scale.colours)]
+        note = note if note is not None else f"under {scale.edges[0]:g} Gy: not coloured"
+    cells = "".join(f'<span class="band" style="background:{c}"><i>{label}</i></span>' for label, c in items)
     return (
-        f'<div class="dose-scale" id="dose-scale"><span class="band-title">dose (Gy) &ge;</span>{cells}'
-        f'<span class="band-note">under {DOSE_BANDS_GY[0]:g} Gy: not coloured</span></div>'
+        f'<div class="dose-scale" id="{html_id}"><span class="band-title">{title}</span>{cells}'
+        f'<span class="band-note">{note}</span></div>'
     )
 
 
@@ -520,16 +717,22 @@ def _line_svg(colour: str, on: int, off: int, width: int = 2) -> str:
     )
 
 
-def isodose_legend_html(isodose_gy: tuple[float, ...]) -> str:
+def isodose_legend_html(isodose_gy: tuple[float, ...], *, html_id: str = "isodose-legend") -> str:
     items = "".join(
         f'<span class="legend-item" data-isodose="{level:g}">{_line_svg(*_ISODOSE_STYLE[k % len(_ISODOSE_STYLE)])} '
         f"{level:g} Gy</span>"
         for k, level in enumerate(isodose_gy)
     )
-    return f'<div class="legend" id="isodose-legend"><span class="legend-title">isodose lines:</span>{items}</div>'
+    return f'<div class="legend" id="{html_id}"><span class="legend-title">isodose lines:</span>{items}</div>'
 
 
-def outline_legend_html(names: tuple[str, ...] | list[str], colours: dict[str, str]) -> str:
+def outline_legend_html(
+    names: tuple[str, ...] | list[str],
+    colours: dict[str, str],
+    *,
+    html_id: str = "outline-legend",
+    title: str = "ROI outlines:",
+) -> str:
     import html
 
     items = "".join(
@@ -537,4 +740,4 @@ def outline_legend_html(names: tuple[str, ...] | list[str], colours: dict[str, s
         f'<span class="outline-swatch" style="border-color:{colours[n]}"></span>{html.escape(n)}</span>'
         for n in names
     )
-    return f'<div class="legend" id="outline-legend"><span class="legend-title">ROI outlines:</span>{items}</div>'
+    return f'<div class="legend" id="{html_id}"><span class="legend-title">{html.escape(title)}</span>{items}</div>'
