@@ -39,6 +39,7 @@ short-range sources.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,20 +59,35 @@ ray-traced on the grid twice as coarse: there its reach still spans at least 6 v
 16 left the lung's partial-volume edge voxels (0.38-0.5 g/cm3) on the fine grid: 2x the time."""
 
 
+SLAB_FRACTION = 0.125
+"""The split and the prolongation work in slabs of coarse planes along axis 0 of about this fraction of
+the grid, so that their float64 temporaries stay small against the volume (issue 13: peak memory)."""
+
+
 @dataclass(frozen=True)
 class LongRangeSplit:
-    """Decays split into short-range sources (fine grid) and long-range ones (coarse grid)."""
+    """Sources split into short-range ones (fine grid) and long-range ones (coarse grid)."""
 
-    fine_decays: np.ndarray
-    """Decays of the short-range sources, fine grid (the long-range ones set to 0)."""
+    long_range: np.ndarray
+    """Boolean, fine grid: the sources moved to the coarse grid."""
+    decays: np.ndarray
+    """The decays as given (read only; a reference, not a copy)."""
+    scale: float
+    """Factor applied to ``decays`` (e.g. Bq -> decays x 1e-9)."""
     coarse_decays: np.ndarray
-    """Decays of the long-range sources summed over blocks of 2 x 2 x 2 fine voxels."""
+    """Decays (x ``scale``) of the long-range sources summed over blocks of 2 x 2 x 2 fine voxels."""
     coarse_density: np.ndarray
     """Block-mean density (g/cm3), the coarse grid."""
     coarse_spacing_mm: tuple[float, float, float]
     fine_shape: tuple[int, int, int]
     long_range_sources: int
     """Number of fine source voxels moved to the coarse grid."""
+
+    @property
+    def fine_decays(self) -> np.ndarray:
+        """Decays (x ``scale``) of the short-range sources, fine grid (the long-range ones set to 0); a new
+        full-size array (``kernel_range_dose`` uses ``long_range`` instead)."""
+        return np.where(self.long_range, 0.0, np.asarray(self.decays, dtype=np.float64) * self.scale)
 
 
 def reach_mm(density_g_cm3: np.ndarray) -> np.ndarray:
@@ -85,30 +101,56 @@ def _block_mean(values: np.ndarray) -> np.ndarray:
     return values.reshape(n0 // 2, 2, n1 // 2, 2, n2 // 2, 2).mean(axis=(1, 3, 5))
 
 
-def split_long_range(decays: np.ndarray, density_g_cm3: np.ndarray, spacing_mm) -> LongRangeSplit | None:
+def _coarse_slabs(m0: int):
+    """(c0, c1) slabs of coarse planes, about SLAB_FRACTION of the grid each."""
+    step = max(1, int(math.ceil(m0 * SLAB_FRACTION)))
+    for c0 in range(0, m0, step):
+        yield c0, min(m0, c0 + step)
+
+
+def split_long_range(
+    decays: np.ndarray, density_g_cm3: np.ndarray, spacing_mm, *, scale: float = 1.0
+) -> LongRangeSplit | None:
     """Split the sources into short- and long-range ones (module documentation); None if none is long-range.
 
-    ``decays`` and ``density_g_cm3`` are read, never written.
+    ``decays`` (times ``scale``) and ``density_g_cm3`` are read, never written; the work is done in slabs of
+    planes (no full-size float64 temporary).
     """
     spacing = np.asarray(spacing_mm, dtype=np.float64)
-    long_range = (
-        (decays != 0)
-        & (density_g_cm3 < KERNEL_RANGE_COARSE_MAX_DENSITY_G_CM3)
-        & (reach_mm(density_g_cm3) >= LONG_RANGE_VOXELS * float(spacing.max()))
-    )
+    shape = decays.shape
+    n0 = shape[0]
+    long_range = np.empty(shape, dtype=bool)
+    step = max(1, int(math.ceil(n0 * SLAB_FRACTION)))
+    for f0 in range(0, n0, step):
+        sl = slice(f0, min(n0, f0 + step))
+        d = density_g_cm3[sl]
+        long_range[sl] = (
+            (decays[sl] != 0)
+            & (d < KERNEL_RANGE_COARSE_MAX_DENSITY_G_CM3)
+            & (reach_mm(d) >= LONG_RANGE_VOXELS * float(spacing.max()))
+        )
     n_long = int(np.count_nonzero(long_range))
     if n_long == 0:
         return None
-    fine = np.where(long_range, 0.0, decays)
-    pad = [(0, n % 2) for n in decays.shape]
-    coarse_decays = 8.0 * _block_mean(np.pad(np.where(long_range, decays, 0.0), pad))
-    coarse_density = _block_mean(np.pad(np.asarray(density_g_cm3, dtype=np.float64), pad, mode="edge"))
+    m = tuple((n + 1) // 2 for n in shape)
+    coarse_decays = np.empty(m)
+    coarse_density = np.empty(m)
+    lateral = [(0, n % 2) for n in shape[1:]]
+    for c0, c1 in _coarse_slabs(m[0]):
+        sl = slice(2 * c0, min(n0, 2 * c1))
+        pad = [(0, 2 * (c1 - c0) - (sl.stop - sl.start))] + lateral
+        values = np.where(long_range[sl], np.asarray(decays[sl], dtype=np.float64) * scale, 0.0)
+        coarse_decays[c0:c1] = 8.0 * _block_mean(np.pad(values, pad))
+        rho = np.asarray(density_g_cm3[sl], dtype=np.float64)
+        coarse_density[c0:c1] = _block_mean(np.pad(rho, pad, mode="edge"))
     return LongRangeSplit(
-        fine_decays=fine,
+        long_range=long_range,
+        decays=decays,
+        scale=float(scale),
         coarse_decays=coarse_decays,
         coarse_density=coarse_density,
         coarse_spacing_mm=tuple(float(2.0 * h) for h in spacing),
-        fine_shape=tuple(int(n) for n in decays.shape),
+        fine_shape=tuple(int(n) for n in shape),
         long_range_sources=n_long,
     )
 
@@ -128,26 +170,39 @@ def _linear_up(values: np.ndarray, axis: int) -> np.ndarray:
 def add_prolonged(fine_dose: np.ndarray, coarse_dose: np.ndarray, density_g_cm3: np.ndarray) -> None:
     """Add the coarse dose to ``fine_dose`` in place: trilinear (cell-centred) interpolation, rescaled in
     every block so that the block keeps its energy (block dose x block mass); a block where the
-    interpolation is 0 takes its own dose in every fine voxel."""
+    interpolation is 0 takes its own dose in every fine voxel. Done in slabs of coarse planes (the
+    interpolation along axis 0 reads the neighbouring coarse planes), so the float64 temporaries are a
+    fraction of the volume."""
     n0, n1, n2 = fine_dose.shape
     m0, m1, m2 = coarse_dose.shape
-    up = coarse_dose
-    for axis in range(3):
-        up = _linear_up(up, axis)
-    pad = [(0, 2 * m - n) for m, n in zip(coarse_dose.shape, fine_dose.shape)]
-    rho = np.pad(np.asarray(density_g_cm3, dtype=np.float64), pad, mode="edge")
-    mass_blocks = rho.reshape(m0, 2, m1, 2, m2, 2)
-    energy = (up * rho).reshape(m0, 2, m1, 2, m2, 2).sum(axis=(1, 3, 5))
-    target = coarse_dose * mass_blocks.sum(axis=(1, 3, 5))
-    scale = np.divide(target, energy, out=np.zeros_like(target), where=energy > 0)
-    up = up.reshape(m0, 2, m1, 2, m2, 2)
-    up *= scale[:, None, :, None, :, None]
-    flat = (energy <= 0) & (coarse_dose != 0)
-    if np.any(flat):
-        up[flat[:, None, :, None, :, None].repeat(2, 1).repeat(2, 3).repeat(2, 5)] = np.broadcast_to(
-            coarse_dose[:, None, :, None, :, None], up.shape
-        )[flat[:, None, :, None, :, None].repeat(2, 1).repeat(2, 3).repeat(2, 5)]
-    fine_dose += up.reshape(2 * m0, 2 * m1, 2 * m2)[:n0, :n1, :n2]
+    lateral = [(0, 2 * m - n) for m, n in zip((m1, m2), (n1, n2))]
+    for c0, c1 in _coarse_slabs(m0):
+        planes = np.arange(c0, c1)
+        values = coarse_dose[c0:c1]
+        lower = coarse_dose[np.maximum(planes - 1, 0)]
+        upper = coarse_dose[np.minimum(planes + 1, m0 - 1)]
+        up = np.empty((2 * (c1 - c0), m1, m2))
+        up[0::2] = 0.75 * values + 0.25 * lower
+        up[1::2] = 0.75 * values + 0.25 * upper
+        del lower, upper
+        for axis in (1, 2):
+            up = _linear_up(up, axis)
+        f0, f1 = 2 * c0, min(n0, 2 * c1)
+        pad = [(0, 2 * (c1 - c0) - (f1 - f0))] + lateral
+        rho = np.pad(np.asarray(density_g_cm3[f0:f1], dtype=np.float64), pad, mode="edge")
+        k = c1 - c0
+        mass_blocks = rho.reshape(k, 2, m1, 2, m2, 2)
+        energy = (up * rho).reshape(k, 2, m1, 2, m2, 2).sum(axis=(1, 3, 5))
+        target = values * mass_blocks.sum(axis=(1, 3, 5))
+        del rho, mass_blocks
+        scale = np.divide(target, energy, out=np.zeros_like(target), where=energy > 0)
+        up = up.reshape(k, 2, m1, 2, m2, 2)
+        up *= scale[:, None, :, None, :, None]
+        flat = (energy <= 0) & (values != 0)
+        if np.any(flat):
+            mask = flat[:, None, :, None, :, None].repeat(2, 1).repeat(2, 3).repeat(2, 5)
+            up[mask] = np.broadcast_to(values[:, None, :, None, :, None], up.shape)[mask]
+        fine_dose[f0:f1] += up.reshape(2 * k, 2 * m1, 2 * m2)[: f1 - f0, :n1, :n2]
 
 
-__all__ = ["LONG_RANGE_VOXELS", "LongRangeSplit", "add_prolonged", "reach_mm", "split_long_range"]
+__all__ = ["LONG_RANGE_VOXELS", "SLAB_FRACTION", "LongRangeSplit", "add_prolonged", "reach_mm", "split_long_range"]

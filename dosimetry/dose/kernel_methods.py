@@ -107,6 +107,22 @@ The ray tracing (numba, parallel) runs in batches of sources of about :data:`RAY
 the estimated cost of each source (voxels within its reach), and returns to Python between them: Ctrl-C
 takes effect there and the progress display advances (stage ``ray tracing``, one step per source). Each thread's accumulator receives its sources in the same order
 whatever the batches, so the dose is bit-identical to a single call (``tests/test_dose_chunks.py``).
+
+Memory (issue 13: peak <= 4x the float32 volume times the arrays the method needs; it needs 3: the
+activity, the density and the dose). Full-size arrays of ``kernel-range``, in float32 volumes ``V``: the
+dose accumulator (float64, 2 V), the per-thread accumulators (float64 slabs of planes along axis 0 over a
+group of sources plus the kernel table's reach on either side, :data:`ACCUMULATOR_VOLUMES` = 2 V in all;
+the groups are fixed by the sources, so the dose does not depend on them), during the FFT of the
+homogeneous sources one float32 input volume and the FFT's own (about 3 V, the output included), the
+long-range mask (V / 4) and the coarse grid (V / 2), and the float32 result (V) at the end. Everything
+else is per source (flat index, decays, clamped density, cost: 32 bytes a source, 8 V x the fraction of
+voxels that are sources) or slabs of planes (the coarse split and prolongation,
+:data:`~dosimetry.dose.coarse_range.SLAB_FRACTION`): no full-size float64 copy of the activity or the
+density is made, the density is clamped where it is read. Plus the kernel tables of the voxel size (about
+25 MiB at 2 mm, cached). Measured on the 2 mm sample phantom (``scripts/bench_kernel_range.py``): 60-67 MiB =
+6.2-6.9 V above the resident set before the call, bound 12 V = 116 MiB (before: 240 MiB, 24.8 V); the dose
+is bit-identical. The per-thread slabs hold at least ``1 + 2 x reach`` planes each: with many threads on a
+small grid that minimum, not :data:`ACCUMULATOR_VOLUMES`, sets their size.
 """
 
 from __future__ import annotations
@@ -150,9 +166,14 @@ def _check_inputs(activity_bq: Image, density_g_ml: Image) -> tuple[np.ndarray, 
     return activity, density
 
 
+DECAYS_SCALE = Y90_MEAN_LIFE_S * GY_PER_DECAY_PER_MGY_PER_MBQ_S
+"""Decays per Bq of the permanent implant (the mean life, s) x 1e-9, so that (activity in Bq x this x S in
+mGy/(MBq s)) is Gy."""
+
+
 def _scaled_decays(activity: np.ndarray) -> np.ndarray:
     """Decays per voxel of the permanent implant x 1e-9, so that (this x S in mGy/(MBq s)) is Gy."""
-    return activity.astype(np.float64) * (Y90_MEAN_LIFE_S * GY_PER_DECAY_PER_MGY_PER_MBQ_S)
+    return activity.astype(np.float64) * DECAYS_SCALE
 
 
 # --- kernel ----------------------------------------------------------------------------------------------
@@ -299,11 +320,11 @@ def _ray_order(row_of_offset_bytes: bytes, shape: tuple[int, int, int]):
             -1,
         )
         factor = np.prod(np.where(persp, np.abs(idx) / np.where(persp, np.abs(point), 1.0), 1.0), axis=1)
-        for k in np.flatnonzero(use):
-            s = int(np.count_nonzero(weights[k] > 0))
-            parents[k, s] = p[k]
-            weights[k, s] = w[k]
-            path_weights[k, s] = w[k] * factor[k]
+        k = np.flatnonzero(use)  # each offset's next free parent slot
+        s = np.count_nonzero(weights[k] > 0, axis=1)
+        parents[k, s] = p[k]
+        weights[k, s] = w[k]
+        path_weights[k, s] = w[k] * factor[k]
     parents[cheb == 0] = 0
     weights[cheb == 0] = 0.0
     path_weights[cheb == 0] = 0.0
@@ -375,17 +396,19 @@ def _subvoxel_correction(
 ):
     """Sub-voxel correction of the voxel S value of one source-target pair (see kernel_range_dose, Notes)."""
     # the layering axis: the one along which the density changes from each end towards the other
+    lo = nodes[0]
+    hi = nodes[nodes.shape[0] - 1]
     best = -1.0
     axis = 0
     if d0 != 0:
-        best = abs(rho[i0 + d0, j0, k0] - rs) + abs(rho[i0, j0 + d1, k0 + d2] - rt)
+        best = abs(_clamp(rho[i0 + d0, j0, k0], lo, hi) - rs) + abs(_clamp(rho[i0, j0 + d1, k0 + d2], lo, hi) - rt)
     if d1 != 0:
-        c = abs(rho[i0, j0 + d1, k0] - rs) + abs(rho[i0 + d0, j0, k0 + d2] - rt)
+        c = abs(_clamp(rho[i0, j0 + d1, k0], lo, hi) - rs) + abs(_clamp(rho[i0 + d0, j0, k0 + d2], lo, hi) - rt)
         if c > best:
             best = c
             axis = 1
     if d2 != 0:
-        c = abs(rho[i0, j0, k0 + d2] - rs) + abs(rho[i0 + d0, j0 + d1, k0] - rt)
+        c = abs(_clamp(rho[i0, j0, k0 + d2], lo, hi) - rs) + abs(_clamp(rho[i0 + d0, j0 + d1, k0], lo, hi) - rt)
         if c > best:
             best = c
             axis = 2
@@ -416,8 +439,6 @@ def _subvoxel_correction(
     middle = rho_bar * dn - 0.5 * (rs + rt)  # density summed over the layers strictly between the ends
     if middle < 0.0:
         middle = 0.0
-    lo = nodes[0]
-    hi = nodes[nodes.shape[0] - 1]
     corr = 0.0
     # 2 x 2 Gauss points (ta, tb): the sub-point distances from the faces of the two voxels that face each
     # other, in voxels; the separation u = dn - 1 + ta + tb takes 3 values (the two mixed points share one)
@@ -445,7 +466,7 @@ def _subvoxel_correction(
 
 @numba.njit(cache=True, parallel=True)
 def _range_scatter(
-    decays,
+    source_decays,
     rho,
     sources,
     offsets,
@@ -461,13 +482,17 @@ def _range_scatter(
     inv_bin,
     spacing,
     out,
+    i_offset,
     s_start,
     s_stop,
 ):
-    """Ray-trace sources ``s_start <= si < s_stop`` into ``out`` (one accumulator per thread, shape
-    ``(n_chunks,) + grid``): source ``si`` always goes to accumulator ``si % n_chunks`` and each accumulator
-    takes its sources in increasing order, so the sums do not depend on how the sources are split into calls."""
-    n0, n1, n2 = decays.shape
+    """Ray-trace sources ``s_start <= si < s_stop`` (flat indices ``sources``, decays x 1e-9
+    ``source_decays``) into ``out``: one accumulator per thread, each a slab of planes ``i_offset ..
+    i_offset + out.shape[1] - 1`` of the grid along axis 0 that must hold every target of these sources.
+    Source ``si`` always goes to accumulator ``si % n_chunks`` and each accumulator takes its sources in
+    increasing order, so the sums do not depend on how the sources are split into calls. ``rho`` is the
+    density as given (any float dtype), clamped to [nodes[0], nodes[-1]] where it is read."""
+    n0, n1, n2 = rho.shape
     n_chunks = out.shape[0]
     n_off = offsets.shape[0]
     n_shell = shell_start.shape[0] - 1
@@ -486,12 +511,12 @@ def _range_scatter(
             i0 = flat // (n1 * n2)
             j0 = (flat // n2) % n1
             k0 = flat % n2
-            a = decays[i0, j0, k0]
-            rs = rho[i0, j0, k0]
+            a = source_decays[si]
+            rs = _clamp(rho[i0, j0, k0], lo, hi)
             dens_sum[0] = 0.0
             rho_here[0] = rs
             e, _ = _energy_at(table, row[0], nodes, bins, inv_gap, inv_bin, rs)
-            acc[i0, j0, k0] += a * e / rs
+            acc[i0 - i_offset, j0, k0] += a * e / rs
             for m in range(1, n_shell):
                 alive = False
                 inv_m = 1.0 / m
@@ -523,7 +548,7 @@ def _range_scatter(
                     if wsum == 0.0:
                         dens_sum[o] = -1.0
                         continue
-                    rt = rho[i, j, k]
+                    rt = _clamp(rho[i, j, k], lo, hi)
                     if wsum != 1.0:
                         prev_sum /= psum
                         prev_rho /= wsum
@@ -562,7 +587,7 @@ def _range_scatter(
                     dens_sum[o] = total
                     rho_here[o] = rt
                     alive = True
-                    acc[i, j, k] += a * s
+                    acc[i - i_offset, j, k] += a * s
                 if not alive:
                     break
 
@@ -585,21 +610,27 @@ def _node_kernel(table: DensityKernelTable, k: int) -> np.ndarray:
     return full
 
 
-def _homogeneous_sources(rho: np.ndarray, sources: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """Boolean mask: sources whose reach holds only densities within the tolerance of their own."""
+def _homogeneous_sources(
+    density: np.ndarray, sources: np.ndarray, rho_sources: np.ndarray, spacing: np.ndarray, lo: float, hi: float
+) -> np.ndarray:
+    """Boolean per source (flat indices ``sources``, clamped densities ``rho_sources``): its reach holds only
+    densities within the tolerance of its own. ``density`` is the density as given; the maximum and minimum
+    filters run on it and are clamped to [lo, hi] afterwards (the same as filtering the clamped density: the
+    clamp is monotone), read only at the sources: one full-size temporary at a time, of the density's dtype."""
     from scipy.ndimage import maximum_filter, minimum_filter
 
-    homogeneous = np.zeros(rho.shape, dtype=bool)
-    reach_mm = Y90_DPK_MAX_RADIUS_WATER_MM * DPK_WATER_DENSITY_G_CM3 / rho
+    homogeneous = np.zeros(len(sources), dtype=bool)
+    reach_mm = Y90_DPK_MAX_RADIUS_WATER_MM * DPK_WATER_DENSITY_G_CM3 / rho_sources
     # reach buckets of doubling size, each source tested with the bucket that covers its reach
     bucket = np.ceil(np.log2(np.maximum(reach_mm, 1e-3))).astype(int)
-    for b in np.unique(bucket[sources]):
-        sel = sources & (bucket == b)
+    for b in np.unique(bucket):
+        sel = np.flatnonzero(bucket == b)
+        at = sources[sel]
         size = tuple(2 * int(math.ceil(2.0**b / h)) + 1 for h in spacing)
-        hi = maximum_filter(rho, size=size, mode="nearest")
-        lo = minimum_filter(rho, size=size, mode="nearest")
-        ok = (hi <= rho * (1.0 + HOMOGENEOUS_TOLERANCE)) & (lo >= rho * (1.0 - HOMOGENEOUS_TOLERANCE))
-        homogeneous |= sel & ok
+        high = np.clip(maximum_filter(density, size=size, mode="nearest").ravel()[at].astype(np.float64), lo, hi)
+        low = np.clip(minimum_filter(density, size=size, mode="nearest").ravel()[at].astype(np.float64), lo, hi)
+        rho = rho_sources[sel]
+        homogeneous[sel] = (high <= rho * (1.0 + HOMOGENEOUS_TOLERANCE)) & (low >= rho * (1.0 - HOMOGENEOUS_TOLERANCE))
     return homogeneous
 
 
@@ -639,6 +670,27 @@ def _source_batches(n_sources: int, n_chunks: int, batch_sources: int | None, co
         start = stop
 
 
+ACCUMULATOR_VOLUMES = 2.0
+"""Memory of the per-thread ray-tracing accumulators together, in float32 volumes of the grid (issue 13:
+peak memory). Each thread accumulates in float64 over a slab of planes along axis 0 that covers the targets
+of a group of sources (their planes plus the table's reach on either side); the groups are sized to this
+budget (at least one source plane) and added to the dose one after another."""
+
+
+def _source_groups(source_planes: np.ndarray, n0: int, reach_planes: int, max_slab_planes: int):
+    """Yield (start, stop, slab_lo, slab_hi) over sources sorted by plane: the sources ``start:stop`` lie in
+    at most ``max_slab_planes - 2 reach_planes`` consecutive planes (at least one), their targets in planes
+    ``slab_lo:slab_hi``. Depends on the sources and the grid only (not on timing): the dose is reproducible."""
+    group_planes = max(1, max_slab_planes - 2 * reach_planes)
+    start = 0
+    while start < len(source_planes):
+        first = int(source_planes[start])
+        stop = int(np.searchsorted(source_planes, first + group_planes, side="left"))
+        last = int(source_planes[stop - 1])
+        yield start, stop, max(0, first - reach_planes), min(n0, last + reach_planes + 1)
+        start = stop
+
+
 def _range_kernel_dose(
     decays: np.ndarray,
     density: np.ndarray,
@@ -646,40 +698,60 @@ def _range_kernel_dose(
     spacing,
     n_chunks: int,
     *,
+    scale: float = 1.0,
+    exclude: np.ndarray | None = None,
     split_homogeneous: bool = True,
     batch_sources: int | None = None,
+    accumulator_volumes: float = ACCUMULATOR_VOLUMES,
 ) -> np.ndarray:
+    """Dose (float64, the grid) of the sources ``decays * scale != 0`` that ``exclude`` (bool, optional)
+    leaves out. ``decays`` and ``density`` are read, never written or copied to full-size float64: the
+    decays and densities are gathered at the sources only, the density is clamped where it is read."""
     nodes = np.asarray(table.densities_g_cm3, dtype=np.float64)
-    rho = np.clip(density.astype(np.float64), nodes[0], nodes[-1])
+    lo, hi = float(nodes[0]), float(nodes[-1])
+    decays = np.ascontiguousarray(decays)
+    density = np.ascontiguousarray(density)
+    if density.dtype not in (np.float32, np.float64):
+        density = density.astype(np.float64)
     active = decays != 0
+    if exclude is not None:
+        active &= ~exclude
+    sources = np.flatnonzero(active)
+    del active
+    source_decays = decays.ravel()[sources].astype(np.float64) * scale
+    rho_sources = np.clip(density.ravel()[sources].astype(np.float64), lo, hi)
     dose = np.zeros(decays.shape)
-    if split_homogeneous:
-        homogeneous = _homogeneous_sources(rho, active, np.asarray(spacing, dtype=float))
+    if split_homogeneous and len(sources):
+        homogeneous = _homogeneous_sources(density, sources, rho_sources, np.asarray(spacing, dtype=float), lo, hi)
         # homogeneous sources: D = sum_k conv(A w_k(rho_s) / rho_s, rho_k S_k), w_k linear in rho
-        u = np.log(rho / nodes[0]) * (DENSITY_NODES_PER_DOUBLING / math.log(2.0))
+        at, d_h, rho_h = sources[homogeneous], source_decays[homogeneous], rho_sources[homogeneous]
+        u = np.log(rho_h / nodes[0]) * (DENSITY_NODES_PER_DOUBLING / math.log(2.0))
         k_low = np.clip(np.floor(u).astype(int), 0, len(nodes) - 2)
-        w_high = np.clip((rho - nodes[k_low]) / (nodes[k_low + 1] - nodes[k_low]), 0.0, 1.0)
-        node_groups = np.unique(k_low[homogeneous])
+        w_high = np.clip((rho_h - nodes[k_low]) / (nodes[k_low + 1] - nodes[k_low]), 0.0, 1.0)
+        node_groups = np.unique(k_low)
         with (
             progress.stage("homogeneous sources", total=2 * len(node_groups))
             if len(node_groups)
             else contextlib.nullcontext()
         ):
             for k in node_groups:
-                sel = homogeneous & (k_low == k)
-                for node, weight in ((k, 1.0 - w_high), (k + 1, w_high)):
-                    part = np.where(sel, decays * weight / rho, 0.0)
-                    if np.any(part):
-                        dose += convolve(part.astype(np.float32), _node_kernel(table, int(node)))
+                sel = k_low == k
+                for node, weight in ((k, 1.0 - w_high[sel]), (k + 1, w_high[sel])):
+                    values = d_h[sel] * weight / rho_h[sel]
+                    if np.any(values):
+                        part = np.zeros(decays.shape, dtype=np.float32)
+                        part.ravel()[at[sel]] = values
+                        dose += convolve(part, _node_kernel(table, int(node)))
+                        del part
                     progress.advance()
-        active &= ~homogeneous
-    if np.any(active):
+        keep = ~homogeneous
+        sources, source_decays, rho_sources = sources[keep], source_decays[keep], rho_sources[keep]
+    if len(sources):
         rows = np.ascontiguousarray(table.row_of_offset)
         offsets, parents, weights, path_weights, row, shell_start = _ray_order(rows.tobytes(), rows.shape)
-        sources = np.flatnonzero(active).astype(np.int64)
         arguments = (
-            np.ascontiguousarray(decays, dtype=np.float64),
-            rho,
+            source_decays,
+            density,
             sources,
             offsets,
             parents,
@@ -692,15 +764,27 @@ def _range_kernel_dose(
             *_node_bins(nodes),
             np.asarray(spacing, dtype=np.float64),
         )
-        out = np.zeros((n_chunks,) + decays.shape)
         # estimated cost of a source: the voxels within its reach (12 mm / rho), at least one
-        reach_mm = Y90_DPK_MAX_RADIUS_WATER_MM * DPK_WATER_DENSITY_G_CM3 / rho.ravel()[sources]
+        reach_mm = Y90_DPK_MAX_RADIUS_WATER_MM * DPK_WATER_DENSITY_G_CM3 / rho_sources
         cost = 1.0 + reach_mm**3 / float(np.prod(spacing))
+        n0 = decays.shape[0]
+        plane = int(np.prod(decays.shape[1:]))
+        reach_planes = int(np.abs(offsets[:, 0]).max())  # no target lies further than this from its source
+        max_slab_planes = int(accumulator_volumes * 4.0 * n0 * plane // (8 * n_chunks * plane))
+        groups = list(_source_groups(sources // plane, n0, reach_planes, max_slab_planes))
+        slab_planes = max(hi_ - lo_ for _, _, lo_, hi_ in groups)
+        buffer = np.empty(n_chunks * slab_planes * plane)
         with progress.stage("ray tracing", total=len(sources)):
-            for start, stop in _source_batches(len(sources), n_chunks, batch_sources, cost):
-                _range_scatter(*arguments, out, start, stop)
-                progress.advance(stop - start)
-        dose += out.sum(axis=0)
+            for g_start, g_stop, slab_lo, slab_hi in groups:
+                out = buffer[: n_chunks * (slab_hi - slab_lo) * plane].reshape(
+                    (n_chunks, slab_hi - slab_lo) + decays.shape[1:]
+                )
+                out.fill(0.0)
+                for start, stop in _source_batches(g_stop - g_start, n_chunks, batch_sources, cost[g_start:g_stop]):
+                    _range_scatter(*arguments, out, slab_lo, g_start + start, g_start + stop)
+                    progress.advance(stop - start)
+                for chunk in range(n_chunks):
+                    dose[slab_lo:slab_hi] += out[chunk]
     return dose
 
 
@@ -783,30 +867,30 @@ def kernel_range_dose(activity_bq: Image, density_g_ml: Image, *, coarse_long_ra
     Graves SA, Flynn RT, Hyer DE. Med Phys 2019;46:5284-93. doi:10.1002/mp.13789
     """
     activity, density = _check_inputs(activity_bq, density_g_ml)
-    positive = density[density > 0]
-    lowest = float(positive.min()) if positive.size else KERNEL_RANGE_MIN_DENSITY_G_CM3
-    lowest = min(max(lowest, KERNEL_RANGE_MIN_DENSITY_G_CM3), KERNEL_RANGE_MAX_DENSITY_G_CM3)
     if np.any(density == 0):
         lowest = KERNEL_RANGE_MIN_DENSITY_G_CM3
+    else:  # the lowest density, without a copy of the positive voxels
+        lowest = float(np.min(density, initial=np.inf))
+        lowest = KERNEL_RANGE_MIN_DENSITY_G_CM3 if not math.isfinite(lowest) else lowest
+    lowest = min(max(lowest, KERNEL_RANGE_MIN_DENSITY_G_CM3), KERNEL_RANGE_MAX_DENSITY_G_CM3)
     table = density_kernel_table(activity_bq.spacing_mm, lowest)
-    decays = _scaled_decays(activity)
-    split = split_long_range(decays, density, activity_bq.spacing_mm) if coarse_long_range else None
-    if split is None:
-        dose = _range_kernel_dose(decays, density, table, activity_bq.spacing_mm, numba.get_num_threads())
-    else:
-        del decays
-        dose = _range_kernel_dose(split.fine_decays, density, table, activity_bq.spacing_mm, numba.get_num_threads())
+    scale = DECAYS_SCALE
+    spacing, threads = activity_bq.spacing_mm, numba.get_num_threads()
+    split = split_long_range(activity, density, spacing, scale=scale) if coarse_long_range else None
+    exclude = None if split is None else split.long_range
+    dose = _range_kernel_dose(activity, density, table, spacing, threads, scale=scale, exclude=exclude)
+    if split is not None:
         coarse_table = density_kernel_table(split.coarse_spacing_mm, lowest)
         with progress.stage("long-range sources (coarse grid)"):
             coarse = _range_kernel_dose(
-                split.coarse_decays,
-                split.coarse_density,
-                coarse_table,
-                split.coarse_spacing_mm,
-                numba.get_num_threads(),
+                split.coarse_decays, split.coarse_density, coarse_table, split.coarse_spacing_mm, threads
             )
+        del split
         add_prolonged(dose, coarse, density)
-    return activity_bq.with_array(dose.astype(np.float32))
+        del coarse
+    out = np.empty(dose.shape, dtype=np.float32)
+    out[...] = dose
+    return activity_bq.with_array(out)
 
 
 __all__ = ["kernel_density_dose", "kernel_dose", "kernel_range_dose"]
