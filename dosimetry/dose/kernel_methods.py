@@ -119,8 +119,8 @@ else is per source (flat index, decays, clamped density, cost: 32 bytes a source
 voxels that are sources) or slabs of planes (the coarse split and prolongation,
 :data:`~dosimetry.dose.coarse_range.SLAB_FRACTION`): no full-size float64 copy of the activity or the
 density is made, the density is clamped where it is read. Plus the kernel tables of the voxel size (about
-25 MiB at 2 mm, cached). Measured on the 2 mm sample phantom (``scripts/bench_kernel_range.py``): 60-67 MiB =
-6.2-6.9 V above the resident set before the call, bound 12 V = 116 MiB (before: 240 MiB, 24.8 V); the dose
+25 MiB at 2 mm, cached). Measured on the 2 mm sample phantom (``scripts/bench_kernel_range.py``): 60-89 MiB =
+6.2-9.2 V above the resident set before the call (9 runs), bound 12 V = 116 MiB (before: 217-240 MiB, 22.4-24.8 V); the dose
 is bit-identical. The per-thread slabs hold at least ``1 + 2 x reach`` planes each: with many threads on a
 small grid that minimum, not :data:`ACCUMULATOR_VOLUMES`, sets their size.
 """
