@@ -82,17 +82,9 @@ def _parse(path: Path) -> _Page:
 
 
 def _resolve(stats, path):
-    from urllib.parse import unquote
+    from test_report import _resolve as resolve  # the report's data-json paths, resolved as test_report does
 
-    value = stats
-    for part in map(unquote, path.split("/")):
-        if part.startswith("@"):
-            value = next(e for e in value if e["name"] == part[1:])
-        elif isinstance(value, list):
-            value = value[int(part)]
-        else:
-            value = value[part]
-    return value
+    return resolve(stats, path)
 
 
 @pytest.fixture(scope="module")

@@ -309,20 +309,17 @@ def _lesions(stats: dict, views: ComparisonViews, levels, p_col, d_col) -> str:
         half = max([f[1] for f in (p_frame, d_frame) if f is not None], default=None)
         missing = []
         cols = []
-        if p_frame is not None:
-            cols.append(
-                lesion_panels(p, p_frame[0], half, isodose_gy=levels, colours=p_col, boxes=p_boxes, cache=cache)
-            )
-        else:
-            cols.append([None] * 3)
-            missing.append(_why_not_drawn("predicted", p_name, p_boxes))
-        if d_frame is not None:
-            cols.append(
-                lesion_panels(d, d_frame[0], half, isodose_gy=levels, colours=d_col, boxes=d_boxes, cache=cache)
-            )
-        else:
-            cols.append([None] * 3)
-            missing.append(_why_not_drawn("delivered", d_name, d_boxes))
+        for label, view, frame, name, boxes, colours in (
+            ("predicted", p, p_frame, p_name, p_boxes, p_col),
+            ("delivered", d, d_frame, d_name, d_boxes, d_col),
+        ):
+            if frame is not None:
+                cols.append(
+                    lesion_panels(view, frame[0], half, isodose_gy=levels, colours=colours, boxes=boxes, cache=cache)
+                )
+            else:
+                cols.append([None] * 3)
+                missing.append(_why_not_drawn(label, name, boxes))
         if diff is not None:
             cols.append(
                 lesion_panels(
