@@ -39,7 +39,7 @@ from dosimetry.constants import ALPHA_BETA_LIVER_GY, ALPHA_BETA_TUMOR_GY, Y90_RE
 from dosimetry.errors import InputFileError, OptionsError
 from dosimetry.export.output_guard import OVERWRITE_HELP, accumulate_input_paths, check_cli_output
 from dosimetry.progress import stage
-from dosimetry.cli.common import add_roi_options, bad_value, load_roi_arguments, name_role, refuse_existing_out
+from dosimetry.cli.common import add_roi_options, date_type, load_roi_arguments, refuse_existing_out
 
 _RADIOBIOLOGY_OPTIONS = {
     "alpha_beta_liver_gy": "alpha_beta_normal_liver_gy",
@@ -48,21 +48,6 @@ _RADIOBIOLOGY_OPTIONS = {
     "repair_half_time_h": ("repair_half_time_normal_liver_h", "repair_half_time_tumor_h"),
     "repair_half_time_lung_h": "repair_half_time_lung_h",
 }
-
-
-def date_type(option: str):
-    """argparse ``type`` of a day ``YYYY-MM-DD``."""
-
-    def parse(text: str):
-        from datetime import date
-
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            raise bad_value(option, text, "a date YYYY-MM-DD, e.g. 2026-03-01") from None
-
-    parse.__name__ = "date"
-    return parse
 
 
 def _course_wanted(args) -> bool:
@@ -120,14 +105,6 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
         "to the current CT (repeat for each earlier treatment); other nuclides: --course",
     )
     add_roi_options(inp, of="the current study")
-    inp.add_argument(
-        "--segment-role",
-        action="append",
-        default=[],
-        type=name_role,
-        metavar="SEGMENT=ROLE",
-        help="set the role of a segment of --segmentation",
-    )
     course = parser.add_argument_group(
         "treatment course and BED (earlier treatments of other nuclides, e.g. Lu-177 PRRT)",
         description="Any of these options adds the course: BED per treatment (decaying source) and "
@@ -216,17 +193,6 @@ def _split_previous(text: str) -> tuple[Path, Path | None]:
     return Path(dose), Path(ct)
 
 
-def read_ct(path: Path):
-    """A CT in HU from an image file, or from a DICOM folder holding one CT series."""
-    from dosimetry.io.images import read_image
-
-    if path.is_dir():
-        from dosimetry.dicom.study import load_ct_from_folder
-
-        return load_ct_from_folder(path)
-    return read_image(path)
-
-
 def _current_inputs(args) -> tuple[Path, Path | None, list[str]]:
     current = Path(args.current)
     notes: list[str] = []
@@ -252,30 +218,6 @@ def _current_inputs(args) -> tuple[Path, Path | None, list[str]]:
                 notes.append("current CT: the CT series of the DICOM study recorded in the run's stats.json")
         return dose, ct, notes
     return current, ct, notes
-
-
-def rois_of_dicom_run(current: Path) -> tuple[list, list[str]]:
-    """The RTSTRUCT/SEG ROIs of the DICOM study a run folder came from (none for other runs)."""
-    stats_path = current / "stats.json"
-    if not (current.is_dir() and stats_path.is_file()):
-        return [], []
-    try:
-        dicom = json.loads(stats_path.read_text())["inputs"].get("dicom") or {}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return [], []
-    folder = dicom.get("folder")
-    if not folder or not dicom.get("structures") or not Path(folder).is_dir():
-        return [], []
-    from dosimetry.dicom import load_study
-
-    uids = [
-        part["series_uid"]
-        for part in (dicom.get("emission"), dicom.get("ct"), dicom.get("structures"))
-        if part and part.get("series_uid")
-    ]
-    # only the structures are needed: relative calibration accepts any emission units and timing
-    study = load_study(folder, series_uid=uids, calibration="relative")
-    return list(study.rois), ["ROIs: the structures of the DICOM study recorded in the run's stats.json"]
 
 
 def _load_rois(args):
@@ -371,6 +313,7 @@ def command(args) -> int:
     out_dir = refuse_existing_out(args)
     with stage("start-up"):
         from dosimetry.accumulate import PreviousDose, accumulate_doses
+        from dosimetry.io.run_folder import read_ct, rois_of_dicom_run
         from dosimetry.libwarnings import library_warnings
     library_notes: list[str] = []
     with stage("load"), library_warnings(library_notes, during="reading the doses, CTs and ROIs"):

@@ -7,7 +7,7 @@ subcommand is built without numpy, SimpleITK, numba or matplotlib (see :mod:`dos
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from dosimetry.errors import OptionsError
@@ -32,6 +32,19 @@ class Parser(argparse.ArgumentParser):
 def bad_value(option: str, text: str, expected: str) -> OptionValueError:
     """The error of an unparsable value: one line, exit code 7 (see :mod:`dosimetry.option_ranges`)."""
     return OptionValueError(OptionsError(f"{option}: got {text!r}, expected {expected}"))
+
+
+def date_type(option: str):
+    """argparse ``type`` of a day ``YYYY-MM-DD``."""
+
+    def parse(text: str) -> date:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise bad_value(option, text, "a date YYYY-MM-DD, e.g. 2026-03-01") from None
+
+    parse.__name__ = "date"
+    return parse
 
 
 def datetime_type(option: str):
@@ -103,7 +116,7 @@ def merge_verbosity(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def add_roi_options(group, *, of: str) -> None:
+def add_roi_options(group, *, of: str, segment_role_help: str = "set the role of a segment of --segmentation") -> None:
     """``--roi``, ``--segmentation`` and ``--segment-role`` (``of``: whose ROIs, for the help)."""
     group.add_argument(
         "--roi",
@@ -118,6 +131,14 @@ def add_roi_options(group, *, of: str) -> None:
         default=[],
         metavar="FILE.seg.nrrd",
         help=f"a 3D Slicer segmentation of {of}; roles are inferred from segment names",
+    )
+    group.add_argument(
+        "--segment-role",
+        action="append",
+        default=[],
+        type=name_role,
+        metavar="SEGMENT=ROLE",
+        help=segment_role_help,
     )
 
 
@@ -170,6 +191,7 @@ __all__ = [
     "Parser",
     "UsageError",
     "add_roi_options",
+    "date_type",
     "bad_value",
     "check_override_names",
     "datetime_type",

@@ -12,7 +12,7 @@ from pathlib import Path
 from dosimetry.errors import OptionsError
 from dosimetry.export.output_guard import OVERWRITE_HELP, check_cli_output
 from dosimetry.progress import stage
-from dosimetry.cli.common import add_roi_options, bad_value, load_roi_arguments, name_role, refuse_existing_out
+from dosimetry.cli.common import add_roi_options, bad_value, load_roi_arguments, refuse_existing_out
 
 
 def match_pair(text: str) -> tuple[str, str]:
@@ -54,14 +54,6 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
         help="compare the predicted ROI PREDICTED with the delivered ROI DELIVERED (ROIs named differently; repeat)",
     )
     add_roi_options(inp, of="the delivered study (both doses are then evaluated with these ROIs)")
-    inp.add_argument(
-        "--segment-role",
-        action="append",
-        default=[],
-        type=name_role,
-        metavar="SEGMENT=ROLE",
-        help="set the role of a segment of --segmentation",
-    )
     inp.add_argument(
         "--on-delivered-grid",
         action="store_true",
@@ -152,7 +144,7 @@ def command(args) -> int:
         from dosimetry.compare.files import format_comparison, write_comparison
         from dosimetry.compare.runs import read_run, recorded_rois
         from dosimetry.libwarnings import library_warnings
-        from dosimetry.cli.accumulate import read_ct
+        from dosimetry.io.run_folder import read_ct
     notes: list[str] = []
     if args.pairs:
         cases = read_pairs(args.pairs)

@@ -22,7 +22,6 @@ from dosimetry.cli.common import (
     check_override_names,
     datetime_type,
     load_roi_arguments,
-    name_role,
     refuse_existing_out,
 )
 
@@ -76,14 +75,10 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
         "image files); Y-90 overrides a header naming another nuclide, Tc-99m gives a predictive run",
     )
     inp.add_argument("--ct", metavar="IMG", help="CT in HU on any grid, for voxel densities (Schneider 2000)")
-    add_roi_options(inp, of="the study")
-    inp.add_argument(
-        "--segment-role",
-        action="append",
-        default=[],
-        type=name_role,
-        metavar="SEGMENT=ROLE",
-        help="set the role of a segment of --segmentation or a structure of the study's RTSTRUCT/SEG "
+    add_roi_options(
+        inp,
+        of="the study",
+        segment_role_help="set the role of a segment of --segmentation or a structure of the study's RTSTRUCT/SEG "
         "(overrides the role inferred from its name; ROLE 'ignore' leaves it out)",
     )
     cal = run.add_argument_group("calibration and timing")

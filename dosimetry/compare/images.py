@@ -83,7 +83,7 @@ class ComparisonViews:
 
 def _run_view(record, which: str, notes: list[str]) -> DoseView | None:
     """A run folder's dose over its own CT with its own ROIs; what cannot be read goes into ``notes``."""
-    from dosimetry.cli.accumulate import read_ct
+    from dosimetry.io.run_folder import read_ct
     from dosimetry.compare.runs import recorded_rois
     from dosimetry.io.images import read_image
     from dosimetry.report.overlay import dose_view

@@ -144,7 +144,7 @@ def recorded_rois(record: RunRecord, *, option: str) -> tuple[list, list[str]]:
     """
     from dosimetry.errors import RoiError
     from dosimetry.io.roi_files import read_mask_roi, read_slicer_segmentation
-    from dosimetry.cli.accumulate import rois_of_dicom_run
+    from dosimetry.io.run_folder import rois_of_dicom_run
 
     rois, notes = rois_of_dicom_run(record.folder)
     if rois:

@@ -98,6 +98,8 @@ class SeriesRecord:
     units: str = ""
     attenuation_corrected: bool | None = None
     scatter_corrected: bool | None = None
+    study_date: str = ""
+    """The Study Date as ``YYYY-MM-DD`` ('' when absent or not a date)."""
 
     @property
     def enhanced(self) -> bool:
@@ -236,6 +238,7 @@ def _record(series_uid: str, items: list) -> SeriesRecord:
         sop_class_uid=sop,
         description=str(ds.get("SeriesDescription", "")).strip(),
         date=date,
+        study_date=_format_date(ds.get("StudyDate")),
         n_files=len(items),
         n_images=n_images,
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),

@@ -285,7 +285,7 @@ def load_study(
         "header_implant_time": header_implant.time.isoformat() if header_implant else None,
         "calibration": calibration,
         "emission_nuclide": decision.nuclide,
-        "study_date": _study_date(em_rec.files[0]),
+        "study_date": em_rec.study_date or None,
     }
     administered = emission.administered_activity_bq
     if administered is not None and not decision.header_activity_is_y90:
@@ -362,17 +362,3 @@ def load_ct_from_folder(folder: str | os.PathLike, *, series_uid: str | None = N
             + "; choose one with its series UID"
         )
     return load_ct(records[0].files, label=f"CT series {records[0].series_uid}").image
-
-
-def _study_date(path) -> str | None:
-    """The emission file's Study Date as ISO 8601 (YYYY-MM-DD), or None when absent or not a date."""
-    import pydicom
-
-    try:
-        text = str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyDate"]).get("StudyDate", ""))
-    except Exception:  # the file was read before; a header that fails here only loses the date
-        return None
-    text = text.strip()
-    if len(text) != 8 or not text.isdigit():
-        return None
-    return f"{text[:4]}-{text[4:6]}-{text[6:]}"
