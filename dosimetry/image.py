@@ -35,10 +35,11 @@ def nonzero_box(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     Found from the per-axis projections (``any`` over the other two axes), never from the list of nonzero
     voxels: for a fine mask of millions of voxels this is 10-100x faster and needs no index arrays.
     """
+    plane = np.any(values, axis=2)  # two passes over the volume: (i, j) projection, then the k profile
+    projections = (np.any(plane, axis=1), np.any(plane, axis=0), np.any(values, axis=(0, 1)))
     lower, upper = [], []
-    for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        hits = np.flatnonzero(np.any(values, axis=others))
+    for profile in projections:
+        hits = np.flatnonzero(profile)
         if hits.size == 0:
             return None
         lower.append(int(hits[0]))
