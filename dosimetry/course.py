@@ -359,10 +359,6 @@ class TissueParameters:
     def complete(self) -> bool:
         return self.alpha_beta_gy is not None and self.repair_half_time_h is not None
 
-    def g_factor(self, half_life_h: float) -> float:
-        """``T_rep / (T_rep + T)`` = ``lambda / (lambda + mu)`` for a source decaying with half-life ``T``."""
-        return self.repair_half_time_h / (self.repair_half_time_h + half_life_h)
-
 
 @dataclass(frozen=True)
 class RadiobiologyParameters:
@@ -443,9 +439,17 @@ def radiobiology_parameters(
 
 
 def _bed_gy(dose_gy, tissue: TissueParameters, half_life_h: float, cycles: int):
-    """``N BED(D/N)`` of the decaying source: ``D (1 + G (D/N) / (alpha/beta))`` (array or float)."""
-    g = tissue.g_factor(half_life_h)
-    return dose_gy * (1.0 + g * (dose_gy / cycles) / tissue.alpha_beta_gy)
+    """``N BED(D/N)`` of the decaying source, ``D (1 + G (D/N) / (alpha/beta))`` (array or float): the
+    permanent-implant BED of :mod:`dosimetry.stats.radiobiology` with the treatment's (effective) half-life."""
+    from dosimetry.stats.radiobiology import bed_permanent_implant_gy
+
+    per_cycle = bed_permanent_implant_gy(
+        dose_gy / cycles,
+        alpha_beta_gy=tissue.alpha_beta_gy,
+        repair_half_time_h=tissue.repair_half_time_h,
+        physical_half_life_h=half_life_h,
+    )
+    return cycles * per_cycle
 
 
 def treatment_bed_of_mean_gy(
@@ -698,26 +702,6 @@ COURSE_CSV_COLUMNS: dict[str, str] = {
 """Columns of the course CSV (one row per treatment; lines starting with '#' are comments)."""
 
 
-def _read_dose_file(path: Path):
-    from dosimetry.io.images import read_image
-
-    if path.suffix.lower() == ".dcm":
-        from dosimetry.export.rtdose import read_rt_dose
-
-        return read_rt_dose(path)
-    return read_image(path)
-
-
-def _read_ct_path(path: Path):
-    from dosimetry.io.images import read_image
-
-    if path.is_dir():
-        from dosimetry.dicom.study import load_ct_from_folder
-
-        return load_ct_from_folder(path)
-    return read_image(path)
-
-
 def read_course_csv(path: str | os.PathLike) -> tuple[list[Treatment], list[dict]]:
     """The treatments of a course CSV (columns :data:`COURSE_CSV_COLUMNS`) and a record of each row's files.
 
@@ -731,6 +715,8 @@ def read_course_csv(path: str | os.PathLike) -> tuple[list[Treatment], list[dict
         A row that is not a valid :class:`Treatment` (unknown nuclide, Lu-177 without an effective half-life,
         a stated mean without the normal liver...), named by its line.
     """
+    from dosimetry.io.run_folder import read_ct, read_dose
+
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such course file; give a CSV with one row per earlier treatment")
@@ -790,8 +776,8 @@ def read_course_csv(path: str | os.PathLike) -> tuple[list[Treatment], list[dict
             treatment = Treatment(
                 row["nuclide"],
                 date=row["date"],
-                dose_gy=_read_dose_file(dose_path) if dose_path else None,
-                ct_hu=_read_ct_path(ct_path) if ct_path else None,
+                dose_gy=read_dose(dose_path) if dose_path else None,
+                ct_hu=read_ct(ct_path) if ct_path else None,
                 mean_gy=stated if stated or dose_path is None else None,
                 effective_half_life_h=number("effective_half_life_h"),
                 region_half_lives_h={r: number(f"effective_half_life_{r}_h") for r in REGIONS},

@@ -171,18 +171,6 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
     return parser
 
 
-def _read_dose(path: str | os.PathLike):
-    from dosimetry.export.rtdose import read_rt_dose
-    from dosimetry.io.images import read_image
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file; check the path")
-    if path.suffix.lower() == ".dcm":
-        return read_rt_dose(path)
-    return read_image(path)
-
-
 def _split_previous(text: str) -> tuple[Path, Path | None]:
     """``DOSE[:CT]``; a path that exists as written is taken whole (it may contain ':')."""
     if Path(text).exists():
@@ -313,7 +301,7 @@ def command(args) -> int:
     out_dir = refuse_existing_out(args)
     with stage("start-up"):
         from dosimetry.accumulate import PreviousDose, accumulate_doses
-        from dosimetry.io.run_folder import read_ct, rois_of_dicom_run
+        from dosimetry.io.run_folder import read_ct, read_dose, rois_of_dicom_run
         from dosimetry.libwarnings import library_warnings
     library_notes: list[str] = []
     with stage("load"), library_warnings(library_notes, during="reading the doses, CTs and ROIs"):
@@ -325,13 +313,13 @@ def command(args) -> int:
 
             course, course_records = read_course_csv(args.course)
         dose_path, ct_path, notes = _current_inputs(args)
-        current = _read_dose(dose_path)
+        current = read_dose(dose_path)
         current_ct = read_ct(ct_path) if ct_path is not None else None
         previous, labels, inputs_previous = [], [], []
         for n, text in enumerate(args.previous, start=1):
             dose_file, ct_file = _split_previous(text)
             label = f"previous_{n}"
-            previous.append(PreviousDose(_read_dose(dose_file), read_ct(ct_file) if ct_file else None, None, label))
+            previous.append(PreviousDose(read_dose(dose_file), read_ct(ct_file) if ct_file else None, None, label))
             labels.append(label)
             inputs_previous.append({"label": label, "dose": str(dose_file), "ct": str(ct_file) if ct_file else None})
         labels += [t.label for t in course if t.dose_gy is not None]

@@ -1,4 +1,4 @@
-"""What a ``dosimetry run`` folder and the inputs it records hold: the CT and the DICOM structures.
+"""What a ``dosimetry run`` folder and the inputs it records hold: the dose, the CT and the DICOM structures.
 
 Shared by ``dosimetry accumulate`` and ``dosimetry compare`` (:mod:`dosimetry.compare`), which read earlier
 runs' folders. The DICOM readers are imported where used (this module is imported by the command line).
@@ -9,7 +9,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dosimetry.errors import InputFileError
 from dosimetry.image import Image
+
+
+def read_dose(path) -> Image:
+    """A dose map (Gy) from an image file or a DICOM RT Dose (``.dcm``)."""
+    from dosimetry.export.rtdose import read_rt_dose
+    from dosimetry.io.images import read_image
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file; check the path")
+    if path.suffix.lower() == ".dcm":
+        return read_rt_dose(path)
+    return read_image(path)
 
 
 def read_ct(path: Path) -> Image:
@@ -47,4 +61,4 @@ def rois_of_dicom_run(current: Path) -> tuple[list, list[str]]:
     return list(study.rois), ["ROIs: the structures of the DICOM study recorded in the run's stats.json"]
 
 
-__all__ = ["read_ct", "rois_of_dicom_run"]
+__all__ = ["read_ct", "read_dose", "rois_of_dicom_run"]
