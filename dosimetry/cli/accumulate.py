@@ -357,16 +357,7 @@ def command(args) -> int:
                 run_stats = json.loads((Path(args.current) / "stats.json").read_text())
             except ValueError:
                 run_stats = None
-        # further sections of the report: Section(id, title, html fragment)
-        sections: list = []
-        if "course" in result.stats:
-            from dosimetry.report.course_section import course_section_html
-            from dosimetry.report.layout import Section
-
-            sections.append(Section("course", "Treatment course", course_section_html(result.stats["course"])))
-        report = accumulate_report_html(
-            result, rois=rois, ct_hu=current_ct, run_stats=run_stats, extra_sections=sections
-        )
+        report = accumulate_report_html(result, rois=rois, ct_hu=current_ct, run_stats=run_stats)
     with stage("write results"):
         write_accumulation(result, out_dir, labels=labels, inputs=inputs, overwrite=args.overwrite, report_html=report)
     if not args.quiet:

@@ -146,7 +146,8 @@ def accumulate_report_html(
     run_stats : dict or None
         The current run's ``stats.json`` (its dates, device and activities go into the header).
     extra_sections : list of Section
-        Added after the standard sections, e.g. a treatment course.
+        Added after the standard sections and the treatment course (the ``course`` of the result's stats,
+        when there is one).
     """
     from dosimetry.report.first_page import run_fields
 
@@ -175,8 +176,12 @@ def accumulate_report_html(
     sections = [
         Section("rois", "Dose per ROI and treatment", _roi_table(stats)),
         Section("treatments", "Treatments and alignment", _treatments(stats)),
-        *extra_sections,
     ]
+    if "course" in stats:
+        from dosimetry.report.course_section import course_section_html
+
+        sections.append(Section("course", "Treatment course", course_section_html(stats["course"])))
+    sections += list(extra_sections)
     return page_html(
         header,
         first,
