@@ -471,11 +471,11 @@ def _region_of_map(
 ) -> dict:
     import numpy as np
 
-    from dosimetry.stats.roi_stats import gather_voxels, roi_voxels
+    from dosimetry.occupancy import Occupancy, gather
 
-    sel = roi_voxels(weights)
-    mass = gather_voxels(weights, sel).astype(np.float64) * gather_voxels(density_g_ml, sel)
-    dose = gather_voxels(dose_gy, sel).astype(np.float64)
+    w, sel = Occupancy.of(weights).voxels()
+    mass = w.astype(np.float64) * gather(density_g_ml, sel)
+    dose = gather(dose_gy, sel).astype(np.float64)
     total = mass.sum()
     mean = float(np.sum(mass * dose) / total)
     bed = None

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dosimetry.occupancy import Occupancy
 from dosimetry.option_names import option_name
 from dosimetry.constants import (
     DEFAULT_LUNG_MASS_KG,
@@ -150,7 +151,7 @@ class LungEstimate:
 def _roi_mass_kg(
     lung_name: str | None,
     lung_entry: dict | None,
-    lung_weights: np.ndarray | None,
+    lung_weights: Occupancy | np.ndarray | None,
     *,
     density_source: str,
     outside_ct: np.ndarray | None,
@@ -161,8 +162,9 @@ def _roi_mass_kg(
     if density_source != "ct":
         return None, f"lung ROI {lung_name!r}: no CT, so its mass would come from the default density"
     if outside_ct is not None and lung_weights is not None and outside_ct.any():
-        total = float(np.sum(lung_weights))
-        share = float(np.sum(lung_weights[outside_ct])) / total if total > 0 else 0.0
+        lung = Occupancy.of(lung_weights)
+        total = float(lung.sum(dtype=np.float64))
+        share = float(np.sum(lung.values[lung.crop(outside_ct)], dtype=np.float64)) / total if total > 0 else 0.0
         if share > MAX_LUNG_OUTSIDE_CT_FRACTION:
             return None, (
                 f"lung ROI {lung_name!r}: {100 * share:.1f}% of its volume lies outside the CT, "
@@ -176,7 +178,7 @@ def lung_shunt_estimate(
     *,
     lung_name: str | None,
     lung_entry: dict | None,
-    lung_weights: np.ndarray | None,
+    lung_weights: Occupancy | np.ndarray | None,
     density_source: str,
     outside_ct: np.ndarray | None,
 ) -> LungEstimate:
@@ -188,7 +190,7 @@ def lung_shunt_estimate(
         ``administered_activity_gbq``, ``residual_fraction``, ``lung_shunt_fraction``, ``lung_mass_kg``.
     lung_name, lung_entry : str and dict, or None
         The lung ROI (``lungs_all`` when there are several) and its statistics (``mass_g``).
-    lung_weights : ndarray or None
+    lung_weights : Occupancy or ndarray or None
         Its occupancy on the dose grid.
     density_source : {"ct", "default"}
     outside_ct : ndarray of bool or None

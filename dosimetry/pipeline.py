@@ -38,12 +38,13 @@ from dosimetry.dose import compute_dose
 from dosimetry.quantify.emission import EmissionDecision, emission_for_run
 from dosimetry.errors import GeometryError, OptionsError, RoiError
 from dosimetry.image import Image
+from dosimetry.occupancy import Occupancy, difference, minimum, union
 from dosimetry.io.images import read_image
 from dosimetry.quantify.activity import Calibration, Timing, activity_at_implant, parse_units, recovered_activity_check
 from dosimetry.option_names import option_name
 from dosimetry.option_ranges import check_fields, check_value
 from dosimetry.progress import advance, stage
-from dosimetry.geometry.resample import check_roi_inside, occupancy_on_grid
+from dosimetry.geometry.resample import check_roi_inside, occupancy_in_box
 from dosimetry.roi import Role, Roi, role_warnings
 from dosimetry.stats.roi_stats import STAT_KEYS, SortedDose, dvh_table, roi_statistics
 
@@ -142,8 +143,9 @@ class DosimetryResult:
         Dose axis of the cumulative DVHs (Gy).
     dvh_volume_percent : dict of str to ndarray
         Per ROI name, % of volume receiving at least each dose of ``dvh_dose_gy``.
-    roi_weights : dict of str to ndarray
-        Per ROI name, occupancy (0..1) on the dose grid.
+    roi_weights : dict of str to Occupancy
+        Per ROI name, occupancy (0..1) on the dose grid, stored over the ROI's box
+        (:class:`~dosimetry.occupancy.Occupancy`; ``np.asarray`` gives the full-grid array).
     ct_hu : Image or None
         The CT as given.
     """
@@ -154,7 +156,7 @@ class DosimetryResult:
     stats: dict
     dvh_dose_gy: np.ndarray
     dvh_volume_percent: dict[str, np.ndarray] = field(default_factory=dict)
-    roi_weights: dict[str, np.ndarray] = field(default_factory=dict)
+    roi_weights: dict[str, Occupancy] = field(default_factory=dict)
     """Per ROI name (given and derived), occupancy (0..1) on the dose grid."""
     ct_hu: Image | None = None
     """The CT as given (its own grid), for display and DICOM export."""
@@ -207,13 +209,6 @@ def _check_names(rois: Sequence[Roi]) -> None:
         raise RoiError(f"ROI names {sorted(reserved)} are reserved for derived ROIs; rename them")
 
 
-def _union(weights: Iterable[np.ndarray], shape) -> np.ndarray:
-    total = np.zeros(shape, np.float32)
-    for w in weights:
-        total += w
-    return np.minimum(total, 1.0, out=total)
-
-
 # --- stages ----------------------------------------------------------------------------------------------------
 # A run is load -> resample ROIs -> quantify (activity and density) -> dose -> statistics; outputs are
 # :func:`dosimetry.export.results.write_results`. Each stage is a public function with a typed result, timed by
@@ -247,8 +242,8 @@ class LoadedStudy:
 class RoiOccupancy:
     """Stage 'resample ROIs': every ROI as occupancy (0..1) on the activity grid (:func:`resample_rois`)."""
 
-    weights: dict[str, np.ndarray]
-    """Per ROI name, float32 occupancy on the activity grid."""
+    weights: dict[str, Occupancy]
+    """Per ROI name, float32 occupancy on the activity grid, over the voxels the ROI reaches."""
     outside_image: dict[str, dict]
     """Per ROI name, ``outside_image_ml`` and ``outside_image_percent``."""
     partial: tuple[str, ...] = ()
@@ -363,7 +358,7 @@ def load_inputs(
 
 def resample_rois(study: LoadedStudy) -> RoiOccupancy:
     """Stage 'resample ROIs': each ROI's occupancy on the activity grid, in world coordinates, and the part
-    of it outside the image (:func:`dosimetry.geometry.resample.occupancy_on_grid`, :func:`~dosimetry.geometry.resample.check_roi_inside`).
+    of it outside the image (:func:`dosimetry.geometry.resample.occupancy_in_box`, :func:`~dosimetry.geometry.resample.check_roi_inside`).
 
     Raises
     ------
@@ -372,14 +367,14 @@ def resample_rois(study: LoadedStudy) -> RoiOccupancy:
         ``options.allow_roi_outside``; ROIs of role 'other' only warn).
     """
     timings: dict[str, float] = {}
-    weights: dict[str, np.ndarray] = {}
+    weights: dict[str, Occupancy] = {}
     outside_image: dict[str, dict] = {}
     partial: list[str] = []
     warnings: list[str] = []
     with stage("resample ROIs", timings, total=len(study.rois)):
         for roi in study.rois:
             try:
-                weights[roi.name] = occupancy_on_grid(roi.mask, study.activity).array
+                weights[roi.name] = occupancy_in_box(roi.mask, study.activity)
             except GeometryError as err:
                 raise GeometryError(f"ROI {roi.name!r} ({roi.source or 'mask'}): {err}") from err
             outside_image[roi.name], note = check_roi_inside(
@@ -487,7 +482,7 @@ def quantify_activity(study: LoadedStudy, occupancy: RoiOccupancy) -> Quantified
             outside = density.outside_ct
             total = float(np.sum(np.abs(activity_bq.array)))
             share = float(np.sum(np.abs(activity_bq.array[outside]))) / total if total > 0 else 0.0
-            in_rois = sorted(name for name, w in occupancy.weights.items() if np.any(w[outside] > 0))
+            in_rois = sorted(name for name, w in occupancy.weights.items() if np.any(w.crop(outside) & (w.values > 0)))
             if share > 1e-3 or in_rois:
                 warnings.append(
                     f"{100 * share:.1f}% of the activity lies outside the CT"
@@ -527,12 +522,12 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
         by_role = _by_role(rois)
         activity_image, density = study.activity, quantified.density
         shape = activity_image.shape
-        entries: list[tuple[str, str, np.ndarray, dict]] = [
+        entries: list[tuple[str, str, Occupancy, dict]] = [
             (roi.name, roi.role.value, weights[roi.name], {"source": roi.source, **occupancy.outside_image[roi.name]})
             for roi in rois
         ]
-        tumor_w = _union((weights[r.name] for r in by_role.get(Role.TUMOR, [])), shape)
-        liver_w = _union((weights[r.name] for r in by_role.get(Role.LIVER, [])), shape)
+        tumor_w = union((weights[r.name] for r in by_role.get(Role.TUMOR, [])), shape)
+        liver_w = union((weights[r.name] for r in by_role.get(Role.LIVER, [])), shape)
         has_tumors = bool(by_role.get(Role.TUMOR))
         has_liver = bool(by_role.get(Role.LIVER))
         if has_tumors and len(by_role[Role.TUMOR]) > 1:
@@ -543,13 +538,12 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
             else (by_role[Role.TUMOR][0].name if has_tumors else None)
         )
         if has_liver:
-            normal_w = np.subtract(liver_w, tumor_w)
-            np.clip(normal_w, 0.0, 1.0, out=normal_w)  # in place: one full-grid array, not two
+            normal_w = difference(liver_w, tumor_w)
             if normal_w.any():
                 entries.append(("normal_liver", "normal_liver", normal_w, {"derived": "liver minus all tumours"}))
             if by_role.get(Role.PERFUSED):
-                perfused_w = _union((weights[r.name] for r in by_role[Role.PERFUSED]), shape)
-                pn = np.clip(np.minimum(perfused_w, liver_w) - tumor_w, 0.0, 1.0)
+                perfused_w = union((weights[r.name] for r in by_role[Role.PERFUSED]), shape)
+                pn = difference(minimum(perfused_w, liver_w), tumor_w)
                 if pn.any():
                     entries.append(
                         ("perfused_normal_liver", "normal_liver", pn, {"derived": "perfused liver minus all tumours"})
@@ -563,7 +557,7 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
                 (
                     "lungs_all",
                     "lung",
-                    _union((weights[r.name] for r in lung_rois), shape),
+                    union((weights[r.name] for r in lung_rois), shape),
                     {"derived": "union of all lung ROIs"},
                 )
             )
@@ -577,7 +571,7 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
         roi_entries: list[dict] = []
         sorted_doses: dict[str, SortedDose] = {}
         for name, role, w, extra in entries:
-            if not np.any(w > 0):
+            if not np.any(w.values > 0):
                 warnings.append(f"ROI {name!r} covers no voxel of the activity grid; skipped")
                 continue
             values, sorted_dose = roi_statistics(dose_a, act_a, rho_a, w, activity_image.voxel_volume_ml)

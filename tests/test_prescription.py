@@ -114,7 +114,9 @@ def test_several_perfused_volumes_each_get_the_mird_activity_of_their_own_lobe()
 def test_overlapping_volumes_outside_the_liver_unknown_rois_and_y90_runs_are_refused():
     result, (liver, left, right, lung) = _predictive()
     weights = dict(result.roi_weights)
-    weights["Right lobe"] = np.clip(weights["Right lobe"] + weights["Left lobe"], 0, 1)  # right now covers left
+    weights["Right lobe"] = np.clip(
+        np.asarray(weights["Right lobe"]) + np.asarray(weights["Left lobe"]), 0, 1
+    )  # covers left
     with pytest.raises(RoiError, match="overlap"):
         prescribe_activity(result.stats, [("Left lobe", 100.0), ("Right lobe", 100.0)], roi_weights=weights)
     with pytest.raises(RoiError, match="outside the liver"):

@@ -32,6 +32,7 @@ import pydicom
 from dosimetry.quantify.emission import is_predictive, series_description
 from dosimetry.errors import DosimetryError, GeometryError, InputFileError, OutputError
 from dosimetry.libwarnings import library_warnings
+from dosimetry.occupancy import Occupancy
 from dosimetry.pipeline import DosimetryResult
 from dosimetry.roi import Roi
 from dosimetry.export.rtdose import save_dataset_atomically, write_rt_dose
@@ -193,7 +194,12 @@ def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: 
         with _Step("seg.dcm", exports, strict) as step:
             roles = {entry["name"]: entry["role"] for entry in result.stats["rois"]}
             rois = [
-                Roi(name, roles[name], result.dose_gy.with_array(result.roi_weights[name]), source="added ROI")
+                Roi(
+                    name,
+                    roles[name],
+                    Occupancy.of(result.roi_weights[name]).as_image(result.dose_gy),
+                    source="added ROI",
+                )
                 for name in added
             ]
             files, note = _segmentation_sources(sources)

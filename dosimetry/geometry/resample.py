@@ -3,8 +3,10 @@
 Two operations, both computed by supersampling the target grid (each target voxel split into ``n**3``
 sub-voxels whose centres are looked up in the source image through world coordinates, then averaged):
 
-* :func:`occupancy_on_grid`: the fraction of each target voxel covered by a mask (nearest neighbour at the
-  sub-voxel centres). A mask on a finer, shifted or rotated grid keeps its volume and position.
+* :func:`occupancy_in_box` (and :func:`occupancy_on_grid`, the same on the whole grid): the fraction of each
+  target voxel covered by a mask (nearest neighbour at the sub-voxel centres), kept over the voxels the mask
+  can reach (:class:`~dosimetry.occupancy.Occupancy`). A mask on a finer, shifted or rotated grid keeps its
+  volume and position.
 * :func:`mean_on_grid`: the volume average of a continuous image (e.g. CT density) over each target voxel
   (linear interpolation at the sub-voxel centres), so that mass is integrated rather than point-sampled.
 
@@ -23,6 +25,7 @@ from dosimetry.errors import GeometryError
 from dosimetry.image import Image, nonzero_box
 from dosimetry.io.images import to_sitk
 from dosimetry.layout import c_order_copy
+from dosimetry.occupancy import Occupancy
 from dosimetry.geometry.separable_mean import separable_mean
 
 if TYPE_CHECKING:
@@ -136,66 +139,73 @@ def occupancy_on_grid(mask: Image, target: Image, *, supersample: int | None = N
     Returns
     -------
     Image
-        float32 occupancy on the target grid.
+        float32 occupancy on the whole target grid: :func:`occupancy_in_box` written into a full array.
 
     Raises
     ------
     GeometryError
         The mask does not overlap the target grid at all.
+    """
+    return target.with_array(occupancy_in_box(mask, target, supersample=supersample).full())
+
+
+def occupancy_in_box(mask: Image, target: Image, *, supersample: int | None = None) -> Occupancy:
+    """:func:`occupancy_on_grid` kept only over the target voxels the mask can reach (float32, C order).
 
     Notes
     -----
     Only the mask's nonzero box (found from per-axis projections) is handed to SimpleITK, and only the
     target voxels it can touch are sampled. Sub-voxel centres outside the box would find zeros in the
     full mask and find the default 0 outside the cropped one: the result is the same. 0/1 masks are
-    resampled as uint8 and averaged as integer counts.
+    resampled as uint8 and averaged as integer counts. A mask on the target grid, or on its lattice
+    (cropped to its extent), is copied voxel for voxel.
     """
     if mask.same_grid(target):  # C order, as the resampled ones: statistics gather by C-order flat index
-        return target.with_array(c_order_copy(mask.array, np.float32))
+        return Occupancy.cropped(mask.array, np.float32)
     offset = mask.subgrid_offset(target)
     if offset is not None:  # the same lattice (a mask cropped to its extent): each voxel is copied, as above
-        return target.with_array(_pasted(mask.array, offset, target.shape))
+        return _pasted(mask.array, offset, target.shape)
     box = nonzero_box(mask.array if mask.array.dtype.kind in "bu" else mask.array > 0)
     if box is None:
-        return target.with_array(np.zeros(target.shape, np.float32))
+        raise GeometryError("the mask does not overlap the image grid; check that both come from the same scan")
     lower, upper = _target_box(mask, target, box)
-    occupancy = np.zeros(target.shape, dtype=np.float32)
-    if np.all(upper > lower):
-        n = supersample or supersampling_factor(mask, target)
-        # one voxel of margin around the nonzero box: sub-voxel centres at the box's faces find their own
-        # (zero) neighbour rather than the default value, whatever the rounding of the shifted origin
-        crop_lo = np.maximum(box[0] - 1, 0)
-        crop_hi = np.minimum(box[1] + 1, np.asarray(mask.shape))
-        import SimpleITK as sitk
+    if not np.all(upper > lower):
+        raise GeometryError("the mask does not overlap the image grid; check that both come from the same scan")
+    n = supersample or supersampling_factor(mask, target)
+    # one voxel of margin around the nonzero box: sub-voxel centres at the box's faces find their own
+    # (zero) neighbour rather than the default value, whatever the rounding of the shifted origin
+    crop_lo = np.maximum(box[0] - 1, 0)
+    crop_hi = np.minimum(box[1] + 1, np.asarray(mask.shape))
+    import SimpleITK as sitk
 
-        cropped = mask.crop(crop_lo, crop_hi)
-        binary = _is_binary(cropped.array)
-        values = cropped.array.astype(np.uint8 if binary else np.float32)
-        src = to_sitk(cropped.with_array(values))
-        del values
-        sums = _supersampled_sums(
-            src, target, lower, upper, n, "nearest", 0.0, pixel_type=sitk.sitkUInt8 if binary else sitk.sitkFloat32
-        )
-        # the mean as np.mean computes it: float64 sum / count, then float32
-        occupancy[lower[0] : upper[0], lower[1] : upper[1], lower[2] : upper[2]] = sums / float(n**3)
+    cropped = mask.crop(crop_lo, crop_hi)
+    binary = _is_binary(cropped.array)
+    values = cropped.array.astype(np.uint8 if binary else np.float32)
+    src = to_sitk(cropped.with_array(values))
+    del values
+    sums = _supersampled_sums(
+        src, target, lower, upper, n, "nearest", 0.0, pixel_type=sitk.sitkUInt8 if binary else sitk.sitkFloat32
+    )
+    # the mean as np.mean computes it: float64 sum / count, then float32
+    occupancy = np.ascontiguousarray(sums / float(n**3), dtype=np.float32)
+    del sums
     if not occupancy.any():
         raise GeometryError("the mask does not overlap the image grid; check that both come from the same scan")
     np.clip(occupancy, 0.0, 1.0, out=occupancy)
-    return target.with_array(occupancy)
+    return Occupancy(occupancy, lower, target.shape)
 
 
-def _pasted(values: np.ndarray, offset: np.ndarray, shape) -> np.ndarray:
-    """``values`` placed at index ``offset`` of a zero float32 array of ``shape`` (parts outside dropped)."""
-    out = np.zeros(shape, dtype=np.float32)
+def _pasted(values: np.ndarray, offset: np.ndarray, shape) -> Occupancy:
+    """``values`` placed at index ``offset`` of a grid of ``shape`` (parts outside dropped), float32."""
     lo = np.maximum(offset, 0)
     hi = np.minimum(offset + np.asarray(values.shape), np.asarray(shape))
     if np.all(hi > lo):
         src = tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, offset))
-        out[tuple(slice(a, b) for a, b in zip(lo, hi))] = values[src]
-    if not out.any():
-        raise GeometryError("the mask does not overlap the image grid; check that both come from the same scan")
-    np.clip(out, 0.0, 1.0, out=out)
-    return out
+        out = c_order_copy(values[src], np.float32)
+        if out.any():
+            np.clip(out, 0.0, 1.0, out=out)
+            return Occupancy(out, lo, shape)
+    raise GeometryError("the mask does not overlap the image grid; check that both come from the same scan")
 
 
 _INSIDE_MARGIN = 1e-3

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import numpy as np
 
+from dosimetry.occupancy import Occupancy
 from dosimetry.quantify.decay import decay_factor_to_implant, delay_s_between
 from dosimetry.errors import OptionsError, UnitsError
 from dosimetry.image import Image
@@ -110,7 +111,7 @@ def activity_at_implant(
     units: str,
     calibration: Calibration,
     timing: Timing,
-    calibration_occupancy: np.ndarray | None = None,
+    calibration_occupancy: Occupancy | np.ndarray | None = None,
     calibration_roi_name: str | None = None,
 ) -> ActivityMap:
     """Activity (Bq) in each voxel at implant time.
@@ -124,7 +125,7 @@ def activity_at_implant(
     calibration : Calibration
     timing : Timing
         Needed for absolute calibration (the delay may be 0 for an image already corrected to implant).
-    calibration_occupancy : ndarray, optional
+    calibration_occupancy : Occupancy or ndarray, optional
         Occupancy (0..1) of the calibration ROI on the image grid; required for relative calibration.
 
     Raises
@@ -161,7 +162,8 @@ def activity_at_implant(
         if calibration_occupancy is None:
             raise OptionsError("relative calibration needs a calibration ROI (a liver or perfused ROI)")
         target_bq = calibration.liver_target_gbq * 1e9
-        inside = float(np.sum(values * calibration_occupancy))
+        occupancy = Occupancy.of(calibration_occupancy)  # its box only: the rest of the image weighs 0
+        inside = float(np.sum(occupancy.crop(values) * occupancy.values))
         if not inside > 0:
             raise UnitsError(
                 f"the image sums to {inside:g} inside the calibration ROI {calibration_roi_name!r}; relative "

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import binary_dilation, binary_erosion, map_coordinates
 
-from dosimetry.image import nonzero_box
-from dosimetry.image import Image
+from dosimetry.image import Image, nonzero_box
+from dosimetry.occupancy import Occupancy
 
 __all__ = [
     "CROP_MARGIN_MM",
@@ -236,7 +236,7 @@ def crop_box_lps(result, *, margin_mm: float = CROP_MARGIN_MM) -> tuple[np.ndarr
         for e in result.stats["rois"]
         if e["role"] in roles and "derived" not in e and e["name"] in result.roi_weights
     ]
-    boxes = [b for b in (nonzero_box(result.roi_weights[n]) for n in names) if b is not None]
+    boxes = [b for b in (Occupancy.of(result.roi_weights[n]).nonzero_box() for n in names) if b is not None]
     what = "liver, lung and tumour ROIs"
     if not boxes:
         positive = nonzero_box(dose.array > 0)
@@ -286,7 +286,7 @@ def roi_centre(view, name: str, box=None) -> np.ndarray | None:
     """The weighted centre (LPS, mm) of ROI ``name``'s weights on the dose grid; None when it has no voxel.
     ``box`` (its :func:`~dosimetry.image.nonzero_box`) saves finding it again."""
     weights = view.roi_weights.get(name)
-    box = nonzero_box(weights) if box is None and weights is not None else box
+    box = Occupancy.of(weights).nonzero_box() if box is None and weights is not None else box
     if box is None:
         return None
     lo, hi = box
@@ -318,7 +318,7 @@ class _Plane:
 def roi_boxes(result) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
     """The nonzero index box of every given ROI's weights (None: empty)."""
     return {
-        e["name"]: nonzero_box(result.roi_weights[e["name"]])
+        e["name"]: Occupancy.of(result.roi_weights[e["name"]]).nonzero_box()
         for e in result.stats["rois"]
         if "derived" not in e and e["name"] in result.roi_weights
     }

@@ -16,6 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
+from dosimetry.occupancy import Occupancy
 from dosimetry.constants import (
     ALPHA_BETA_LIVER_GY,
     ALPHA_BETA_TUMOR_GY,
@@ -172,7 +173,11 @@ class ClinicalOptions:
 
 
 def clinical_sections(
-    stats: dict, *, dose_gy: np.ndarray, roi_weights: Mapping[str, np.ndarray], options: ClinicalOptions | None = None
+    stats: dict,
+    *,
+    dose_gy: np.ndarray,
+    roi_weights: Mapping[str, Occupancy | np.ndarray],
+    options: ClinicalOptions | None = None,
 ) -> dict:
     """The ``radiobiology``, ``planning`` and ``flags`` sections of ``stats.json``.
 
@@ -187,7 +192,7 @@ def clinical_sections(
         The statistics of the run so far (``rois``, ``tumor_to_normal``, ``lung``, ``inputs``).
     dose_gy : ndarray
         The dose array (Gy) on the grid of ``roi_weights``.
-    roi_weights : mapping of str to ndarray
+    roi_weights : mapping of str to Occupancy or ndarray
         Occupancy (0..1) of every ROI of ``stats['rois']`` on the dose grid.
     options : ClinicalOptions
 

@@ -56,6 +56,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from dosimetry.occupancy import Occupancy
 from dosimetry.constants import (
     DEFAULT_LUNG_MASS_KG,
     LUNG_CUMULATIVE_LIMIT_GY,
@@ -178,7 +179,7 @@ def _above(dose: float | None, limit: float) -> bool | None:
     return None if dose is None else dose > limit
 
 
-def _check_volumes(names: Sequence[str], stats: dict, roi_weights: Mapping[str, np.ndarray] | None) -> None:
+def _check_volumes(names: Sequence[str], stats: dict, roi_weights: Mapping[str, Occupancy | np.ndarray] | None) -> None:
     """Several targets: non-overlapping and inside the liver."""
     if roi_weights is None or any(n not in roi_weights for n in names):
         raise RoiError("several targets need the ROI occupancies to check that they do not overlap; run the pipeline")
@@ -187,9 +188,15 @@ def _check_volumes(names: Sequence[str], stats: dict, roi_weights: Mapping[str, 
         raise RoiError(
             f"several perfused volumes ({', '.join(names)}) need a liver ROI to check that they lie inside it; add one"
         )
-    liver_w = np.clip(sum(np.asarray(roi_weights[n], dtype=np.float64) for n in livers), 0.0, 1.0)
-    weights = {n: np.asarray(roi_weights[n], dtype=np.float64) for n in names}
-    for name, w in weights.items():
+    occ = {n: Occupancy.of(roi_weights[n]) for n in (*livers, *names)}
+
+    def window(name: str, start, stop) -> np.ndarray:  # float64 over a box of the grid (only the ROIs' boxes)
+        return occ[name].window(start, stop).astype(np.float64)
+
+    for name in names:
+        start, stop = occ[name].start, occ[name].stop
+        w = window(name, start, stop)
+        liver_w = np.clip(sum(window(n, start, stop) for n in livers), 0.0, 1.0)
         total = float(w.sum())
         outside = float(np.clip(w - liver_w, 0.0, None).sum())
         if total > 0 and outside / total > MAX_OUTSIDE_LIVER_FRACTION:
@@ -199,8 +206,10 @@ def _check_volumes(names: Sequence[str], stats: dict, roi_weights: Mapping[str, 
             )
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            common = float(np.clip(weights[a] + weights[b] - 1.0, 0.0, None).sum())
-            smaller = min(float(weights[a].sum()), float(weights[b].sum()))
+            start = np.minimum(occ[a].start, occ[b].start)
+            stop = np.maximum(occ[a].stop, occ[b].stop)
+            common = float(np.clip(window(a, start, stop) + window(b, start, stop) - 1.0, 0.0, None).sum())
+            smaller = min(float(occ[a].sum(dtype=np.float64)), float(occ[b].sum(dtype=np.float64)))
             if smaller > 0 and common / smaller > MAX_OVERLAP_FRACTION:
                 raise RoiError(
                     f"target ROIs {a!r} and {b!r} overlap ({100 * common / smaller:.1f}% of the smaller one); "
@@ -237,7 +246,7 @@ def prescribe_activity(
     targets: Sequence[Target | tuple[str, float]],
     *,
     metric: str = "mean",
-    roi_weights: Mapping[str, np.ndarray] | None = None,
+    roi_weights: Mapping[str, Occupancy | np.ndarray] | None = None,
     lung_shunt_fraction: float | None = None,
     lung_shunt_source: str | None = None,
     previous_lung_dose_gy: float | None = None,
@@ -255,7 +264,7 @@ def prescribe_activity(
         inside the liver (one injection each).
     metric : {"mean", "d70"}
         The ROI metric that should reach the target dose.
-    roi_weights : mapping of str to ndarray, optional
+    roi_weights : mapping of str to Occupancy or ndarray, optional
         Occupancy of the ROIs on the dose grid; needed for several targets (overlap and liver checks).
     lung_shunt_fraction, lung_shunt_source : float, str, optional
         The LSF for the lung estimate and where it comes from; None = no lung-shunt estimate.

@@ -59,7 +59,7 @@ import numpy as np
 
 from dosimetry.constants import Y90_HALF_LIFE_H
 from dosimetry.errors import OptionsError
-from dosimetry.stats.roi_stats import gather_voxels, roi_voxels
+from dosimetry.occupancy import Occupancy, gather
 
 __all__ = ["bed_permanent_implant_gy", "eud_exponential_gy", "roi_radiobiology"]
 
@@ -161,7 +161,7 @@ def eud_exponential_gy(dose_gy, weights=None, *, alpha_per_gy: float) -> float:
 
 def roi_radiobiology(
     dose_gy: np.ndarray,
-    weights: np.ndarray,
+    weights: Occupancy | np.ndarray,
     *,
     alpha_beta_gy: float | None,
     repair_half_time_h: float,
@@ -174,8 +174,8 @@ def roi_radiobiology(
     ----------
     dose_gy : ndarray
         Dose per voxel (Gy).
-    weights : ndarray
-        Occupancy (0..1) of the ROI per voxel, same shape.
+    weights : Occupancy or ndarray
+        Occupancy (0..1) of the ROI per voxel on the grid of ``dose_gy``.
     alpha_beta_gy : float or None
         None: no BED for this ROI (its keys are None).
     repair_half_time_h : float
@@ -189,9 +189,9 @@ def roi_radiobiology(
         ``bed_of_mean_gy`` (BED of the volume-weighted mean dose), ``bed_min_gy``, ``bed_max_gy``,
         ``eud_gy`` (on dose), ``eubed_gy`` (on BED); None where not computable.
     """
-    sel = roi_voxels(weights)  # flat indices: gathers touch only the ROI's voxels
-    w = gather_voxels(weights, sel).astype(np.float64)
-    d = gather_voxels(dose_gy, sel).astype(np.float64)
+    w32, sel = Occupancy.of(weights).voxels()  # flat indices: gathers touch only the ROI's voxels
+    w = w32.astype(np.float64)
+    d = gather(dose_gy, sel).astype(np.float64)
     mean_dose = float(np.sum(w * d) / w.sum())
     out: dict[str, float | None] = {
         "voxel_mean_gy": mean_dose,
@@ -226,7 +226,7 @@ def roi_radiobiology(
 def radiobiology_section(
     stats: dict,
     dose_gy: np.ndarray,
-    roi_weights: Mapping[str, np.ndarray],
+    roi_weights: Mapping[str, Occupancy | np.ndarray],
     *,
     alpha_beta_by_role: Mapping[str, float | None],
     repair_half_time_h: float,

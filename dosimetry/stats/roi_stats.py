@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dosimetry.occupancy import Occupancy, gather
+
 D_LEVELS_PERCENT: tuple[int, ...] = (2, 50, 70, 90, 98)
 V_LEVELS_GY: tuple[int, ...] = (20, 40, 70, 100, 120, 150, 200)
 STAT_KEYS: tuple[str, ...] = (
@@ -54,20 +56,6 @@ class SortedDose:
         return 100.0 * fraction
 
 
-def roi_voxels(weights: np.ndarray) -> np.ndarray:
-    """Flat (C-order) indices of the voxels with weight > 0: the voxels ``weights[weights > 0]`` selects, in
-    the same order, found in one pass; gathering other arrays by them touches only those voxels."""
-    return np.flatnonzero(np.asarray(weights) > 0)
-
-
-def gather_voxels(values: np.ndarray, flat_index: np.ndarray) -> np.ndarray:
-    """``values`` at C-order flat indices, without a copy of ``values`` whatever its memory order."""
-    values = np.asarray(values)
-    if values.flags.c_contiguous:
-        return np.take(values.reshape(-1), flat_index)
-    return values[np.unravel_index(flat_index, values.shape)]
-
-
 def roi_statistics(
     dose_gy: np.ndarray, activity_bq: np.ndarray, density_g_ml: np.ndarray, weights: np.ndarray, voxel_volume_ml: float
 ) -> tuple[dict[str, float], SortedDose]:
@@ -77,21 +65,23 @@ def roi_statistics(
     ----------
     dose_gy, activity_bq, density_g_ml : ndarray
         Dose (Gy), activity at implant (Bq) and density (g/mL) per voxel, same shape.
-    weights : ndarray
-        Occupancy (0..1) of the ROI per voxel, same shape.
+    weights : Occupancy or ndarray
+        Occupancy (0..1) of the ROI per voxel on the same grid (:class:`~dosimetry.occupancy.Occupancy` or a
+        full-grid array).
     voxel_volume_ml : float
     """
-    sel = roi_voxels(weights)
-    w = gather_voxels(weights, sel).astype(np.float64)
-    d = gather_voxels(dose_gy, sel).astype(np.float64)
-    mass_g = gather_voxels(density_g_ml, sel).astype(np.float64) * voxel_volume_ml * w
+    w32, sel = Occupancy.of(weights).voxels()  # gathers touch only the ROI's voxels
+    w = w32.astype(np.float64)
+    del w32
+    d = gather(dose_gy, sel).astype(np.float64)
+    mass_g = gather(density_g_ml, sel).astype(np.float64) * voxel_volume_ml * w
     volume_ml = float(w.sum() * voxel_volume_ml)
     mean_volume = float(np.sum(w * d) / w.sum())
     sorted_dose = SortedDose.from_weights(d, w)
     stats: dict[str, float] = {
         "volume_ml": volume_ml,
         "mass_g": float(mass_g.sum()),
-        "activity_mbq": float(np.sum(gather_voxels(activity_bq, sel) * w) / 1e6),
+        "activity_mbq": float(np.sum(gather(activity_bq, sel) * w) / 1e6),
         "mean_gy": float(np.sum(mass_g * d) / mass_g.sum()),
         "std_gy": float(np.sqrt(np.sum(w * (d - mean_volume) ** 2) / w.sum())),
         "min_gy": float(d.min()),

@@ -27,6 +27,7 @@ from typing import Mapping
 import numpy as np
 
 from dosimetry.constants import SOURCES, TUMOR_BURDEN_CAUTION_PERCENT, TUMOR_BURDEN_EXCLUSION_PERCENT
+from dosimetry.occupancy import Occupancy, minimum, union
 from dosimetry.option_names import option_name
 
 __all__ = ["BURDEN_LIMITS", "tumor_burden_section"]
@@ -48,25 +49,12 @@ BURDEN_LIMITS: tuple[tuple[float, str, str], ...] = (
 """(limit %, constant name, meaning), in increasing order."""
 
 
-def _union(weights: list[np.ndarray]) -> tuple[np.ndarray, bool]:
-    """Clipped sum of occupancies (float32, as the weights); the one array itself when there is one.
-
-    Returns the union and whether it is a new array (which may then be changed in place). Full-grid float64
-    copies here cost seconds on a 256^3 grid (issue 10)."""
-    if len(weights) == 1:
-        return weights[0], False
-    total = np.add(weights[0], weights[1], dtype=np.float32)
-    for w in weights[2:]:
-        total += w
-    return np.minimum(total, 1.0, out=total), True
-
-
-def _sum(array: np.ndarray) -> float:
+def _sum(array: Occupancy) -> float:
     return float(array.sum(dtype=np.float64))
 
 
 def tumor_burden_section(
-    rois: list[dict], roi_weights: Mapping[str, np.ndarray], *, voxel_volume_ml: float
+    rois: list[dict], roi_weights: Mapping[str, Occupancy | np.ndarray], *, voxel_volume_ml: float
 ) -> tuple[dict, list[str]]:
     """The ``tumor_burden`` section of ``stats.json`` and its warnings.
 
@@ -74,7 +62,7 @@ def tumor_burden_section(
     ----------
     rois : list of dict
         ``stats['rois']``: given ROIs (no ``derived`` key) of role ``liver`` and ``tumor`` are used.
-    roi_weights : mapping of str to ndarray
+    roi_weights : mapping of str to Occupancy or ndarray
         Occupancy (0..1) of each ROI on the dose grid.
     voxel_volume_ml : float
         Volume of one voxel of that grid (mL).
@@ -112,15 +100,16 @@ def tumor_burden_section(
     if not voxel_volume_ml > 0:
         section["note"] = "not computed: the voxel volume of the dose grid is unknown"
         return section, []
-    liver_w, _ = _union([roi_weights[n] for n in livers])
+    # over the ROIs' boxes (dosimetry.occupancy): full-grid copies cost seconds on a 256^3 grid (issue 10)
+    grid = Occupancy.of(roi_weights[livers[0]]).grid_shape
+    liver_w = union([roi_weights[n] for n in livers], grid)
     if len(tumors) > 1 and "tumors_all" in roi_weights:  # the statistics' own union (a reserved name)
-        tumor_w, own = roi_weights["tumors_all"], False
+        tumor_w = Occupancy.of(roi_weights["tumors_all"])
     else:
-        tumor_w, own = _union([roi_weights[n] for n in tumors])
+        tumor_w = union([roi_weights[n] for n in tumors], grid)
     liver_ml = _sum(liver_w) * voxel_volume_ml
     tumor_total_ml = _sum(tumor_w) * voxel_volume_ml
-    inside = np.minimum(tumor_w, liver_w, out=tumor_w if own else None)
-    tumor_in_ml = _sum(inside) * voxel_volume_ml
+    tumor_in_ml = _sum(minimum(tumor_w, liver_w)) * voxel_volume_ml
     if liver_ml <= 0.0:
         section["note"] = "not computed: the liver ROI covers no voxel"
         return section, []
