@@ -2,7 +2,7 @@
 
 A DICOM Segmentation is defined on the pixel grid of its source images: one frame per source slice (for
 each segment that has voxels there). Our ROI masks may lie on any grid, so each mask is first mapped onto
-the source images' grid through world coordinates (:func:`dosimetry.geometry.resample.occupancy_on_grid`, the
+the source images' grid through world coordinates (:func:`dosimetry.geometry.resample.occupancy_in_box`, the
 fraction of each source voxel inside the ROI) and then thresholded (binary segmentation) or kept as
 occupancy fractions (fractional segmentation).
 
@@ -35,7 +35,7 @@ from pydicom.dataset import Dataset
 from dosimetry._version import __version__
 from dosimetry.errors import GeometryError, InputFileError, OptionsError, RoiError
 from dosimetry.image import Image
-from dosimetry.geometry.resample import occupancy_on_grid
+from dosimetry.geometry.resample import occupancy_in_box
 from dosimetry.roi import Roi
 from dosimetry.export.rtdose import MANUFACTURER, new_uid, save_dataset_atomically
 from dosimetry.export.sr import PRIVATE_CODING_SCHEME, ROLE_CODES, declare_private_scheme
@@ -179,24 +179,28 @@ def build_segmentation(
     if not rois:
         raise RoiError("no ROI to export as a segmentation")
     grid, order = source_grid(source_images)
-    plane_of = {dataset_index: k for k, dataset_index in enumerate(order)}
     n_frames, rows, columns = len(source_images), grid.shape[1], grid.shape[0]
+    frame_of_plane = np.asarray(order)  # the dataset (frame) index of each plane k
     dtype = np.float32 if fractional else np.uint8
-    pixels = np.zeros((n_frames, rows, columns, len(rois)), dtype=dtype)
+    # segments are the slowest axis in memory (highdicom takes a (frames, rows, columns, segments) array; it
+    # sums over segments to find overlaps and reads one segment's frames at a time: both fast this way)
+    by_segment = np.zeros((len(rois), n_frames, rows, columns), dtype=dtype)
+    pixels = np.moveaxis(by_segment, 0, -1)
     descriptions = []
     for number, roi in enumerate(rois, start=1):
         try:
-            occupancy = occupancy_on_grid(roi.mask, grid).array
+            occupancy = occupancy_in_box(roi.mask, grid)  # only the source voxels the ROI reaches
         except GeometryError as err:
             raise GeometryError(f"ROI {roi.name!r} ({roi.source or 'mask'}): {err}") from err
-        values = occupancy.astype(np.float32) if fractional else (occupancy >= threshold).astype(np.uint8)
-        if not np.any(values > 0):
+        box = occupancy.values.astype(np.float32) if fractional else (occupancy.values >= threshold).astype(np.uint8)
+        if not np.any(box > 0):
             raise RoiError(
                 f"ROI {roi.name!r} has no voxel on the grid of the source images (outside them, or "
                 "smaller than half a voxel); give the series the ROI was drawn on"
             )
-        for dataset_index in range(n_frames):
-            pixels[dataset_index, :, :, number - 1] = values[:, :, plane_of[dataset_index]].T
+        (i0, j0, k0), (i1, j1, k1) = occupancy.start, occupancy.stop
+        # [i, j, k] -> frame of plane k, rows j, columns i
+        by_segment[number - 1][frame_of_plane[k0:k1], j0:j1, i0:i1] = box.transpose(2, 1, 0)
         category, kind = ROLE_CODES.get(roi.role.value, ROLE_CODES["other"])
         descriptions.append(
             hd.seg.SegmentDescription(
