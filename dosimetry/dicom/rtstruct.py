@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 import pydicom
 from scipy import ndimage
@@ -94,32 +93,6 @@ def contour_problem(points: np.ndarray) -> str | None:
     return None
 
 
-@numba.njit(cache=True)
-def _self_crossing(u, v, tol):  # pragma: no cover - compiled
-    n = u.size
-    for i in range(n):
-        ax, ay, bx, by = u[i], v[i], u[(i + 1) % n], v[(i + 1) % n]
-        len_ab = np.hypot(bx - ax, by - ay)
-        if len_ab == 0.0:
-            continue
-        for j in range(i + 2, n):
-            if i == 0 and j == n - 1:
-                continue  # the closing edge is adjacent to the first
-            cx, cy, dx, dy = u[j], v[j], u[(j + 1) % n], v[(j + 1) % n]
-            len_cd = np.hypot(dx - cx, dy - cy)
-            if len_cd == 0.0:
-                continue
-            d1 = ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax)) / len_ab
-            d2 = ((bx - ax) * (dy - ay) - (by - ay) * (dx - ax)) / len_ab
-            d3 = ((dx - cx) * (ay - cy) - (dy - cy) * (ax - cx)) / len_cd
-            d4 = ((dx - cx) * (by - cy) - (dy - cy) * (bx - cx)) / len_cd
-            if ((d1 > tol and d2 < -tol) or (d1 < -tol and d2 > tol)) and (
-                (d3 > tol and d4 < -tol) or (d3 < -tol and d4 > tol)
-            ):
-                return True
-    return False
-
-
 def crosses_itself(points: np.ndarray) -> bool:
     """True when two non-adjacent edges of the closed planar contour (n, 3) cross (a figure-eight or
     bow-tie), by the orientation test in the contour's plane with :data:`SELF_CROSSING_TOL_MM`."""
@@ -130,6 +103,8 @@ def crosses_itself(points: np.ndarray) -> bool:
         return False
     e1, e2 = _plane_axes(normal / norm)
     centred = points - points.mean(axis=0)
+    from dosimetry.dicom.contour_kernels import _self_crossing  # numba: imported when a contour is checked
+
     return bool(
         _self_crossing(np.ascontiguousarray(centred @ e1), np.ascontiguousarray(centred @ e2), SELF_CROSSING_TOL_MM)
     )
@@ -311,24 +286,6 @@ def plane_spacing_mm(structures: list[Structure]) -> float | None:
     return float(np.median(gaps)) if gaps else None
 
 
-@numba.njit(cache=True)
-def _even_odd(px, py, plane, offsets, x1, y1, x2, y2, out):  # pragma: no cover - compiled
-    for n in range(px.size):
-        p = plane[n]
-        inside = False
-        if p >= 0:
-            x = px[n]
-            y = py[n]
-            for e in range(offsets[p], offsets[p + 1]):
-                ya = y1[e]
-                yb = y2[e]
-                if (ya > y) != (yb > y):
-                    xint = x1[e] + (y - ya) * (x2[e] - x1[e]) / (yb - ya)
-                    if x < xint:
-                        inside = not inside
-        out[n] = inside
-
-
 class _PlaneSet:
     """Contours of one structure grouped by plane, in 2-D plane coordinates, ready for the kernel."""
 
@@ -384,6 +341,8 @@ class _PlaneSet:
         far = np.abs(depth - self.positions[nearest]) > self.half_mm + 1e-6
         nearest[far] = -1
         out = np.zeros(depth.shape, dtype=np.bool_)
+        from dosimetry.dicom.contour_kernels import _even_odd  # numba: imported when contours are filled
+
         _even_odd(world @ self.e1, world @ self.e2, nearest, self.offsets, self.x1, self.y1, self.x2, self.y2, out)
         return out
 

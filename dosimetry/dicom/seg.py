@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import highdicom as hd
 import numpy as np
 
 from dosimetry.errors import GeometryError, InputFileError, RoiError
@@ -43,6 +42,8 @@ def seg_to_rois(
         A segment (not ignored) without a voxel inside; the message gives the ``--segment-role
         'NAME=ignore'`` fix.
     """
+    import highdicom as hd  # imported when a SEG is read (0.2-0.5 s)
+
     path = Path(path)
     try:
         seg = hd.seg.segread(path)
