@@ -141,6 +141,44 @@ def test_keep_freed_memory_switch(monkeypatch):
     assert keep_freed_memory() is glibc
 
 
+@pytest.mark.parametrize("numpy_first", [False, True])
+def test_command_line_turns_off_numpys_huge_page_advice(numpy_first):
+    """With the tuning, numpy no longer advises huge pages (whether numpy was imported before or after it);
+    with Y90_KEEP_FREED_MEMORY=0 numpy keeps its own default."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        ("import numpy; " if numpy_first else "")
+        + "from dosimetry.allocator import keep_freed_memory; keep_freed_memory(); import numpy; "
+        "from numpy._core.multiarray import _set_madvise_hugepage as s; print(s(False))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMPY_MADVISE_HUGEPAGE", "Y90_KEEP_FREED_MEMORY")}
+    tuned = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    default = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import numpy; from numpy._core.multiarray import _set_madvise_hugepage as s; print(s(False))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    off = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "Y90_KEEP_FREED_MEMORY": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if sys.platform.startswith("linux"):
+        assert tuned.stdout.strip() == "False"
+    assert off.stdout.strip() == default.stdout.strip()
+
+
 @pytest.mark.parametrize("direction", [np.eye(3), FLIP_PERMUTE, oblique_direction()])
 @pytest.mark.parametrize("shift_mm", [(0.0, 0.0, 0.0), (9.0, -4.0, 13.0), (-30.0, 0.0, 0.0)])
 def test_volume_outside_grid_plane_by_plane_equals_every_voxel(direction, shift_mm):
