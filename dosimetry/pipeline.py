@@ -679,9 +679,23 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
 def run_stages(study: LoadedStudy) -> DosimetryResult:
     """The stages after 'load', in order: :func:`resample_rois`, :func:`quantify_activity`,
     :func:`compute_study_dose` (``options.method``), :func:`compute_statistics`."""
+    from dataclasses import replace
+
     occupancy = resample_rois(study)
     quantified = quantify_activity(study, occupancy)
+    # From here on the emission image as read is needed for its grid only (the activity at implant time is
+    # quantified.activity_bq): this run drops its reference to the voxels, one volume less at the peak of
+    # the dose stage. A caller that passed the image keeps its own.
+    study = replace(study, activity=study.activity.with_array(_grid_only(study.activity.array)))
+    quantified = replace(quantified, study=study)
     return compute_statistics(quantified, compute_study_dose(quantified))
+
+
+def _grid_only(values: np.ndarray) -> np.ndarray:
+    """A read-only array of the shape and dtype of ``values`` without their memory (one value broadcast:
+    NaN for floats, so that a stage reading the dropped voxels by mistake gives NaN, not a plausible 0)."""
+    fill = np.nan if values.dtype.kind == "f" else 0
+    return np.broadcast_to(np.array(fill, dtype=values.dtype), values.shape)
 
 
 def run_dosimetry(

@@ -130,7 +130,7 @@ _CHUNK_BYTES = 8 << 20
 cache-sized blocks, no full-size temporaries (the axis-0 transforms work in place on one buffer)."""
 
 
-def fft_convolve(volume, kernel, *, workers: int | None = None) -> np.ndarray:
+def fft_convolve(volume, kernel, *, workers: int | None = None, overwrite_input: bool = False) -> np.ndarray:
     """Linear 3-D convolution by real FFTs in single precision ("same" size, zero padding, exact centring).
 
     Parameters
@@ -141,6 +141,9 @@ def fft_convolve(volume, kernel, *, workers: int | None = None) -> np.ndarray:
         Odd-sized kernel, centre voxel at ``k // 2``.
     workers : int, optional
         Threads for ``scipy.fft`` (default: all cores available to the process).
+    overwrite_input : bool
+        The result may be written into ``volume`` when it is a C-contiguous float32 array (it is read only
+        by the forward transforms): one volume less of memory. The caller must own it.
 
     Returns
     -------
@@ -162,6 +165,9 @@ def fft_convolve(volume, kernel, *, workers: int | None = None) -> np.ndarray:
     s0, s1, s2 = fft_shape_for(volume.shape, kernel.shape)
     spectrum = _kernel_spectrum(_KernelKey(kernel), (s0, s1, s2), workers)
     x = volume.astype(np.float32, copy=False)
+    # the exact result is >= 0 for non-negative inputs: negatives are then float32 round-off (about 1e-7
+    # of the maximum), and they would show as spurious negative doses far from any activity
+    clip = x.min(initial=0.0) >= 0 and kernel.min(initial=0.0) >= 0
     half = s2 // 2 + 1
     step = max(1, min(n0, _CHUNK_BYTES // (s1 * half * 8)))
     buf = np.empty((s0, s1, half), dtype=np.complex64)
@@ -174,10 +180,9 @@ def fft_convolve(volume, kernel, *, workers: int | None = None) -> np.ndarray:
     _in_place(scipy.fft.fft(buf, axis=0, workers=workers, overwrite_x=True), buf)
     buf *= spectrum
     _in_place(scipy.fft.ifft(buf, axis=0, workers=workers, overwrite_x=True), buf)
-    # the exact result is >= 0 for non-negative inputs: negatives are then float32 round-off (about 1e-7
-    # of the maximum), and they would show as spurious negative doses far from any activity
-    clip = x.min(initial=0.0) >= 0 and kernel.min(initial=0.0) >= 0
-    out = np.empty((n0, n1, n2), dtype=np.float32)
+    reuse = overwrite_input and x.flags.c_contiguous and x.flags.writeable and x.dtype == np.float32
+    out = x if reuse else np.empty((n0, n1, n2), dtype=np.float32)
+    del x
     for lo in range(0, n0, step):
         hi = min(n0, lo + step)
         block = scipy.fft.ifft(buf[lo:hi], axis=1, workers=workers, overwrite_x=True)
@@ -271,7 +276,9 @@ def choose_path(volume_shape, kernel: np.ndarray) -> str:
     return "direct" if direct <= fft else "fft"
 
 
-def convolve(volume, kernel, *, method: str = "auto", workers: int | None = None) -> np.ndarray:
+def convolve(
+    volume, kernel, *, method: str = "auto", workers: int | None = None, overwrite_input: bool = False
+) -> np.ndarray:
     """Linear "same"-size 3-D convolution with an odd-sized kernel, float32 result.
 
     Parameters
@@ -282,6 +289,8 @@ def convolve(volume, kernel, *, method: str = "auto", workers: int | None = None
         ``auto`` uses :func:`choose_path`.
     workers : int, optional
         Threads for the FFT path.
+    overwrite_input : bool
+        The FFT path may write the result into ``volume`` (see :func:`fft_convolve`).
     """
     if method not in ("auto", "fft", "direct"):
         raise OptionsError(f"unknown convolution method {method!r}; choose auto, fft or direct")
@@ -290,7 +299,7 @@ def convolve(volume, kernel, *, method: str = "auto", workers: int | None = None
         method = choose_path(volume.shape, kernel)
     if method == "direct":
         return direct_convolve(volume, kernel)
-    return fft_convolve(volume, kernel, workers=workers)
+    return fft_convolve(volume, kernel, workers=workers, overwrite_input=overwrite_input)
 
 
 __all__ = ["choose_path", "convolve", "direct_convolve", "fft_convolve", "fft_shape_for"]

@@ -147,6 +147,7 @@ from dosimetry.constants import (
 )
 from dosimetry.errors import GeometryError, UnitsError
 from dosimetry.image import Image
+from dosimetry.layout import slowest_axis_slabs
 from dosimetry.dose.kernels import DENSITY_NODES_PER_DOUBLING, DensityKernelTable, density_kernel_table, voxel_s_values
 from dosimetry.dose.coarse_range import add_prolonged, split_long_range
 from dosimetry.dose.convolution import convolve
@@ -174,6 +175,18 @@ mGy/(MBq s)) is Gy."""
 def _scaled_decays(activity: np.ndarray) -> np.ndarray:
     """Decays per voxel of the permanent implant x 1e-9, so that (this x S in mGy/(MBq s)) is Gy."""
     return activity.astype(np.float64) * DECAYS_SCALE
+
+
+_SLAB_VOXELS = 2_000_000
+
+
+def _scaled_decays_float32(activity: np.ndarray) -> np.ndarray:
+    """:func:`_scaled_decays` as a C-ordered float32 array (what the convolution takes and may overwrite),
+    computed slab by slab in float64 as before: the same values without two float64 copies of the volume."""
+    out = np.empty(activity.shape, dtype=np.float32)
+    for part in slowest_axis_slabs(activity, _SLAB_VOXELS):
+        out[part] = _scaled_decays(activity[part])
+    return out
 
 
 # --- kernel ----------------------------------------------------------------------------------------------
@@ -211,7 +224,7 @@ def kernel_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     """
     activity, _ = _check_inputs(activity_bq, density_g_ml)
     kernel = voxel_s_values(activity_bq.spacing_mm, KERNEL_REFERENCE_DENSITY_G_CM3)
-    dose = convolve(_scaled_decays(activity).astype(np.float32), kernel)
+    dose = convolve(_scaled_decays_float32(activity), kernel, overwrite_input=True)
     return activity_bq.with_array(np.ascontiguousarray(dose, dtype=np.float32))
 
 
@@ -251,7 +264,7 @@ def kernel_density_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     """
     activity, density = _check_inputs(activity_bq, density_g_ml)
     kernel = voxel_s_values(activity_bq.spacing_mm, KERNEL_REFERENCE_DENSITY_G_CM3)
-    dose = convolve(_scaled_decays(activity).astype(np.float32), kernel)
+    dose = convolve(_scaled_decays_float32(activity), kernel, overwrite_input=True)
     rho = density.astype(np.float32)
     np.multiply(dose, np.float32(KERNEL_REFERENCE_DENSITY_G_CM3), out=dose)
     np.divide(dose, rho, out=dose, where=rho > 0)

@@ -67,7 +67,10 @@ def read_mask_roi(
             )
         mask = (values != 0).view(np.uint8)  # binary: kept as uint8 (see Roi), a quarter of float32
     name = name or _default_name(path)
-    return Roi(name, Role.parse(role) if isinstance(role, str) else role, image.with_array(mask), source=str(path))
+    # kept over the mask's extent only (plus a zero voxel): the same mask in world coordinates, without a
+    # scan-sized array per ROI for the rest of the run
+    mask_image = image.with_array(mask).cropped_to_support()
+    return Roi(name, Role.parse(role) if isinstance(role, str) else role, mask_image, source=str(path))
 
 
 def _nrrd_geometry(header: dict, spatial_axes: list[int], path: Path) -> tuple[np.ndarray, np.ndarray]:
