@@ -6,6 +6,6 @@ columns), :mod:`.ledger` (SQLite ledger), :mod:`.execute` (one case in its own p
 (summary, cohort, batch.json), :mod:`.api` (:func:`run_batch`), :mod:`.command` (``dosimetry batch``).
 """
 
-from dosimetry.batch.api import BatchResult, run_batch
+from dosimetry._lazy import lazy_exports
 
-__all__ = ["BatchResult", "run_batch"]
+__getattr__, __all__ = lazy_exports(__name__, {"BatchResult": "api", "run_batch": "api"})

@@ -11,20 +11,20 @@ Modules: ``responses`` (reading and checking both files), ``criteria`` (the publ
 ``api`` (``analyse_cohort``), ``files`` (the output folder).
 """
 
-from dosimetry.cohort.api import ClassifiedLesion, CohortAnalysis, PatientResponse, analyse_cohort
-from dosimetry.cohort.criteria import CRITERIA, classify_lesion, classify_patient
-from dosimetry.cohort.files import OUTPUT_FILES, write_cohort_analysis
-from dosimetry.cohort.responses import CohortInputError
+from dosimetry._lazy import lazy_exports
 
-__all__ = [
-    "CRITERIA",
-    "ClassifiedLesion",
-    "CohortAnalysis",
-    "CohortInputError",
-    "OUTPUT_FILES",
-    "PatientResponse",
-    "analyse_cohort",
-    "classify_lesion",
-    "classify_patient",
-    "write_cohort_analysis",
-]
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "CRITERIA": "criteria",
+        "ClassifiedLesion": "api",
+        "CohortAnalysis": "api",
+        "CohortInputError": "responses",
+        "OUTPUT_FILES": "files",
+        "PatientResponse": "api",
+        "analyse_cohort": "api",
+        "classify_lesion": "criteria",
+        "classify_patient": "criteria",
+        "write_cohort_analysis": "files",
+    },
+)

@@ -6,7 +6,15 @@ Modules: :mod:`~dosimetry.compare.runs` (a run folder, its emission verdict), :m
 :mod:`~dosimetry.compare.files` (:func:`write_comparison`).
 """
 
-from dosimetry.compare.api import ComparisonResult, compare_cohort, compare_runs, read_pairs
-from dosimetry.compare.files import write_comparison
+from dosimetry._lazy import lazy_exports
 
-__all__ = ["ComparisonResult", "compare_cohort", "compare_runs", "read_pairs", "write_comparison"]
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "ComparisonResult": "api",
+        "compare_cohort": "api",
+        "compare_runs": "api",
+        "read_pairs": "api",
+        "write_comparison": "files",
+    },
+)

@@ -24,42 +24,22 @@
 Nothing here configures logging; messages never contain patient identifiers.
 """
 
-import importlib
+from dosimetry._lazy import lazy_exports
 
-_PUBLIC = {
-    "DOSE_SUMMATION_TYPE": "rtdose",
-    "deterministic_uids": "rtdose",
-    "read_rt_dose": "rtdose",
-    "write_rt_dose": "rtdose",
-    "build_segmentation": "seg",
-    "write_segmentation": "seg",
-    "PRIVATE_CODING_SCHEME": "sr",
-    "build_measurement_report": "sr",
-    "read_measurement_report": "sr",
-    "write_measurement_report": "sr",
-}
-"""Public name -> submodule; loaded on first use (PEP 562), so that importing :mod:`.output_guard` or
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "DOSE_SUMMATION_TYPE": "rtdose",
+        "deterministic_uids": "rtdose",
+        "read_rt_dose": "rtdose",
+        "write_rt_dose": "rtdose",
+        "build_segmentation": "seg",
+        "write_segmentation": "seg",
+        "PRIVATE_CODING_SCHEME": "sr",
+        "build_measurement_report": "sr",
+        "read_measurement_report": "sr",
+        "write_measurement_report": "sr",
+    },
+)
+"""Public names, loaded from their submodule on first use, so that importing :mod:`.output_guard` or
 :mod:`.results` does not import highdicom."""
-
-
-def __getattr__(name: str):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-__all__ = [
-    "DOSE_SUMMATION_TYPE",
-    "PRIVATE_CODING_SCHEME",
-    "build_measurement_report",
-    "build_segmentation",
-    "deterministic_uids",
-    "read_measurement_report",
-    "read_rt_dose",
-    "write_measurement_report",
-    "write_rt_dose",
-    "write_segmentation",
-]
