@@ -44,14 +44,30 @@ def ldm_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     density = np.asarray(density_g_ml.array)
     energy_per_decay_j = Y90_MEAN_BETA_ENERGY_MEV * JOULE_PER_MEV
     voxel_volume_l = activity_bq.voxel_volume_ml / 1000.0
-    dose = np.empty(activity.shape, dtype=np.float32)
+    # the dose in the activity's memory order (the files' order: slabs are written contiguously, and the NIfTI
+    # writer takes Fortran order without a transposing copy)
+    dose = np.empty_like(activity, dtype=np.float32)
+    # one density for every voxel (no CT: a broadcast value): its mass once, the same float64 operations
+    uniform_mass_kg = float(np.float64(density.flat[0]) * voxel_volume_l) if _is_uniform(density) else None
     # slab by slab, in float64 as before (identical values), so no full-size float64 temporaries
     for part in slowest_axis_slabs(activity, _SLAB_VOXELS):  # contiguous slabs in C or Fortran order
         energy_j = cumulated_activity_bq_s(activity[part].astype(np.float64))
         energy_j *= energy_per_decay_j
+        if uniform_mass_kg is not None:
+            if uniform_mass_kg > 0:
+                energy_j /= uniform_mass_kg
+            else:
+                energy_j[...] = 0.0
+            dose[part] = energy_j
+            continue
         mass_kg = density[part].astype(np.float64)
         mass_kg *= voxel_volume_l
         slab = np.zeros_like(energy_j)
         np.divide(energy_j, mass_kg, out=slab, where=mass_kg > 0)
         dose[part] = slab
     return activity_bq.with_array(dose)
+
+
+def _is_uniform(values: np.ndarray) -> bool:
+    """One value seen at every voxel: a broadcast of a single element (all strides 0)."""
+    return values.size > 0 and all(stride == 0 for stride in values.strides)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dosimetry.errors import InputFileError, RoiError
-from dosimetry.image import Image
+from dosimetry.image import Image, nonzero_box
 from dosimetry.io.images import check_affine, read_image
 from dosimetry.roi import Role, Roi, infer_role
 
@@ -52,6 +52,14 @@ def read_mask_roi(
     """
     path = Path(path)
     image = read_image(path, notes=notes)
+    # the mask is kept over its extent only (plus a zero voxel): the same mask in world coordinates, without a
+    # scan-sized array per ROI for the rest of the run; the checks below read that box only (outside it
+    # every value is 0)
+    box = nonzero_box(image.array)
+    if box is not None:
+        lower = np.maximum(box[0] - 1, 0)
+        upper = np.minimum(box[1] + 1, np.asarray(image.shape))
+        image = image.crop(lower, upper)
     values = np.asarray(image.array)
     nonzero = np.unique(values[values != 0]) if values.dtype.kind in "iub" else None
     if values.dtype.kind == "f":
@@ -67,9 +75,7 @@ def read_mask_roi(
             )
         mask = (values != 0).view(np.uint8)  # binary: kept as uint8 (see Roi), a quarter of float32
     name = name or _default_name(path)
-    # kept over the mask's extent only (plus a zero voxel): the same mask in world coordinates, without a
-    # scan-sized array per ROI for the rest of the run
-    mask_image = image.with_array(mask).cropped_to_support()
+    mask_image = image.with_array(mask)
     return Roi(name, Role.parse(role) if isinstance(role, str) else role, mask_image, source=str(path))
 
 
