@@ -53,11 +53,17 @@ def test_mean_on_grid_of_a_constant_is_the_constant_where_covered():
     assert np.all(np.isnan(mean.array[~covered]))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.int16, np.uint16, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.int16, np.uint16, np.float64, np.int8, np.uint8, np.int32])
 def test_hu_lookup_table_equals_interpolation(dtype):
+    """Every lookup table (per slab; over the whole range of 8- and 16-bit types, by bit pattern) gives the
+    interpolation's values, the type's extremes included."""
     rng = np.random.default_rng(7)
-    low = 0 if dtype == np.uint16 else -1100
-    hu = rng.integers(low, 3200, (30, 20, 40)).astype(dtype)
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    low = max(info.min, -1100) if info is not None else -1100
+    high = min(info.max, 3199) if info is not None else 3199
+    hu = rng.integers(low, high + 1, (30, 20, 40)).astype(dtype)
+    if info is not None:
+        hu[0, 0, :2] = info.min, info.max
     nodes, densities = hu_to_density_table()
     expected = np.interp(hu.astype(np.float64), nodes, densities).astype(np.float32)
     assert np.array_equal(hu_to_density(hu), expected)
