@@ -135,7 +135,7 @@ def build_segmentation(
         ROIs with masks on any grid (occupancy 0..1); segment labels are the ROI names, segment numbers
         follow the order given (1, 2, ...).
     source_images : sequence of pydicom.dataset.Dataset
-        The single-frame series whose grid the SEG uses (see the module docstring), with pixel data.
+        The single-frame series whose grid the SEG uses (see the module docstring); headers suffice.
     fractional : bool
         False: BINARY segmentation, a voxel is in the segment when at least ``threshold`` of it lies in
         the ROI. True: FRACTIONAL segmentation of type OCCUPANCY (0..1 in 255 steps).

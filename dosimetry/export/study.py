@@ -205,7 +205,7 @@ def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: 
             files, note = _segmentation_sources(sources)
             source_images = []
             for path in files:
-                view, notes = conformed_header(_read(path, pixels=True))
+                view, notes = conformed_header(_read(path, pixels=False))  # the SEG needs their headers only
                 _note_fitted(exports, notes)
                 source_images.append(view)
             segmentation = build_segmentation(rois, source_images)
