@@ -1,23 +1,18 @@
 """ROI occupancy kept over its box (:mod:`dosimetry.occupancy`): every operation gives, voxel for voxel and bit
 for bit, what the same operation gives on full-grid arrays, and a run never builds a full-grid occupancy."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dosimetry.image import Image, nonzero_box
-from dosimetry.io.images import read_image
-from dosimetry.io.roi_files import read_slicer_segmentation
 from dosimetry.occupancy import Occupancy, difference, minimum, union
-from dosimetry.pipeline import DosimetryOptions, run_dosimetry
+from dosimetry.pipeline import run_dosimetry
 from dosimetry.stats.radiobiology import roi_radiobiology
 from dosimetry.stats.roi_stats import roi_statistics
 
 GRID = (9, 11, 13)
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "phantom"
 
 
 def _random_occupancy(rng, grid=GRID) -> tuple[Occupancy, np.ndarray]:
@@ -103,21 +98,12 @@ def test_only_basic_slicing_and_grid_checks():
         Occupancy(np.ones((3, 3, 3)), (8, 0, 0), GRID)
 
 
-def test_a_run_never_builds_a_full_grid_occupancy(monkeypatch, tmp_path):
+def test_a_run_never_builds_a_full_grid_occupancy(monkeypatch, tmp_path, phantom_sample):
     """The pipeline, the statistics, the clinical sections and the report read the ROIs' boxes only: building
     a full-grid occupancy anywhere in a run fails this test; and each ROI's box is far smaller than the grid."""
     from dosimetry.export.results import write_results
 
-    activity = read_image(SAMPLE / "activity_bqml.nii.gz")
-    ct = read_image(SAMPLE / "ct_hu.nii.gz")
-    rois, _ = read_slicer_segmentation(SAMPLE / "rois.seg.nrrd")
-    options = DosimetryOptions(
-        scan_delay_h=20,
-        activity_units="Bq/mL",
-        administered_activity_gbq=2.0,
-        residual_fraction=0.03,
-        lung_shunt_fraction=0.05,
-    )
+    activity, ct, rois, options = phantom_sample
 
     def refuse(self, dtype=None):
         raise AssertionError("a full-grid occupancy was built")

@@ -10,7 +10,6 @@ import pytest
 
 import dosimetry
 from dosimetry.image import Image
-from dosimetry.io.images import read_image
 from dosimetry.export.results import write_results
 from dosimetry.pipeline import (
     DosimetryOptions,
@@ -28,27 +27,11 @@ from dosimetry.pipeline import (
 from dosimetry.progress import reporting
 from dosimetry.geometry.resample import occupancy_on_grid
 from dosimetry.image import nonzero_box
-from dosimetry.io.roi_files import read_slicer_segmentation
 from helpers import roi_on
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "phantom"
 STAGES = {"load", "resample ROIs", "quantify", "density", "dose", "statistics"}
 OUTPUTS = {"output dose.nii.gz", "output stats.csv", "output dvh.csv", "output report.html", "output stats.json"}
-
-
-@pytest.fixture(scope="module")
-def sample():
-    activity = read_image(SAMPLE / "activity_bqml.nii.gz")
-    ct = read_image(SAMPLE / "ct_hu.nii.gz")
-    rois, _ = read_slicer_segmentation(SAMPLE / "rois.seg.nrrd")
-    options = DosimetryOptions(
-        scan_delay_h=20,
-        activity_units="Bq/mL",
-        administered_activity_gbq=2.0,
-        residual_fraction=0.03,
-        lung_shunt_fraction=0.05,
-    )
-    return activity, ct, rois, options
 
 
 def _without_timings(stats: dict) -> dict:
@@ -69,8 +52,8 @@ def _same_result(a, b) -> None:
         assert np.array_equal(a.roi_weights[name], b.roi_weights[name])
 
 
-def test_stages_by_hand_equal_run_dosimetry(sample):
-    activity, ct, rois, options = sample
+def test_stages_by_hand_equal_run_dosimetry(phantom_sample):
+    activity, ct, rois, options = phantom_sample
     whole = run_dosimetry(activity, rois, ct=ct, options=options)
     study = load_inputs(activity, rois, ct=ct, options=options)
     assert isinstance(study, LoadedStudy) and study.activity is activity and study.ct is ct
@@ -83,8 +66,8 @@ def test_stages_by_hand_equal_run_dosimetry(sample):
     _same_result(compute_statistics(quantified, dose), whole)
 
 
-def test_one_quantified_study_dosed_by_two_methods(sample):
-    activity, ct, rois, options = sample
+def test_one_quantified_study_dosed_by_two_methods(phantom_sample):
+    activity, ct, rois, options = phantom_sample
     study = load_inputs(activity, rois, ct=ct, options=options)
     quantified = quantify_activity(study, resample_rois(study))
     by_method = {m: compute_statistics(quantified, compute_study_dose(quantified, method=m)) for m in ("ldm", "kernel")}
@@ -96,8 +79,8 @@ def test_one_quantified_study_dosed_by_two_methods(sample):
     assert by_method["ldm"].activity_bq is by_method["kernel"].activity_bq
 
 
-def test_timings_name_every_stage_and_output(sample, tmp_path):
-    activity, ct, rois, options = sample
+def test_timings_name_every_stage_and_output(phantom_sample, tmp_path):
+    activity, ct, rois, options = phantom_sample
     result = run_dosimetry(activity, rois, ct=ct, options=options)
     assert set(result.stats["timings_s"]) == STAGES
     write_results(result, tmp_path / "run")
@@ -116,8 +99,8 @@ def test_dicom_run_times_its_loading_and_exports(tmp_path):
     assert set(written) == STAGES | OUTPUTS | {"output DICOM"}
 
 
-def test_stages_are_reported_in_order(sample):
-    activity, ct, rois, options = sample
+def test_stages_are_reported_in_order(phantom_sample):
+    activity, ct, rois, options = phantom_sample
     events = []
 
     class Recorder:
@@ -184,8 +167,8 @@ def test_occupancy_of_a_mask_cropped_to_its_box_equals_the_full_mask(fractional)
     assert occupancy.sum() * target.voxel_volume_ml == pytest.approx(big.sum() * big_mask.voxel_volume_ml, rel=0.05)
 
 
-def test_stages_do_not_write_into_inputs(sample):
-    activity, ct, rois, options = sample
+def test_stages_do_not_write_into_inputs(phantom_sample):
+    activity, ct, rois, options = phantom_sample
     before = [activity.array.copy(), ct.array.copy(), *(r.mask.array.copy() for r in rois)]
     study = load_inputs(activity, rois, ct=ct, options=options)
     quantified = quantify_activity(study, resample_rois(study))

@@ -88,7 +88,7 @@ def contour_problem(points: np.ndarray) -> str | None:
         return "NaN or infinite coordinates"
     if len(np.unique(points, axis=0)) < 3:
         return "fewer than 3 distinct points"
-    if np.linalg.norm(_plane_normal(points)) == 0:
+    if not np.any(_plane_normal(points)):
         return "no area (all points on one line)"
     return None
 
@@ -98,7 +98,7 @@ def crosses_itself(points: np.ndarray) -> bool:
     bow-tie), by the orientation test in the contour's plane with :data:`SELF_CROSSING_TOL_MM`."""
     points = np.asarray(points, dtype=float)
     normal = _plane_normal(points)
-    norm = np.linalg.norm(normal)
+    norm = _length(normal)
     if norm == 0 or len(points) < 4:
         return False
     e1, e2 = _plane_axes(normal / norm)
@@ -224,6 +224,14 @@ def _newell_normal(points: np.ndarray) -> np.ndarray:
     return normal
 
 
+def _length(vector: np.ndarray) -> float:
+    """Euclidean length without overflow (a normal of coordinates near 1e300 squares to inf)."""
+    scale = float(np.max(np.abs(vector))) if np.size(vector) else 0.0
+    if scale == 0.0 or not np.isfinite(scale):
+        return scale
+    return scale * float(np.linalg.norm(np.asarray(vector) / scale))
+
+
 def _plane_normal(points: np.ndarray) -> np.ndarray:
     """Normal of a planar polygon: Newell's (length = twice the signed area), else for a polygon whose
     signed areas cancel (a symmetric figure-eight) the least-variance direction of its points (length =
@@ -259,7 +267,7 @@ def _plane_axes(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def contour_normal(contours) -> np.ndarray:
     """Unit normal of the contour planes (from the contour of largest area; sign made positive on the
     largest component)."""
-    best = max(contours, key=lambda c: np.linalg.norm(_plane_normal(c)))
+    best = max(contours, key=lambda c: _length(_plane_normal(c)))
     normal = _plane_normal(best)
     norm = np.linalg.norm(normal)
     if norm == 0:
@@ -296,7 +304,7 @@ class _PlaneSet:
         kept = []
         for c in contours:
             n = _plane_normal(c)
-            if np.linalg.norm(n) > 0 and 1 - abs(n @ normal) / np.linalg.norm(n) > PARALLEL_TOL:
+            if _length(n) > 0 and 1 - abs((n / _length(n)) @ normal) > PARALLEL_TOL:
                 raise GeometryError(
                     "a structure has contours in non-parallel planes; expected all contours of one structure "
                     "on parallel planes (axial, for example)"
