@@ -183,6 +183,7 @@ def read_slicer_segmentation(
             f"{path.name}: role overrides name no segment of the file: {', '.join(unknown)}; "
             f"the segments are: {', '.join(names)}"
         )
+    layer_boxes: dict[int, tuple | None] = {}
     for number in numbers:
         name = str(header.get(f"Segment{number}_Name", f"Segment_{number}"))
         layer = int(header.get(f"Segment{number}_Layer", 0 if data.shape[0] == 1 else number))
@@ -192,7 +193,6 @@ def read_slicer_segmentation(
         override = overrides.get(name.strip().lower())
         if override is not None and override.lower() == IGNORE:
             continue
-        mask = (data[layer] == label).view(np.uint8)  # binary: kept as uint8 (see Roi)
         if override is not None:
             try:
                 role = Role.parse(override)
@@ -209,11 +209,23 @@ def read_slicer_segmentation(
                     f"segment {name!r} in {path.name}: no role could be inferred from the name; "
                     f"used 'other' (set one with --segment-role '{name}=ROLE')"
                 )
-        if not mask.any():
+        # stored cropped to the segment's extent (plus one voxel): on a fine CT-grid segmentation each
+        # full-size mask would cost a CT's worth of memory; the values outside are zeros either way. The
+        # extent is searched inside the layer's nonzero box (found once per layer), not the whole grid
+        if layer not in layer_boxes:
+            layer_boxes[layer] = nonzero_box(data[layer])
+        box = layer_boxes[layer]
+        inside = None
+        if box is not None:
+            in_layer = (data[layer][tuple(slice(a, b) for a, b in zip(*box))] == label).view(np.uint8)
+            inside = nonzero_box(in_layer)
+        if inside is None:
             warnings.append(f"segment {name!r} in {path.name} is empty and was skipped")
             continue
-        # stored cropped to the segment's extent (plus one voxel): on a fine CT-grid segmentation each
-        # full-size mask would cost a CT's worth of memory; the values outside are zeros either way
-        image = Image.from_affine(mask, affine).cropped_to_support()
+        grid = Image.from_affine(data[layer], affine)  # a view: the layer's geometry
+        lower = np.maximum(box[0] + inside[0] - 1, 0)
+        upper = np.minimum(box[0] + inside[1] + 1, np.asarray(grid.shape))
+        sub = grid.crop(lower, upper)
+        image = sub.with_array((sub.array == label).view(np.uint8))  # binary: kept as uint8 (see Roi)
         rois.append(Roi(name, role, image, source=f"{path}#{name}"))
     return rois, warnings
