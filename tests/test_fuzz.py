@@ -323,6 +323,11 @@ GRID = Image(np.zeros((16, 16, 5)), origin_mm=(-15.0, -15.0, -4.0), spacing_mm=(
 
 @FUZZ_MANY
 @given(st.lists(polygons(), min_size=1, max_size=3), st.sampled_from([None, 2.0, 0.5, 1e6]), st.sampled_from([1, 2, 4]))
+@example(  # found by this test: the normal's length overflowed (np.linalg.norm squares 1e300)
+    contours=[np.array([[0.0, 0.0, 0.0], [0.0, 1e300, 0.0], [0.0, 0.0, 0.0], [1e300, 0.0, 0.0]])],
+    thickness=None,
+    supersample=1,
+)
 def test_rasteriser_with_any_polygons(contours, thickness, supersample):
     import warnings
 

@@ -269,7 +269,7 @@ def contour_normal(contours) -> np.ndarray:
     largest component)."""
     best = max(contours, key=lambda c: _length(_plane_normal(c)))
     normal = _plane_normal(best)
-    norm = np.linalg.norm(normal)
+    norm = _length(normal)
     if norm == 0:
         raise GeometryError("contours have no area (all points on a line); expected closed planar polygons")
     normal = normal / norm
