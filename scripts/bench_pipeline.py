@@ -47,11 +47,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ("real", "cube")
 METHODS = ("ldm", "kernel")
+sys.path.insert(0, str(ROOT))
+from dosimetry.allocator import TRIM_THRESHOLD_BYTES  # noqa: E402  (standard library only: light)
+
 TUNED_ENV = {
     **os.environ,
     "NUMPY_MADVISE_HUGEPAGE": "0",
     "MALLOC_MMAP_MAX_": "0",
-    "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1),
+    "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD_BYTES),
 }
 """The memory settings of dosimetry/allocator.py, given to a plain process through numpy's and glibc's
 environment variables."""

@@ -36,6 +36,19 @@ MOVE_T = np.array([11.0, -7.5, 6.0])
 
 
 # --- agreement statistics against published and analytic values ---------------------------------------------------
+
+
+def _copied_runs(pair, tmp_path) -> dict:
+    """Copies of the pair's run folders (stats.json and dose.nii.gz) under ``tmp_path``, to be edited."""
+    copies = {}
+    for key in ("predicted", "plain"):
+        copies[key] = tmp_path / key
+        copies[key].mkdir()
+        for name in ("stats.json", "dose.nii.gz"):
+            (copies[key] / name).write_bytes((pair[key] / name).read_bytes())
+    return copies
+
+
 def test_bland_altman_reproduces_the_published_peak_flow_example():
     # Bland & Altman, Lancet 1986;327:307, table 1 (first readings), peak flow (l/min); published for
     # Wright - mini Wright: mean difference -2.1, SD 38.8, limits (mean +- 2 SD) -79.7 to 75.5
@@ -317,12 +330,8 @@ def test_delivered_rois_on_one_frame_reproduce_each_runs_statistics(pair, tmp_pa
                 assert e[metric]["delivered"] == pytest.approx(own[e["delivered_roi"]][metric], rel=1e-5)
                 assert e[metric]["predicted"] == pytest.approx(predicted_own[e["delivered_roi"]][metric], rel=1e-5)
     # the same recorded FrameOfReferenceUID (as DICOM runs record it) means no registration either
-    copies = {}
+    copies = _copied_runs(pair, tmp_path)
     for key in ("predicted", "plain"):
-        copies[key] = tmp_path / key
-        copies[key].mkdir()
-        for name in ("stats.json", "dose.nii.gz"):
-            (copies[key] / name).write_bytes((pair[key] / name).read_bytes())
         stats = json.loads((copies[key] / "stats.json").read_text())
         stats["inputs"]["dicom"] = {"emission": {"frame_of_reference_uid": "1.2.3.4"}}
         (copies[key] / "stats.json").write_text(json.dumps(stats))
@@ -493,12 +502,7 @@ def test_compare_page_difference_image_on_one_grid(pair, tmp_path):
 def test_compare_images_of_a_run_without_ct_are_drawn_on_black(pair, tmp_path):
     from dosimetry.compare.files import write_comparison
 
-    copies = {}
-    for key in ("predicted", "plain"):
-        copies[key] = tmp_path / key
-        copies[key].mkdir()
-        for name in ("stats.json", "dose.nii.gz"):
-            (copies[key] / name).write_bytes((pair[key] / name).read_bytes())
+    copies = _copied_runs(pair, tmp_path)
     stats = json.loads((copies["predicted"] / "stats.json").read_text())
     stats["inputs"]["ct"] = None
     (copies["predicted"] / "stats.json").write_text(json.dumps(stats))

@@ -34,30 +34,27 @@ def bad_value(option: str, text: str, expected: str) -> OptionValueError:
     return OptionValueError(OptionsError(f"{option}: got {text!r}, expected {expected}"))
 
 
+def _iso_type(option: str, convert, name: str, expected: str):
+    """argparse ``type`` that converts with ``convert`` (a ``fromisoformat``); one line naming ``option``."""
+
+    def parse(text: str):
+        try:
+            return convert(text)
+        except ValueError:
+            raise bad_value(option, text, expected) from None
+
+    parse.__name__ = name
+    return parse
+
+
 def date_type(option: str):
     """argparse ``type`` of a day ``YYYY-MM-DD``."""
-
-    def parse(text: str) -> date:
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            raise bad_value(option, text, "a date YYYY-MM-DD, e.g. 2026-03-01") from None
-
-    parse.__name__ = "date"
-    return parse
+    return _iso_type(option, date.fromisoformat, "date", "a date YYYY-MM-DD, e.g. 2026-03-01")
 
 
 def datetime_type(option: str):
     """argparse ``type`` of an ISO 8601 date-time option."""
-
-    def parse(text: str) -> datetime:
-        try:
-            return datetime.fromisoformat(text)
-        except ValueError:
-            raise bad_value(option, text, "an ISO 8601 date-time like 2026-03-01T10:30") from None
-
-    parse.__name__ = "datetime"
-    return parse
+    return _iso_type(option, datetime.fromisoformat, "datetime", "an ISO 8601 date-time like 2026-03-01T10:30")
 
 
 def name_role(text: str) -> tuple[str, str]:

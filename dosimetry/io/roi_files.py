@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dosimetry.errors import InputFileError, RoiError
-from dosimetry.image import Image, nonzero_box
+from dosimetry.image import Image
 from dosimetry.io.images import check_affine, read_image
 from dosimetry.roi import Role, Roi, infer_role
 
@@ -51,15 +51,10 @@ def read_mask_roi(
     the run's warnings.
     """
     path = Path(path)
-    image = read_image(path, notes=notes)
     # the mask is kept over its extent only (plus a zero voxel): the same mask in world coordinates, without a
     # scan-sized array per ROI for the rest of the run; the checks below read that box only (outside it
     # every value is 0)
-    box = nonzero_box(image.array)
-    if box is not None:
-        lower = np.maximum(box[0] - 1, 0)
-        upper = np.minimum(box[1] + 1, np.asarray(image.shape))
-        image = image.crop(lower, upper)
+    image = read_image(path, notes=notes).cropped_to_support()
     values = np.asarray(image.array)
     nonzero = np.unique(values[values != 0]) if values.dtype.kind in "iub" else None
     if values.dtype.kind == "f":
@@ -183,7 +178,7 @@ def read_slicer_segmentation(
             f"{path.name}: role overrides name no segment of the file: {', '.join(unknown)}; "
             f"the segments are: {', '.join(names)}"
         )
-    layer_boxes: dict[int, tuple | None] = {}
+    layers: dict[int, Image] = {}
     for number in numbers:
         name = str(header.get(f"Segment{number}_Name", f"Segment_{number}"))
         layer = int(header.get(f"Segment{number}_Layer", 0 if data.shape[0] == 1 else number))
@@ -211,21 +206,13 @@ def read_slicer_segmentation(
                 )
         # stored cropped to the segment's extent (plus one voxel): on a fine CT-grid segmentation each
         # full-size mask would cost a CT's worth of memory; the values outside are zeros either way. The
-        # extent is searched inside the layer's nonzero box (found once per layer), not the whole grid
-        if layer not in layer_boxes:
-            layer_boxes[layer] = nonzero_box(data[layer])
-        box = layer_boxes[layer]
-        inside = None
-        if box is not None:
-            in_layer = (data[layer][tuple(slice(a, b) for a, b in zip(*box))] == label).view(np.uint8)
-            inside = nonzero_box(in_layer)
-        if inside is None:
+        # extent is searched inside the layer's own extent (cropped once per layer), not the whole grid
+        if layer not in layers:
+            layers[layer] = Image.from_affine(data[layer], affine).cropped_to_support()
+        in_layer = layers[layer]
+        mask = (in_layer.array == label).view(np.uint8)  # binary: kept as uint8 (see Roi)
+        if not mask.any():
             warnings.append(f"segment {name!r} in {path.name} is empty and was skipped")
             continue
-        grid = Image.from_affine(data[layer], affine)  # a view: the layer's geometry
-        lower = np.maximum(box[0] + inside[0] - 1, 0)
-        upper = np.minimum(box[0] + inside[1] + 1, np.asarray(grid.shape))
-        sub = grid.crop(lower, upper)
-        image = sub.with_array((sub.array == label).view(np.uint8))  # binary: kept as uint8 (see Roi)
-        rois.append(Roi(name, role, image, source=f"{path}#{name}"))
+        rois.append(Roi(name, role, in_layer.with_array(mask).cropped_to_support(), source=f"{path}#{name}"))
     return rois, warnings

@@ -48,7 +48,7 @@ def _slab_density(slab: np.ndarray, hu_nodes: np.ndarray, density_nodes: np.ndar
     if slab.dtype.kind in "iu" and slab.dtype.itemsize <= 2:  # the usual CT: int16 HU
         # one table over every value of the type, indexed by the values' bit pattern (no int64 copy)
         unsigned = np.dtype(f"u{slab.dtype.itemsize}")
-        return _full_range_table(slab.dtype.str, hu_nodes.tobytes(), density_nodes.tobytes())[slab.view(unsigned)]
+        return _full_range_table(slab.dtype.str)[slab.view(unsigned)]
     ints = None
     if slab.dtype.kind in "iu":
         ints = slab.astype(np.int64)
@@ -67,13 +67,12 @@ def _slab_density(slab: np.ndarray, hu_nodes: np.ndarray, density_nodes: np.ndar
 
 
 @functools.lru_cache(maxsize=4)
-def _full_range_table(dtype: str, hu_nodes: bytes, density_nodes: bytes) -> np.ndarray:
-    """float32 densities of every value of a <= 16-bit integer type, at the position of its unsigned bit
-    pattern; each entry is np.interp of that integer, as the per-slab table gives it."""
+def _full_range_table(dtype: str) -> np.ndarray:
+    """float32 densities (Schneider 2000 table) of every value of a <= 16-bit integer type, at the position of
+    its unsigned bit pattern; each entry is np.interp of that integer, as the per-slab table gives it."""
     itemsize = np.dtype(dtype).itemsize
     values = np.arange(2 ** (8 * itemsize), dtype=f"u{itemsize}").view(dtype).astype(np.float64)
-    nodes = np.frombuffer(hu_nodes), np.frombuffer(density_nodes)
-    return np.interp(values, *nodes).astype(np.float32)
+    return np.interp(values, *hu_to_density_table()).astype(np.float32)
 
 
 @dataclass(frozen=True)
