@@ -142,6 +142,9 @@ def test_sr_round_trip(study, tmp_path, with_seg):
             reference = groups[name].referenced_segment
             assert reference.referenced_sop_instance_uid == seg.SOPInstanceUID
             assert list(reference.referenced_segment_numbers) == [number]
+            # the segment's source is its series (TID 1411), not each source image again
+            assert not reference.has_source_images()
+            assert reference.source_series_for_segmentation.value == ct[0].SeriesInstanceUID
 
     if shutil.which("dciodvfy"):
         errors, output = _dciodvfy_errors(path)

@@ -158,22 +158,21 @@ def _segment_numbers(segmentation: Dataset | None) -> dict[str, int]:
 
 
 def _referenced_segment(segmentation: Dataset, number: int) -> hd.sr.ReferencedSegment:
-    """The SR reference to one segment of ``segmentation``.
+    """The SR reference to one segment of ``segmentation``, with the segmentation's source series.
 
-    highdicom's ``ReferencedSegment.from_segmentation`` reads the segment of each frame from the per-frame
-    functional groups; a SEG with a single segment keeps it in the shared groups instead, which that
-    function does not handle (highdicom 0.28). Then the segment is referenced with its source series.
+    TID 1411 allows the source of a segment to be given as its series ("Source series for segmentation")
+    instead of each source image. The series keeps the SR small (highdicom's
+    ``ReferencedSegment.from_segmentation`` lists every source image of every segment: hundreds of
+    references for a PET series, each then searched, copied and written), and the SEG lists its source
+    images itself.
     """
-    try:
-        return hd.sr.ReferencedSegment.from_segmentation(segmentation, number)
-    except AttributeError:
-        series_uid = segmentation.ReferencedSeriesSequence[0].SeriesInstanceUID
-        return hd.sr.ReferencedSegment(
-            sop_class_uid=segmentation.SOPClassUID,
-            sop_instance_uid=segmentation.SOPInstanceUID,
-            segment_number=number,
-            source_series=hd.sr.SourceSeriesForSegmentation(series_uid),
-        )
+    series_uid = segmentation.ReferencedSeriesSequence[0].SeriesInstanceUID
+    return hd.sr.ReferencedSegment(
+        sop_class_uid=segmentation.SOPClassUID,
+        sop_instance_uid=segmentation.SOPInstanceUID,
+        segment_number=number,
+        source_series=hd.sr.SourceSeriesForSegmentation(series_uid),
+    )
 
 
 def build_measurement_report(
@@ -197,8 +196,8 @@ def build_measurement_report(
         the RT Dose may be added). Patient and study are taken from them; they are listed as evidence.
     segmentation : pydicom.dataset.Dataset, optional
         The DICOM Segmentation of the ROIs (:func:`~dosimetry.export.seg.build_segmentation`). Segments
-        whose label equals an ROI name are referenced from that ROI's group; the segmentation and its
-        source images must then also be in ``evidence``.
+        whose label equals an ROI name are referenced from that ROI's group, with the segmentation's
+        source series; the segmentation must then also be in ``evidence`` (its source images may be).
     series_description : str
     series_number, instance_number : int
 

@@ -199,11 +199,11 @@ def header_view(dataset: Dataset) -> Dataset:
     """A new dataset holding the elements of ``dataset`` (shared, not copied) and its file meta.
 
     Replacing an element of the view (as :func:`fit_dataset` does) leaves ``dataset`` unchanged; the
-    pixel data is shared, not duplicated.
+    pixel data is shared, not duplicated. Elements not yet decoded are shared as read (``get_item``): each
+    is decoded when the view or ``dataset`` reads it, so a view of a header read from a file costs no
+    decoding of the elements nobody reads.
     """
-    view = Dataset()
-    for element in dataset:
-        view.add(element)
+    view = Dataset({tag: dataset.get_item(tag) for tag in dataset.keys()})
     if hasattr(dataset, "file_meta"):
         view.file_meta = dataset.file_meta
     return view
