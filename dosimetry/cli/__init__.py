@@ -114,6 +114,7 @@ def _main(argv: list[str] | None, state: dict) -> int:
     args = _parse(argv)
     if isinstance(args, int):
         return args
+    args.own_process = state.get("console", False)  # the process is this command's alone (see main)
     out = getattr(args, "out", None)
     state["out"] = Path(out) if out else None
     state["out_before"] = _folder_identity(state["out"])
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     its clean-up) instead of returning; otherwise the previous handlers are restored.
     """
     console = argv is None
-    state: dict = {}
+    state: dict = {"console": console}
     previous = None
     try:
         try:

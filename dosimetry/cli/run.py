@@ -199,6 +199,23 @@ def command(args) -> int:
     _check_options(args)
     check_cli_output(args, run_input_paths(args))
     out_dir = refuse_existing_out(args)
+    with _export_process(args) as exporter:
+        return _run(args, out_dir, exporter)
+
+
+def _export_process(args):
+    """The DICOM exports' own process (:mod:`dosimetry.export.background`) for a DICOM study run by the command
+    line in a process of its own, started now so that it prepares while the study loads; else nothing."""
+    from contextlib import nullcontext
+
+    if args.study is None or not getattr(args, "own_process", False):
+        return nullcontext()
+    from dosimetry.export import background
+
+    return background.start() or nullcontext()
+
+
+def _run(args, out_dir, exporter) -> int:
     with stage("start-up"):
         from dosimetry.export.results import write_results
         from dosimetry.pipeline import run_dicom_study, run_dosimetry
@@ -220,7 +237,14 @@ def command(args) -> int:
     else:
         result = run_dosimetry(args.activity, rois, ct=args.ct, options=options, extra_warnings=notes)
     with stage("write results"):
-        write_results(result, out_dir, overwrite=args.overwrite, pdf=args.pdf, isodose_gy=isodose_levels(args))
+        write_results(
+            result,
+            out_dir,
+            overwrite=args.overwrite,
+            pdf=args.pdf,
+            isodose_gy=isodose_levels(args),
+            export_process=exporter,
+        )
     if not args.quiet:
         print(format_summary(result.stats))
         print(f"results: {out_dir.resolve()}")

@@ -178,6 +178,24 @@ def atomic_output_dir(
         raise
 
 
+def _write_dicom(result: DosimetryResult, tmp: Path, timings: dict, export_process) -> bool:
+    """The DICOM exports (RT Dose, SR, SEG) of a DICOM run, written here or waited for from
+    ``export_process``; their warnings join the run's. True when they added a warning."""
+    from dosimetry.export.study import write_dicom_outputs  # DICOM runs only: RT Dose, SR (and SEG)
+
+    with stage("output DICOM", timings):
+        if export_process is None:
+            exports = write_dicom_outputs(result, tmp)
+        else:
+            exports = export_process.wait()
+            if export_process.worker_seconds is not None:
+                timings["output DICOM (export process)"] = export_process.worker_seconds
+    warnings = result.stats["warnings"]  # skipped exports say why, in stats.json and on the terminal
+    added = [w for w in exports.warnings if w not in warnings]
+    warnings.extend(added)
+    return bool(added)
+
+
 def write_results(
     result: DosimetryResult,
     out_dir: str | os.PathLike,
@@ -185,6 +203,7 @@ def write_results(
     overwrite: bool = False,
     pdf: bool = False,
     isodose_gy: tuple[float, ...] | None = None,
+    export_process=None,
 ) -> Path:
     """Write every output file of ``result`` into ``out_dir``, atomically.
 
@@ -196,6 +215,12 @@ def write_results(
 
     The time of writing each file is added to ``result.stats["timings_s"]`` (keys ``output FILE``), which
     ``stats.json``, written last, holds.
+
+    ``export_process`` (an :class:`~dosimetry.export.background.ExportProcess`, for the command line) writes
+    the DICOM exports of a DICOM run beside the other files; its seconds of work are
+    ``timings_s["output DICOM (export process)"]`` and ``output DICOM`` is then the time waited for it.
+    Without it they are written here, in this process. The report shows the exports' warnings either way
+    (it is written again when they add one).
 
     The input files recorded in ``result.stats["inputs"]`` (activity and CT files, ROI sources, DICOM
     folder) are protected: an ``out_dir`` that is, contains or lies inside one of them is refused.
@@ -210,28 +235,39 @@ def write_results(
     # each file is a named stage (progress, and stats["timings_s"]: in the dict, so stats.json holds them)
     timings = result.stats.setdefault("timings_s", {})
     with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
-        with stage("output dose.nii.gz", timings):
-            dose = result.dose_gy
-            write_nifti(dose.with_array(np.asarray(dose.array, dtype=np.float32)), tmp / "dose.nii.gz")
-        if result.dicom_sources:
-            from dosimetry.export.study import write_dicom_outputs  # DICOM runs only: RT Dose, SR (and SEG)
-
-            with stage("output DICOM", timings):
-                warnings = result.stats["warnings"]  # skipped exports say why, in stats.json and on the terminal
-                warnings.extend(w for w in write_dicom_outputs(result, tmp).warnings if w not in warnings)
-        with stage("output stats.csv", timings):
-            write_stats_csv(result.stats, tmp / "stats.csv")
-        with stage("output dvh.csv", timings):
-            write_dvh_csv(result.dvh_dose_gy, result.dvh_volume_percent, tmp / "dvh.csv")
-        with stage("output report.html", timings):
-            write_report(result, tmp / "report.html", isodose_gy=isodose_gy)
-        if pdf:
-            from dosimetry.report.html import html_to_pdf  # needs headless Chromium
-
-            with stage("output report.pdf", timings):
-                html_to_pdf(tmp / "report.html", tmp / "report.pdf")
-        # last, so that it holds the other files' timings; written again to hold its own
-        with stage("output stats.json", timings):
-            write_stats_json(result.stats, tmp / "stats.json")
-        write_stats_json(result.stats, tmp / "stats.json")
+        try:
+            _write_files(result, tmp, timings, pdf=pdf, isodose_gy=isodose_gy, export_process=export_process)
+        except BaseException:
+            if export_process is not None:  # stopped before the temporary folder is removed: it writes there
+                export_process.close()
+            raise
     return Path(out_dir)
+
+
+def _write_files(result: DosimetryResult, tmp: Path, timings: dict, *, pdf, isodose_gy, export_process) -> None:
+    dicom = bool(result.dicom_sources)
+    if dicom and export_process is not None:
+        export_process.submit(result, tmp)  # written beside the files below (see dosimetry.export.background)
+    with stage("output dose.nii.gz", timings):
+        dose = result.dose_gy
+        write_nifti(dose.with_array(np.asarray(dose.array, dtype=np.float32)), tmp / "dose.nii.gz")
+    if dicom and export_process is None:
+        _write_dicom(result, tmp, timings, None)
+    with stage("output stats.csv", timings):
+        write_stats_csv(result.stats, tmp / "stats.csv")
+    with stage("output dvh.csv", timings):
+        write_dvh_csv(result.dvh_dose_gy, result.dvh_volume_percent, tmp / "dvh.csv")
+    with stage("output report.html", timings):
+        write_report(result, tmp / "report.html", isodose_gy=isodose_gy)
+    if dicom and export_process is not None and _write_dicom(result, tmp, timings, export_process):
+        with stage("output report.html", timings):  # again, with the warnings of the DICOM exports
+            write_report(result, tmp / "report.html", isodose_gy=isodose_gy)
+    if pdf:
+        from dosimetry.report.html import html_to_pdf  # needs headless Chromium
+
+        with stage("output report.pdf", timings):
+            html_to_pdf(tmp / "report.html", tmp / "report.pdf")
+    # last, so that it holds the other files' timings; written again to hold its own
+    with stage("output stats.json", timings):
+        write_stats_json(result.stats, tmp / "stats.json")
+    write_stats_json(result.stats, tmp / "stats.json")

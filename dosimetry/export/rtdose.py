@@ -187,7 +187,10 @@ def save_dataset_atomically(dataset: Dataset, path: str | os.PathLike) -> Path:
         dataset.save_as(tmp, enforce_file_format=True)
         os.replace(tmp, path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        try:  # (the folder may not be one: then this fails too, and the first error is the one to report)
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
     return path
 
