@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -676,12 +676,16 @@ def compute_statistics(quantified: QuantifiedStudy, dose: StudyDose) -> Dosimetr
     )
 
 
-def run_stages(study: LoadedStudy) -> DosimetryResult:
+def run_stages(study: LoadedStudy, *, rois_resampled: Callable[[RoiOccupancy], None] | None = None) -> DosimetryResult:
     """The stages after 'load', in order: :func:`resample_rois`, :func:`quantify_activity`,
-    :func:`compute_study_dose` (``options.method``), :func:`compute_statistics`."""
+    :func:`compute_study_dose` (``options.method``), :func:`compute_statistics`. ``rois_resampled`` is
+    called with the ROIs' occupancies as soon as they are resampled (the command line starts its SEG export
+    then)."""
     from dataclasses import replace
 
     occupancy = resample_rois(study)
+    if rois_resampled is not None:
+        rois_resampled(occupancy)
     quantified = quantify_activity(study, occupancy)
     # From here on the emission image as read is needed for its grid only (the activity at implant time is
     # quantified.activity_bq): this run drops its reference to the voxels, one volume less at the peak of
@@ -768,6 +772,7 @@ def run_dicom_study(
     role_overrides: dict[str, str] | None = None,
     calibration_factor_cps_per_mbq: float | None = None,
     extra_warnings: Sequence[str] = (),
+    rois_resampled: Callable[[dict, Image, dict[str, Occupancy], dict[str, str]], None] | None = None,
 ) -> DosimetryResult:
     """:func:`run_dosimetry` on a DICOM folder: find and load the study, then compute as for images.
 
@@ -788,6 +793,11 @@ def run_dicom_study(
         Structure name -> role (or 'ignore') for the study's RTSTRUCT/SEG.
     calibration_factor_cps_per_mbq : float, optional
         SPECT calibration factor for absolute calibration of counts.
+    rois_resampled : callable, optional
+        Called once the ROIs are resampled, with what the SEG export of ``extra_rois`` needs: the result's
+        future ``dicom_sources``, the emission grid, the occupancies of ``extra_rois`` on it and their roles
+        (the command line's export process builds the SEG meanwhile:
+        :func:`dosimetry.export.study.prepare_segmentation`).
     """
     from dataclasses import replace
 
@@ -844,6 +854,14 @@ def run_dicom_study(
         extra_warnings=[*study.warnings, *library_notes, *extra_warnings],
         emission=study.emission,
     )
-    result = run_stages(replace(loaded, timings_s=_added(timings, loaded.timings_s)))
     sources = {**study.series_files, "added_rois": tuple(r.name for r in extra_rois)}
+    hook = None
+    if rois_resampled is not None:
+        roles = {roi.name: roi.role.value for roi in extra_rois}
+
+        def hook(occupancy: RoiOccupancy) -> None:
+            added = {name: occupancy.weights[name] for name in roles if name in occupancy.weights}
+            rois_resampled(sources, loaded.activity, added, roles)
+
+    result = run_stages(replace(loaded, timings_s=_added(timings, loaded.timings_s)), rois_resampled=hook)
     return replace(result, dicom_sources=sources)

@@ -27,7 +27,8 @@ baseline varies a lot from run to run and the tuned one does not, so ``x tuned``
 ratio.
 
 Wall time is the best of ``--repeat`` runs; peak memory is the child's ``ru_maxrss`` (peak resident set,
-from ``os.wait4``), or the sampled peak of the child and its own children together when larger (the DICOM
+from ``os.wait4``), or the sampled peak of the child and its own children together (their summed proportional
+set sizes, shared pages counted once) when larger (the DICOM
 exports' process of a DICOM run: :mod:`dosimetry.export.background`); ``run ... (one process)`` is the same
 run with ``Y90_EXPORT_PROCESS=0``, everything in one process; CPU time (user + system, the best run) is less disturbed than wall time when other jobs
 share the machine, but counts every thread of multi-threaded steps. Ratios are to the decode-only child of the same case. Targets (issue 10): time <= 3x
@@ -293,17 +294,19 @@ def decode_only(case: str, folder: str) -> None:
 
 
 # --- measuring ------------------------------------------------------------------------------------------------
-_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-
-
-def tree_rss_mib(pid: int) -> float:
-    """Resident memory (MiB) of process ``pid`` and all its descendants now (Linux ``/proc``; 0 elsewhere)."""
+def tree_pss_mib(pid: int) -> float:
+    """Memory (MiB) of process ``pid`` and all its descendants now: the sum of their proportional set sizes
+    (``Pss`` of ``/proc/PID/smaps_rollup``: resident pages, those shared between the processes, such as the
+    libraries' code, counted once in all); 0 where ``/proc`` has no such file."""
     total, stack = 0, [pid]
     while stack:
         current = stack.pop()
         try:
-            with open(f"/proc/{current}/statm") as handle:
-                total += int(handle.read().split()[1]) * _PAGE_BYTES
+            with open(f"/proc/{current}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as handle:
                     stack += [int(child) for child in handle.read().split()]
@@ -315,9 +318,9 @@ def tree_rss_mib(pid: int) -> float:
 def measure(args: list[str], env: dict | None = None) -> tuple[float, float, int, float]:
     """Wall time (s), peak RSS (MiB), exit status and CPU time (user + system, s) of one child process.
 
-    The peak is the larger of the child's ``ru_maxrss`` and the peak of the summed resident memory of the
-    child and its own children (``dosimetry run`` writes its DICOM exports in a second process), sampled
-    every 10 ms: ``ru_maxrss`` alone counts the larger of the two processes, not both at once."""
+    The peak is the larger of the child's ``ru_maxrss`` and the peak of the memory of the child and its own
+    children together (:func:`tree_pss_mib`; ``dosimetry run`` writes its DICOM exports in a second
+    process), sampled every 10 ms: ``ru_maxrss`` alone counts the larger of the two processes, not both."""
     import threading
 
     start = time.perf_counter()
@@ -327,7 +330,7 @@ def measure(args: list[str], env: dict | None = None) -> tuple[float, float, int
 
     def sample() -> None:
         while not done.wait(0.01):
-            tree_peak[0] = max(tree_peak[0], tree_rss_mib(proc.pid))
+            tree_peak[0] = max(tree_peak[0], tree_pss_mib(proc.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 
@@ -23,6 +24,7 @@ from dosimetry.export.results import write_results
 from dosimetry.export.sr import read_measurement_report
 from dosimetry.export.study import write_dicom_outputs
 from dosimetry.io.roi_files import read_mask_roi
+from dosimetry.occupancy import Occupancy
 from dosimetry.pipeline import DosimetryOptions, run_dicom_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +81,36 @@ def test_the_export_process_writes_what_the_run_process_writes(result, tmp_path)
     assert {k: v for k, v in here.stats.items() if k not in strip} == {
         k: v for k, v in there.stats.items() if k not in strip
     }
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_the_seg_built_ahead_is_used_only_when_it_is_the_results(result, tmp_path, caplog, same):
+    """The command line's export process builds the SEG while the run computes (rois_resampled); the files are
+    those of the run's own process either way, and a SEG built from other occupancies is built again."""
+    here = _copy(result)
+    write_results(here, tmp_path / "here")
+    with background.ExportProcess() as exporter, caplog.at_level(logging.DEBUG, logger="dosimetry"):
+        if same:
+            there = _copy(
+                run_dicom_study(
+                    SAMPLE_DICOM,
+                    options=DosimetryOptions(residual_fraction=0.03, lung_shunt_fraction=0.05),
+                    extra_rois=[read_mask_roi(EXTRA_ROI, "tumor", "Added T1")],
+                    rois_resampled=exporter.prepare,
+                )
+            )
+        else:  # built ahead from a smaller occupancy than the result's (half of its box emptied)
+            there = _copy(result)
+            weight = there.roi_weights["Added T1"]
+            values = weight.values.copy()
+            values[: values.shape[0] // 2] = 0
+            smaller = Occupancy(values, weight.start, weight.grid_shape)
+            roles = {"Added T1": "tumor"}
+            exporter.prepare(there.dicom_sources, there.dose_gy, {"Added T1": smaller}, roles)
+        write_results(there, tmp_path / "there", export_process=exporter)
+    rebuilt = [r for r in caplog.records if "built again" in r.getMessage()]
+    assert len(rebuilt) == (0 if same else 1)
+    assert _content(tmp_path / "here") == _content(tmp_path / "there")
 
 
 def test_a_dead_export_process_is_replaced_by_writing_in_the_run_process(result, tmp_path, caplog):

@@ -232,6 +232,7 @@ def _run(args, out_dir, exporter) -> int:
             role_overrides=dict(args.segment_role),
             extra_warnings=notes,
             calibration_factor_cps_per_mbq=args.spect_cps_per_mbq,
+            rois_resampled=exporter.prepare if exporter is not None else None,
         )
         _check_overrides_used(dict(args.segment_role), result, args.segmentation)
     else:

@@ -94,6 +94,19 @@ class ExportProcess:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def prepare(self, sources: dict, grid, weights: dict, roles: dict[str, str]) -> None:
+        """Start building the SEG of the added ROIs now (the arguments of
+        :func:`dosimetry.export.study.prepare_segmentation`; ``grid``'s voxels are not sent). :meth:`submit`
+        uses it when the result's occupancies are these, else builds it again. Pass this method as
+        ``run_dicom_study(..., rois_resampled=...)``."""
+        if not weights:
+            return
+        geometry = (tuple(grid.shape), grid.origin_mm, grid.spacing_mm, grid.direction)
+        try:
+            self._conn.send(("prepare", sources, geometry, weights, roles))
+        except (OSError, EOFError, ValueError) as err:  # the child is gone: wait() writes the exports here
+            log.debug("DICOM export process unavailable (%s)", err)
+
     def submit(self, result, folder: str | os.PathLike, *, strict: bool = False) -> None:
         """Start writing the DICOM exports of ``result`` into ``folder`` (see :meth:`wait`)."""
         slim = replace(result, activity_bq=None, density_g_ml=None, ct_hu=None, dvh_volume_percent={})
@@ -187,7 +200,8 @@ class _Collect(logging.Handler):
 
 
 def _serve(conn) -> None:
-    """The export process: prepare, then write the exports of each result received until the pipe closes."""
+    """The export process: prepare, then serve the run's requests until the pipe closes: ``prepare`` (build
+    the SEG early) and ``write`` (write the exports, reply with them or the exception, and the log records)."""
     for signum in _BLOCKED:  # the run's process decides; it terminates this one
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCKED)
@@ -195,30 +209,52 @@ def _serve(conn) -> None:
 
     keep_freed_memory()
     _prepare()
+    collect = _Collect()
+    root = logging.getLogger()
+    root.addHandler(collect)
+    root.setLevel(logging.DEBUG)
+    prepared = None
     while True:
         try:
-            _kind, result, folder, strict = conn.recv()
+            request = conn.recv()
         except (EOFError, OSError):
             return
-        collect = _Collect()
-        root = logging.getLogger()
-        root.addHandler(collect)
-        root.setLevel(logging.DEBUG)
+        if request[0] == "prepare":
+            prepared = _prepare_segmentation(*request[1:])
+            continue
+        _kind, result, folder, strict = request
         started = time.perf_counter()
         try:
             from dosimetry.export.study import write_dicom_outputs
 
-            reply = ("ok", write_dicom_outputs(result, folder, strict=strict))
+            reply = ("ok", write_dicom_outputs(result, folder, strict=strict, prepared=prepared))
         except BaseException as err:  # noqa: BLE001 - every failure goes back to the run's process
             reply = ("error", _picklable(err))
-        finally:
-            root.removeHandler(collect)
         seconds = time.perf_counter() - started
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        records, collect.records = collect.records, []
         try:
-            conn.send((*reply, collect.records, seconds, peak_mib))
+            conn.send((*reply, records, seconds, peak_mib))
         except (OSError, EOFError):
             return
+
+
+def _prepare_segmentation(sources, geometry, weights, roles):
+    """The SEG built ahead (:func:`~dosimetry.export.study.prepare_segmentation`), or None when that failed:
+    the write then builds it again, and reports (or, strict, raises) what goes wrong the way it always does."""
+    import numpy as np
+
+    from dosimetry.export.study import prepare_segmentation
+    from dosimetry.image import Image
+
+    shape, origin_mm, spacing_mm, direction = geometry
+    grid = Image(np.broadcast_to(np.zeros((), np.float32), shape), origin_mm, spacing_mm, direction)
+    try:
+        prepared = prepare_segmentation(sources, grid, weights, roles)
+    except Exception as err:  # noqa: BLE001
+        log.debug("SEG not prepared ahead (%s: %s); it is built when written", type(err).__name__, err)
+        return None
+    return prepared if prepared.dataset is not None else None
 
 
 def _prepare() -> None:

@@ -27,12 +27,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pydicom
 
 from dosimetry.quantify.emission import is_predictive, series_description
 from dosimetry.errors import DosimetryError, GeometryError, InputFileError, OutputError
 from dosimetry.libwarnings import library_warnings
 from dosimetry.occupancy import Occupancy
+from dosimetry.image import Image
 from dosimetry.pipeline import DosimetryResult
 from dosimetry.roi import Roi
 from dosimetry.export.rtdose import save_dataset_atomically, write_rt_dose
@@ -139,7 +141,84 @@ def _segmentation_sources(sources: dict) -> tuple[tuple, str | None]:
     )
 
 
-def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: bool = False) -> DicomExports:
+@dataclass
+class PreparedSegmentation:
+    """The SEG of a run's added ROIs built before it is written (:func:`prepare_segmentation`)."""
+
+    weights: dict[str, Occupancy]
+    """The occupancies it was built from (the run's, on the emission grid)."""
+    roles: dict[str, str]
+    """Their roles (which give the segments' codes)."""
+    grid: tuple
+    """Shape, origin, spacing and direction of the grid they lie on."""
+    dataset: pydicom.Dataset | None
+    """The SEG; None when it could not be made (``exports.warnings`` says why)."""
+    source_images: list = field(default_factory=list)
+    exports: DicomExports = field(default_factory=DicomExports)
+    """The warnings of building it (headers fitted to their VRs, the SEG left out and why)."""
+
+    def matches(self, weights: dict[str, Occupancy], roles: dict[str, str], grid: Image) -> bool:
+        """True when ``weights`` on ``grid``, with ``roles``, are exactly what it was built from."""
+        if set(weights) != set(self.weights) or not _same_grid(_grid_key(grid), self.grid):
+            return False
+        if any(roles.get(name) != self.roles.get(name) for name in weights):
+            return False
+        for name, weight in weights.items():
+            mine, theirs = Occupancy.of(self.weights[name]), Occupancy.of(weight)
+            if (mine.start, mine.grid_shape) != (theirs.start, theirs.grid_shape):
+                return False
+            if not np.array_equal(mine.values, theirs.values):
+                return False
+        return True
+
+
+def _grid_key(grid: Image) -> tuple:
+    return (tuple(grid.shape), grid.origin_mm.tolist(), grid.spacing_mm.tolist(), grid.direction.tolist())
+
+
+def _same_grid(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a[1:], b[1:]))
+
+
+def prepare_segmentation(
+    sources: dict, grid: Image, weights: dict[str, Occupancy], roles: dict[str, str], *, strict: bool = False
+) -> PreparedSegmentation:
+    """Build the SEG of the added ROIs ``weights`` (occupancies on ``grid``, the emission grid) on the source
+    series of ``sources`` (``DosimetryResult.dicom_sources``), without writing it.
+
+    :func:`write_dicom_outputs` calls it, or takes one made earlier (the command line's export process makes it
+    as soon as the ROIs are resampled) when its occupancies are the result's. Expected faults and bugs become
+    warnings, as for every export (module docstring); ``strict`` raises the bugs.
+    """
+    exports = DicomExports()
+    dataset, source_images = None, []
+    with _Step("seg.dcm", exports, strict) as step:
+        rois = [
+            Roi(name, roles[name], Occupancy.of(weight).as_image(grid), source="added ROI")
+            for name, weight in weights.items()
+        ]
+        files, note = _segmentation_sources(sources)
+        for path in files:
+            view, notes = conformed_header(_read(path, pixels=False))  # the SEG needs their headers only
+            _note_fitted(exports, notes)
+            source_images.append(view)
+        dataset = build_segmentation(rois, source_images)
+        _copy_deidentification(source_images[0], dataset)
+        if note:
+            exports.warnings.append(note)
+    if step.failed:
+        dataset, source_images = None, []
+    roles = {name: roles[name] for name in weights}
+    return PreparedSegmentation(dict(weights), roles, _grid_key(grid), dataset, source_images, exports)
+
+
+def write_dicom_outputs(
+    result: DosimetryResult,
+    folder: str | Path,
+    *,
+    strict: bool = False,
+    prepared: PreparedSegmentation | None = None,
+) -> DicomExports:
     """Write ``rtdose.dcm``, ``sr.dcm`` and (for ROIs not from the study) ``seg.dcm`` into ``folder``.
 
     The RT Dose joins the study and Frame of Reference of the CT (or of the emission series when there is
@@ -152,6 +231,9 @@ def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: 
     ----------
     strict : bool
         Raise unexpected exceptions (bugs) instead of turning them into warnings.
+    prepared : PreparedSegmentation, optional
+        The SEG built earlier (:func:`prepare_segmentation`); used when its occupancies are the result's,
+        else the SEG is built again.
 
     Raises
     ------
@@ -191,31 +273,20 @@ def write_dicom_outputs(result: DosimetryResult, folder: str | Path, *, strict: 
     segmentation = None
     added = [name for name in sources.get("added_rois", ()) if name in result.roi_weights]
     if added:
-        with _Step("seg.dcm", exports, strict) as step:
-            roles = {entry["name"]: entry["role"] for entry in result.stats["rois"]}
-            rois = [
-                Roi(
-                    name,
-                    roles[name],
-                    Occupancy.of(result.roi_weights[name]).as_image(result.dose_gy),
-                    source="added ROI",
-                )
-                for name in added
-            ]
-            files, note = _segmentation_sources(sources)
-            source_images = []
-            for path in files:
-                view, notes = conformed_header(_read(path, pixels=False))  # the SEG needs their headers only
-                _note_fitted(exports, notes)
-                source_images.append(view)
-            segmentation = build_segmentation(rois, source_images)
-            _copy_deidentification(source_images[0], segmentation)
-            exports.written.append(save_dataset_atomically(segmentation, folder / "seg.dcm"))
-            if note:
-                exports.warnings.append(note)
-            evidence += [segmentation, *source_images]
-        if step.failed:
-            segmentation = None
+        weights = {name: result.roi_weights[name] for name in added}
+        roles = {entry["name"]: entry["role"] for entry in result.stats["rois"]}
+        if prepared is not None and not prepared.matches(weights, roles, result.dose_gy):
+            log.debug("the SEG built ahead is not of the result's ROIs; it is built again")
+            prepared = None
+        if prepared is None:
+            prepared = prepare_segmentation(sources, result.dose_gy, weights, roles, strict=strict)
+        exports.warnings.extend(w for w in prepared.exports.warnings if w not in exports.warnings)
+        if prepared.dataset is not None:
+            with _Step("seg.dcm", exports, strict) as step:
+                exports.written.append(save_dataset_atomically(prepared.dataset, folder / "seg.dcm"))
+            if not step.failed:
+                segmentation = prepared.dataset
+                evidence += [segmentation, *prepared.source_images]
     with _Step("sr.dcm", exports, strict):
         report = build_measurement_report(
             result.stats, evidence, segmentation=segmentation, series_description=series_description(result.stats, "sr")
