@@ -205,10 +205,11 @@ def _serve(conn) -> None:
     for signum in _BLOCKED:  # the run's process decides; it terminates this one
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCKED)
-    from dosimetry.allocator import keep_freed_memory
-
-    keep_freed_memory()
+    # (glibc's default allocator here, not keep_freed_memory: the SEG's and RT Dose's transient arrays are
+    # returned when freed, so that this process adds little to the run's peak; numpy's huge-page advice is off,
+    # inherited from the run's environment)
     _prepare()
+    _return_freed_memory()  # (the JSON text of highdicom's tables)
     collect = _Collect()
     root = logging.getLogger()
     root.addHandler(collect)
@@ -221,6 +222,7 @@ def _serve(conn) -> None:
             return
         if request[0] == "prepare":
             prepared = _prepare_segmentation(*request[1:])
+            _return_freed_memory()  # the SEG's working arrays: before the run's own peak (the dose)
             continue
         _kind, result, folder, strict = request
         started = time.perf_counter()
@@ -237,6 +239,16 @@ def _serve(conn) -> None:
             conn.send((*reply, records, seconds, peak_mib))
         except (OSError, EOFError):
             return
+
+
+def _return_freed_memory() -> None:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim``; nothing elsewhere)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _prepare_segmentation(sources, geometry, weights, roles):
