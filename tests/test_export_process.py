@@ -14,7 +14,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
 
@@ -132,24 +131,25 @@ def test_errors_and_log_records_come_back_from_the_export_process(result, tmp_pa
     blocker.write_text("")
     missing = blocker / "out"  # cannot be created: a file is in the way
     with pytest.raises(OutputError) as here:
-        write_dicom_outputs(result, missing)
+        write_dicom_outputs(result, missing, parts=background.PARTS)
     with background.ExportProcess() as exporter:
         exporter.submit(result, missing)
         with pytest.raises(OutputError) as there:
             exporter.wait()
     assert str(there.value) == str(here.value)
 
-    # a negative dose voxel: the RT Dose export logs a warning, in the export process, that the run shows
-    dose = result.dose_gy.array.copy()
-    dose.flat[0] = -1.0
-    negative = replace(result, dose_gy=result.dose_gy.with_array(dose))
-    (tmp_path / "out").mkdir()
-    with background.ExportProcess() as exporter, caplog.at_level(logging.WARNING, logger="dosimetry"):
-        exporter.submit(negative, tmp_path / "out")
-        exports = exporter.wait()
-    assert [p.name for p in exports.written] == list(DICOM_FILES[:1]) + ["seg.dcm", "sr.dcm"]
-    assert any("negative voxels set to 0" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
-    assert not [r for r in caplog.records if r.levelno < logging.WARNING]  # the run's level decides
+    # highdicom logs at INFO while it builds the SEG and SR, in the export process: the run's level decides
+    # which of those records it shows
+    for level in (logging.INFO, logging.WARNING):
+        (tmp_path / str(level)).mkdir()
+        caplog.clear()
+        with background.ExportProcess() as exporter, caplog.at_level(level):
+            exporter.submit(result, tmp_path / str(level))
+            exports = exporter.wait()
+        assert [p.name for p in exports.written] == ["seg.dcm", "sr.dcm"]
+        shown = [r for r in caplog.records if r.name.startswith("highdicom")]
+        assert bool(shown) == (level == logging.INFO)
+        assert all(r.levelno >= level for r in caplog.records)
 
 
 def test_turned_off_by_the_environment(monkeypatch):

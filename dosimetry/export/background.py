@@ -23,8 +23,9 @@ Robustness:
 * if the child cannot start or dies (killed, out of memory), the exports are written in the run's process
   instead, and a DEBUG record says why: never a lost export.
 
-The data sent is what the exports read: the dose, the ROI occupancies (over their boxes), the statistics
-and the DICOM file lists; not the activity, density or CT volumes.
+The run's process writes the RT Dose itself (from the dose it holds, in memory its allocator has kept); the
+export process gets the ROI occupancies (over their boxes), the statistics, the DICOM file lists and the
+grid, and writes the SEG and the SR: no volume is sent.
 """
 
 from __future__ import annotations
@@ -46,6 +47,25 @@ _POLL_S = 0.1
 """How often the run's process checks that the export process is alive while it waits (s)."""
 
 _BLOCKED = (signal.SIGINT, signal.SIGTERM)
+
+PARTS = ("seg", "sr")
+"""The exports the export process writes (``write_dicom_outputs(parts=...)``); the run's process writes the
+RT Dose."""
+
+
+def _geometry(image) -> tuple:
+    """What a grid is without its voxels (see :func:`_grid`)."""
+    return (tuple(image.shape), image.origin_mm, image.spacing_mm, image.direction)
+
+
+def _grid(geometry: tuple):
+    """An :class:`~dosimetry.image.Image` of that grid whose voxels are one broadcast zero (no memory)."""
+    import numpy as np
+
+    from dosimetry.image import Image
+
+    shape, origin_mm, spacing_mm, direction = geometry
+    return Image(np.broadcast_to(np.zeros((), np.float32), shape), origin_mm, spacing_mm, direction)
 
 
 def enabled() -> bool:
@@ -101,18 +121,19 @@ class ExportProcess:
         ``run_dicom_study(..., rois_resampled=...)``."""
         if not weights:
             return
-        geometry = (tuple(grid.shape), grid.origin_mm, grid.spacing_mm, grid.direction)
         try:
-            self._conn.send(("prepare", sources, geometry, weights, roles))
+            self._conn.send(("prepare", sources, _geometry(grid), weights, roles))
         except (OSError, EOFError, ValueError) as err:  # the child is gone: wait() writes the exports here
             log.debug("DICOM export process unavailable (%s)", err)
 
     def submit(self, result, folder: str | os.PathLike, *, strict: bool = False) -> None:
-        """Start writing the DICOM exports of ``result`` into ``folder`` (see :meth:`wait`)."""
-        slim = replace(result, activity_bq=None, density_g_ml=None, ct_hu=None, dvh_volume_percent={})
-        self._pending = (slim, Path(folder), strict)
+        """Start writing the SEG and SR of ``result`` into ``folder`` (see :meth:`wait`); the run's process
+        writes the RT Dose (``write_dicom_outputs(..., parts=("rtdose",))``), from memory it has already, so the
+        dose volume is not sent: its grid is."""
+        slim = replace(result, dose_gy=None, activity_bq=None, density_g_ml=None, ct_hu=None, dvh_volume_percent={})
+        self._pending = (result, Path(folder), strict)
         try:
-            self._conn.send(("write", slim, str(folder), strict))
+            self._conn.send(("write", slim, _geometry(result.dose_gy), str(folder), strict))
         except (OSError, EOFError, ValueError) as err:  # the child is gone: wait() writes them here
             log.debug("DICOM export process unavailable (%s); writing the exports in this process", err)
 
@@ -130,7 +151,7 @@ class ExportProcess:
             from dosimetry.export.study import write_dicom_outputs
 
             self.close()
-            return write_dicom_outputs(result, folder, strict=strict)
+            return write_dicom_outputs(result, folder, strict=strict, parts=PARTS)
         kind, payload, records, seconds, peak_mib = reply
         self.worker_seconds, self.worker_peak_mib = seconds, peak_mib
         for record in records:  # as if logged here: the run's levels and handlers decide
@@ -224,12 +245,14 @@ def _serve(conn) -> None:
             prepared = _prepare_segmentation(*request[1:])
             _return_freed_memory()  # the SEG's working arrays: before the run's own peak (the dose)
             continue
-        _kind, result, folder, strict = request
+        _kind, slim, geometry, folder, strict = request
         started = time.perf_counter()
         try:
             from dosimetry.export.study import write_dicom_outputs
 
-            reply = ("ok", write_dicom_outputs(result, folder, strict=strict, prepared=prepared))
+            result = replace(slim, dose_gy=_grid(geometry))
+            exports = write_dicom_outputs(result, folder, strict=strict, prepared=prepared, parts=PARTS)
+            reply = ("ok", exports)
         except BaseException as err:  # noqa: BLE001 - every failure goes back to the run's process
             reply = ("error", _picklable(err))
         seconds = time.perf_counter() - started
@@ -254,15 +277,10 @@ def _return_freed_memory() -> None:
 def _prepare_segmentation(sources, geometry, weights, roles):
     """The SEG built ahead (:func:`~dosimetry.export.study.prepare_segmentation`), or None when that failed:
     the write then builds it again, and reports (or, strict, raises) what goes wrong the way it always does."""
-    import numpy as np
-
     from dosimetry.export.study import prepare_segmentation
-    from dosimetry.image import Image
 
-    shape, origin_mm, spacing_mm, direction = geometry
-    grid = Image(np.broadcast_to(np.zeros((), np.float32), shape), origin_mm, spacing_mm, direction)
     try:
-        prepared = prepare_segmentation(sources, grid, weights, roles)
+        prepared = prepare_segmentation(sources, _grid(geometry), weights, roles)
     except Exception as err:  # noqa: BLE001
         log.debug("SEG not prepared ahead (%s: %s); it is built when written", type(err).__name__, err)
         return None

@@ -178,22 +178,28 @@ def atomic_output_dir(
         raise
 
 
-def _write_dicom(result: DosimetryResult, tmp: Path, timings: dict, export_process) -> bool:
-    """The DICOM exports (RT Dose, SR, SEG) of a DICOM run, written here or waited for from
-    ``export_process``; their warnings join the run's. True when they added a warning."""
+def _write_dicom_part(result: DosimetryResult, tmp: Path, parts: tuple[str, ...]):
     from dosimetry.export.study import write_dicom_outputs  # DICOM runs only: RT Dose, SR (and SEG)
 
+    return write_dicom_outputs(result, tmp, parts=parts)
+
+
+def _write_dicom(result: DosimetryResult, tmp: Path, timings: dict, export_process, rtdose) -> bool:
+    """The DICOM exports (RT Dose, SR, SEG) of a DICOM run, written here, or the SEG and SR waited for from
+    ``export_process`` after the RT Dose (``rtdose``, written here); their warnings join the run's, in the
+    order of a whole :func:`~dosimetry.export.study.write_dicom_outputs` call. True when they added one."""
     with stage("output DICOM", timings):
         if export_process is None:
-            exports = write_dicom_outputs(result, tmp)
+            parts = [_write_dicom_part(result, tmp, ("rtdose", "seg", "sr"))]
         else:
-            exports = export_process.wait()
+            parts = [rtdose, export_process.wait()]
             if export_process.worker_seconds is not None:
                 timings["output DICOM (export process)"] = export_process.worker_seconds
     warnings = result.stats["warnings"]  # skipped exports say why, in stats.json and on the terminal
-    added = [w for w in exports.warnings if w not in warnings]
-    warnings.extend(added)
-    return bool(added)
+    before = len(warnings)
+    for exports in parts:
+        warnings.extend(w for w in dict.fromkeys(exports.warnings) if w not in warnings)
+    return len(warnings) > before
 
 
 def write_results(
@@ -246,20 +252,24 @@ def write_results(
 
 def _write_files(result: DosimetryResult, tmp: Path, timings: dict, *, pdf, isodose_gy, export_process) -> None:
     dicom = bool(result.dicom_sources)
+    rtdose = None
     if dicom and export_process is not None:
-        export_process.submit(result, tmp)  # written beside the files below (see dosimetry.export.background)
+        # the SEG and SR are written beside the files below (dosimetry.export.background); the RT Dose here
+        export_process.submit(result, tmp)
+        with stage("output DICOM", timings):
+            rtdose = _write_dicom_part(result, tmp, ("rtdose",))
     with stage("output dose.nii.gz", timings):
         dose = result.dose_gy
         write_nifti(dose.with_array(np.asarray(dose.array, dtype=np.float32)), tmp / "dose.nii.gz")
     if dicom and export_process is None:
-        _write_dicom(result, tmp, timings, None)
+        _write_dicom(result, tmp, timings, None, None)
     with stage("output stats.csv", timings):
         write_stats_csv(result.stats, tmp / "stats.csv")
     with stage("output dvh.csv", timings):
         write_dvh_csv(result.dvh_dose_gy, result.dvh_volume_percent, tmp / "dvh.csv")
     with stage("output report.html", timings):
         write_report(result, tmp / "report.html", isodose_gy=isodose_gy)
-    if dicom and export_process is not None and _write_dicom(result, tmp, timings, export_process):
+    if dicom and export_process is not None and _write_dicom(result, tmp, timings, export_process, rtdose):
         with stage("output report.html", timings):  # again, with the warnings of the DICOM exports
             write_report(result, tmp / "report.html", isodose_gy=isodose_gy)
     if pdf:

@@ -218,6 +218,7 @@ def write_dicom_outputs(
     *,
     strict: bool = False,
     prepared: PreparedSegmentation | None = None,
+    parts: tuple[str, ...] = ("rtdose", "seg", "sr"),
 ) -> DicomExports:
     """Write ``rtdose.dcm``, ``sr.dcm`` and (for ROIs not from the study) ``seg.dcm`` into ``folder``.
 
@@ -234,6 +235,11 @@ def write_dicom_outputs(
     prepared : PreparedSegmentation, optional
         The SEG built earlier (:func:`prepare_segmentation`); used when its occupancies are the result's,
         else the SEG is built again.
+    parts : tuple of str
+        Which exports to write: ``("rtdose",)`` and ``("seg", "sr")`` are the two halves (the command line
+        writes the RT Dose in the run's process and the others in its export process); the warnings about the
+        reference header are those of a whole call in both, so that joining the halves' warnings in this
+        order, without repeats, gives a whole call's.
 
     Raises
     ------
@@ -256,16 +262,19 @@ def write_dicom_outputs(
                 f"{'' if sources.get('ct') else ' and there is no CT to take one from'}; an RT Dose without a "
                 "Frame of Reference cannot be placed on any image"
             )
-        exports.written.append(
-            write_rt_dose(
-                result.dose_gy,
-                reference,
-                folder / "rtdose.dcm",
-                series_description=series_description(result.stats, "rtdose"),
-                dose_comment=f"Y-90 {result.stats['method']} "
-                + ("predictive dose from Tc-99m MAA" if is_predictive(result.stats) else "dose"),
+        if "rtdose" in parts:
+            exports.written.append(
+                write_rt_dose(
+                    result.dose_gy,
+                    reference,
+                    folder / "rtdose.dcm",
+                    series_description=series_description(result.stats, "rtdose"),
+                    dose_comment=f"Y-90 {result.stats['method']} "
+                    + ("predictive dose from Tc-99m MAA" if is_predictive(result.stats) else "dose"),
+                )
             )
-        )
+    if "sr" not in parts:
+        return exports
     if reference is None:
         exports.warnings.append("sr.dcm not written: the reference header cannot be read (see rtdose.dcm)")
         return exports
