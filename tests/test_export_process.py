@@ -152,6 +152,16 @@ def test_errors_and_log_records_come_back_from_the_export_process(result, tmp_pa
         assert all(r.levelno >= level for r in caplog.records)
 
 
+def test_closing_ends_a_busy_export_process_at_once(result, tmp_path):
+    """Ctrl-C during the exports: the run's process closes the export process, which ends at its SIGTERM (not
+    at the SIGKILL that close() sends one that did not end within 5 s)."""
+    (tmp_path / "out").mkdir()
+    exporter = background.ExportProcess()
+    exporter.submit(result, tmp_path / "out")  # returns once the export process has read it: it is writing now
+    exporter.close()
+    assert exporter.exitcode == -signal.SIGTERM
+
+
 def test_turned_off_by_the_environment(monkeypatch):
     monkeypatch.setenv(background.ENVIRONMENT_SWITCH, "0")
     assert background.start() is None

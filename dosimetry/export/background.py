@@ -14,7 +14,7 @@ studies side by side already. ``Y90_EXPORT_PROCESS=0`` turns it off.
 
 Robustness:
 
-* the child ignores SIGINT and SIGTERM (they are blocked while it starts, so it never prints a traceback);
+* the child ignores SIGINT (blocked while it starts, so it never prints a traceback) and dies at SIGTERM;
   the run's process handles Ctrl-C and terminates it (:meth:`ExportProcess.close`), so nothing outlives
   the run;
 * an exception of the exports (for example :class:`~dosimetry.errors.OutputError`) is raised again in the
@@ -107,6 +107,11 @@ class ExportProcess:
     def pid(self) -> int | None:
         """The export process's id."""
         return self._process.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        """The export process's exit code once it ended (negative: the signal that ended it), else None."""
+        return self._process.exitcode
 
     def __enter__(self) -> ExportProcess:
         return self
@@ -223,8 +228,10 @@ class _Collect(logging.Handler):
 def _serve(conn) -> None:
     """The export process: prepare, then serve the run's requests until the pipe closes: ``prepare`` (build
     the SEG early) and ``write`` (write the exports, reply with them or the exception, and the log records)."""
-    for signum in _BLOCKED:  # the run's process decides; it terminates this one
-        signal.signal(signum, signal.SIG_IGN)
+    # Ctrl-C (the terminal's SIGINT reaches the whole process group) is the run's process's to handle: it
+    # terminates this one (SIGTERM, whose default action ends it at once)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCKED)
     # (glibc's default allocator here, not keep_freed_memory: the SEG's and RT Dose's transient arrays are
     # returned when freed, so that this process adds little to the run's peak; numpy's huge-page advice is off,
