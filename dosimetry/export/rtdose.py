@@ -30,7 +30,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from dosimetry._version import __version__
@@ -103,16 +103,15 @@ _UID_SOURCE: ContextVar = ContextVar("dosimetry_export_uid_source", default=None
 
 
 def new_uid() -> str:
-    """A new globally unique UID (highdicom's generator: 2.25 + random 128-bit integer, PS3.5 B.2).
+    """A new globally unique UID: ``2.25.`` and a random (version 4) UUID's integer, PS3.5 B.2 (pydicom's
+    ``generate_uid(prefix=None)``; the RT Dose thus needs no highdicom).
 
     Inside :func:`deterministic_uids` the UIDs are derived from its seed instead (same seed, same UIDs).
     """
     source = _UID_SOURCE.get()
     if source is not None:
         return source()
-    import highdicom
-
-    return str(highdicom.UID())
+    return str(generate_uid(prefix=None))
 
 
 def uid_from_seed(name: str) -> str:

@@ -38,8 +38,6 @@ from dosimetry.image import Image
 from dosimetry.pipeline import DosimetryResult
 from dosimetry.roi import Roi
 from dosimetry.export.rtdose import save_dataset_atomically, write_rt_dose
-from dosimetry.export.seg import build_segmentation
-from dosimetry.export.sr import build_measurement_report
 from dosimetry.export.vr import conformed_header
 
 log = logging.getLogger("dosimetry")
@@ -202,6 +200,8 @@ def prepare_segmentation(
             view, notes = conformed_header(_read(path, pixels=False))  # the SEG needs their headers only
             _note_fitted(exports, notes)
             source_images.append(view)
+        from dosimetry.export.seg import build_segmentation  # highdicom: only for the SEG and SR
+
         dataset = build_segmentation(rois, source_images)
         _copy_deidentification(source_images[0], dataset)
         if note:
@@ -297,6 +297,8 @@ def write_dicom_outputs(
                 segmentation = prepared.dataset
                 evidence += [segmentation, *prepared.source_images]
     with _Step("sr.dcm", exports, strict):
+        from dosimetry.export.sr import build_measurement_report
+
         report = build_measurement_report(
             result.stats, evidence, segmentation=segmentation, series_description=series_description(result.stats, "sr")
         )
