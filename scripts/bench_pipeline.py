@@ -26,7 +26,8 @@ environment variables; ``x tuned`` is the ratio to it. In a VM where huge-page f
 baseline varies a lot from run to run and the tuned one does not, so ``x tuned`` is the stricter, steadier
 ratio.
 
-Wall time is the best of ``--repeat`` runs; peak memory is the child's ``ru_maxrss`` (peak resident set,
+Wall time is the best of ``--repeat`` runs, taken round-robin over the measurements of a case (repeat 1 of
+each, then repeat 2, ...: a slow spell of the machine falls on all alike); peak memory is the child's ``ru_maxrss`` (peak resident set,
 from ``os.wait4``), or the sampled peak of the child and its own children together (their summed proportional
 set sizes, shared pages counted once) when larger (the DICOM
 exports' process of a DICOM run: :mod:`dosimetry.export.background`); ``run ... (one process)`` is the same
@@ -396,66 +397,55 @@ def main(argv=None) -> int:
         results.append({"case": "-", "what": "dosimetry --help", "s": seconds, "rss_mib": rss, "cpu_s": cpu})
         for case in cases:
             folder = ensure_case(data, case)
-            base_s, base_rss, _, base_cpu = best(
-                [sys.executable, __file__, "--decode-only", case, str(folder)], args.repeat
-            )
-            results.append(
-                {
-                    "case": case,
-                    "what": "decode only",
-                    "s": base_s,
-                    "rss_mib": base_rss,
-                    "cpu_s": base_cpu,
-                    "time_ratio": 1.0,
-                    "rss_ratio": 1.0,
-                    "cpu_ratio": 1.0,
-                }
-            )
-            # the same decode with the memory settings `dosimetry` gives itself (dosimetry/allocator.py): no
-            # transparent huge pages, freed memory kept. In this VM huge-page faults make the plain baseline
-            # vary 1-3x from run to run; this one is steady, and the ratio to it is the stricter one
-            tuned_s, tuned_rss, _, tuned_cpu = best(
-                [sys.executable, __file__, "--decode-only", case, str(folder)], args.repeat, TUNED_ENV
-            )
-            results.append(
-                {
-                    "case": case,
-                    "what": "decode only (tuned)",
-                    "s": tuned_s,
-                    "rss_mib": tuned_rss,
-                    "cpu_s": tuned_cpu,
-                    "time_ratio": tuned_s / base_s,
-                    "tuned_ratio": 1.0,
-                    "rss_ratio": tuned_rss / base_rss,
-                    "cpu_ratio": tuned_cpu / base_cpu,
-                }
-            )
+            decode = [sys.executable, __file__, "--decode-only", case, str(folder)]
+            # (label, argv, env) of each measurement of the case; the tuned decode is the same decode with the
+            # memory settings `dosimetry` gives itself (dosimetry/allocator.py): no transparent huge pages, freed
+            # memory kept. In this VM huge-page faults make the plain baseline vary 1-3x from run to run; the
+            # tuned one is steady, and the ratio to it is the stricter one
+            variants = [("decode only", decode, None), ("decode only (tuned)", decode, TUNED_ENV)]
             for method in methods:
-                out = tmp / f"out-{case}-{method}"
-                variants = [("", None)]
-                if case == "real":  # the DICOM exports in the run's own process: the one-process baseline
-                    variants.append((" (one process)", {**os.environ, "Y90_EXPORT_PROCESS": "0"}))
+                argv = run_command(case, folder, method, tmp / f"out-{case}-{method}")
                 if args.before:
                     env = {**os.environ, "PYTHONPATH": str(args.before.resolve())}
-                    variants.insert(0, (" (before)", env))
-                for label, env in variants:
-                    seconds, rss, code, cpu = best(run_command(case, folder, method, out), args.repeat, env)
-                    results.append(
-                        {
-                            "case": case,
-                            "what": f"run {method}{label}",
-                            "s": seconds,
-                            "rss_mib": rss,
-                            "time_ratio": seconds / base_s,
-                            "tuned_ratio": seconds / tuned_s,
-                            "rss_ratio": rss / base_rss,
-                            "cpu_s": cpu,
-                            "cpu_ratio": cpu / base_cpu,
-                            "exit": code,
-                        }
-                    )
-                if args.keep_output:
-                    print(f"  output: {out}")
+                    variants.append((f"run {method} (before)", argv, env))
+                variants.append((f"run {method}", argv, None))
+                if case == "real":  # the DICOM exports in the run's own process: the one-process baseline
+                    variants.append((f"run {method} (one process)", argv, {**os.environ, "Y90_EXPORT_PROCESS": "0"}))
+            # round-robin: repeat r of every variant before repeat r + 1 of any, so that a slow spell of the
+            # machine falls on all of them alike; each keeps its best time
+            runs: dict[str, list] = {label: [] for label, _, _ in variants}
+            for _ in range(args.repeat):
+                for label, argv, env in variants:
+                    runs[label].append(measure(argv, env))
+            best_of = {
+                label: (
+                    min(r[0] for r in rs),
+                    max(r[1] for r in rs),
+                    max(r[2] for r in rs),
+                    min(r[3] for r in rs),
+                )
+                for label, rs in runs.items()
+            }
+            base_s, base_rss, _, base_cpu = best_of["decode only"]
+            tuned_s = best_of["decode only (tuned)"][0]
+            for label, _, _ in variants:
+                seconds, rss, code, cpu = best_of[label]
+                entry = {
+                    "case": case,
+                    "what": label,
+                    "s": seconds,
+                    "rss_mib": rss,
+                    "time_ratio": seconds / base_s,
+                    "rss_ratio": rss / base_rss,
+                    "cpu_s": cpu,
+                    "cpu_ratio": cpu / base_cpu,
+                    "exit": code,
+                }
+                if label != "decode only":
+                    entry["tuned_ratio"] = seconds / tuned_s
+                results.append(entry)
+            if args.keep_output:
+                print(f"  output: {tmp}")
     finally:
         if not args.keep_output:
             shutil.rmtree(tmp, ignore_errors=True)
