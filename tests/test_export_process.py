@@ -195,3 +195,16 @@ def test_the_command_line_uses_it_and_ctrl_c_leaves_nothing(tmp_path):
             assert proc.returncode == 0 or err.strip() == complete, err
             assert sorted(p.name for p in out.glob("*.dcm")) == sorted(DICOM_FILES)
     assert 130 in outcomes
+
+
+@pytest.mark.parametrize("verbose,shown", [("-v", False), ("-vv", True)])
+def test_library_info_records_with_uids_only_at_vv(tmp_path, capsys, verbose, shown):
+    """highdicom logs at INFO each module it copies, with the SOP Instance UID of the image: -v shows the run's
+    stages, not those; -vv shows everything."""
+    from dosimetry.cli import main
+
+    argv = ["run", str(SAMPLE_DICOM), "--roi", f"tumor:Added T1={EXTRA_ROI}", verbose, "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "dosimetry: load" in err  # -v works
+    assert ("copy attributes of module" in err) == shown

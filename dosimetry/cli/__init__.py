@@ -78,6 +78,12 @@ def _configure_logging(verbose: int) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
+    # pydicom's and highdicom's INFO records (each attribute module highdicom copies, with the SOP Instance
+    # UID it copies from) are library detail, and UIDs identify a patient's images: shown with -vv only
+    from dosimetry.libwarnings import LIBRARY_LOGGERS
+
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
 
 
 def _folder_identity(path: Path | None):
