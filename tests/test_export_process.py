@@ -167,6 +167,16 @@ def test_turned_off_by_the_environment(monkeypatch):
     assert background.start() is None
 
 
+def test_a_process_that_cannot_start_means_writing_here(monkeypatch):
+    def cannot(*args, **kwargs):
+        raise OSError("resource temporarily unavailable")
+
+    monkeypatch.setattr(background, "ExportProcess", cannot)
+    assert background.start() is None
+    monkeypatch.delattr(background.signal, "pthread_sigmask")  # (Windows)
+    assert not background.enabled()
+
+
 def test_the_command_line_uses_it_and_ctrl_c_leaves_nothing(tmp_path):
     """The console command on a DICOM study writes its exports through the export process; SIGINT at several
     moments gives exit 130 with one line and no output, or a complete run (exit 0). No timing is asserted."""

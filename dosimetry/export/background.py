@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import signal
 import time
 from dataclasses import replace
@@ -68,11 +67,21 @@ def _grid(geometry: tuple):
     return Image(np.broadcast_to(np.zeros((), np.float32), shape), origin_mm, spacing_mm, direction)
 
 
+def _peak_mib() -> float:
+    """This process's peak resident memory (MiB; Linux reports kB), or NaN where unknown."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return float("nan")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def enabled() -> bool:
-    """True unless ``Y90_EXPORT_PROCESS=0``, or the current process may not have children (a daemon)."""
+    """True unless ``Y90_EXPORT_PROCESS=0``, the current process may not have children (a daemon), or the
+    system cannot block signals while the child starts (no ``pthread_sigmask``: Windows)."""
     import multiprocessing
 
-    if os.environ.get(ENVIRONMENT_SWITCH, "1") == "0":
+    if os.environ.get(ENVIRONMENT_SWITCH, "1") == "0" or not hasattr(signal, "pthread_sigmask"):
         return False
     return not multiprocessing.current_process().daemon
 
@@ -203,7 +212,7 @@ def start() -> ExportProcess | None:
         return None
     try:
         return ExportProcess()
-    except (OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - no second process: the exports are written in this one, as ever
         log.debug("no DICOM export process (%s); the exports are written in this process", err)
         return None
 
@@ -263,7 +272,7 @@ def _serve(conn) -> None:
         except BaseException as err:  # noqa: BLE001 - every failure goes back to the run's process
             reply = ("error", _picklable(err))
         seconds = time.perf_counter() - started
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        peak_mib = _peak_mib()
         records, collect.records = collect.records, []
         try:
             conn.send((*reply, records, seconds, peak_mib))
