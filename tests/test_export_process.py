@@ -143,7 +143,8 @@ def test_errors_and_log_records_come_back_from_the_export_process(result, tmp_pa
     for level in (logging.INFO, logging.WARNING):
         (tmp_path / str(level)).mkdir()
         caplog.clear()
-        with background.ExportProcess() as exporter, caplog.at_level(level):
+        # (the level of the highdicom logger too: a command run earlier in this process sets it)
+        with background.ExportProcess() as exporter, caplog.at_level(level), caplog.at_level(level, "highdicom"):
             exporter.submit(result, tmp_path / str(level))
             exports = exporter.wait()
         assert [p.name for p in exports.written] == ["seg.dcm", "sr.dcm"]

@@ -27,6 +27,7 @@ from dosimetry.io.images import to_sitk
 from dosimetry.layout import c_order_copy
 from dosimetry.occupancy import Occupancy
 from dosimetry.geometry.separable_mean import separable_mean
+from dosimetry.geometry.separable_nearest import nearest_counts
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -77,6 +78,13 @@ def _block_sums(sub_kji: np.ndarray, n: int, dtype) -> np.ndarray:
     return blocks.transpose(2, 1, 0)
 
 
+def _slab_planes(lower, upper, n: int) -> int:
+    """Target planes (axis 2) per SimpleITK resampling of :func:`_supersampled_sums`: about
+    ``_MAX_SUBVOXELS_PER_SLAB`` sub-voxels at a time (the slab also sets the output origin of each)."""
+    plane = int(np.prod(np.asarray(upper[:2]) - np.asarray(lower[:2]))) * n**3
+    return max(1, _MAX_SUBVOXELS_PER_SLAB // max(plane * n, 1))
+
+
 def _supersampled_sums(
     src: sitk.Image, target: Image, lower, upper, n: int, interpolator: str, default: float, *, pixel_type: int
 ) -> np.ndarray:
@@ -96,8 +104,7 @@ def _supersampled_sums(
 
     integer = pixel_type == sitk.sitkUInt8
     out = np.empty(tuple(int(v) for v in upper - lower), dtype=np.uint16 if integer else np.float64)
-    plane = int(np.prod(out.shape[:2])) * n**3
-    slab = max(1, _MAX_SUBVOXELS_PER_SLAB // max(plane * n, 1))
+    slab = _slab_planes(lower, upper, n)
     resampler = sitk.ResampleImageFilter()
     resampler.SetInterpolator(getattr(sitk, _INTERPOLATORS[interpolator]))
     resampler.SetDefaultPixelValue(float(default))
@@ -157,8 +164,10 @@ def occupancy_in_box(mask: Image, target: Image, *, supersample: int | None = No
     Only the mask's nonzero box (found from per-axis projections) is handed to SimpleITK, and only the
     target voxels it can touch are sampled. Sub-voxel centres outside the box would find zeros in the
     full mask and find the default 0 outside the cropped one: the result is the same. 0/1 masks are
-    resampled as uint8 and averaged as integer counts. A mask on the target grid, or on its lattice
-    (cropped to its extent), is copied voxel for voxel.
+    resampled as uint8 and averaged as integer counts; where both grids' directions are signed permutations
+    (exact zeros off the axes) those counts are computed one axis at a time from SimpleITK's own index
+    maps (:mod:`dosimetry.geometry.separable_nearest`), the same integers without ``n**3`` lookups per
+    voxel. A mask on the target grid, or on its lattice (cropped to its extent), is copied voxel for voxel.
     """
     if mask.same_grid(target):  # C order, as the resampled ones: statistics gather by C-order flat index
         return Occupancy.cropped(mask.array, np.float32)
@@ -180,12 +189,16 @@ def occupancy_in_box(mask: Image, target: Image, *, supersample: int | None = No
 
     cropped = mask.crop(crop_lo, crop_hi)
     binary = _is_binary(cropped.array)
-    values = cropped.array.astype(np.uint8 if binary else np.float32)
-    src = to_sitk(cropped.with_array(values))
-    del values
-    sums = _supersampled_sums(
-        src, target, lower, upper, n, "nearest", 0.0, pixel_type=sitk.sitkUInt8 if binary else sitk.sitkFloat32
-    )
+    sums = None
+    if binary:  # grids with exactly axis-aligned directions: the same counts, one axis at a time
+        sums = nearest_counts(cropped, target, lower, upper, n, _slab_planes(lower, upper, n))
+    if sums is None:
+        values = cropped.array.astype(np.uint8 if binary else np.float32)
+        src = to_sitk(cropped.with_array(values))
+        del values
+        sums = _supersampled_sums(
+            src, target, lower, upper, n, "nearest", 0.0, pixel_type=sitk.sitkUInt8 if binary else sitk.sitkFloat32
+        )
     # the mean as np.mean computes it: float64 sum / count, then float32
     occupancy = np.ascontiguousarray(sums / float(n**3), dtype=np.float32)
     del sums
