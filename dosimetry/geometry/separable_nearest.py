@@ -52,9 +52,12 @@ def nearest_counts(mask: Image, target: Image, lower, upper, n: int, slab: int) 
     Returns
     -------
     ndarray of float64 (integer values), [i, j, k] over the box, or None
-        None when a direction is not a signed permutation (the caller then resamples).
+        None when a direction is not a signed permutation, or the mask has 65535 voxels or more along an
+        axis (the caller then resamples).
     """
     if not (signed_permutation(mask.direction) and signed_permutation(target.direction)):
+        return None
+    if max(mask.shape) >= np.iinfo(np.uint16).max:  # the probes hold index + 1 as uint16
         return None
     rotation = mask.direction.T @ target.direction  # column a: target axis a in mask axes
     axes = [int(np.flatnonzero(rotation[:, a])[0]) for a in range(3)]
@@ -84,8 +87,6 @@ def _axis_map(mask: Image, target: Image, lower, upper, n: int, slab: int, a: in
     from dosimetry.io.images import to_sitk
 
     size = mask.shape[source_axis]
-    if size + 1 > np.iinfo(np.uint16).max:
-        raise ValueError("mask too large for the probe")  # (not a real grid: 65535 voxels along one axis)
     shape = [1, 1, 1]
     shape[source_axis] = size
     ramp = (np.arange(1, size + 1, dtype=np.uint16)).reshape(shape)
