@@ -178,27 +178,19 @@ def atomic_output_dir(
         raise
 
 
-def _write_dicom_part(result: DosimetryResult, tmp: Path, parts: tuple[str, ...]):
+def _dicom_part(result: DosimetryResult, tmp: Path, parts: tuple[str, ...]) -> bool:
+    """Write ``parts`` of the DICOM exports (:func:`~dosimetry.export.study.write_dicom_outputs`) here; True
+    when their warnings added one to the run's."""
     from dosimetry.export.study import write_dicom_outputs  # DICOM runs only: RT Dose, SR (and SEG)
 
-    return write_dicom_outputs(result, tmp, parts=parts)
+    return _join_warnings(result, write_dicom_outputs(result, tmp, parts=parts))
 
 
-def _write_dicom(result: DosimetryResult, tmp: Path, timings: dict, export_process, rtdose) -> bool:
-    """The DICOM exports (RT Dose, SR, SEG) of a DICOM run, written here, or the SEG and SR waited for from
-    ``export_process`` after the RT Dose (``rtdose``, written here); their warnings join the run's, in the
-    order of a whole :func:`~dosimetry.export.study.write_dicom_outputs` call. True when they added one."""
-    with stage("output DICOM", timings):
-        if export_process is None:
-            parts = [_write_dicom_part(result, tmp, ("rtdose", "seg", "sr"))]
-        else:
-            parts = [rtdose, export_process.wait()]
-            if export_process.worker_seconds is not None:
-                timings["output DICOM (export process)"] = export_process.worker_seconds
-    warnings = result.stats["warnings"]  # skipped exports say why, in stats.json and on the terminal
+def _join_warnings(result: DosimetryResult, exports) -> bool:
+    """The exports' warnings (skipped exports say why) join the run's, without repeats; True when one was new."""
+    warnings = result.stats["warnings"]
     before = len(warnings)
-    for exports in parts:
-        warnings.extend(w for w in dict.fromkeys(exports.warnings) if w not in warnings)
+    warnings.extend(w for w in dict.fromkeys(exports.warnings) if w not in warnings)
     return len(warnings) > before
 
 
@@ -223,8 +215,9 @@ def write_results(
     ``stats.json``, written last, holds.
 
     ``export_process`` (an :class:`~dosimetry.export.background.ExportProcess`, for the command line) writes
-    the DICOM exports of a DICOM run beside the other files; its seconds of work are
-    ``timings_s["output DICOM (export process)"]`` and ``output DICOM`` is then the time waited for it.
+    the SEG and SR of a DICOM run beside the other files; its seconds of work are
+    ``timings_s["output DICOM (export process)"]`` and ``output DICOM`` is then the RT Dose, written here, and
+    the time waited for it.
     Without it they are written here, in this process. The report shows the exports' warnings either way
     (it is written again when they add one).
 
@@ -252,26 +245,31 @@ def write_results(
 
 def _write_files(result: DosimetryResult, tmp: Path, timings: dict, *, pdf, isodose_gy, export_process) -> None:
     dicom = bool(result.dicom_sources)
-    rtdose = None
     if dicom and export_process is not None:
-        # the SEG and SR are written beside the files below (dosimetry.export.background); the RT Dose here
+        # the SEG and SR are written by it beside the files below (dosimetry.export.background); the RT Dose here
         export_process.submit(result, tmp)
         with stage("output DICOM", timings):
-            rtdose = _write_dicom_part(result, tmp, ("rtdose",))
+            _dicom_part(result, tmp, ("rtdose",))
     with stage("output dose.nii.gz", timings):
         dose = result.dose_gy
         write_nifti(dose.with_array(np.asarray(dose.array, dtype=np.float32)), tmp / "dose.nii.gz")
     if dicom and export_process is None:
-        _write_dicom(result, tmp, timings, None, None)
+        with stage("output DICOM", timings):
+            _dicom_part(result, tmp, ("rtdose", "seg", "sr"))
     with stage("output stats.csv", timings):
         write_stats_csv(result.stats, tmp / "stats.csv")
     with stage("output dvh.csv", timings):
         write_dvh_csv(result.dvh_dose_gy, result.dvh_volume_percent, tmp / "dvh.csv")
     with stage("output report.html", timings):
         write_report(result, tmp / "report.html", isodose_gy=isodose_gy)
-    if dicom and export_process is not None and _write_dicom(result, tmp, timings, export_process, rtdose):
-        with stage("output report.html", timings):  # again, with the warnings of the DICOM exports
-            write_report(result, tmp / "report.html", isodose_gy=isodose_gy)
+    if dicom and export_process is not None:
+        with stage("output DICOM", timings):
+            exports = export_process.wait()
+        if export_process.worker_seconds is not None:
+            timings["output DICOM (export process)"] = export_process.worker_seconds
+        if _join_warnings(result, exports):
+            with stage("output report.html", timings):  # again, with the warnings of the SEG and SR
+                write_report(result, tmp / "report.html", isodose_gy=isodose_gy)
     if pdf:
         from dosimetry.report.html import html_to_pdf  # needs headless Chromium
 

@@ -147,8 +147,8 @@ class PreparedSegmentation:
     """The occupancies it was built from (the run's, on the emission grid)."""
     roles: dict[str, str]
     """Their roles (which give the segments' codes)."""
-    grid: tuple
-    """Shape, origin, spacing and direction of the grid they lie on."""
+    grid: Image
+    """The grid they lie on (its voxels are not used)."""
     dataset: pydicom.Dataset | None
     """The SEG; None when it could not be made (``exports.warnings`` says why)."""
     source_images: list = field(default_factory=list)
@@ -157,7 +157,7 @@ class PreparedSegmentation:
 
     def matches(self, weights: dict[str, Occupancy], roles: dict[str, str], grid: Image) -> bool:
         """True when ``weights`` on ``grid``, with ``roles``, are exactly what it was built from."""
-        if set(weights) != set(self.weights) or not _same_grid(_grid_key(grid), self.grid):
+        if set(weights) != set(self.weights) or not grid.same_grid(self.grid, tol_mm=0.0):
             return False
         if any(roles.get(name) != self.roles.get(name) for name in weights):
             return False
@@ -168,14 +168,6 @@ class PreparedSegmentation:
             if not np.array_equal(mine.values, theirs.values):
                 return False
         return True
-
-
-def _grid_key(grid: Image) -> tuple:
-    return (tuple(grid.shape), grid.origin_mm.tolist(), grid.spacing_mm.tolist(), grid.direction.tolist())
-
-
-def _same_grid(a: tuple, b: tuple) -> bool:
-    return a[0] == b[0] and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a[1:], b[1:]))
 
 
 def prepare_segmentation(
@@ -209,7 +201,7 @@ def prepare_segmentation(
     if step.failed:
         dataset, source_images = None, []
     roles = {name: roles[name] for name in weights}
-    return PreparedSegmentation(dict(weights), roles, _grid_key(grid), dataset, source_images, exports)
+    return PreparedSegmentation(dict(weights), roles, grid, dataset, source_images, exports)
 
 
 def write_dicom_outputs(

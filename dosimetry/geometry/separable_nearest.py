@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
+from dosimetry.geometry.separable_mean import _reduce_first, axis_alignment
 from dosimetry.image import Image
 
 
@@ -59,8 +60,7 @@ def nearest_counts(mask: Image, target: Image, lower, upper, n: int, slab: int) 
         return None
     if max(mask.shape) >= np.iinfo(np.uint16).max:  # the probes hold index + 1 as uint16
         return None
-    rotation = mask.direction.T @ target.direction  # column a: target axis a in mask axes
-    axes = [int(np.flatnonzero(rotation[:, a])[0]) for a in range(3)]
+    axes = [int(v) for v in axis_alignment(mask, target)[0]]  # mask axis of each target axis
     lower = [int(v) for v in lower]
     upper = [int(v) for v in upper]
     maps = [_axis_map(mask, target, lower, upper, n, slab, a, axes[a]) for a in range(3)]
@@ -72,9 +72,9 @@ def nearest_counts(mask: Image, target: Image, lower, upper, n: int, slab: int) 
     labels = [0, 1, 2]
     for a in order:
         front = np.moveaxis(values, labels.index(a), 0)
-        flat = np.ascontiguousarray(front, dtype=np.float32 if values is source else np.float64)
-        reduced = matrices[a] @ flat.reshape(flat.shape[0], -1)
-        values = np.asarray(reduced).reshape((matrices[a].shape[0],) + flat.shape[1:])
+        values = _reduce_first(
+            np.ascontiguousarray(front, dtype=np.float32 if values is source else np.float64), matrices[a]
+        )
         labels = [a] + [b for b in labels if b != a]
     return values.transpose([labels.index(a) for a in range(3)])
 
