@@ -181,6 +181,9 @@ def test_a_process_that_cannot_start_means_writing_here(monkeypatch):
 def test_the_command_line_uses_it_and_ctrl_c_leaves_nothing(tmp_path):
     """The console command on a DICOM study writes its exports through the export process; SIGINT at several
     moments gives exit 130 with one line and no output, or a complete run (exit 0). No timing is asserted."""
+    from test_output_safety import snapshot
+
+    inputs_before = (snapshot(SAMPLE_DICOM), EXTRA_ROI.read_bytes())
     code = "import sys; from dosimetry.cli import main; print('ready', flush=True); sys.exit(main())"
     argv = [sys.executable, "-c", code, "run", str(SAMPLE_DICOM), "--roi", f"tumor:Added T1={EXTRA_ROI}", "-q"]
     done = subprocess.run([*argv, "--out", str(tmp_path / "full")], capture_output=True, text=True, timeout=300)
@@ -206,6 +209,7 @@ def test_the_command_line_uses_it_and_ctrl_c_leaves_nothing(tmp_path):
             assert proc.returncode == 0 or err.strip() == complete, err
             assert sorted(p.name for p in out.glob("*.dcm")) == sorted(DICOM_FILES)
     assert 130 in outcomes
+    assert (snapshot(SAMPLE_DICOM), EXTRA_ROI.read_bytes()) == inputs_before  # both processes leave the inputs alone
 
 
 @pytest.mark.parametrize("verbose,shown", [("-v", False), ("-vv", True)])
