@@ -8,8 +8,9 @@ from dosimetry.constants import JOULE_PER_MEV, Y90_MEAN_BETA_ENERGY_MEV
 from dosimetry.quantify.decay import cumulated_activity_bq_s
 from dosimetry.image import Image
 from dosimetry.layout import slowest_axis_slabs
+from dosimetry.threads import in_threads
 
-_SLAB_VOXELS = 2_000_000
+_SLAB_VOXELS = 1_000_000
 
 
 def ldm_dose(activity_bq: Image, density_g_ml: Image) -> Image:
@@ -49,8 +50,10 @@ def ldm_dose(activity_bq: Image, density_g_ml: Image) -> Image:
     dose = np.empty_like(activity, dtype=np.float32)
     # one density for every voxel (no CT: a broadcast value): its mass once, the same float64 operations
     uniform_mass_kg = float(np.float64(density.flat[0]) * voxel_volume_l) if _is_uniform(density) else None
-    # slab by slab, in float64 as before (identical values), so no full-size float64 temporaries
-    for part in slowest_axis_slabs(activity, _SLAB_VOXELS):  # contiguous slabs in C or Fortran order
+    # slab by slab, in float64 as before (identical values), so no full-size float64 temporaries; slabs are
+    # independent, so two threads share them (numpy releases the GIL)
+
+    def deposit(part) -> None:
         energy_j = cumulated_activity_bq_s(activity[part].astype(np.float64))
         energy_j *= energy_per_decay_j
         if uniform_mass_kg is not None:
@@ -59,12 +62,14 @@ def ldm_dose(activity_bq: Image, density_g_ml: Image) -> Image:
             else:
                 energy_j[...] = 0.0
             dose[part] = energy_j
-            continue
+            return
         mass_kg = density[part].astype(np.float64)
         mass_kg *= voxel_volume_l
         slab = np.zeros_like(energy_j)
         np.divide(energy_j, mass_kg, out=slab, where=mass_kg > 0)
         dose[part] = slab
+
+    in_threads(deposit, slowest_axis_slabs(activity, _SLAB_VOXELS))  # contiguous slabs in C or Fortran order
     return activity_bq.with_array(dose)
 
 

@@ -32,8 +32,8 @@ from typing import Callable
 import numpy as np
 import scipy.sparse
 
-from dosimetry import progress
 from dosimetry.image import Image
+from dosimetry.threads import in_threads
 
 _AXIS_TOLERANCE = 1e-9
 _SLAB_SOURCE_VOXELS = 4_000_000
@@ -179,9 +179,9 @@ def separable_mean(
     plane = max((c_hi[0] - c_lo[0]) * (c_hi[1] - c_lo[1]), 1)
     w2 = w[2]
     indptr, indices = w2.indptr, w2.indices
+    slabs = []  # target slices [k, k_end) and their source slices [z0, z1): at most ~_SLAB_SOURCE_VOXELS voxels
     k = lo[2]
     while k < hi[2]:
-        # target slices [k, k_end) and their source slices [z0, z1): at most ~_SLAB_SOURCE_VOXELS voxels
         z0, z1 = _row_range(indptr, indices, k)
         k_end = k + 1
         while k_end < hi[2]:
@@ -190,12 +190,18 @@ def separable_mean(
                 break
             z0, z1 = min(z0, r0), max(z1, r1)
             k_end += 1
+        slabs.append((k, k_end, z0, z1))
+        k = k_end
+
+    def average(slab_range: tuple[int, int, int, int]) -> None:
+        k, k_end, z0, z1 = slab_range
         slab = source[c_lo[0] : c_hi[0], c_lo[1] : c_hi[1], z0:z1]
         if values is not None:
             slab = values(slab)
         # each axis in turn made the slowest in memory (one copy) and reduced by its taps, in float64;
         # z first, the other two kept in the slab's memory order so that the first copy reads it linearly
-        labels = [2] + sorted((0, 1), key=lambda a: -abs(slab.strides[a]))
+        strides = slab.strides
+        labels = [2] + sorted((0, 1), key=lambda a: -abs(strides[a]))
         along = np.ascontiguousarray(slab.transpose(labels), dtype=np.float64)
         del slab
         along = _reduce_first(along, w2[k:k_end][:, z0:z1].tocsr())
@@ -208,6 +214,8 @@ def separable_mean(
         with np.errstate(invalid="ignore", divide="ignore"):
             block = np.where(cov > 0, total / np.where(cov > 0, cov, 1), np.nan)
         mean[lo[0] : hi[0], lo[1] : hi[1], k:k_end] = block
-        progress.advance()
-        k = k_end
+
+    # slabs are independent (each writes its own target slices) and numpy's copies and scipy's sparse
+    # products release the GIL: a second thread takes every other slab
+    in_threads(average, slabs)
     return mean, coverage
