@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shutil
+import os
 import subprocess
 import sys
 import warnings
@@ -87,6 +88,36 @@ def test_an_ldm_run_on_nifti_masks_of_the_activity_grid_imports_neither_simpleit
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_the_kernel_method_with_cached_s_values_and_the_fft_path_imports_no_numba(tmp_path):
+    """numba (~0.17 s to import) lives only in the modules of compiled loops (issue 10): the first kernel run
+    computes the S values of its spacing (numba), the second takes them from the disk cache and convolves by
+    FFT without importing it; the dose is the same."""
+    activity = np.zeros((40, 40, 36), np.float32)
+    activity[10:30, 12:28, 8:26] = 1e5
+    nib.save(nib.Nifti1Image(activity, np.diag([4.1, 4.1, 3.9, 1.0])), str(tmp_path / "a.nii.gz"))
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from dosimetry.dose import compute_dose\n"
+        "from dosimetry.dose.convolution import choose_path\n"
+        "from dosimetry.dose.kernels import voxel_s_values\n"
+        "from dosimetry.io.images import read_image\n"
+        f"a = read_image({str(tmp_path / 'a.nii.gz')!r})\n"
+        "density = a.with_array(np.full(a.shape, 1.03, np.float32))\n"
+        "dose = compute_dose(a, density, method='kernel')\n"
+        f"np.save({str(tmp_path / 'dose')!r} + str(len(sys.argv)), dose.array)\n"
+        "print(choose_path(a.shape, voxel_s_values(a.spacing_mm, 1.03)), 'numba' in sys.modules)\n"
+    )
+    env = {**os.environ, "Y90_DOSIMETRY_CACHE": str(tmp_path / "cache")}
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == ["fft", "True"]  # S values computed: numba imported
+    second = subprocess.run([sys.executable, "-c", code, "again"], capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.split() == ["fft", "False"]
+    np.testing.assert_array_equal(np.load(tmp_path / "dose1.npy"), np.load(tmp_path / "dose2.npy"))
 
 
 @pytest.mark.parametrize(

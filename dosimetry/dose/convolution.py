@@ -31,7 +31,6 @@ import hashlib
 import math
 import os
 
-import numba
 import numpy as np
 import scipy.fft
 
@@ -206,36 +205,6 @@ DIRECT_TERMS_PER_CHUNK = 1 << 27
 to Python between slabs of output planes, where Ctrl-C takes effect and progress is reported."""
 
 
-@numba.njit(cache=True, parallel=True)
-def _direct_kernel(volume, kernel, out, i_start, i_stop):
-    """Output planes ``i_start <= i < i_stop`` of the direct convolution (each plane independent)."""
-    n0, n1, n2 = volume.shape
-    k0, k1, k2 = kernel.shape
-    c0, c1, c2 = k0 // 2, k1 // 2, k2 // 2
-    for i in numba.prange(i_start, i_stop):
-        acc = np.zeros((n1, n2))
-        for a in range(k0):
-            ii = i + c0 - a
-            if ii < 0 or ii >= n0:
-                continue
-            for b in range(k1):
-                jlo = max(0, b - c1)
-                jhi = min(n1, n1 + b - c1)
-                for c in range(k2):
-                    w = kernel[a, b, c]
-                    if w == 0.0:
-                        continue
-                    klo = max(0, c - c2)
-                    khi = min(n2, n2 + c - c2)
-                    for j in range(jlo, jhi):
-                        jj = j + c1 - b
-                        for k in range(klo, khi):
-                            acc[j, k] += w * volume[ii, jj, k + c2 - c]
-        for j in range(n1):
-            for k in range(n2):
-                out[i, j, k] = acc[j, k]
-
-
 def direct_convolve(volume, kernel, *, terms_per_chunk: int = DIRECT_TERMS_PER_CHUNK) -> np.ndarray:
     """Linear 3-D convolution by direct summation (numba, parallel), same result as :func:`fft_convolve`.
 
@@ -244,6 +213,8 @@ def direct_convolve(volume, kernel, *, terms_per_chunk: int = DIRECT_TERMS_PER_C
     (Ctrl-C, :func:`dosimetry.progress.advance`) between them; the result is the same for any slab size.
     Returns float32 of the volume's shape.
     """
+    from dosimetry.dose.direct_loop import _direct_kernel  # numba: only for this path
+
     volume, kernel = _validate(volume, kernel)
     out = np.empty(volume.shape, dtype=np.float32)
     x = np.ascontiguousarray(volume, dtype=np.float32)
