@@ -34,10 +34,9 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import binary_dilation, binary_erosion, map_coordinates
-
 from dosimetry.image import Image, nonzero_box
 from dosimetry.occupancy import Occupancy
+from dosimetry.report.sampling import PlaneIndex, dilate_cross, erode_cross, sample_linear
 
 __all__ = [
     "CROP_MARGIN_MM",
@@ -305,14 +304,12 @@ class _Plane:
     v_mm: np.ndarray
     shape: tuple[int, int]
 
-    def coordinates(self, image: Image) -> np.ndarray:
-        """Fractional voxel indices (3, rows, columns) of the points in ``image`` (an affine map: exact)."""
+    def coordinates(self, image: Image) -> PlaneIndex:
+        """Fractional voxel indices of the points in ``image`` (an affine map: exact)."""
         origin = image.world_to_index(self.start)
         du = image.world_to_index(self.start + self.u_mm) - origin
         dv = image.world_to_index(self.start + self.v_mm) - origin
-        j = np.arange(self.shape[0], dtype=np.float64)[:, None]
-        i = np.arange(self.shape[1], dtype=np.float64)[None, :]
-        return np.stack([origin[k] + j * dv[k] + i * du[k] for k in range(3)])
+        return PlaneIndex(origin, dv, du, self.shape)
 
 
 def roi_boxes(result) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
@@ -324,29 +321,19 @@ def roi_boxes(result) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
     }
 
 
-def _sample(image: Image, coords: np.ndarray, *, cval: float) -> np.ndarray:
-    array = image.array if image.array.dtype != bool else image.array.astype(np.float32)
+def _sample(image: Image, grid: PlaneIndex, *, cval: float) -> np.ndarray:
     # no float copy of the whole volume (a clinical CT is large): interpolate from its own dtype
-    return map_coordinates(array, coords, output=np.float32, order=1, mode="constant", cval=cval, prefilter=False)
+    return sample_linear(image.array, grid, cval=cval)
 
 
-def _sample_in_box(weights: np.ndarray, box, coords: np.ndarray) -> np.ndarray:
-    """Linear samples of ``weights`` (zero outside ``box``) at ``coords`` (3, rows, columns): only the points
-    near the box are interpolated, from the box; the others are 0, as they would be from the whole array."""
-    out = np.zeros(coords.shape[1:], np.float32)
+def _sample_in_box(weights: np.ndarray, box, grid: PlaneIndex) -> np.ndarray:
+    """Linear samples of ``weights`` (zero outside ``box``) at the points of ``grid``, from the box plus a
+    margin of one voxel: the same values as from the whole array."""
     if box is None:
-        return out
+        return np.zeros(grid.shape, np.float32)
     lo = np.maximum(box[0] - 1, 0)
     hi = np.minimum(box[1] + 1, np.asarray(weights.shape))
-    near = np.ones(coords.shape[1:], bool)
-    for k in range(3):
-        near &= (coords[k] >= lo[k] - 1) & (coords[k] <= hi[k])
-    if near.any():
-        sub = weights[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-        out[near] = map_coordinates(
-            sub, coords[:, near] - lo[:, None], output=np.float32, order=1, mode="constant", cval=0.0, prefilter=False
-        )
-    return out
+    return sample_linear(weights[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], grid, cval=0.0, offset=lo)
 
 
 _PLANES = {
@@ -393,7 +380,7 @@ def _composite(ct: np.ndarray | None, dose_gy: np.ndarray, scale: ColourScale = 
 
 
 def _edge(mask: np.ndarray, width: int) -> np.ndarray:
-    return mask & ~binary_erosion(mask, iterations=width, border_value=0)
+    return mask & ~erode_cross(mask, width)
 
 
 def _outline_masks(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -411,7 +398,7 @@ def _outline_masks(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray
     sub = mask[window]
     halo = np.zeros(mask.shape, bool)
     edge = np.zeros(mask.shape, bool)
-    halo[window] = binary_dilation(sub, iterations=1) & ~binary_erosion(sub, iterations=width + 1, border_value=0)
+    halo[window] = dilate_cross(sub) & ~erode_cross(sub, width + 1)
     edge[window] = _edge(sub, width)
     return halo, edge
 
