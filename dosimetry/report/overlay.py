@@ -371,16 +371,28 @@ def _composite(ct: np.ndarray | None, dose_gy: np.ndarray, scale: ColourScale = 
         grey = np.zeros(dose_gy.shape, np.float32)
     else:
         grey = np.clip((ct - CT_WINDOW_HU[0]) / (CT_WINDOW_HU[1] - CT_WINDOW_HU[0]), 0.0, 1.0) * 255.0
-    rgb = np.repeat(grey[..., None], 3, axis=2)
     band = scale.band_index(dose_gy)  # 0: not coloured
     coloured = band > 0
-    lut = scale.lut()
-    rgb[coloured] = (1.0 - _WASH_ALPHA) * rgb[coloured] + _WASH_ALPHA * lut[band[coloured] - 1]
+    wash = np.vstack([np.zeros((1, 3), np.float32), _WASH_ALPHA * scale.lut()])  # by band, 0 first
+    kept = (1.0 - _WASH_ALPHA) * grey
+    rgb = np.empty((*grey.shape, 3), np.float32)
+    for c in range(3):  # whole-plane arithmetic per channel: faster than gathering the coloured pixels
+        rgb[..., c] = np.where(coloured, kept + wash[band, c], grey)
     return rgb
 
 
 def _edge(mask: np.ndarray, width: int) -> np.ndarray:
     return mask & ~erode_cross(mask, width)
+
+
+def _window(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """The box of a mask's set pixels plus ``pad`` pixels (within the mask). Erosion and dilation by at most
+    ``pad - 1`` pixels give the same pixels on it as on the whole mask (everything outside is unset)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (
+        slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, mask.shape[0])),
+        slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, mask.shape[1])),
+    )
 
 
 def _outline_masks(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -389,12 +401,7 @@ def _outline_masks(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray
         empty = np.zeros(mask.shape, bool)
         return empty, empty
     # morphology on the mask's box plus a margin only: outside it everything is 0, so the result is the same
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    pad = width + 2
-    window = (
-        slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, mask.shape[0])),
-        slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, mask.shape[1])),
-    )
+    window = _window(mask, width + 2)
     sub = mask[window]
     halo = np.zeros(mask.shape, bool)
     edge = np.zeros(mask.shape, bool)
@@ -407,12 +414,14 @@ def _draw_isodose(rgb: np.ndarray, dose_gy: np.ndarray, level: float, style) -> 
     mask = dose_gy >= level
     if not mask.any() or mask.all():
         return
-    edge = _edge(mask, 1)
+    window = _window(mask, 2)
+    edge = _edge(mask[window], 1)
     colour, on, off = style
-    if off:
-        i, j = np.indices(mask.shape)
+    if off:  # dashes along the diagonals of the whole plane
+        i = np.arange(window[0].start, window[0].stop)[:, None]
+        j = np.arange(window[1].start, window[1].stop)[None, :]
         edge &= ((i + j) % (on + off)) < on
-    rgb[edge] = _rgb(colour)
+    rgb[window][edge] = _rgb(colour)
 
 
 @functools.lru_cache(maxsize=8)
