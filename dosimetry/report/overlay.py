@@ -1,8 +1,9 @@
 """Dose over the CT as PNG from numpy arrays and Pillow: banded colour wash, isodose lines, ROI outlines.
 
-No matplotlib: each plane is sampled through the images' own geometry ,
-composited in numpy through a lookup table, and encoded by Pillow, so the report's images cost tens of
-milliseconds instead of a matplotlib figure per image. Legends and the colour bar are HTML
+No matplotlib: each plane is sampled through the images' own geometry
+(:mod:`dosimetry.report.sampling`: separable linear interpolation, no scipy.ndimage import on axis-aligned
+images), composited in numpy through a lookup table, and encoded by Pillow, so the report's images cost tens
+of milliseconds instead of a matplotlib figure per image. Legends and the colour bar are HTML
 (:func:`dose_scale_html`, :func:`outline_legend_html`), crisp in print.
 
 Choices (issue 15)
@@ -34,6 +35,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+
 from dosimetry.image import Image, nonzero_box
 from dosimetry.occupancy import Occupancy
 from dosimetry.report.sampling import PlaneIndex, dilate_cross, erode_cross, sample_linear

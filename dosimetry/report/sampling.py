@@ -90,7 +90,7 @@ def sample_linear(array: np.ndarray, grid: PlaneIndex, *, cval: float, offset=No
 
 
 def _neighbours(x: np.ndarray, n: int) -> tuple[slice, np.ndarray, np.ndarray, np.ndarray]:
-    """For indices ``x`` (monotonic) on an axis of length n: the slice of them inside ``[0, n - 1]``, and
+    """For indices ``x`` (linear in the row or column, hence monotonic) on an axis of length n: the slice of them inside ``[0, n - 1]``, and
     for those the lower and upper neighbour and the weight of the upper one."""
     inside = np.flatnonzero((x >= 0) & (x <= n - 1))
     if inside.size == 0:
