@@ -108,9 +108,13 @@ def _sample_separable(array: np.ndarray, axes, shape: tuple[int, int], cval: flo
     kinds = [kind for kind, _ in axes]
     c, r, q = kinds.index(_CONSTANT), kinds.index(_ROWS), kinds.index(_COLUMNS)
     _, c_lo, c_hi, c_t = _neighbours(axes[c][1], array.shape[c])
+    if c_lo.size == 0:  # the plane misses the array (often: an ROI's box)
+        return out
     rows, r_lo, r_hi, r_t = _neighbours(axes[r][1], array.shape[r])
+    if r_lo.size == 0:
+        return out
     cols, q_lo, q_hi, q_t = _neighbours(axes[q][1], array.shape[q])
-    if c_lo.size == 0 or r_lo.size == 0 or q_lo.size == 0:
+    if q_lo.size == 0:
         return out
     # the source block the points need, two slices along the constant axis, as float64 (rows, columns)
     r0, r1 = int(r_lo.min()), int(r_hi.max()) + 1
