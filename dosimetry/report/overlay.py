@@ -1,8 +1,9 @@
 """Dose over the CT as PNG from numpy arrays and Pillow: banded colour wash, isodose lines, ROI outlines.
 
-No matplotlib: each plane is sampled through the images' own geometry ,
-composited in numpy through a lookup table, and encoded by Pillow, so the report's images cost tens of
-milliseconds instead of a matplotlib figure per image. Legends and the colour bar are HTML
+No matplotlib: each plane is sampled through the images' own geometry
+(:mod:`dosimetry.report.sampling`: separable linear interpolation, no scipy.ndimage import on axis-aligned
+images), composited in numpy through a lookup table, and encoded by Pillow, so the report's images cost tens
+of milliseconds instead of a matplotlib figure per image. Legends and the colour bar are HTML
 (:func:`dose_scale_html`, :func:`outline_legend_html`), crisp in print.
 
 Choices (issue 15)
@@ -34,10 +35,10 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import binary_dilation, binary_erosion, map_coordinates
 
 from dosimetry.image import Image, nonzero_box
 from dosimetry.occupancy import Occupancy
+from dosimetry.report.sampling import PlaneIndex, dilate_cross, erode_cross, sample_linear
 
 __all__ = [
     "CROP_MARGIN_MM",
@@ -305,14 +306,12 @@ class _Plane:
     v_mm: np.ndarray
     shape: tuple[int, int]
 
-    def coordinates(self, image: Image) -> np.ndarray:
-        """Fractional voxel indices (3, rows, columns) of the points in ``image`` (an affine map: exact)."""
+    def coordinates(self, image: Image) -> PlaneIndex:
+        """Fractional voxel indices of the points in ``image`` (an affine map: exact)."""
         origin = image.world_to_index(self.start)
         du = image.world_to_index(self.start + self.u_mm) - origin
         dv = image.world_to_index(self.start + self.v_mm) - origin
-        j = np.arange(self.shape[0], dtype=np.float64)[:, None]
-        i = np.arange(self.shape[1], dtype=np.float64)[None, :]
-        return np.stack([origin[k] + j * dv[k] + i * du[k] for k in range(3)])
+        return PlaneIndex(origin, dv, du, self.shape)
 
 
 def roi_boxes(result) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
@@ -324,29 +323,19 @@ def roi_boxes(result) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
     }
 
 
-def _sample(image: Image, coords: np.ndarray, *, cval: float) -> np.ndarray:
-    array = image.array if image.array.dtype != bool else image.array.astype(np.float32)
+def _sample(image: Image, grid: PlaneIndex, *, cval: float) -> np.ndarray:
     # no float copy of the whole volume (a clinical CT is large): interpolate from its own dtype
-    return map_coordinates(array, coords, output=np.float32, order=1, mode="constant", cval=cval, prefilter=False)
+    return sample_linear(image.array, grid, cval=cval)
 
 
-def _sample_in_box(weights: np.ndarray, box, coords: np.ndarray) -> np.ndarray:
-    """Linear samples of ``weights`` (zero outside ``box``) at ``coords`` (3, rows, columns): only the points
-    near the box are interpolated, from the box; the others are 0, as they would be from the whole array."""
-    out = np.zeros(coords.shape[1:], np.float32)
+def _sample_in_box(weights: np.ndarray, box, grid: PlaneIndex) -> np.ndarray:
+    """Linear samples of ``weights`` (zero outside ``box``) at the points of ``grid``, from the box plus a
+    margin of one voxel: the same values as from the whole array."""
     if box is None:
-        return out
+        return np.zeros(grid.shape, np.float32)
     lo = np.maximum(box[0] - 1, 0)
     hi = np.minimum(box[1] + 1, np.asarray(weights.shape))
-    near = np.ones(coords.shape[1:], bool)
-    for k in range(3):
-        near &= (coords[k] >= lo[k] - 1) & (coords[k] <= hi[k])
-    if near.any():
-        sub = weights[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-        out[near] = map_coordinates(
-            sub, coords[:, near] - lo[:, None], output=np.float32, order=1, mode="constant", cval=0.0, prefilter=False
-        )
-    return out
+    return sample_linear(weights[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], grid, cval=0.0, offset=lo)
 
 
 _PLANES = {
@@ -384,16 +373,28 @@ def _composite(ct: np.ndarray | None, dose_gy: np.ndarray, scale: ColourScale = 
         grey = np.zeros(dose_gy.shape, np.float32)
     else:
         grey = np.clip((ct - CT_WINDOW_HU[0]) / (CT_WINDOW_HU[1] - CT_WINDOW_HU[0]), 0.0, 1.0) * 255.0
-    rgb = np.repeat(grey[..., None], 3, axis=2)
     band = scale.band_index(dose_gy)  # 0: not coloured
     coloured = band > 0
-    lut = scale.lut()
-    rgb[coloured] = (1.0 - _WASH_ALPHA) * rgb[coloured] + _WASH_ALPHA * lut[band[coloured] - 1]
+    wash = np.vstack([np.zeros((1, 3), np.float32), _WASH_ALPHA * scale.lut()])  # by band, 0 first
+    kept = (1.0 - _WASH_ALPHA) * grey
+    rgb = np.empty((*grey.shape, 3), np.float32)
+    for c in range(3):  # whole-plane arithmetic per channel: faster than gathering the coloured pixels
+        rgb[..., c] = np.where(coloured, kept + wash[band, c], grey)
     return rgb
 
 
 def _edge(mask: np.ndarray, width: int) -> np.ndarray:
-    return mask & ~binary_erosion(mask, iterations=width, border_value=0)
+    return mask & ~erode_cross(mask, width)
+
+
+def _window(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """The box of a mask's set pixels plus ``pad`` pixels (within the mask). Erosion and dilation by at most
+    ``pad - 1`` pixels give the same pixels on it as on the whole mask (everything outside is unset)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (
+        slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, mask.shape[0])),
+        slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, mask.shape[1])),
+    )
 
 
 def _outline_masks(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -402,16 +403,11 @@ def _outline_masks(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray
         empty = np.zeros(mask.shape, bool)
         return empty, empty
     # morphology on the mask's box plus a margin only: outside it everything is 0, so the result is the same
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    pad = width + 2
-    window = (
-        slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, mask.shape[0])),
-        slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, mask.shape[1])),
-    )
+    window = _window(mask, width + 2)
     sub = mask[window]
     halo = np.zeros(mask.shape, bool)
     edge = np.zeros(mask.shape, bool)
-    halo[window] = binary_dilation(sub, iterations=1) & ~binary_erosion(sub, iterations=width + 1, border_value=0)
+    halo[window] = dilate_cross(sub) & ~erode_cross(sub, width + 1)
     edge[window] = _edge(sub, width)
     return halo, edge
 
@@ -420,12 +416,14 @@ def _draw_isodose(rgb: np.ndarray, dose_gy: np.ndarray, level: float, style) -> 
     mask = dose_gy >= level
     if not mask.any() or mask.all():
         return
-    edge = _edge(mask, 1)
+    window = _window(mask, 2)
+    edge = _edge(mask[window], 1)
     colour, on, off = style
-    if off:
-        i, j = np.indices(mask.shape)
+    if off:  # dashes along the diagonals of the whole plane
+        i = np.arange(window[0].start, window[0].stop)[:, None]
+        j = np.arange(window[1].start, window[1].stop)[None, :]
         edge &= ((i + j) % (on + off)) < on
-    rgb[edge] = _rgb(colour)
+    rgb[window][edge] = _rgb(colour)
 
 
 @functools.lru_cache(maxsize=8)
