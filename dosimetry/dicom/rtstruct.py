@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from scipy import ndimage
 
 from dosimetry.errors import GeometryError, InputFileError, RoiError
 from dosimetry.image import Image
@@ -434,6 +433,8 @@ def rasterize_contours(
     inside = planes.contains(target.index_to_world(centres)).reshape(grid.shape[:3])
     occupancy = inside.astype(np.float32)
     if supersample > 1:
+        from scipy import ndimage  # (here: the other inputs' runs need not import it; ~0.09 s)
+
         structure = np.ones((3, 3, 3), dtype=bool)
         surface = ndimage.binary_dilation(inside, structure) & ~ndimage.binary_erosion(
             inside, structure, border_value=0
