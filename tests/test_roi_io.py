@@ -102,3 +102,52 @@ def test_not_a_segmentation(tmp_path):
         read_slicer_segmentation(tmp_path / "plain.nrrd")
     with pytest.raises(InputFileError, match="no such file"):
         read_slicer_segmentation(tmp_path / "absent.seg.nrrd")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"encoding": "gzip"},  # what 3D Slicer writes: decompressed by ISA-L in one call
+        {"encoding": "raw"},
+        {"encoding": "bzip2"},
+        {"encoding": "gzip", "detached_header": True},  # data in its own file: pynrrd reads it
+    ],
+    ids=["gzip", "raw", "bzip2", "detached"],
+)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32])
+def test_read_nrrd_gives_pynrrds_array_and_header(tmp_path, options, dtype):
+    from dosimetry.io.roi_files import read_nrrd
+
+    rng = np.random.default_rng(3)
+    data = (rng.random((2, 7, 5, 6)) * 100).astype(dtype)
+    header = {"kinds": ["list", "domain", "domain", "domain"], "space": "left-posterior-superior"}
+    encoding = dict(options)
+    detached = encoding.pop("detached_header", False)
+    path = tmp_path / ("x.nhdr" if detached else "x.nrrd")
+    nrrd.write(str(path), data, {**header, **encoding}, index_order="F", detached_header=detached)
+    expected, expected_header = nrrd.read(str(path), index_order="F")
+    got, got_header = read_nrrd(path)
+    assert got.dtype == expected.dtype and got.shape == expected.shape == data.shape
+    np.testing.assert_array_equal(got, data)
+    assert str(got_header) == str(expected_header)
+
+
+def test_truncated_gzip_segmentation_is_one_clear_error(tmp_path):
+    labels = np.zeros((6, 6, 4), np.uint8)
+    labels[1:4, 1:4, 1:3] = 1
+    header = {
+        "Segment0_Name": "liver",
+        "Segment0_LabelValue": 1,
+        "Segment0_Layer": 0,
+        "space": "left-posterior-superior",
+    }
+    header["space directions"] = np.eye(3) * 2.0
+    header["space origin"] = np.zeros(3)
+    path = tmp_path / "rois.seg.nrrd"
+    nrrd.write(str(path), labels, {**header, "encoding": "gzip"}, index_order="F")
+    rois, _ = read_slicer_segmentation(path)
+    assert [r.name for r in rois] == ["liver"] and rois[0].mask.array.sum() == 18
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) - 12])  # the gzip trailer and part of the stream cut off
+    with pytest.raises(InputFileError, match=r"rois\.seg\.nrrd: cannot read as NRRD"):
+        read_slicer_segmentation(path)

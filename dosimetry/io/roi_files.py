@@ -116,6 +116,33 @@ def slicer_segment_names(path: str | os.PathLike) -> list[str]:
     return [str(header.get(f"Segment{n}_Name", f"Segment_{n}")) for n in _segment_numbers(header)]
 
 
+_DETACHED_OR_SKIPPED = ("datafile", "data file", "lineskip", "line skip", "byteskip", "byte skip")
+
+
+def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """The array (index order F: x fastest, as ``nrrd.read(path, index_order="F")``) and header of a NRRD file.
+
+    pynrrd parses the header and lays out the array. Gzip-encoded data in the file itself (what 3D Slicer
+    writes) is decompressed by ISA-L in one call: pynrrd's own reading appends zlib's output chunk by chunk to a
+    growing buffer, which on a 512 x 512 x 112 two-layer segmentation (56 MiB) takes twice as long (0.18 vs
+    0.07 s). Detached data files, line or byte skips and other encodings are read by pynrrd as they are.
+    """
+    import io
+
+    import nrrd
+
+    with open(path, "rb") as fh:
+        header = nrrd.read_header(fh)
+        if str(header.get("encoding", "")).lower() not in ("gzip", "gz") or any(
+            k in header for k in _DETACHED_OR_SKIPPED
+        ):
+            return nrrd.read_data(header, fh, str(path), index_order="F"), header
+        from isal import isal_zlib
+
+        raw = isal_zlib.decompress(fh.read(), isal_zlib.MAX_WBITS | 16)  # one gzip member, as pynrrd reads
+    return nrrd.read_data({**header, "encoding": "raw"}, io.BytesIO(raw), str(path), index_order="F"), header
+
+
 def read_slicer_segmentation(
     path: str | os.PathLike, *, role_overrides: dict[str, str] | None = None, warn_unknown: bool = True
 ) -> tuple[list[Roi], list[str]]:
@@ -138,13 +165,11 @@ def read_slicer_segmentation(
     ----------
     3D Slicer segmentation file format: https://slicer.readthedocs.io/en/latest/developer_guide/modules/segmentations.html
     """
-    import nrrd  # pynrrd; imported here so that plain runs do not pay for it
-
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file; check the path")
     try:
-        data, header = nrrd.read(str(path), index_order="F")
+        data, header = read_nrrd(path)
     except Exception as err:
         raise InputFileError(f"{path}: cannot read as NRRD ({type(err).__name__}: {err})") from err
     kinds = [str(k).lower() for k in header.get("kinds", ["domain"] * data.ndim)]
