@@ -16,14 +16,12 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import pydicom
 
-from dosimetry.errors import InputFileError
 from dosimetry.image import Image
 from dosimetry.dicom import slices
+from dosimetry.dicom.reading import read_series
 
 AIR_HU: float = -1024.0
 """Fill value (HU) for voxels outside a resampled tilted CT."""
@@ -38,7 +36,7 @@ class CtVolume:
     provenance: dict = field(default_factory=dict)
 
 
-def load_ct(files, *, tilt: str = "resample", label: str = "CT series") -> CtVolume:
+def load_ct(files, *, tilt: str = "resample", label: str = "CT series", headers: tuple = ()) -> CtVolume:
     """Read a CT series as HU (int16 when the rescale gives integers in its range, as it usually does; else
     float32).
 
@@ -50,6 +48,9 @@ def load_ct(files, *, tilt: str = "resample", label: str = "CT series") -> CtVol
         Handling of gantry tilt (sheared stacks).
     label : str
         Series label for messages.
+    headers : tuple of Header, optional
+        The files' headers as the inventory read them (:mod:`dosimetry.dicom.reading`): completed, not read
+        again.
 
     Raises
     ------
@@ -58,12 +59,7 @@ def load_ct(files, *, tilt: str = "resample", label: str = "CT series") -> CtVol
     GeometryError
         Irregular stacks, or tilt with ``tilt='refuse'``.
     """
-    datasets = []
-    for path in files:
-        try:
-            datasets.append((Path(path).name, pydicom.dcmread(path)))
-        except Exception as err:
-            raise InputFileError(f"{path}: cannot read as DICOM ({type(err).__name__}: {err})") from err
+    datasets = read_series(files, headers)
     first = datasets[0][1]
     if "PerFrameFunctionalGroupsSequence" in first:
         frames = [fr for name, ds in datasets for fr in slices.frames_from_enhanced(name, ds)]

@@ -26,6 +26,7 @@ from pydicom.errors import InvalidDicomError
 
 from dosimetry.quantify.emission import UNKNOWN, Y90, decide, evidence_from_header
 from dosimetry.errors import InputFileError, OptionsError
+from dosimetry.dicom.reading import read_header
 from dosimetry.dicom.slices import functional_group, with_converted_attributes
 
 
@@ -100,6 +101,9 @@ class SeriesRecord:
     scatter_corrected: bool | None = None
     study_date: str = ""
     """The Study Date as ``YYYY-MM-DD`` ('' when absent or not a date)."""
+    headers: tuple = field(default=(), repr=False, compare=False)
+    """The files' :class:`~dosimetry.dicom.reading.Header` records (pixel data deferred) when the inventory
+    kept them (``keep_headers``), for the loaders; else empty."""
 
     @property
     def enhanced(self) -> bool:
@@ -119,8 +123,12 @@ def _iter_files(folder: Path):
             yield Path(root) / name
 
 
-def _read_header(path: Path):
+def _read_header(path: Path, keep: bool):
+    """The header of ``path`` (None: not DICOM or unreadable); with ``keep``, a :class:`~.reading.Header` of it
+    with the pixel data deferred, for the loader to complete."""
     try:
+        if keep:
+            return read_header(path)
         return pydicom.dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -168,8 +176,12 @@ def _nuclide(ds) -> tuple[str | None, float | None]:
     return decision.header_nuclide or UNKNOWN, half_life_s
 
 
-def inventory(folder: str | os.PathLike) -> list[SeriesRecord]:
+def inventory(folder: str | os.PathLike, *, keep_headers: bool = False) -> list[SeriesRecord]:
     """Every DICOM series under ``folder`` (recursively), sorted by study, kind and date.
+
+    With ``keep_headers``, each record keeps the headers it was made from (:attr:`SeriesRecord.headers`, pixel
+    data deferred: :mod:`dosimetry.dicom.reading`), so that loading the series reads each file once; only for
+    a study about to be loaded (a folder of many studies would keep every header).
 
     Raises
     ------
@@ -181,24 +193,28 @@ def inventory(folder: str | os.PathLike) -> list[SeriesRecord]:
         raise InputFileError(f"{folder}: not a directory; give the folder that holds the DICOM files")
     groups: dict[str, list] = defaultdict(list)
     for path in _iter_files(folder):
-        ds = _read_header(path)
-        if ds is None:
+        header = _read_header(path, keep_headers)
+        if header is None:
             continue
+        ds = header.dataset if keep_headers else header
         meta_class = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
         if meta_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
             continue
         if not ds.get("SeriesInstanceUID") or not ds.get("SOPClassUID"):
             continue
-        groups[str(ds.SeriesInstanceUID)].append((path, ds))
+        groups[str(ds.SeriesInstanceUID)].append((path, ds, header if keep_headers else None))
     if not groups:
         raise InputFileError(f"{folder}: no DICOM image or structure file found; check the folder")
-    records = [_record(series_uid, items) for series_uid, items in groups.items()]
+    records = [
+        _record(series_uid, [(path, ds) for path, ds, _ in items], tuple(h for _, _, h in items if h is not None))
+        for series_uid, items in groups.items()
+    ]
     order = {kind: n for n, kind in enumerate(Kind)}
     records.sort(key=lambda r: (r.study_uid, order[r.kind], r.date, r.series_uid))
     return records
 
 
-def _record(series_uid: str, items: list) -> SeriesRecord:
+def _record(series_uid: str, items: list, headers: tuple = ()) -> SeriesRecord:
     ds = items[0][1]
     sop = str(ds.SOPClassUID)
     kind = SOP_CLASS_KINDS.get(sop, Kind.OTHER)
@@ -251,6 +267,7 @@ def _record(series_uid: str, items: list) -> SeriesRecord:
         units=units,
         attenuation_corrected=attenuation,
         scatter_corrected=("SCAT" in corrected) if corrected else None,
+        headers=headers,
     )
 
 

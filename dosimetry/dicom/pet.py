@@ -44,16 +44,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
-import pydicom
 
 from dosimetry.quantify.checks import check_emission_values
 from dosimetry.constants import Y90_HALF_LIFE_S
 from dosimetry.errors import InputFileError, UnitsError
 from dosimetry.image import Image
 from dosimetry.dicom import slices
+from dosimetry.dicom.reading import read_series
 from dosimetry.dicom.resolution import post_filter_fwhm_mm
 from dosimetry.dicom.timing import (
     TimeSource,
@@ -97,16 +96,6 @@ def _text_value(value) -> str | None:
     if value is None:
         return None
     return "\\".join(str(v) for v in value) if not isinstance(value, str) else str(value)
-
-
-def _read_all(files, label: str) -> list[tuple[str, pydicom.Dataset]]:
-    out = []
-    for path in files:
-        try:
-            out.append((Path(path).name, pydicom.dcmread(path)))
-        except Exception as err:
-            raise InputFileError(f"{path}: cannot read as DICOM ({type(err).__name__}: {err}); {label}") from err
-    return out
 
 
 def check_administered_activity(value, warnings: list[str]) -> float | None:
@@ -256,7 +245,7 @@ def _frame_times(entries, enhanced: bool):
     return out
 
 
-def load_pet(files, *, calibration: str = "absolute", label: str = "PET series") -> EmissionVolume:
+def load_pet(files, *, calibration: str = "absolute", label: str = "PET series", headers: tuple = ()) -> EmissionVolume:
     """Read a PET series as activity concentration true at its acquisition start.
 
     Parameters
@@ -268,6 +257,9 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
         'counts', a relative scale to be normalised by the pipeline).
     label : str
         Series label (UID and description) used in messages.
+    headers : tuple of Header, optional
+        The files' headers as the inventory read them (:mod:`dosimetry.dicom.reading`): completed, not read
+        again.
 
     Returns
     -------
@@ -284,7 +276,7 @@ def load_pet(files, *, calibration: str = "absolute", label: str = "PET series")
     if calibration not in ("absolute", "relative"):
         raise UnitsError(f"calibration must be 'absolute' or 'relative', got {calibration!r}")
     warnings: list[str] = []
-    datasets = _read_all(files, label)
+    datasets = read_series(files, headers, label=label)
     first = datasets[0][1]
     enhanced = "PerFrameFunctionalGroupsSequence" in first
     if enhanced:

@@ -79,6 +79,14 @@ class StudyInputs:
     are read; its warnings are in :attr:`warnings`."""
 
 
+def _release_pixel_data(record) -> None:
+    """Drop the pixel data a loader read into the kept headers of ``record`` (the volume holds the values now)."""
+    for header in record.headers:
+        for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+            if keyword in header.dataset:
+                del header.dataset[keyword]
+
+
 def _parse_implant_time(value) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -138,8 +146,11 @@ def load_study(
     if calibration not in ("absolute", "relative"):
         raise OptionsError(f"calibration must be 'absolute' or 'relative', got {calibration!r}")
     user_implant = _parse_implant_time(implant_time)
-    records = inventory(folder)
+    # the headers kept: the loaders complete them instead of reading every file again (dicom/reading.py)
+    records = inventory(folder, keep_headers=True)
     selection = select_series(records, series_uids=series_uid or ())
+    n_series = len(records)
+    del records  # (the selected series' records hold their headers until loaded)
     warnings: list[str] = list(selection.notes)
     em_rec = selection.emission
     series_label = f"{'SPECT' if em_rec.modality == 'NM' else 'PET'} series {em_rec.series_uid}"
@@ -168,7 +179,10 @@ def load_study(
     else:
         if calibration_factor_cps_per_mbq is not None:
             warnings.append("a SPECT calibration factor was given for a PET series and was not used")
-        emission = load_pet(em_rec.files, calibration=calibration, label=f"PET series {em_rec.series_uid}")
+        emission = load_pet(
+            em_rec.files, calibration=calibration, label=f"PET series {em_rec.series_uid}", headers=em_rec.headers
+        )
+        _release_pixel_data(em_rec)
     warnings += emission.warnings
     time_notes = emission_time_notes(em_rec.files[0], label=f"emission series {em_rec.series_uid}")
     if (
@@ -235,7 +249,8 @@ def load_study(
     ct_image = None
     ct_prov = None
     if selection.ct is not None:
-        ct = load_ct(selection.ct.files, label=f"CT series {selection.ct.series_uid}")
+        ct = load_ct(selection.ct.files, label=f"CT series {selection.ct.series_uid}", headers=selection.ct.headers)
+        _release_pixel_data(selection.ct)
         ct_image = ct.image
         ct_prov = ct.provenance
         warnings += ct.warnings
@@ -269,7 +284,7 @@ def load_study(
             )
 
     provenance = {
-        "folder_series": len(records),
+        "folder_series": n_series,
         "selection_notes": list(selection.notes),
         "emission": {
             **emission.provenance,
