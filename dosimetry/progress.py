@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from contextvars import ContextVar
 from typing import Iterator, Protocol
@@ -85,12 +86,36 @@ def stage(name: str, timings_s: dict | None = None, *, total: int | None = None)
             reporter.finish(name, seconds)
 
 
+_INTERRUPTS: list[type[BaseException]] = []
+"""The interruption a signal handler raised (:func:`note_interrupt`), until the command line has handled it."""
+
+
+def note_interrupt(kind: type[BaseException]) -> None:
+    """A signal handler is about to raise ``kind`` (KeyboardInterrupt or a subclass) in the main thread.
+
+    Python raises it wherever the main thread happens to be, and code that swallows every exception there
+    (a library's fallback around a callback, a finaliser) would lose it: the run would go on as if no Ctrl-C
+    had come. :func:`advance`, which long loops call between chunks, raises it again in the main thread until
+    :func:`clear_interrupt`.
+    """
+    _INTERRUPTS[:] = [kind]
+
+
+def clear_interrupt() -> None:
+    """The interruption has been handled (the command line returns its exit code)."""
+    _INTERRUPTS.clear()
+
+
 def advance(steps: int = 1) -> None:
-    """``steps`` more steps of the innermost running stage are done (a no-op outside any stage)."""
+    """``steps`` more steps of the innermost running stage are done (a no-op outside any stage).
+
+    In the main thread, an interruption noted by :func:`note_interrupt` is raised (again) here."""
+    if _INTERRUPTS and threading.current_thread() is threading.main_thread():
+        raise _INTERRUPTS[0]()
     reporter = _REPORTER.get()
     stages = _STAGES.get()
     if reporter is not None and stages:
         reporter.advance(stages[-1], steps)
 
 
-__all__ = ["Reporter", "advance", "reporting", "stage"]
+__all__ = ["Reporter", "advance", "clear_interrupt", "note_interrupt", "reporting", "stage"]

@@ -24,7 +24,7 @@ from dosimetry.io.images import write_nifti
 CHILD = "import sys; from dosimetry.cli import main; sys.exit(main())"
 
 
-def _slow_kernel_range_case(folder, n=24, spacing_mm=2.0):
+def _slow_kernel_range_case(folder, n=36, spacing_mm=2.0):
     """Activity, CT and liver mask whose kernel-range ray tracing lasts long (every voxel a source,
     lung beside liver, CT noise: every source is ray-traced and most pairs get the sub-voxel correction)."""
     rng = np.random.default_rng(0)

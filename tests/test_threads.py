@@ -128,3 +128,36 @@ def test_two_threads_give_the_same_density_and_dose_as_one(monkeypatch):
     assert np.isfinite(one[0]).sum() > 10_000
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
+
+
+def test_an_interrupt_swallowed_where_it_landed_is_raised_again_between_chunks():
+    """The command line's signal handler raises KeyboardInterrupt wherever the main thread is; if code there
+    swallows it (a library's catch-all), the next progress.advance() of a long loop raises it again (only in
+    the main thread), until the command line has handled it."""
+    import signal
+
+    from dosimetry import cli
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for signum, kind in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, cli.Terminated)):
+            try:
+                cli._on_signal(signum, None)
+            except BaseException:  # noqa: BLE001 - swallowed, as a careless library would
+                pass
+            raised = []
+            worker = threading.Thread(target=lambda: raised.append(progress.advance()))
+            worker.start()
+            worker.join()
+            assert raised == [None]  # other threads are not interrupted this way
+            with pytest.raises(kind) as caught:
+                progress.advance()
+            assert type(caught.value) is kind
+            with pytest.raises(kind):  # again, until handled
+                progress.advance()
+            progress.clear_interrupt()
+            progress.advance()
+    finally:
+        progress.clear_interrupt()
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)

@@ -20,6 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
+from dosimetry import progress
 from dosimetry.errors import INTERRUPTED_EXIT_CODE, TERMINATED_EXIT_CODE, DosimetryError, OptionsError
 from dosimetry.option_ranges import OptionValueError
 from dosimetry.option_names import command_line_vocabulary
@@ -43,9 +44,9 @@ def _on_signal(signum, frame):
     # one signal ends the command; a second one must not interrupt the clean-up of the first
     for other in (signal.SIGINT, signal.SIGTERM):
         signal.signal(other, signal.SIG_IGN)
-    if signum == signal.SIGTERM:
-        raise Terminated()
-    raise KeyboardInterrupt()
+    kind = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    progress.note_interrupt(kind)  # raised again between chunks if something swallows this one
+    raise kind()
 
 
 def _install_signal_handlers() -> dict | None:
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     console = argv is None
     state: dict = {"console": console}
     previous = None
+    progress.clear_interrupt()
     try:
         try:
             previous = _install_signal_handlers()
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                     # done: in the console a late signal must not turn a finished command into a traceback
                     signal.signal(signum, signal.SIG_IGN if console else handler)
     except KeyboardInterrupt as exc:
+        progress.clear_interrupt()
         code = _interrupted(state, terminated=isinstance(exc, Terminated))
         if console:
             _exit_now(code)
