@@ -123,14 +123,23 @@ def _iter_files(folder: Path):
             yield Path(root) / name
 
 
+_HEADER_ERRORS = (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError)
+
+
 def _read_header(path: Path, keep: bool):
-    """The header of ``path`` (None: not DICOM or unreadable); with ``keep``, a :class:`~.reading.Header` of it
-    with the pixel data deferred, for the loader to complete."""
+    """``(dataset, Header or None)`` of ``path``, or None when it is not DICOM or unreadable. With ``keep``, the
+    :class:`~.reading.Header` (pixel data deferred) for the loader to complete; a file whose whole dataset
+    cannot be parsed that way is still listed from its header up to the pixel data (the loader then reports
+    it), as without ``keep``."""
+    if keep:
+        try:
+            header = read_header(path)
+            return header.dataset, header
+        except _HEADER_ERRORS:
+            pass
     try:
-        if keep:
-            return read_header(path)
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+        return pydicom.dcmread(path, stop_before_pixels=True), None
+    except _HEADER_ERRORS:
         return None
 
 
@@ -193,16 +202,16 @@ def inventory(folder: str | os.PathLike, *, keep_headers: bool = False) -> list[
         raise InputFileError(f"{folder}: not a directory; give the folder that holds the DICOM files")
     groups: dict[str, list] = defaultdict(list)
     for path in _iter_files(folder):
-        header = _read_header(path, keep_headers)
-        if header is None:
+        read = _read_header(path, keep_headers)
+        if read is None:
             continue
-        ds = header.dataset if keep_headers else header
+        ds, header = read
         meta_class = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
         if meta_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
             continue
         if not ds.get("SeriesInstanceUID") or not ds.get("SOPClassUID"):
             continue
-        groups[str(ds.SeriesInstanceUID)].append((path, ds, header if keep_headers else None))
+        groups[str(ds.SeriesInstanceUID)].append((path, ds, header))
     if not groups:
         raise InputFileError(f"{folder}: no DICOM image or structure file found; check the folder")
     records = [
